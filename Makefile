@@ -1,0 +1,35 @@
+# convlab: `make run` and `make test` work on a fresh clone with nothing else installed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: install run test bench lint clean
+
+install: $(STAMP)
+
+# Re-installs only when pyproject.toml changes; the package itself is editable.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $(STAMP)
+
+# A first experiment, offline, on the built-in shapes dataset.
+run: install
+	$(BIN)/convlab conv --config configs/shapes.toml $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(ARGS)
+
+bench: install
+	$(BIN)/python bench/bench.py $(ARGS)
+
+lint: install
+	$(BIN)/python -m compileall -q src tests bench
+	@if $(BIN)/python -m ruff --version >/dev/null 2>&1; then $(BIN)/python -m ruff check src tests bench; \
+	else echo "ruff not installed: pip install ruff for style checks (syntax checked)"; fi
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
