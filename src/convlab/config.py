@@ -1,0 +1,376 @@
+"""Experiment configuration: frozen dataclasses, resolved as defaults < TOML file < CLI flags.
+
+Everything a run does is decided here, before any data is touched, so a bad value fails
+fast with one clear line (a :class:`ConfigError`) and never leaves a run directory behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+Pair = tuple[int, int]
+
+
+class ConvlabError(Exception):
+    """A user error: printed as one line, exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+class ConfigError(ConvlabError):
+    """A bad option or config-file value."""
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "cifar10"
+    split: str = "test"
+    data_dir: str = "data"
+    download: bool = True
+    batch_size: int = 64
+    max_batches: int | None = None
+
+
+@dataclass(frozen=True)
+class ConvConfig:
+    # None: take the dataset's channel count (3 for CIFAR10).
+    in_channels: int | None = None
+    out_channels: int = 6
+    kernel_size: Pair = (3, 3)
+    stride: Pair = (1, 1)
+    # A pair, or PyTorch's "same" / "valid".
+    padding: Union[Pair, str] = (0, 0)
+    padding_mode: str = "zeros"
+    dilation: Pair = (1, 1)
+    groups: int = 1
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    kernel_size: Pair = (3, 3)
+    # None: the kernel size, as in PyTorch.
+    stride: Pair | None = None
+    padding: Pair = (0, 0)
+    dilation: Pair = (1, 1)
+    ceil_mode: bool = False
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # "auto" = cuda when available, else cpu.
+    device: str = "auto"
+    seed: int = 0
+    logdir: str = "logs"
+    run_name: str | None = None
+
+
+LayerConfig = Union[ConvConfig, PoolConfig]
+LAYER_CONFIGS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    command: str
+    layer: LayerConfig
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def sections(self) -> dict[str, Any]:
+        """Section name -> dataclass, in the order a config file lists them."""
+        return {self.command: self.layer, "data": self.data, "run": self.run}
+
+
+SPLITS = ("test", "train")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+PADDING_WORDS = ("same", "valid")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
+
+
+# ----------------------------------------------------------------------------- parsing
+
+_HXW = re.compile(r"^\s*(\d+)\s*[xX×,]\s*(\d+)\s*$")
+
+
+def parse_pair(value: Any, name: str, *, words: tuple[str, ...] = ()) -> Union[Pair, str]:
+    """An int, ``"HxW"``, ``[h, w]`` (or one of ``words``) -> ``(h, w)``; sign is checked later."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected an integer or HxW, got {value!r}")
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, (list, tuple)):
+        if len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return (int(value[0]), int(value[1]))
+        raise ConfigError(f"{name}: expected two integers [h, w], got {list(value)!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in words:
+            return text.lower()
+        if re.fullmatch(r"-?\d+", text):
+            n = int(text)
+            return (n, n)
+        m = _HXW.match(text)
+        if m:
+            return (int(m.group(1)), int(m.group(2)))
+    choices = ", ".join(("N", "HxW", *words))
+    raise ConfigError(f"{name}: cannot read {value!r}; use one of: {choices} (e.g. 3 or 3x5)")
+
+
+def _parse_int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    raise ConfigError(f"{name}: expected an integer, got {value!r}")
+
+
+def _parse_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{name}: expected true or false, got {value!r}")
+
+
+def _parse_str(value: Any, name: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"{name}: expected a string, got {value!r}")
+
+
+_PAIR_FIELDS = {"kernel_size", "stride", "dilation", "padding"}
+_INT_FIELDS = {"in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed"}
+_BOOL_FIELDS = {"download", "bias", "ceil_mode"}
+
+
+def parse_value(section: str, key: str, value: Any) -> Any:
+    """Coerce one raw value (from TOML or a CLI flag) to the field's type."""
+    name = f"{section}.{key}"
+    if value is None:
+        return None
+    if key in _PAIR_FIELDS:
+        words = PADDING_WORDS if (section == "conv" and key == "padding") else ()
+        return parse_pair(value, name, words=words)
+    if key in _INT_FIELDS:
+        return _parse_int(value, name)
+    if key in _BOOL_FIELDS:
+        return _parse_bool(value, name)
+    return _parse_str(value, name)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _unknown_key(where: str, key: str, valid: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return ConfigError(f"{where}: unknown key '{key}'; {hint}valid keys: {', '.join(valid)}")
+
+
+def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]]:
+    """Read a TOML experiment file into ``{section: {key: raw value}}``, rejecting unknown keys.
+
+    Sections are ``[conv]`` or ``[pool]`` (the one matching ``command``), ``[data]`` and ``[run]``.
+    A top-level ``command = "conv"`` is allowed and must match the command being run.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file is a directory: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+    sections = {command: LAYER_CONFIGS[command], "data": DataConfig, "run": RunConfig}
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in raw.items():
+        if key == "command":
+            if value != command:
+                raise ConfigError(
+                    f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"
+                )
+            continue
+        if key in LAYER_CONFIGS and key != command:
+            raise ConfigError(
+                f"{path} has a [{key}] section, but this is 'convlab {command}'; "
+                f"run it with: convlab {key} --config {path}"
+            )
+        if key not in sections:
+            raise _unknown_key(str(path), key, ["command", *sections])
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: '{key}' must be a [{key}] table, got {value!r}")
+        valid = [f.name for f in fields(sections[key])]
+        for sub in value:
+            if sub not in valid:
+                raise _unknown_key(f"{path} [{key}]", sub, valid)
+        out[key] = dict(value)
+    return out
+
+
+def dump_toml(exp: Experiment) -> str:
+    """The resolved experiment as TOML, readable back by ``--config`` (None values omitted)."""
+    lines = [f'command = "{exp.command}"', ""]
+    for name, section in exp.sections().items():
+        lines.append(f"[{name}]")
+        for f in fields(section):
+            value = getattr(section, f.name)
+            if value is None:
+                lines.append(f"# {f.name} = (default)")
+            else:
+                lines.append(f"{f.name} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+# ----------------------------------------------------------------------------- resolve
+
+
+def resolve(
+    command: str,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    config_file: str | Path | None = None,
+) -> Experiment:
+    """Build and validate an experiment: defaults < ``config_file`` < ``overrides``.
+
+    ``overrides`` maps a section name (``conv``/``pool``, ``data``, ``run``) to raw values;
+    ``None`` values mean "not given" and never override anything.
+    """
+    if command not in LAYER_CONFIGS:
+        raise ConfigError(f"unknown command {command!r}; choose from {', '.join(LAYER_CONFIGS)}")
+    layers = {command: LAYER_CONFIGS[command], "data": DataConfig, "run": RunConfig}
+    merged: dict[str, dict[str, Any]] = {name: {} for name in layers}
+    if config_file is not None:
+        for name, values in read_config_file(config_file, command).items():
+            merged[name].update(values)
+    for name, values in (overrides or {}).items():
+        if name not in merged:
+            raise ConfigError(f"unknown section {name!r}")
+        merged[name].update({k: v for k, v in values.items() if v is not None})
+
+    built = {}
+    for name, cls in layers.items():
+        valid = {f.name for f in fields(cls)}
+        kwargs = {}
+        for key, value in merged[name].items():
+            if key not in valid:
+                raise _unknown_key(f"[{name}]", key, sorted(valid))
+            kwargs[key] = parse_value(name, key, value)
+        built[name] = cls(**kwargs)
+    exp = Experiment(command=command, layer=built[command], data=built["data"], run=built["run"])
+    validate(exp)
+    return exp
+
+
+def replace(exp: Experiment, section: str, **changes: Any) -> Experiment:
+    """A copy of ``exp`` with some fields of one section changed (validated again)."""
+    current = exp.sections()[section]
+    new = dataclasses.replace(current, **changes)
+    key = "layer" if section == exp.command else section
+    out = dataclasses.replace(exp, **{key: new})
+    validate(out)
+    return out
+
+
+def _positive_pair(value: Any, name: str, *, minimum: int = 1) -> None:
+    if value is None or isinstance(value, str):
+        return
+    h, w = value
+    if h < minimum or w < minimum:
+        what = "at least 1" if minimum == 1 else "0 or more"
+        raise ConfigError(f"{name} must be {what}, got {h}x{w}")
+
+
+def validate(exp: Experiment) -> None:
+    """Check every value that can be checked without knowing the input size."""
+    layer = exp.layer
+    _positive_pair(layer.kernel_size, "kernel_size")
+    _positive_pair(layer.stride, "stride")
+    _positive_pair(layer.dilation, "dilation")
+    _positive_pair(layer.padding, "padding", minimum=0)
+
+    if isinstance(layer, ConvConfig):
+        if layer.out_channels < 1:
+            raise ConfigError(f"out_channels must be at least 1, got {layer.out_channels}")
+        if layer.in_channels is not None and layer.in_channels < 1:
+            raise ConfigError(f"in_channels must be at least 1, got {layer.in_channels}")
+        if layer.groups < 1:
+            raise ConfigError(f"groups must be at least 1, got {layer.groups}")
+        if layer.out_channels % layer.groups:
+            raise ConfigError(
+                f"groups={layer.groups} must divide out_channels={layer.out_channels}; "
+                f"try --groups 1 or an out_channels that is a multiple of {layer.groups}"
+            )
+        if layer.padding_mode not in PADDING_MODES:
+            raise ConfigError(
+                f"unknown padding_mode {layer.padding_mode!r}; choose from {', '.join(PADDING_MODES)}"
+            )
+        if layer.padding == "same" and layer.stride != (1, 1):
+            raise ConfigError(
+                "padding 'same' needs stride 1 (PyTorch does not support it for strided "
+                "convolutions); use a number for --padding"
+            )
+    else:
+        kh, kw = layer.kernel_size
+        ph, pw = layer.padding
+        if ph > kh // 2 or pw > kw // 2:
+            raise ConfigError(
+                f"pool padding {ph}x{pw} is too large for kernel {kh}x{kw}: PyTorch allows at most "
+                f"half the kernel size ({kh // 2}x{kw // 2})"
+            )
+
+    data = exp.data
+    if data.split not in SPLITS:
+        raise ConfigError(f"unknown split {data.split!r}; choose from {', '.join(SPLITS)}")
+    if data.batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {data.batch_size}")
+    if data.max_batches is not None and data.max_batches < 1:
+        raise ConfigError(f"max_batches must be at least 1, got {data.max_batches}")
+
+    run = exp.run
+    if not DEVICE_PATTERN.match(run.device):
+        raise ConfigError(f"unknown device {run.device!r}; use auto, cpu, cuda or cuda:N")
+    if run.seed < 0:
+        raise ConfigError(f"seed must be 0 or more, got {run.seed}")
+    if run.run_name is not None:
+        check_run_name(run.run_name)
+
+
+def check_run_name(name: str) -> None:
+    """A run name is one directory below the logdir: no separators, no '..', no hidden names."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or not RUN_NAME_PATTERN.match(name):
+        raise ConfigError(
+            f"run name {name!r} is not allowed: use letters, digits and . _ + = - "
+            "(no path separators or '..'); it names one directory inside --logdir"
+        )

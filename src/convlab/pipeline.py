@@ -1,0 +1,217 @@
+"""run(experiment): seed -> data -> layer -> view -> writer; returns a summary.
+
+Everything that can be wrong with what the user asked for is found by :func:`plan` before
+any data is loaded or any file is written; a run directory exists only once the data is in
+hand, and a run that fails before its first step leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator, Protocol
+
+import torch
+
+from convlab import data as datasets
+from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, dump_toml
+from convlab.layers import build_layer, describe_arithmetic, output_shape, pool_stride, resolved_in_channels
+from convlab.views import reshape_view
+from convlab.writer import CONFIG_FILE, SUMMARY_FILE, RunWriter, create_run_dir
+
+OUTPUT_TAGS = {"conv": "output", "pool": "maxpool"}
+
+
+class Reporter(Protocol):
+    def info(self, text: str) -> None: ...
+
+    def progress(self, total: int, description: str) -> ContextManager[Callable[[], None]]: ...
+
+
+class SilentReporter:
+    def info(self, text: str) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def progress(self, total: int, description: str) -> Iterator[Callable[[], None]]:
+        yield lambda: None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do, decided without loading data or writing anything."""
+
+    exp: Experiment
+    device: str
+    input_shape: tuple[int, int, int]
+    output_shape: tuple[int, int, int]
+    module: torch.nn.Module
+    arithmetic: list[str]
+    num_images: int
+    num_steps: int
+
+    @property
+    def output_tag(self) -> str:
+        return OUTPUT_TAGS[self.exp.command]
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"--device {name} was asked for, but no CUDA GPU is available to PyTorch here; "
+                "use --device cpu (or auto)"
+            )
+        index = int(name.partition(":")[2] or 0)
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise ConfigError(f"--device {name}: only {count} CUDA device(s) here (cuda:0..cuda:{count - 1})")
+    return name
+
+
+def count_steps(num_images: int, batch_size: int, max_batches: int | None) -> int:
+    steps = math.ceil(num_images / batch_size)
+    return min(steps, max_batches) if max_batches is not None else steps
+
+
+def plan(exp: Experiment) -> Plan:
+    spec = datasets.get_dataset(exp.data.dataset)
+    input_shape = spec.shape(exp.data)
+    out_shape = output_shape(exp.layer, input_shape)
+    device = resolve_device(exp.run.device)
+    torch.manual_seed(exp.run.seed)
+    module = build_layer(exp.layer, resolved_in_channels(exp.layer, input_shape[0]))
+    num_images = spec.split_sizes[exp.data.split]
+    return Plan(
+        exp=exp,
+        device=device,
+        input_shape=input_shape,
+        output_shape=out_shape,
+        module=module,
+        arithmetic=describe_arithmetic(exp.layer, input_shape),
+        num_images=num_images,
+        num_steps=count_steps(num_images, exp.data.batch_size, exp.data.max_batches),
+    )
+
+
+def _pair(p: tuple[int, int]) -> str:
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+
+
+def default_run_name(exp: Experiment, now: datetime | None = None) -> str:
+    """Says what ran and when, e.g. ``conv-c6-k3-s1-p0-20261128-142501``."""
+    layer = exp.layer
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    if isinstance(layer, ConvConfig):
+        pad = layer.padding if isinstance(layer.padding, str) else _pair(layer.padding)
+        parts = ["conv", f"c{layer.out_channels}", f"k{_pair(layer.kernel_size)}", f"s{_pair(layer.stride)}", f"p{pad}"]
+        if layer.dilation != (1, 1):
+            parts.append(f"d{_pair(layer.dilation)}")
+        if layer.groups != 1:
+            parts.append(f"g{layer.groups}")
+    else:
+        parts = ["maxpool", f"k{_pair(layer.kernel_size)}", f"s{_pair(pool_stride(layer))}", f"p{_pair(layer.padding)}"]
+        if layer.dilation != (1, 1):
+            parts.append(f"d{_pair(layer.dilation)}")
+        if layer.ceil_mode:
+            parts.append("ceil")
+    if exp.data.dataset != "cifar10":
+        parts.append(exp.data.dataset)
+    return "-".join([*parts, stamp])
+
+
+def hparams(exp: Experiment) -> dict[str, Any]:
+    """Flat ``section.key -> int | float | str | bool`` for TensorBoard's HParams dashboard."""
+    out: dict[str, Any] = {"command": exp.command}
+    for name, section in exp.sections().items():
+        for f in fields(section):
+            value = getattr(section, f.name)
+            if value is None:
+                value = "default"
+            elif isinstance(value, tuple):
+                value = "x".join(str(v) for v in value)
+            out[f"{name}.{f.name}"] = value
+    return out
+
+
+def describe(p: Plan) -> str:
+    """The module, its shapes and the arithmetic, as plain text (terminal and TensorBoard)."""
+    lines = [f"module: {p.module}", f"input -> output: {p.input_shape} -> {p.output_shape} (C, H, W)"]
+    lines += ["  " + line for line in p.arithmetic[:2]]
+    return "\n".join(lines)
+
+
+def _markdown_block(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run the experiment and log it; returns the run's summary (also saved as summary.json)."""
+    reporter = reporter or SilentReporter()
+    p = plan(exp)
+    images = datasets.load(exp.data, exp.run.seed)
+    if images.image_shape != p.input_shape:  # pragma: no cover - a dataset bug, not a user error
+        raise RuntimeError(f"dataset {images.name} gave images of {images.image_shape}, expected {p.input_shape}")
+    num_steps = count_steps(len(images), exp.data.batch_size, exp.data.max_batches)
+
+    name = exp.run.run_name or default_run_name(exp)
+    run_dir = create_run_dir(exp.run.logdir, name, explicit=exp.run.run_name is not None)
+    writer = RunWriter(run_dir)
+    summary: dict[str, Any] = {
+        "status": "running",
+        "command": exp.command,
+        "run_dir": str(run_dir),
+        "dataset": images.name,
+        "split": images.split,
+        "images": len(images),
+        "steps": 0,
+        "planned_steps": num_steps,
+        "device": p.device,
+        "input_shape": list(p.input_shape),
+        "output_shape": list(p.output_shape),
+        "tags": ["input", p.output_tag],
+    }
+    steps_done = 0
+    try:
+        writer.save_text(CONFIG_FILE, dump_toml(exp))
+        writer.save_json(SUMMARY_FILE, summary)
+        writer.text("config", _markdown_block(dump_toml(exp)))
+        writer.text("layer", _markdown_block(describe(p)))
+        writer.hparams(hparams(exp), ["output/mean", "output/std"])
+
+        reporter.info(describe(p))
+        reporter.info(f"run: {run_dir}")
+        module = p.module.to(p.device).eval()
+        started = time.perf_counter()
+        bs = exp.data.batch_size
+        with reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
+            for step in range(num_steps):
+                batch = images.images[step * bs : (step + 1) * bs].to(p.device)
+                x = batch.float().div_(255)
+                with torch.inference_mode():
+                    y = module(x)
+                writer.images("input", x, step)
+                writer.images(p.output_tag, reshape_view(y) if exp.command == "conv" else y, step)
+                mean, std = torch.stack([y.mean(), y.std()]).tolist()
+                writer.scalar("output/mean", mean, step)
+                writer.scalar("output/std", std, step)
+                steps_done = step + 1
+                advance()
+        summary.update(status="complete", steps=steps_done, seconds=round(time.perf_counter() - started, 3))
+    except BaseException:
+        if steps_done == 0:
+            writer.discard()
+            raise
+        summary.update(status="incomplete", steps=steps_done)
+        raise
+    finally:
+        if run_dir.exists():
+            writer.save_json(SUMMARY_FILE, summary)
+            writer.close()
+    return summary
