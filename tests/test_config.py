@@ -1,0 +1,103 @@
+from pathlib import Path
+
+import pytest
+
+from convlab.config import ConfigError, ConvConfig, PoolConfig, dump_toml, parse_pair, read_config_file, resolve
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [(3, (3, 3)), ("3", (3, 3)), ("3x5", (3, 5)), (" 2 X 4 ", (2, 4)), ([1, 2], (1, 2)), ("same", "same")],
+)
+def test_parse_pair(raw, expected):
+    assert parse_pair(raw, "padding", words=("same", "valid")) == expected
+
+
+@pytest.mark.parametrize("raw", ["3x", "x3", "3x3x3", "abc", "", [1, 2, 3], [1, "2"], 2.5, True, "same"])
+def test_parse_pair_rejects(raw):
+    with pytest.raises(ConfigError, match="kernel_size"):
+        parse_pair(raw, "kernel_size")
+
+
+def test_defaults_match_the_tutorial():
+    exp = resolve("conv")
+    assert exp.layer == ConvConfig(out_channels=6, kernel_size=(3, 3), stride=(1, 1), padding=(0, 0))
+    assert exp.data.dataset == "cifar10" and exp.data.split == "test" and exp.data.batch_size == 64
+    assert exp.data.download is True and exp.run.logdir == "logs" and exp.run.device == "auto"
+    pool = resolve("pool").layer
+    assert pool == PoolConfig(kernel_size=(3, 3), stride=None, ceil_mode=False)
+
+
+def test_precedence_defaults_file_flags(tmp_path: Path):
+    f = tmp_path / "exp.toml"
+    f.write_text('[conv]\nout_channels = 9\nkernel_size = "5x3"\n[data]\nbatch_size = 8\ndataset = "shapes"\n')
+    exp = resolve("conv", {"conv": {"out_channels": 12, "stride": None}, "data": {"batch_size": None}}, f)
+    assert exp.layer.out_channels == 12  # flag beats file
+    assert exp.layer.kernel_size == (5, 3)  # file beats default
+    assert exp.data.batch_size == 8  # unset flag (None) never overrides the file
+    assert exp.layer.stride == (1, 1)  # default kept
+    assert exp.data.dataset == "shapes"
+
+
+def test_dump_toml_round_trips(tmp_path: Path):
+    exp = resolve("conv", {"conv": {"kernel_size": "5x3", "padding": "same", "bias": False}, "run": {"run_name": "x"}})
+    f = tmp_path / "saved.toml"
+    f.write_text(dump_toml(exp))
+    assert resolve("conv", config_file=f) == exp
+    pool = resolve("pool", {"pool": {"ceil_mode": True, "stride": 2}})
+    f.write_text(dump_toml(pool))
+    assert resolve("pool", config_file=f) == pool
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[conv]\nkernal_size = 3\n", "unknown key 'kernal_size'.*did you mean 'kernel_size'"),
+        ("[dta]\nbatch_size = 3\n", "unknown key 'dta'.*did you mean 'data'"),
+        ("[conv]\nout_channels = 'six'\n", "conv.out_channels: expected an integer"),
+        ("[conv]\nbias = 1\n", "conv.bias: expected true or false"),
+        ("[conv]\nkernel_size = 2.5\n", "conv.kernel_size"),
+        ("[conv\n", "not valid TOML"),
+        ("[pool]\nkernel_size = 3\n", r"has a \[pool\] section.*convlab pool --config"),
+        ('command = "pool"\n', "is a 'pool' experiment"),
+        ("conv = 3\n", "must be a .conv. table"),
+        ("[data]\nbatch_size = 0\n", "batch_size must be at least 1"),
+    ],
+)
+def test_bad_config_files(tmp_path: Path, text: str, message: str):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        resolve("conv", config_file=f)
+
+
+def test_missing_config_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        read_config_file(tmp_path / "nope.toml", "conv")
+
+
+@pytest.mark.parametrize(
+    "section, values, message",
+    [
+        ("conv", {"kernel_size": 0}, "kernel_size must be at least 1"),
+        ("conv", {"stride": "0"}, "stride must be at least 1"),
+        ("conv", {"padding": -1}, "padding must be 0 or more"),
+        ("conv", {"dilation": "1x0"}, "dilation must be at least 1"),
+        ("conv", {"out_channels": 0}, "out_channels must be at least 1"),
+        ("conv", {"groups": 4}, "groups=4 must divide out_channels=6"),
+        ("conv", {"padding_mode": "mirror"}, "unknown padding_mode 'mirror'"),
+        ("conv", {"padding": "same", "stride": 2}, "padding 'same' needs stride 1"),
+        ("pool", {"padding": 2}, "pool padding 2x2 is too large for kernel 3x3"),
+        ("data", {"split": "val"}, "unknown split 'val'"),
+        ("data", {"max_batches": 0}, "max_batches must be at least 1"),
+        ("run", {"device": "gpu"}, "unknown device 'gpu'"),
+        ("run", {"run_name": "../escape"}, "not allowed"),
+        ("run", {"run_name": "/abs"}, "not allowed"),
+        ("run", {"run_name": "a/b"}, "not allowed"),
+        ("run", {"run_name": ".."}, "not allowed"),
+    ],
+)
+def test_validation(section, values, message):
+    command = "pool" if section == "pool" else "conv"
+    with pytest.raises(ConfigError, match=message):
+        resolve(command, {section: values})

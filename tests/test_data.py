@@ -1,0 +1,86 @@
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchvision.datasets import CIFAR10
+
+from convlab.config import DataConfig
+from convlab.data import SHAPES_CLASSES, DataError, get_dataset, load, make_shapes
+
+
+def test_shapes_is_deterministic_and_well_formed():
+    a, la = make_shapes(500, seed=3)
+    b, lb = make_shapes(500, seed=3)
+    c, _ = make_shapes(500, seed=4)
+    assert a.dtype == torch.uint8 and a.shape == (500, 3, 32, 32)
+    assert torch.equal(a, b) and torch.equal(la, lb)
+    assert not torch.equal(a, c)
+    assert sorted(la.unique().tolist()) == list(range(len(SHAPES_CLASSES)))
+
+
+def test_shapes_images_have_content_to_find():
+    images, labels = make_shapes(200, seed=0)
+    x = images.float()
+    # Every image has real contrast (a shape or texture on its background), none is flat.
+    spread = x.amax((1, 2, 3)) - x.amin((1, 2, 3))
+    assert spread.min() > 60
+    # Vertical stripes vary along x and hardly along y; horizontal stripes the other way round.
+    for name, along_x in (("stripes-v", True), ("stripes-h", False)):
+        idx = labels == SHAPES_CLASSES.index(name)
+        img = x[idx].mean(1)
+        dx = (img[:, :, 1:] - img[:, :, :-1]).abs().mean()
+        dy = (img[:, 1:, :] - img[:, :-1, :]).abs().mean()
+        assert (dx > 2 * dy) if along_x else (dy > 2 * dx)
+
+
+def test_shapes_splits_have_cifar_sizes_and_differ():
+    spec = get_dataset("shapes")
+    assert spec.split_sizes == {"test": 10_000, "train": 50_000}
+    test = load(DataConfig(dataset="shapes", split="test"), seed=0)
+    assert len(test) == 10_000 and test.image_shape == (3, 32, 32)
+    assert test.classes == SHAPES_CLASSES
+    start = time.perf_counter()
+    train = load(DataConfig(dataset="shapes", split="train"), seed=0)
+    assert len(train) == 50_000
+    assert not torch.equal(train.images[:100], test.images[:100])
+    assert time.perf_counter() - start < 60  # a sanity bound only; speed lives in `make bench`
+
+
+def test_cifar10_loads_through_torchvision(cifar):
+    test = load(DataConfig(data_dir=str(cifar.root)), seed=0)
+    assert test.images.shape == (80, 3, 32, 32) and test.images.dtype == torch.uint8
+    assert np.array_equal(test.images.permute(0, 2, 3, 1).numpy(), cifar.test_images)
+    assert test.classes[0] == "airplane"
+    train = load(DataConfig(data_dir=str(cifar.root), split="train"), seed=0)
+    assert np.array_equal(train.images.permute(0, 2, 3, 1).numpy(), cifar.train_images)
+
+
+def test_cifar10_missing_without_download(tmp_path: Path):
+    with pytest.raises(DataError, match="not found.*--no-download.*cifar-10-python.tar.gz.*--dataset shapes"):
+        load(DataConfig(data_dir=str(tmp_path), download=False), seed=0)
+
+
+def test_cifar10_offline_fails_fast_and_says_what_to_do(tmp_path: Path, monkeypatch):
+    # A loopback port nobody listens on: a refused connection, as a machine without network sees.
+    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"cannot download CIFAR10.*put the official cifar-10-python.tar.gz"):
+        load(DataConfig(data_dir=str(tmp_path)), seed=0)
+    assert time.perf_counter() - start < 30
+
+
+def test_cifar10_corrupted_file_fails_integrity_before_unpickling(cifar, monkeypatch):
+    batch = cifar.root / "cifar-10-batches-py" / "test_batch"
+    # Not a pickle at all: if anything unpickled it, the error would be an UnpicklingError.
+    batch.write_bytes(b"this is not the file you are looking for")
+    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    for download in (False, True):
+        with pytest.raises(DataError, match="integrity"):
+            load(DataConfig(data_dir=str(cifar.root), download=download), seed=0)
+
+
+def test_unknown_dataset():
+    with pytest.raises(DataError, match="unknown dataset 'mnistt'; choose from cifar10, shapes"):
+        get_dataset("mnistt")

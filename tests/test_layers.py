@@ -1,0 +1,82 @@
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from convlab.config import ConvConfig, PoolConfig
+from convlab.layers import ShapeError, build_layer, describe_arithmetic, output_shape
+
+
+def test_conv_is_a_real_conv2d_with_exactly_the_arguments():
+    cfg = ConvConfig(out_channels=4, kernel_size=(3, 5), stride=(2, 1), padding=(1, 2), dilation=(1, 2),
+                     groups=1, bias=False, padding_mode="reflect")
+    m = build_layer(cfg, 3)
+    assert type(m) is nn.Conv2d
+    assert (m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation) == (
+        3, 4, (3, 5), (2, 1), (1, 2), (1, 2))
+    assert m.bias is None and m.padding_mode == "reflect" and m.groups == 1
+
+
+def test_pool_is_a_real_maxpool2d_with_stride_defaulting_to_kernel():
+    m = build_layer(PoolConfig(kernel_size=(3, 3), ceil_mode=True), 3)
+    assert type(m) is nn.MaxPool2d
+    assert m.kernel_size == (3, 3) and m.stride == (3, 3) and m.ceil_mode is True
+
+
+CONV_CASES = [
+    ConvConfig(out_channels=c, kernel_size=k, stride=s, padding=p, dilation=d)
+    for c, k, s, p, d in itertools.product(
+        [1, 6], [(1, 1), (3, 3), (5, 2)], [(1, 1), (2, 3)], [(0, 0), (1, 2), "valid"], [(1, 1), (2, 1)]
+    )
+] + [ConvConfig(kernel_size=(k, k), padding="same", dilation=(d, d)) for k in (2, 3, 4) for d in (1, 2)]
+
+POOL_CASES = [
+    PoolConfig(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
+    for k, s, p, d, ceil in itertools.product(
+        [(2, 2), (3, 3), (3, 4)], [None, (1, 1), (2, 2), (4, 3)], [(0, 0), (1, 1)], [(1, 1), (2, 2)], [False, True]
+    )
+]
+
+
+@pytest.mark.parametrize("cfg", CONV_CASES + POOL_CASES, ids=repr)
+@pytest.mark.parametrize("size", [(32, 32), (7, 9)])
+def test_predicted_shape_agrees_with_pytorch(cfg, size):
+    shape = (3, *size)
+    module = build_layer(cfg, 3)
+    try:
+        real = tuple(module(torch.zeros(1, *shape)).shape[1:])
+    except RuntimeError:
+        with pytest.raises(ShapeError):
+            output_shape(cfg, shape)
+        return
+    assert output_shape(cfg, shape) == real
+
+
+def test_ceil_mode_keeps_the_window_over_the_edge():
+    assert output_shape(PoolConfig(kernel_size=(3, 3)), (3, 32, 32)) == (3, 10, 10)
+    assert output_shape(PoolConfig(kernel_size=(3, 3), ceil_mode=True), (3, 32, 32)) == (3, 11, 11)
+
+
+@pytest.mark.parametrize(
+    "cfg, shape, message",
+    [
+        (ConvConfig(kernel_size=(40, 40)), (3, 32, 32), r"kernel 40 does not fit the input's height: 32 \+ 2\*0 padding = 32 < 40"),
+        (ConvConfig(kernel_size=(3, 3), dilation=(20, 20)), (3, 32, 32), "spans 41 with dilation 20"),
+        (PoolConfig(kernel_size=(5, 5)), (3, 4, 4), "does not fit"),
+        (ConvConfig(in_channels=1), (3, 32, 32), "in_channels=1 but the images have 3"),
+        (ConvConfig(groups=2, out_channels=6), (3, 32, 32), "groups=2 must divide in_channels=3"),
+        (ConvConfig(padding=(8, 8), padding_mode="reflect"), (3, 8, 8), "too large for padding_mode 'reflect'"),
+    ],
+)
+def test_impossible_shapes_say_the_sizes(cfg, shape, message):
+    with pytest.raises(ShapeError, match=message):
+        output_shape(cfg, shape)
+
+
+def test_describe_arithmetic_substitutes_the_numbers():
+    lines = describe_arithmetic(ConvConfig(), (3, 32, 32))
+    assert lines[0] == "H_out = floor((32 + 2*0 - 1*(3-1) - 1) / 1 + 1) = 30"
+    assert lines[-1] == "(C, H, W): (3, 32, 32) -> (6, 30, 30)"
+    assert "ceil((32 + 2*0 - 1*(3-1) - 1) / 3 + 1) = 11" in describe_arithmetic(
+        PoolConfig(ceil_mode=True), (3, 32, 32))[0]
