@@ -151,6 +151,15 @@ def _markdown_block(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+def log_step(writer: RunWriter, p: Plan, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
+    """Everything logged for one batch: input ``x`` (floats in [0, 1]) and layer output ``y``."""
+    writer.images("input", x, step)
+    writer.images(p.output_tag, reshape_view(y) if p.exp.command == "conv" else y, step)
+    mean, std = torch.stack([y.mean(), y.std()]).tolist()
+    writer.scalar("output/mean", mean, step)
+    writer.scalar("output/std", std, step)
+
+
 def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run the experiment and log it; returns the run's summary (also saved as summary.json)."""
     reporter = reporter or SilentReporter()
@@ -196,11 +205,7 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
                 x = batch.float().div_(255)
                 with torch.inference_mode():
                     y = module(x)
-                writer.images("input", x, step)
-                writer.images(p.output_tag, reshape_view(y) if exp.command == "conv" else y, step)
-                mean, std = torch.stack([y.mean(), y.std()]).tolist()
-                writer.scalar("output/mean", mean, step)
-                writer.scalar("output/std", std, step)
+                log_step(writer, p, x, y, step)
                 steps_done = step + 1
                 advance()
         summary.update(status="complete", steps=steps_done, seconds=round(time.perf_counter() - started, 3))
