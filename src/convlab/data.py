@@ -386,7 +386,13 @@ def _header_size(path: Path) -> tuple[int, int] | None:
     try:
         with Image.open(path, formats=FOLDER_FORMATS) as im:
             w, h = im.size
-            turned = im.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8)
+            if im.format == "PNG":  # Pillow's PNG getexif() decodes the image to look for a late eXIf
+                exif = Image.Exif()
+                if im.info.get("exif"):
+                    exif.load(im.info["exif"])
+            else:
+                exif = im.getexif()
+            turned = exif.get(_EXIF_ORIENTATION) in (5, 6, 7, 8)
     except (*_UNREADABLE, Image.DecompressionBombError):
         return None
     return (w, h) if turned else (h, w)
@@ -486,11 +492,12 @@ def read_image(path: Path, size: int, grayscale: bool) -> "np.ndarray":
     if size:
         # Exactly torchvision's Resize(size) + CenterCrop(size): shorter side to size, centre square.
         im = F.center_crop(F.resize(im, [size]), [size, size])
-    pixels = np.array(im)  # a writable copy, as torch.from_numpy wants
+    pixels = np.asarray(im)
     return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
 
 def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
+    import numpy as np
     import torch
     from PIL import Image
 
@@ -506,7 +513,9 @@ def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
             f"{wanted} images of {c}x{h}x{w} need {wanted * c * h * w / 2**30:.1f} GiB in memory (at most "
             f"{FOLDER_MAX_BYTES / 2**30:.0f}); use a smaller --image-size or fewer --max-batches"
         )
-    images = torch.empty((wanted, c, h, w), dtype=torch.uint8)
+    # Assembled in numpy: a per-image torch copy costs milliseconds in intra-op thread start-up
+    # (measured 2.3 s vs 0.02 s for 300 images of 128x128 on a busy 2-core machine).
+    images = np.empty((wanted, c, h, w), dtype=np.uint8)
     labels, unreadable, n = [], [], 0
     for path, label in zip(scan.files, scan.labels):
         if n == wanted:
@@ -519,7 +528,7 @@ def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
         if pixels.shape != (h, w, c):  # pragma: no cover - a header that lies about the size
             unreadable.append(path)
             continue
-        images[n] = torch.from_numpy(pixels).permute(2, 0, 1)
+        images[n] = pixels.transpose(2, 0, 1)
         labels.append(label)
         n += 1
     scan = dataclasses.replace(scan, skipped=scan.skipped + tuple(unreadable))
@@ -535,7 +544,7 @@ def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
     if scan.skipped:
         notes.append(f"skipped {_skipped_text(scan)}")
     label_tensor = torch.tensor(labels, dtype=torch.int64)
-    return ImageSet("folder", "all", images[:n], label_tensor, scan.classes, tuple(notes))
+    return ImageSet("folder", "all", torch.from_numpy(images[:n]), label_tensor, scan.classes, tuple(notes))
 
 
 def count_folder(cfg: DataConfig) -> int:
