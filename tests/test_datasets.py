@@ -329,7 +329,7 @@ def test_mnist_offline_names_the_archives_and_where_they_go(tmp_path, monkeypatc
     message = str(info.value)
     assert message.startswith(f"cannot download {cls.__name__} (") and "Connection refused" in message
     names = ", ".join(f for f, _ in cls.resources)
-    assert f"put the official archives {names} (from {DEAD}) in {tmp_path / 'd' / cls.__name__ / 'raw'}/" in message
+    assert f"put the official {names} (from {DEAD}) in {tmp_path / 'd' / cls.__name__ / 'raw'}/" in message
     assert "--dataset shapes" in message
 
 
@@ -387,7 +387,7 @@ def test_cifar100_loads_through_torchvision(tmp_path, monkeypatch):
 
 def test_cifar100_offline_and_corrupted(tmp_path, monkeypatch):
     monkeypatch.setattr(CIFAR100, "url", DEAD + "cifar-100-python.tar.gz")
-    with pytest.raises(DataError, match=r"cannot download CIFAR100 .*put the official archive cifar-100-python\.tar\.gz"):
+    with pytest.raises(DataError, match=r"cannot download CIFAR100 .*put the official cifar-100-python\.tar\.gz"):
         load(DataConfig(dataset="cifar100", data_dir=str(tmp_path / "none")), seed=0)
     make_cifar100(tmp_path, monkeypatch)
     (tmp_path / CIFAR100.base_folder / "test").write_bytes(b"not a pickle")

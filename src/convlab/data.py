@@ -142,9 +142,8 @@ def _download_error(title: str, cfg: DataConfig, files: DownloadFiles, exc: Base
     root = Path(cfg.data_dir)
     where = files.archives[0][0].parent
     names = ", ".join(path.name for path, _ in files.archives)
-    official = "the official archive" if len(files.archives) == 1 else "the official archives"
     hint = (
-        f"put {official} {names} (from {files.url}) in {where}/ "
+        f"put the official {names} (from {files.url}) in {where}/ "
         "and run again, or use the built-in offline dataset: --dataset shapes"
     )
     extracted = [p for p in files.extracted if p.exists()]
