@@ -53,7 +53,7 @@ DatasetOpt = Annotated[
 SplitOpt = Annotated[Optional[Split], typer.Option("--split", help="[default: test]", rich_help_panel=DATA)]
 DataDirOpt = Annotated[
     Optional[Path],
-    typer.Option("--data-dir", help="Where datasets live or are downloaded to. [default: ./data]", rich_help_panel=DATA),
+    typer.Option("--data-dir", help="Where datasets live or are downloaded to; for --dataset folder, your images (a folder or one file). [default: ./data]", rich_help_panel=DATA),
 ]
 DownloadOpt = Annotated[
     Optional[bool],
@@ -85,12 +85,12 @@ ImageSizeOpt = Annotated[
     Optional[int],
     typer.Option(
         "--image-size", metavar="N", rich_help_panel=DATA,
-        help="dataset folder: shorter side resized to N, centre NxN crop; 0 keeps each image's size. [default: 128]",
+        help="For --dataset folder: shorter side resized to N, then the centre NxN crop; 0 keeps each image's size. [default: 128]",
     ),
 ]
 GrayscaleOpt = Annotated[
     Optional[bool],
-    typer.Option("--grayscale/--rgb", help="dataset folder: read 1-channel grey images instead of RGB. [default: rgb]", rich_help_panel=DATA),
+    typer.Option("--grayscale/--rgb", help="For --dataset folder: read images as 1-channel grey instead of RGB. [default: rgb]", rich_help_panel=DATA),
 ]
 
 KernelOpt = Annotated[

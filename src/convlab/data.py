@@ -139,13 +139,13 @@ def _download_error(title: str, cfg: DataConfig, files: DownloadFiles, exc: Base
     """Turn whatever torchvision raised into one line that says what is missing and how to fix it."""
     from torchvision.datasets.utils import check_integrity
 
-    root = Path(cfg.data_dir)
     where = files.archives[0][0].parent
     names = ", ".join(path.name for path, _ in files.archives)
     hint = (
         f"put the official {names} (from {files.url}) in {where}/ "
         "and run again, or use the built-in offline dataset: --dataset shapes"
     )
+    detail = " ".join(str(exc).split())
     extracted = [p for p in files.extracted if p.exists()]
     folder = files.extracted[0].parent
     if folder == where:
@@ -154,7 +154,7 @@ def _download_error(title: str, cfg: DataConfig, files: DownloadFiles, exc: Base
         if len(extracted) == len(files.extracted):
             stale = ", ".join(p.name for p in extracted)
             return DataError(
-                f"{title} files in {folder} cannot be read ({type(exc).__name__}: {exc}); delete {stale} "
+                f"{title} files in {folder} cannot be read ({type(exc).__name__}{': ' * bool(detail)}{detail}); delete {stale} "
                 f"there and run again (torchvision extracts them again from the MD5-checked archives), or {hint}"
             )
     elif extracted:
@@ -178,11 +178,9 @@ def _download_error(title: str, cfg: DataConfig, files: DownloadFiles, exc: Base
         reason = getattr(exc, "reason", exc)
         return DataError(f"cannot download {title} ({reason}); {hint}")
     # torchvision's MNIST wraps each mirror's network error in a RuntimeError of its own.
-    text = " ".join(str(exc).split())
-    if "Error downloading" in text or "urlopen error" in text:
-        reason = text.rpartition("got: ")[2] or text
-        return DataError(f"cannot download {title} ({reason}); {hint}")
-    return DataError(f"{title} could not be loaded ({text}); {hint}")
+    if "Error downloading" in detail or "urlopen error" in detail:
+        return DataError(f"cannot download {title} ({detail.rpartition('got: ')[2]}); {hint}")
+    return DataError(f"{title} could not be loaded ({detail or type(exc).__name__}); {hint}")
 
 
 def load_torchvision(cfg: DataConfig, name: str, cls_name: str, files_of: Callable[[type, Path], DownloadFiles]) -> ImageSet:
