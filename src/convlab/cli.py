@@ -53,7 +53,7 @@ DatasetOpt = Annotated[
 SplitOpt = Annotated[Optional[Split], typer.Option("--split", help="[default: test]", rich_help_panel=DATA)]
 DataDirOpt = Annotated[
     Optional[Path],
-    typer.Option("--data-dir", help="Where datasets live or are downloaded to. [default: ./data]", rich_help_panel=DATA),
+    typer.Option("--data-dir", help="Where datasets live or are downloaded to; for --dataset folder, your images (a folder or one file). [default: ./data]", rich_help_panel=DATA),
 ]
 DownloadOpt = Annotated[
     Optional[bool],
@@ -81,6 +81,17 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Print the resolved config, the module and its shapes; run nothing.", rich_help_panel=RUN)
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.", rich_help_panel=RUN)]
+ImageSizeOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--image-size", metavar="N", rich_help_panel=DATA,
+        help="For --dataset folder: shorter side resized to N, then the centre NxN crop; 0 keeps each image's size. [default: 128]",
+    ),
+]
+GrayscaleOpt = Annotated[
+    Optional[bool],
+    typer.Option("--grayscale/--rgb", help="For --dataset folder: read images as 1-channel grey instead of RGB. [default: rgb]", rich_help_panel=DATA),
+]
 
 KernelOpt = Annotated[
     Optional[str],
@@ -99,7 +110,7 @@ def _str(value: Any) -> Any:
 
 
 def _data_and_run(**opts: Any) -> dict[str, dict[str, Any]]:
-    data_keys = ("dataset", "split", "data_dir", "download", "batch_size", "max_batches")
+    data_keys = ("dataset", "split", "data_dir", "download", "batch_size", "max_batches", "image_size", "grayscale")
     run_keys = ("device", "seed", "logdir", "run_name")
     return {
         "data": {k: _str(opts[k]) for k in data_keys},
@@ -171,6 +182,8 @@ def conv(
     download: DownloadOpt = None,
     batch_size: BatchSizeOpt = None,
     max_batches: MaxBatchesOpt = None,
+    image_size: ImageSizeOpt = None,
+    grayscale: GrayscaleOpt = None,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
     logdir: LogdirOpt = None,
@@ -187,6 +200,7 @@ def conv(
     shared = _data_and_run(
         dataset=dataset, split=split, data_dir=data_dir, download=download, batch_size=batch_size,
         max_batches=max_batches, device=device, seed=seed, logdir=logdir, run_name=run_name,
+        image_size=image_size, grayscale=grayscale,
     )
     exp = resolve("conv", {"conv": layer, **shared}, config)
     _execute(exp, dry_run=dry_run, quiet=quiet)
@@ -209,6 +223,8 @@ def pool(
     download: DownloadOpt = None,
     batch_size: BatchSizeOpt = None,
     max_batches: MaxBatchesOpt = None,
+    image_size: ImageSizeOpt = None,
+    grayscale: GrayscaleOpt = None,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
     logdir: LogdirOpt = None,
@@ -222,6 +238,7 @@ def pool(
     shared = _data_and_run(
         dataset=dataset, split=split, data_dir=data_dir, download=download, batch_size=batch_size,
         max_batches=max_batches, device=device, seed=seed, logdir=logdir, run_name=run_name,
+        image_size=image_size, grayscale=grayscale,
     )
     exp = resolve("pool", {"pool": layer, **shared}, config)
     _execute(exp, dry_run=dry_run, quiet=quiet)

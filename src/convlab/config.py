@@ -43,6 +43,10 @@ class DataConfig:
     download: bool = True
     batch_size: int = 64
     max_batches: int | None = None
+    # dataset 'folder' only. None: 128 (shorter side resized to it, centre square crop); 0: keep sizes.
+    image_size: int | None = None
+    # dataset 'folder' only: read images as 1-channel (luma) instead of RGB.
+    grayscale: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,8 @@ def _parse_str(value: Any, name: str) -> str:
 
 
 _PAIR_FIELDS = {"kernel_size", "stride", "dilation", "padding"}
-_INT_FIELDS = {"in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed"}
-_BOOL_FIELDS = {"download", "bias", "ceil_mode"}
+_INT_FIELDS = {"in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed", "image_size"}
+_BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale"}
 
 
 def parse_value(section: str, key: str, value: Any) -> Any:
@@ -357,6 +361,8 @@ def validate(exp: Experiment) -> None:
         raise ConfigError(f"batch_size must be at least 1, got {data.batch_size}")
     if data.max_batches is not None and data.max_batches < 1:
         raise ConfigError(f"max_batches must be at least 1, got {data.max_batches}")
+    if data.image_size is not None and data.image_size < 0:
+        raise ConfigError(f"image_size must be 0 (keep each image's size) or more, got {data.image_size}")
 
     run = exp.run
     if not DEVICE_PATTERN.match(run.device):

@@ -7,19 +7,24 @@ batches without per-image PIL -> ToTensor work. Adding a dataset is one ``Datase
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import io
 import math
+import os
 import socket
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from convlab.config import ConvlabError, DataConfig
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
+    from PIL import Image
 
 
 class DataError(ConvlabError):
@@ -31,8 +36,10 @@ class ImageSet:
     name: str
     split: str
     images: "torch.Tensor"  # uint8, (N, C, H, W)
-    labels: "torch.Tensor"  # int64, (N,)
+    labels: "torch.Tensor"  # int64, (N,); -1 where the images have no class
     classes: tuple[str, ...]
+    # What the user should know about where the images came from (shown in the terminal).
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -42,6 +49,17 @@ class ImageSet:
         c, h, w = self.images.shape[1:]
         return (int(c), int(h), int(w))
 
+    def describe(self) -> str:
+        """The images, their source and their classes (label: name, count) as plain text."""
+        lines = [f"{self.name} ({self.split}): {len(self)} images of {self.image_shape} (C, H, W)", *self.notes]
+        if self.classes:
+            counts = self.labels[self.labels >= 0].bincount(minlength=len(self.classes)).tolist()
+            listed = ", ".join(f"{i} {name} ({n})" for i, (name, n) in enumerate(zip(self.classes, counts)))
+            lines.append(f"classes (label name (images)): {listed}")
+        else:
+            lines.append("unlabelled")
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -50,15 +68,37 @@ class DatasetSpec:
     # (C, H, W) of every image, known without loading (used by --dry-run and validation).
     shape: Callable[[DataConfig], tuple[int, int, int]]
     load: Callable[[DataConfig, int], ImageSet]
-    # Number of images in each split, for progress bars and plans.
-    split_sizes: dict[str, int]
+    # Images in each split, for progress bars and plans; or, for a dataset whose size depends on
+    # the config (a folder), a function that counts them without decoding any.
+    split_sizes: Mapping[str, int] | Callable[[DataConfig], int]
+
+    def num_images(self, cfg: DataConfig) -> int:
+        if callable(self.split_sizes):
+            return self.split_sizes(cfg)
+        return self.split_sizes[cfg.split]
 
 
-# ----------------------------------------------------------------------------- cifar10
+def _fixed_shape(channels: int, height: int, width: int) -> Callable[[DataConfig], tuple[int, int, int]]:
+    """The shape of a dataset whose images are all one known size; folder-only options are errors."""
 
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)
+    def shape(cfg: DataConfig) -> tuple[int, int, int]:
+        if cfg.image_size is not None:
+            raise DataError(
+                f"--image-size applies to --dataset folder only; {cfg.dataset} images are "
+                f"{height}x{width} (HxW) as they come"
+            )
+        if cfg.grayscale and channels != 1:
+            raise DataError(
+                f"--grayscale applies to --dataset folder (and already grey datasets such as mnist) only; "
+                f"{cfg.dataset} images have {channels} channels"
+            )
+        return (channels, height, width)
+
+    return shape
+
+
+# ----------------------------------------------------------------------------- torchvision
+
 # Never hang on a dead network: torchvision's urlopen has no timeout of its own.
 DOWNLOAD_TIMEOUT_S = 15
 
@@ -73,52 +113,114 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(old)
 
 
-def load_cifar10(cfg: DataConfig, seed: int) -> ImageSet:
-    import torch
-    from torchvision.datasets import CIFAR10
+@dataclass(frozen=True)
+class DownloadFiles:
+    """Where torchvision looks for one dataset's files, so an error can say exactly what to put where."""
 
-    root = Path(cfg.data_dir)
-    archive = root / CIFAR10.filename
-    folder = root / CIFAR10.base_folder
-    train = cfg.split == "train"
-    offline_hint = (
-        f"put the official {CIFAR10.filename} (from {CIFAR10.url}) in {root}/ "
+    archives: tuple[tuple[Path, str], ...]  # (path, md5) of what torchvision downloads and verifies
+    extracted: tuple[Path, ...]  # what it reads once the archives are extracted
+    url: str  # where the archives come from
+
+
+def cifar_files(cls: type, root: Path) -> DownloadFiles:
+    folder = root / cls.base_folder
+    names = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    return DownloadFiles(((root / cls.filename, cls.tgz_md5),), tuple(folder / n for n in names), cls.url)
+
+
+def mnist_files(cls: type, root: Path) -> DownloadFiles:
+    raw = root / cls.__name__ / "raw"  # torchvision's MNIST.raw_folder
+    archives = tuple((raw / name, md5) for name, md5 in cls.resources)
+    extracted = tuple(raw / name.removesuffix(".gz") for name, _ in cls.resources)
+    return DownloadFiles(archives, extracted, cls.mirrors[0])
+
+
+def _download_error(title: str, cfg: DataConfig, files: DownloadFiles, exc: BaseException) -> DataError:
+    """Turn whatever torchvision raised into one line that says what is missing and how to fix it."""
+    from torchvision.datasets.utils import check_integrity
+
+    where = files.archives[0][0].parent
+    names = ", ".join(path.name for path, _ in files.archives)
+    hint = (
+        f"put the official {names} (from {files.url}) in {where}/ "
         "and run again, or use the built-in offline dataset: --dataset shapes"
     )
+    detail = " ".join(str(exc).split())
+    extracted = [p for p in files.extracted if p.exists()]
+    folder = files.extracted[0].parent
+    if folder == where:
+        # MNIST-style: archives and extracted files share one folder, and torchvision reads the
+        # extracted files once they all exist, without checking them.
+        if len(extracted) == len(files.extracted):
+            stale = ", ".join(p.name for p in extracted)
+            return DataError(
+                f"{title} files in {folder} cannot be read ({type(exc).__name__}{': ' * bool(detail)}{detail}); delete {stale} "
+                f"there and run again (torchvision extracts them again from the MD5-checked archives), or {hint}"
+            )
+    elif extracted:
+        return DataError(
+            f"{title} files in {folder} are missing or fail torchvision's integrity (MD5) check; "
+            f"delete that folder and {hint}"
+        )
+    present = [(path, md5) for path, md5 in files.archives if path.exists()]
+    for path, md5 in present:
+        if not check_integrity(str(path), md5):
+            return DataError(f"{path} fails torchvision's integrity (MD5) check; delete it and {hint}")
+    if present and len(present) == len(files.archives) and not cfg.download:
+        what = f"{names} are" if len(present) > 1 else f"{present[0][0]} is"
+        return DataError(
+            f"{what} there but not extracted, and --no-download is set; run with --download: "
+            "torchvision checks their MD5 and extracts them without downloading"
+        )
+    if not cfg.download:
+        return DataError(f"{title} not found in {where}/ and --no-download is set; use --download, or {hint}")
+    if isinstance(exc, (urllib.error.URLError, socket.timeout, ConnectionError)):
+        reason = getattr(exc, "reason", exc)
+        return DataError(f"cannot download {title} ({reason}); {hint}")
+    # torchvision's MNIST wraps each mirror's network error in a RuntimeError of its own.
+    if "Error downloading" in detail or "urlopen error" in detail:
+        return DataError(f"cannot download {title} ({detail.rpartition('got: ')[2]}); {hint}")
+    return DataError(f"{title} could not be loaded ({detail or type(exc).__name__}); {hint}")
+
+
+def load_torchvision(cfg: DataConfig, name: str, cls_name: str, files_of: Callable[[type, Path], DownloadFiles]) -> ImageSet:
+    """A torchvision dataset class by name, downloaded and MD5-checked by torchvision itself."""
+    import torch
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, cls_name)
+    root = Path(cfg.data_dir)
     # torchvision prints "Files already downloaded and verified" / "Downloading ..." on stdout;
     # keep stdout for convlab's own output.
     quiet = contextlib.redirect_stdout(io.StringIO())
     try:
         with quiet, _socket_timeout(DOWNLOAD_TIMEOUT_S):
-            # torchvision checks the official MD5 of every batch file before unpickling any.
-            ds = CIFAR10(root=str(root), train=train, download=cfg.download)
-    except (urllib.error.URLError, socket.timeout, ConnectionError, RuntimeError) as exc:
-        if folder.exists():
-            raise DataError(
-                f"CIFAR10 files in {folder} are missing or fail torchvision's integrity (MD5) check; "
-                f"delete that folder and {offline_hint}"
-            ) from None
-        if archive.exists():
-            if not cfg.download:
-                raise DataError(
-                    f"{archive} is there but not extracted, and --no-download is set; run with "
-                    "--download: torchvision checks its MD5 and extracts it without downloading"
-                ) from None
-            raise DataError(
-                f"{archive} fails torchvision's integrity (MD5) check; delete it and {offline_hint}"
-            ) from None
-        if not isinstance(exc, RuntimeError):
-            reason = getattr(exc, "reason", exc)
-            raise DataError(f"cannot download CIFAR10 ({reason}); {offline_hint}") from None
-        if not cfg.download:
-            raise DataError(
-                f"CIFAR10 not found in {root}/ and --no-download is set; use --download, or {offline_hint}"
-            ) from None
-        raise DataError(f"CIFAR10 could not be loaded ({exc}); {offline_hint}") from None
+            # CIFAR checks the MD5 of every extracted file before unpickling any; MNIST checks
+            # the MD5 of each archive before extracting it, then parses the extracted idx files.
+            ds = cls(root=str(root), train=cfg.split == "train", download=cfg.download)
+    except (urllib.error.URLError, OSError, RuntimeError, ValueError, AssertionError, EOFError) as exc:
+        raise _download_error(cls.__name__, cfg, files_of(cls, root), exc) from None
 
-    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    images = torch.as_tensor(ds.data)
+    if images.ndim == 3:  # MNIST-style (N, H, W): one grey channel
+        images = images.unsqueeze(1)
+    else:  # CIFAR-style (N, H, W, C)
+        images = images.permute(0, 3, 1, 2)
     labels = torch.as_tensor(ds.targets, dtype=torch.int64)
-    return ImageSet("cifar10", cfg.split, images, labels, tuple(ds.classes))
+    return ImageSet(name, cfg.split, images.contiguous(), labels, tuple(ds.classes))
+
+
+def _torchvision(name: str, cls_name: str, files_of: Callable[[type, Path], DownloadFiles]):
+    return lambda cfg, seed: load_torchvision(cfg, name, cls_name, files_of)
+
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+
+
+def load_cifar10(cfg: DataConfig, seed: int) -> ImageSet:
+    return load_torchvision(cfg, "cifar10", "CIFAR10", cifar_files)
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -235,23 +337,264 @@ def load_shapes(cfg: DataConfig, seed: int) -> ImageSet:
     return ImageSet("shapes", cfg.split, images, labels, SHAPES_CLASSES)
 
 
+
+# ----------------------------------------------------------------------------- folder
+
+FOLDER_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # Pillow's names
+FOLDER_FORMAT_NAMES = "PNG, JPEG, BMP, GIF (first frame) and WebP"
+FOLDER_IMAGE_SIZE = 128
+# A folder is held in memory as one uint8 tensor, like every dataset: refuse what would not fit
+# comfortably with one clear line, rather than being killed by the OS half-way through.
+FOLDER_MAX_BYTES = 4 << 30
+_EXIF_ORIENTATION = 0x0112
+_UNREADABLE = (OSError, SyntaxError, ValueError)  # what Pillow raises for bad files (OSError covers UnidentifiedImageError)
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """Every image under a folder, found from file headers alone: nothing is decoded."""
+
+    root: Path
+    files: tuple[Path, ...]
+    labels: tuple[int, ...]  # -1 each when the folder is not in ImageFolder layout
+    classes: tuple[str, ...]
+    sizes: tuple[tuple[int, int], ...]  # (H, W) as shown, EXIF orientation applied
+    skipped: tuple[Path, ...]  # files that are not readable images in FOLDER_FORMATS
+
+    def name(self, path: Path) -> str:
+        return path.name if path == self.root else path.relative_to(self.root).as_posix()
+
+
+def _walk(root: Path) -> list[Path]:
+    """Every file under ``root`` (or ``root`` itself), hidden names left out, in a fixed order."""
+    if root.is_file():
+        return [root]
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .git, .ipynb_checkpoints, ...
+        found += [Path(folder, n) for n in names if not n.startswith(".")]
+    # By path components, so each class folder's files stay together in sorted class order.
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path, formats=FOLDER_FORMATS) as im:
+            w, h = im.size
+            if im.format == "PNG":  # Pillow's PNG getexif() decodes the image to look for a late eXIf
+                exif = Image.Exif()
+                if im.info.get("exif"):
+                    exif.load(im.info["exif"])
+            else:
+                exif = im.getexif()
+            turned = exif.get(_EXIF_ORIENTATION) in (5, 6, 7, 8)
+    except (*_UNREADABLE, Image.DecompressionBombError):
+        return None
+    return (w, h) if turned else (h, w)
+
+
+def scan_folder(root: Path) -> FolderScan:
+    """Find the images under ``root``; first-level subfolders are classes when every image is in one."""
+    if not root.exists():
+        raise DataError(
+            f"--data-dir {root} does not exist; for --dataset folder, point --data-dir at a folder "
+            "of images (or at one image file)"
+        )
+    files, sizes, skipped = [], [], []
+    for path in _walk(root):
+        size = _header_size(path)
+        if size is None:
+            skipped.append(path)
+        else:
+            files.append(path)
+            sizes.append(size)
+    scan = FolderScan(root, tuple(files), (), (), tuple(sizes), tuple(skipped))
+    if not files:
+        found = f"only {_skipped_text(scan)}" if skipped else "nothing: it is empty"
+        raise DataError(
+            f"--dataset folder found no images under {root}, {found}; it reads {FOLDER_FORMAT_NAMES} "
+            "files, in subfolders too"
+        )
+    parts = [p.relative_to(root).parts if p != root else () for p in files]
+    if all(len(part) > 1 for part in parts):  # ImageFolder layout: root/<class>/.../image
+        classes = tuple(sorted({part[0] for part in parts}))
+        index = {name: i for i, name in enumerate(classes)}
+        labels = tuple(index[part[0]] for part in parts)
+    else:
+        classes, labels = (), (-1,) * len(files)
+    return dataclasses.replace(scan, labels=labels, classes=classes)
+
+
+def _skipped_text(scan: FolderScan, limit: int = 5) -> str:
+    names = ", ".join(scan.name(p) for p in scan.skipped[:limit])
+    more = f" and {len(scan.skipped) - limit} more" if len(scan.skipped) > limit else ""
+    return f"{len(scan.skipped)} file(s) that are not readable images ({names}{more})"
+
+
+def folder_image_size(cfg: DataConfig) -> int:
+    return FOLDER_IMAGE_SIZE if cfg.image_size is None else cfg.image_size
+
+
+def folder_shape(cfg: DataConfig, scan: FolderScan | None = None) -> tuple[int, int, int]:
+    if cfg.split == "train":
+        raise DataError(
+            "--dataset folder has no train/test split: it reads every image under --data-dir; drop "
+            "--split train, or point --data-dir at the subfolder you mean (e.g. data/train)"
+        )
+    scan = scan or scan_folder(Path(cfg.data_dir))
+    channels = 1 if cfg.grayscale else 3
+    size = folder_image_size(cfg)
+    if size:
+        return (channels, size, size)
+    common, _ = collections.Counter(scan.sizes).most_common(1)[0]
+    odd = [(p, hw) for p, hw in zip(scan.files, scan.sizes) if hw != common]
+    if odd:
+        path, (h, w) = odd[0]
+        raise DataError(
+            f"--image-size 0 keeps each image's own size, so all must be one size, but {len(odd)} of "
+            f"{len(scan.files)} images differ from the most common {common[0]}x{common[1]} (HxW), e.g. "
+            f"{scan.name(path)} is {h}x{w}; use --image-size N to resize and centre-crop all to NxN"
+        )
+    return (channels, *common)
+
+
+def _to_mode(im: "Image.Image", mode: str) -> "Image.Image":
+    """RGB or L from any mode: transparency over white, 16-bit greys scaled (not clipped) to 8 bits."""
+    import numpy as np
+    from PIL import Image
+
+    if im.mode.startswith("I"):  # I;16 (16-bit PNG), I: Pillow's convert would clip all above 255 to white
+        im = Image.fromarray((np.asarray(im).astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), rgba)
+    return im.convert(mode)
+
+
+def read_image(path: Path, size: int, grayscale: bool) -> "np.ndarray":
+    """One image as uint8 (H, W, C): upright, RGB or grey, resized and centre-cropped to size x size (0: as is)."""
+    import numpy as np
+    from PIL import Image, ImageOps
+    from torchvision.transforms.v2 import functional as F
+
+    with Image.open(path, formats=FOLDER_FORMATS) as im:
+        w, h = im.size
+        if size and im.format == "JPEG" and min(w, h) >= 2 * size:
+            # Let libjpeg decode a photo at 1/2..1/8 scale, still at least size on its shorter
+            # side (as PIL's thumbnail does): several times faster, and it is resized below anyway.
+            im.draft(None, (math.ceil(w * size / min(w, h)), math.ceil(h * size / min(w, h))))
+        im = _to_mode(ImageOps.exif_transpose(im), "L" if grayscale else "RGB")
+    if size:
+        # Exactly torchvision's Resize(size) + CenterCrop(size): shorter side to size, centre square.
+        im = F.center_crop(F.resize(im, [size]), [size, size])
+    pixels = np.asarray(im)
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+
+def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    root = Path(cfg.data_dir)
+    scan = scan_folder(root)
+    c, h, w = folder_shape(cfg, scan)
+    size = folder_image_size(cfg)
+    total = len(scan.files)
+    # Only the images the run will use are decoded: --max-batches 1 over a photo library is quick.
+    wanted = total if cfg.max_batches is None else min(total, cfg.max_batches * cfg.batch_size)
+    if wanted * c * h * w > FOLDER_MAX_BYTES:
+        raise DataError(
+            f"{wanted} images of {c}x{h}x{w} need {wanted * c * h * w / 2**30:.1f} GiB in memory (at most "
+            f"{FOLDER_MAX_BYTES / 2**30:.0f}); use a smaller --image-size or fewer --max-batches"
+        )
+    # Assembled in numpy: a per-image torch copy costs milliseconds in intra-op thread start-up
+    # (measured 2.3 s vs 0.02 s for 300 images of 128x128 on a busy 2-core machine).
+    images = np.empty((wanted, c, h, w), dtype=np.uint8)
+    labels, unreadable, n = [], [], 0
+    for path, label in zip(scan.files, scan.labels):
+        if n == wanted:
+            break
+        try:
+            pixels = read_image(path, size, cfg.grayscale)
+        except (*_UNREADABLE, Image.DecompressionBombError):
+            unreadable.append(path)  # a valid header over broken data, e.g. a truncated download
+            continue
+        if pixels.shape != (h, w, c):  # pragma: no cover - a header that lies about the size
+            unreadable.append(path)
+            continue
+        images[n] = pixels.transpose(2, 0, 1)
+        labels.append(label)
+        n += 1
+    scan = dataclasses.replace(scan, skipped=scan.skipped + tuple(unreadable))
+    if n == 0:
+        raise DataError(f"--dataset folder found {_skipped_text(scan)} under {root}, and no image it could read")
+
+    first = f", the first of {total} for --max-batches" if wanted < total else ""
+    notes = [f"{n} image(s) from {root}{first}"]
+    if scan.classes:
+        notes.append(f"{len(scan.classes)} classes from the first-level subfolders: {', '.join(scan.classes)}")
+    if size:
+        notes.append(f"each resized (shorter side to {size}) and centre-cropped to {size}x{size}")
+    if scan.skipped:
+        notes.append(f"skipped {_skipped_text(scan)}")
+    label_tensor = torch.tensor(labels, dtype=torch.int64)
+    return ImageSet("folder", "all", torch.from_numpy(images[:n]), label_tensor, scan.classes, tuple(notes))
+
+
+def count_folder(cfg: DataConfig) -> int:
+    return len(scan_folder(Path(cfg.data_dir)).files)
+
+
 SHAPES_SPLITS = {"test": 10_000, "train": 50_000}
 CIFAR10_SPLITS = {"test": 10_000, "train": 50_000}
+MNIST_SPLITS = {"test": 10_000, "train": 60_000}
+CIFAR100_SPLITS = {"test": 10_000, "train": 50_000}
 
 DATASETS: dict[str, DatasetSpec] = {
     "cifar10": DatasetSpec(
         "cifar10",
         "CIFAR10 through torchvision (downloads on first use, MD5-checked)",
-        lambda cfg: (3, 32, 32),
+        _fixed_shape(3, 32, 32),
         load_cifar10,
         CIFAR10_SPLITS,
     ),
     "shapes": DatasetSpec(
         "shapes",
         "built-in 32x32 shapes and textures in 10 classes (offline, deterministic)",
-        lambda cfg: (3, SHAPES_SIZE, SHAPES_SIZE),
+        _fixed_shape(3, SHAPES_SIZE, SHAPES_SIZE),
         load_shapes,
         SHAPES_SPLITS,
+    ),
+    "folder": DatasetSpec(
+        "folder",
+        "every image under --data-dir (PNG, JPEG, BMP, GIF, WebP); classes from ImageFolder subfolders",
+        folder_shape,
+        load_folder,
+        count_folder,
+    ),
+    "mnist": DatasetSpec(
+        "mnist",
+        "MNIST handwritten digits, 28x28 grey, through torchvision (downloads on first use, MD5-checked)",
+        _fixed_shape(1, 28, 28),
+        _torchvision("mnist", "MNIST", mnist_files),
+        MNIST_SPLITS,
+    ),
+    "fashion-mnist": DatasetSpec(
+        "fashion-mnist",
+        "Fashion-MNIST clothes, 28x28 grey, through torchvision (downloads on first use, MD5-checked)",
+        _fixed_shape(1, 28, 28),
+        _torchvision("fashion-mnist", "FashionMNIST", mnist_files),
+        MNIST_SPLITS,
+    ),
+    "cifar100": DatasetSpec(
+        "cifar100",
+        "CIFAR100 (100 fine classes) through torchvision (downloads on first use, MD5-checked)",
+        _fixed_shape(3, 32, 32),
+        _torchvision("cifar100", "CIFAR100", cifar_files),
+        CIFAR100_SPLITS,
     ),
 }
 

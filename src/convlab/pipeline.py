@@ -87,7 +87,7 @@ def plan(exp: Experiment) -> Plan:
     device = resolve_device(exp.run.device)
     torch.manual_seed(exp.run.seed)
     module = build_layer(exp.layer, resolved_in_channels(exp.layer, input_shape[0]))
-    num_images = spec.split_sizes[exp.data.split]
+    num_images = spec.num_images(exp.data)
     return Plan(
         exp=exp,
         device=device,
@@ -168,6 +168,8 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     if images.image_shape != p.input_shape:  # pragma: no cover - a dataset bug, not a user error
         raise RuntimeError(f"dataset {images.name} gave images of {images.image_shape}, expected {p.input_shape}")
     num_steps = count_steps(len(images), exp.data.batch_size, exp.data.max_batches)
+    for note in images.notes:
+        reporter.info(note)
 
     name = exp.run.run_name or default_run_name(exp)
     run_dir = create_run_dir(exp.run.logdir, name, explicit=exp.run.run_name is not None)
@@ -192,6 +194,7 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         writer.save_json(SUMMARY_FILE, summary)
         writer.text("config", _markdown_block(dump_toml(exp)))
         writer.text("layer", _markdown_block(describe(p)))
+        writer.text("data", _markdown_block(images.describe()))
         writer.hparams(hparams(exp), ["output/mean", "output/std"])
 
         reporter.info(describe(p))

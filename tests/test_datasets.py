@@ -1,0 +1,465 @@
+"""Datasets beyond CIFAR10: a folder of your own images, MNIST, Fashion-MNIST and CIFAR100.
+
+Every fixture is built here, in the dataset's own format; torchvision's MD5 lists are pointed
+at the fixtures' checksums (test harness only) and its mirrors at a dead loopback port, so
+nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.datasets import CIFAR100, MNIST, FashionMNIST
+from torchvision.transforms import v2
+
+from conftest import grid_size, images, load_events, only_run
+from convlab.config import DataConfig
+from convlab.data import DATASETS, DataError, folder_shape, get_dataset, load
+
+DEAD = "http://127.0.0.1:9/"  # a loopback port nobody listens on: refused at once, as offline
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _user_error(r, message: str, tmp_path: Path) -> str:
+    assert r.code == 2, (r.code, r.out, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("convlab: error: "), r.err
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in r.err + r.out
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- folder fixtures
+
+
+def _thirds(w: int, h: int) -> Image.Image:
+    """Red | green | blue vertical bands: where a crop comes from is visible in its pixels."""
+    a = np.zeros((h, w, 3), np.uint8)
+    a[:, : w // 3, 0] = 255
+    a[:, w // 3 : 2 * w // 3, 1] = 255
+    a[:, 2 * w // 3 :, 2] = 255
+    return Image.fromarray(a)
+
+
+def _truncated_png(path: Path) -> None:
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # a valid header over missing data: an interrupted copy
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """An ImageFolder-layout folder: every format, many modes and sizes, and files to skip."""
+    root = tmp_path / "photos"
+    for d in ("cat/nested", "dog", ".ipynb_checkpoints"):
+        (root / d).mkdir(parents=True)
+    _thirds(300, 200).save(root / "cat" / "bands.png")  # RGB, landscape
+    Image.new("L", (50, 80), 90).save(root / "cat" / "nested" / "grey.jpg", quality=100)  # greyscale JPEG, portrait
+    rgba = np.zeros((64, 64, 4), np.uint8)  # transparent everywhere but an opaque black square
+    rgba[16:48, 16:48, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(root / "dog" / "alpha.png")
+    frames = [Image.new("P", (40, 40), 0), Image.new("P", (40, 40), 1)]
+    for f in frames:
+        f.putpalette([200, 30, 30, 20, 20, 220] + [0] * 762)
+    frames[0].save(root / "dog" / "anim.gif", save_all=True, append_images=frames[1:])  # palette, 2 frames
+    Image.new("RGB", (33, 17), (10, 200, 10)).save(root / "dog" / "plain.bmp")
+    Image.new("RGB", (70, 70), (250, 250, 0)).save(root / "dog" / "web.webp", lossless=True)
+    grey16 = np.full((20, 20), 32768, np.uint16)
+    grey16[:, 10:] = 65535
+    Image.fromarray(grey16).save(root / "dog" / "deep16.png")  # 16-bit grey
+    _truncated_png(root / "dog" / "broken.png")
+    (root / "dog" / "notes.txt").write_text("not an image\n")
+    (root / "README.md").write_text("a file beside the class folders does not break the layout\n")
+    Image.new("RGB", (8, 8)).save(root / ".ipynb_checkpoints" / "copy.png")  # hidden: never read
+    return root
+
+
+# Sorted by path components: cat/bands, cat/nested/grey, then dog/... in name order.
+ORDER = ["cat/bands.png", "cat/nested/grey.jpg", "dog/alpha.png", "dog/anim.gif", "dog/deep16.png",
+         "dog/plain.bmp", "dog/web.webp"]
+
+
+def _folder(root: Path, **kw) -> DataConfig:
+    return DataConfig(dataset="folder", data_dir=str(root), **kw)
+
+
+# ----------------------------------------------------------------------------- folder tests
+
+
+def test_folder_reads_every_format_as_imagefolder(photos):
+    ds = load(_folder(photos), seed=0)
+    assert ds.images.dtype == torch.uint8 and ds.images.shape == (len(ORDER), 3, 128, 128)
+    assert ds.classes == ("cat", "dog")
+    assert ds.labels.tolist() == [0, 0, 1, 1, 1, 1, 1]
+    notes = "\n".join(ds.notes)
+    assert "2 classes from the first-level subfolders: cat, dog" in notes
+    # The text file, the README and the truncated PNG are skipped and named; the hidden folder is not read.
+    assert "skipped 3 file(s) that are not readable images" in notes
+    assert "dog/broken.png" in notes and "dog/notes.txt" in notes and "README.md" in notes
+    assert "ipynb" not in notes
+    assert "0 cat (2), 1 dog (5)" in ds.describe()
+    again = load(_folder(photos), seed=1)
+    assert torch.equal(ds.images, again.images) and torch.equal(ds.labels, again.labels)
+
+
+def test_folder_pixels_follow_each_mode(photos):
+    ds = load(_folder(photos), seed=0)
+    img = {name: ds.images[i].permute(1, 2, 0).numpy().astype(int) for i, name in enumerate(ORDER)}
+
+    # Exactly torchvision's Resize(128) + CenterCrop(128) of the RGB file.
+    expect = v2.functional.center_crop(v2.functional.resize(Image.open(photos / "cat" / "bands.png"), [128]), [128, 128])
+    assert np.array_equal(img["cat/bands.png"], np.asarray(expect))
+    # 300x200 -> 192x128, centre 128 columns = source columns 50..250: red, green, blue bands, narrower red/blue.
+    assert img["cat/bands.png"][64, 5].tolist() == [255, 0, 0]
+    assert img["cat/bands.png"][64, 64].tolist() == [0, 255, 0]
+    assert img["cat/bands.png"][64, 122].tolist() == [0, 0, 255]
+
+    grey = img["cat/nested/grey.jpg"]  # greyscale becomes R = G = B
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    assert abs(grey.mean() - 90) < 2
+
+    alpha = img["dog/alpha.png"]  # transparent over white, the opaque square stays black
+    assert alpha[5, 5].tolist() == [255, 255, 255] and alpha[64, 64].tolist() == [0, 0, 0]
+
+    assert img["dog/anim.gif"][64, 64].tolist() == [200, 30, 30]  # the first frame, palette resolved
+    assert img["dog/plain.bmp"][64, 64].tolist() == [10, 200, 10]
+    assert img["dog/web.webp"][64, 64].tolist() == [250, 250, 0]
+    deep = img["dog/deep16.png"]  # 16-bit grey scaled to 8 bits, not clipped to white
+    assert deep[64, 10].tolist() == [128] * 3 and deep[64, 120].tolist() == [255] * 3
+
+
+def test_folder_grayscale_is_one_channel_luma(photos):
+    ds = load(_folder(photos, grayscale=True), seed=0)
+    assert ds.images.shape == (len(ORDER), 1, 128, 128)
+    bands = ds.images[ORDER.index("cat/bands.png"), 0]
+    # PIL's 'L' (ITU-R 601-2 luma, as torchvision's Grayscale): red 76, green 150, blue 29.
+    assert [bands[64, 5].item(), bands[64, 64].item(), bands[64, 122].item()] == [76, 150, 29]
+    assert ds.images[ORDER.index("dog/alpha.png"), 0, 5, 5].item() == 255
+
+
+def test_folder_image_size_0_keeps_sizes(tmp_path):
+    root = tmp_path / "same"
+    root.mkdir()
+    rng = np.random.default_rng(1)
+    arrays = [rng.integers(0, 256, (24, 40, 3), dtype=np.uint8) for _ in range(3)]
+    for i, a in enumerate(arrays):
+        Image.fromarray(a).save(root / f"{i}.png")
+    assert folder_shape(_folder(root, image_size=0)) == (3, 24, 40)
+    ds = load(_folder(root, image_size=0), seed=0)
+    assert ds.classes == () and ds.labels.tolist() == [-1, -1, -1]
+    assert "unlabelled" in ds.describe()
+    for i, a in enumerate(arrays):
+        assert np.array_equal(ds.images[i].permute(1, 2, 0).numpy(), a)  # not resampled at all
+
+
+def test_folder_image_size_0_with_mixed_sizes_names_an_offender(photos):
+    with pytest.raises(DataError, match=r"--image-size 0 keeps each image's own size.*e\.g\. cat/.* is \d+x\d+"):
+        folder_shape(_folder(photos, image_size=0))
+
+
+def test_folder_exif_orientation_is_applied(tmp_path):
+    root = tmp_path / "phone"
+    root.mkdir()
+    a = np.zeros((20, 40, 3), np.uint8)  # stored landscape 40 wide, left half white
+    a[:, :20] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display", as phones write
+    Image.fromarray(a).save(root / "photo.jpg", exif=exif, quality=100)
+    assert folder_shape(_folder(root, image_size=0)) == (3, 40, 20)  # shown portrait
+    shown = load(_folder(root, image_size=0), seed=0).images[0, 0].float()
+    assert shown[:18].mean() > 240 and shown[22:].mean() < 15  # the white half is now on top
+
+
+def test_folder_order_is_sorted_not_creation_order(tmp_path):
+    root = tmp_path / "flat"
+    root.mkdir()
+    for name, value in (("b.png", 2), ("a.png", 1), ("c.png", 3), ("a10.png", 4)):
+        Image.new("L", (10, 10), value).save(root / name)
+    ds = load(_folder(root, image_size=0, grayscale=True), seed=0)
+    assert ds.images[:, 0, 0, 0].tolist() == [1, 4, 2, 3]  # a, a10, b, c
+
+
+def test_folder_images_beside_subfolders_are_unlabelled(tmp_path):
+    root = tmp_path / "mixed"
+    (root / "sub").mkdir(parents=True)
+    Image.new("RGB", (10, 10)).save(root / "top.png")
+    Image.new("RGB", (10, 10)).save(root / "sub" / "inner.png")
+    ds = load(_folder(root), seed=0)
+    assert len(ds) == 2 and ds.classes == () and ds.labels.tolist() == [-1, -1]
+
+
+def test_folder_one_image_file(photos):
+    ds = load(_folder(photos / "dog" / "plain.bmp", image_size=0), seed=0)
+    assert ds.images.shape == (1, 3, 17, 33)
+
+
+def test_folder_reads_only_what_max_batches_needs(photos):
+    cfg = _folder(photos, batch_size=2, max_batches=1)
+    assert get_dataset("folder").num_images(cfg) == len(ORDER) + 1  # headers only: the truncated PNG counts
+    ds = load(cfg, seed=0)
+    assert len(ds) == 2 and ds.labels.tolist() == [0, 0]
+    assert f"the first of {len(ORDER) + 1}" in ds.notes[0]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda root: root.mkdir(), "found no images under .*empty"),
+        (lambda root: None, "does not exist"),
+        (lambda root: (root.mkdir(), (root / "a.txt").write_text("x")), r"only 1 file\(s\) that are not readable images \(a.txt\)"),
+        (lambda root: (root.mkdir(), _truncated_png(root / "cut.png")), "no image it could read"),
+    ],
+)
+def test_folder_without_images_is_a_clear_error(tmp_path, make, message):
+    root = tmp_path / "in"
+    make(root)
+    with pytest.raises(DataError, match=message):
+        get_dataset("folder").shape(_folder(root))
+        load(_folder(root), seed=0)
+
+
+def test_folder_has_no_train_split(photos):
+    with pytest.raises(DataError, match="no train/test split.*drop --split train"):
+        folder_shape(_folder(photos, split="train"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "shapes", "--image-size", "64"], "--image-size applies to --dataset folder only; shapes images are 32x32"),
+        (["--dataset", "shapes", "--grayscale"], "--grayscale applies to --dataset folder"),
+        (["--dataset", "folder", "--image-size", "-1"], "image_size must be 0 (keep each image's size) or more, got -1"),
+        (["--dataset", "folder", "--data-dir", "nowhere"], "--data-dir nowhere does not exist"),
+    ],
+)
+def test_folder_option_errors_are_one_line(run_cli, tmp_path, args, message):
+    _user_error(run_cli("conv", *args, "--logdir", "logs"), message, tmp_path)
+
+
+def test_folder_end_to_end_with_labels_in_the_text_summary(photos, run_cli, tmp_path):
+    r = run_cli("conv", "--dataset", "folder", "--data-dir", photos, "--image-size", "64", "--logdir", "logs")
+    assert r.code == 0, r.err
+    assert "skipped 3 file(s) that are not readable images" in r.out and "cat, dog" in r.out
+    run_dir = only_run(tmp_path / "logs")
+    assert run_dir.name.startswith("conv-c6-k3-s1-p0-folder-")
+    acc = load_events(run_dir)
+    (inp,) = images(acc, "input")
+    assert (inp.height, inp.width) == grid_size(len(ORDER), 64, 64)
+    text = acc.Tensors("data/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "folder (all): 7 images of (3, 64, 64)" in text and "0 cat (2), 1 dog (5)" in text
+    assert "dog/broken.png" in text
+
+
+# ----------------------------------------------------------------------------- MNIST-format fixtures
+
+
+def _idx(array: np.ndarray) -> bytes:
+    """The idx format MNIST ships in: magic (0, 0, type 0x08 = ubyte, ndim), big-endian sizes, data."""
+    return struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+@dataclass
+class MnistFixture:
+    root: Path  # the --data-dir
+    raw: Path
+    test_images: np.ndarray  # (N, 28, 28) uint8
+    test_labels: np.ndarray
+    train_images: np.ndarray
+
+
+def make_mnist(root: Path, cls: type, monkeypatch: pytest.MonkeyPatch, n_test: int = 20, n_train: int = 12) -> MnistFixture:
+    """The four gzipped idx archives torchvision's MNIST downloads, in <root>/<Class>/raw/, with their MD5s registered."""
+    rng = np.random.default_rng(5)
+    raw = root / cls.__name__ / "raw"
+    raw.mkdir(parents=True)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    resources = []
+    for name, array in arrays.items():
+        archive = raw / f"{name}.gz"
+        archive.write_bytes(gzip.compress(_idx(array), mtime=0))
+        resources.append((archive.name, _md5(archive)))
+    monkeypatch.setattr(cls, "resources", resources)
+    monkeypatch.setattr(cls, "mirrors", [DEAD])
+    return MnistFixture(root, raw, arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"],
+                        arrays["train-images-idx3-ubyte"])
+
+
+MNISTS = [("mnist", MNIST), ("fashion-mnist", FashionMNIST)]
+
+
+@pytest.mark.parametrize("name, cls", MNISTS)
+def test_mnist_loads_through_torchvision(tmp_path, monkeypatch, name, cls):
+    fx = make_mnist(tmp_path / "data", cls, monkeypatch)
+    test = load(DataConfig(dataset=name, data_dir=str(fx.root)), seed=0)
+    assert test.images.dtype == torch.uint8 and test.images.shape == (20, 1, 28, 28)
+    assert np.array_equal(test.images[:, 0].numpy(), fx.test_images)
+    assert test.labels.tolist() == fx.test_labels.tolist() and test.classes == tuple(cls.classes)
+    assert (fx.raw / "t10k-images-idx3-ubyte").exists()  # torchvision checked the MD5s and extracted
+    train = load(DataConfig(dataset=name, data_dir=str(fx.root), split="train"), seed=0)
+    assert np.array_equal(train.images[:, 0].numpy(), fx.train_images)
+    assert get_dataset(name).shape(DataConfig(dataset=name, grayscale=True)) == (1, 28, 28)
+
+
+@pytest.mark.parametrize("name, cls", MNISTS)
+def test_mnist_offline_names_the_archives_and_where_they_go(tmp_path, monkeypatch, name, cls):
+    monkeypatch.setattr(cls, "mirrors", [DEAD])
+    start = time.perf_counter()
+    with pytest.raises(DataError) as info:
+        load(DataConfig(dataset=name, data_dir=str(tmp_path / "d")), seed=0)
+    assert time.perf_counter() - start < 30
+    message = str(info.value)
+    assert message.startswith(f"cannot download {cls.__name__} (") and "Connection refused" in message
+    names = ", ".join(f for f, _ in cls.resources)
+    assert f"put the official {names} (from {DEAD}) in {tmp_path / 'd' / cls.__name__ / 'raw'}/" in message
+    assert "--dataset shapes" in message
+
+
+def test_mnist_without_download(tmp_path, monkeypatch):
+    with pytest.raises(DataError, match=r"MNIST not found in .*MNIST/raw/ and --no-download is set.*train-images-idx3-ubyte\.gz"):
+        load(DataConfig(dataset="mnist", data_dir=str(tmp_path), download=False), seed=0)
+    fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
+    with pytest.raises(DataError, match="there but not extracted, and --no-download is set; run with --download"):
+        load(DataConfig(dataset="mnist", data_dir=str(fx.root), download=False), seed=0)
+
+
+def test_mnist_archive_failing_md5_is_named(tmp_path, monkeypatch):
+    fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
+    archive = fx.raw / "train-images-idx3-ubyte.gz"
+    archive.write_bytes(gzip.compress(b"tampered", mtime=0))
+    with pytest.raises(DataError, match=f"{archive} fails torchvision's integrity \\(MD5\\) check; delete it"):
+        load(DataConfig(dataset="mnist", data_dir=str(fx.root)), seed=0)
+
+
+def test_mnist_unreadable_extracted_files(tmp_path, monkeypatch):
+    fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
+    load(DataConfig(dataset="mnist", data_dir=str(fx.root)), seed=0)  # extracts
+    (fx.raw / "t10k-images-idx3-ubyte").write_bytes(b"garbage, not idx")
+    with pytest.raises(DataError, match="MNIST files in .* cannot be read .*delete .*t10k-images-idx3-ubyte"):
+        load(DataConfig(dataset="mnist", data_dir=str(fx.root)), seed=0)
+
+
+# ----------------------------------------------------------------------------- CIFAR100
+
+
+def make_cifar100(root: Path, monkeypatch: pytest.MonkeyPatch, n: int = 10) -> np.ndarray:
+    rng = np.random.default_rng(9)
+    folder = root / CIFAR100.base_folder
+    folder.mkdir(parents=True)
+    test = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    for name, images in (("test", test), ("train", test[:4])):
+        batch = {"data": images.transpose(0, 3, 1, 2).reshape(len(images), 3072),
+                 "fine_labels": [i % 100 for i in range(len(images))], "coarse_labels": [0] * len(images)}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    fine = [f"class{i}" for i in range(100)]
+    (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": fine, "coarse_label_names": ["x"] * 20}, protocol=2))
+    monkeypatch.setattr(CIFAR100, "train_list", [["train", _md5(folder / "train")]])
+    monkeypatch.setattr(CIFAR100, "test_list", [["test", _md5(folder / "test")]])
+    monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": _md5(folder / "meta")})
+    return test
+
+
+def test_cifar100_loads_through_torchvision(tmp_path, monkeypatch):
+    test = make_cifar100(tmp_path, monkeypatch)
+    ds = load(DataConfig(dataset="cifar100", data_dir=str(tmp_path)), seed=0)
+    assert ds.images.shape == (10, 3, 32, 32)
+    assert np.array_equal(ds.images.permute(0, 2, 3, 1).numpy(), test)
+    assert len(ds.classes) == 100 and ds.labels.tolist() == list(range(10))
+
+
+def test_cifar100_offline_and_corrupted(tmp_path, monkeypatch):
+    monkeypatch.setattr(CIFAR100, "url", DEAD + "cifar-100-python.tar.gz")
+    with pytest.raises(DataError, match=r"cannot download CIFAR100 .*put the official cifar-100-python\.tar\.gz"):
+        load(DataConfig(dataset="cifar100", data_dir=str(tmp_path / "none")), seed=0)
+    make_cifar100(tmp_path, monkeypatch)
+    (tmp_path / CIFAR100.base_folder / "test").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="CIFAR100 files in .*cifar-100-python are missing or fail .*integrity"):
+        load(DataConfig(dataset="cifar100", data_dir=str(tmp_path)), seed=0)
+
+
+def test_offline_message_from_the_cli(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(FashionMNIST, "mirrors", [DEAD])
+    line = _user_error(run_cli("pool", "--dataset", "fashion-mnist", "--logdir", "logs"), "cannot download FashionMNIST", tmp_path)
+    assert "t10k-images-idx3-ubyte.gz" in line and "data/FashionMNIST/raw/" in line
+
+
+def test_every_dataset_says_its_shape_without_loading():
+    for name, spec in DATASETS.items():
+        if name != "folder":
+            c, h, w = spec.shape(DataConfig(dataset=name))
+            assert c in (1, 3) and spec.num_images(DataConfig(dataset=name)) > 0
+
+
+# ----------------------------------------------------------------------------- 1 channel, every view
+
+
+@pytest.mark.parametrize(
+    "args, tag, tiles, size",
+    [
+        (["conv", "-c", "1"], "output", 1, 26),
+        (["conv", "-c", "3"], "output", 1, 26),
+        (["conv", "-c", "4"], "output", 2, 26),
+        (["conv"], "output", 2, 26),  # 6 channels: the tutorial's reshape view
+        (["conv", "-c", "4", "--padding", "same", "--padding-mode", "reflect"], "output", 2, 28),
+        (["pool", "--kernel", "2"], "maxpool", 1, 14),
+    ],
+)
+def test_every_view_works_on_one_channel_input(tmp_path, monkeypatch, run_cli, args, tag, tiles, size):
+    fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
+    r = run_cli(*args, "--dataset", "mnist", "--data-dir", fx.root, "--batch-size", "16", "--logdir", "logs",
+                "--run-name", "grey")
+    assert r.code == 0, r.err
+    if args[0] == "conv":
+        assert "Conv2d(1, " in r.out  # in_channels defaults to the data's 1 channel
+    acc = load_events(tmp_path / "logs" / "grey")
+    inputs, outputs = images(acc, "input"), images(acc, tag)
+    assert [i.step for i in inputs] == [o.step for o in outputs] == [0, 1]
+    assert [(i.height, i.width) for i in inputs] == [grid_size(16, 28, 28), grid_size(4, 28, 28)]
+    assert [(o.height, o.width) for o in outputs] == [grid_size(16 * tiles, size, size), grid_size(4 * tiles, size, size)]
+    # The grey input shows as grey, pixel for pixel (TensorBoard truncates x*255).
+    first = inputs[0].pixels[:28, :28].astype(int)
+    assert np.abs(first - fx.test_images[0][..., None]).max() <= 1
+    if tag == "maxpool":
+        window = fx.test_images[0, :2, :2].max()
+        assert abs(int(outputs[0].pixels[0, 0, 0]) - int(window)) <= 1
+    text = acc.Tensors("data/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "mnist (test): 20 images of (1, 28, 28)" in text and "0 - zero" in text
+
+
+def test_in_channels_3_on_one_channel_data_is_an_error(tmp_path, monkeypatch, run_cli):
+    fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
+    _user_error(run_cli("conv", "--dataset", "mnist", "--data-dir", fx.root, "--in-channels", "3", "--logdir", "logs"),
+                "in_channels=3 but the images have 1 channel(s)", tmp_path)
+
+
+def test_grayscale_folder_end_to_end(photos, run_cli, tmp_path):
+    r = run_cli("conv", "--dataset", "folder", "--data-dir", photos, "--grayscale", "-c", "2", "--logdir", "logs",
+                "--run-name", "g")
+    assert r.code == 0, r.err
+    assert "Conv2d(1, 2, kernel_size=(3, 3)" in r.out
+    acc = load_events(tmp_path / "logs" / "g")
+    (inp,) = images(acc, "input")
+    assert (inp.height, inp.width) == grid_size(len(ORDER), 128, 128)
+    tile = inp.pixels[:128, :128].astype(int)
+    assert abs(tile[64, 64, 0] - 150) <= 1 and (tile[..., 0] == tile[..., 2]).all()  # green band as luma, grey
+    (out,) = images(acc, "output")
+    assert (out.height, out.width) == grid_size(len(ORDER) * 2, 126, 126)
+    assert "grayscale = true" in (tmp_path / "logs" / "g" / "config.toml").read_text()
