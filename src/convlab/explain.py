@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from convlab.config import ConvConfig, LayerConfig, Pair, PoolConfig
+from convlab.config import ConfigError, ConvConfig, Experiment, LayerConfig, Pair, PoolConfig, parse_pair
+from convlab.data import get_dataset
 from convlab.layers import AxisArithmetic, ShapeError, axis_arithmetic, output_shape, pool_stride, resolved_in_channels
 
 if TYPE_CHECKING:
@@ -451,11 +452,10 @@ def unpool_module_repr(cfg: PoolConfig) -> str:
     )
 
 
-def pooled_size(cfg: PoolConfig, height: int, width: int) -> tuple[int, int]:
+def pooled_size(cfg: PoolConfig, height: int, width: int, channels: int = 1) -> tuple[int, int]:
     """What MaxPool2d(kernel_size, stride, padding) (no dilation, floor) makes of H x W."""
     plain = dataclasses.replace(cfg, dilation=(1, 1), ceil_mode=False)
-    h, w = axis_arithmetic(plain, height, width)
-    return (h.out, w.out)
+    return output_shape(plain, (channels, height, width))[1:]
 
 
 def explain_unpool(
@@ -512,6 +512,42 @@ def explain_unpool(
         notes=notes,
         never_read=(tuple(axes[0].unwritten()), tuple(axes[1].unwritten())),
     )
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def parse_size(value: str, name: str = "--size") -> Pair:
+    size = parse_pair(value, name)
+    if isinstance(size, str) or min(size) < 1:
+        raise ConfigError(f"{name} must be at least 1x1, got {value}")
+    return size
+
+
+def input_shape(exp: Experiment, size: str | None = None, channels: int | None = None) -> tuple[int, int, int]:
+    """(C, H, W) to explain: ``--size``/``--channels`` where given, else the experiment's dataset images."""
+    c, h, w = get_dataset(exp.data.dataset).shape(exp.data)
+    if isinstance(exp.layer, ConvConfig) and exp.layer.in_channels is not None:
+        c = exp.layer.in_channels
+    if channels is not None:
+        c = channels
+    if size is not None:
+        h, w = parse_size(size)
+    return (c, h, w)
+
+
+def explain_unpool_input(exp: Experiment, size: str | None, channels: int | None, output_size: str | None) -> Explanation:
+    """``convlab explain unpool``: without ``size``, the input is what MaxPool2d makes of the dataset's images."""
+    cfg = exp.layer
+    c, h, w = input_shape(exp, None, channels)
+    wanted = None
+    if output_size is not None:
+        wanted = parse_pair(output_size, "--output-size")
+        if isinstance(wanted, str) or min(wanted) < 0:
+            raise ConfigError(f"--output-size must be 0 or more, got {output_size}")
+    if size is not None:
+        return explain_unpool(cfg, (c, *parse_size(size)), wanted)
+    return explain_unpool(cfg, (c, *pooled_size(cfg, h, w, c)), wanted, pooled_from=(h, w))
 
 
 # ----------------------------------------------------------------------------- terminal
