@@ -153,7 +153,9 @@ def test_cli_demo_conv_prints_three_lessons_and_one_multiply_accumulate(run_cli)
 def test_cli_demo_takes_layer_options_and_matrices(run_cli):
     r = run_cli("demo", "conv", "--input", "1 2 3; 4 5 6; 7 8 9", "--weight", "1 0; 0 -1", "--stride", "1", "--cell", "1,1")
     assert r.code == 0, r.err
-    assert "out[1, 1] = 5*1 + 6*0" in r.out and "[[-4, -4],\n   [-4, -4]]" in r.out
+    words = " ".join(r.out.split())
+    assert "out[1, 1] = 5*1 + 6*0" in words and "+ 8*0 + 9*(-1)" in words and "= -4" in words
+    assert "[[-4, -4],\n   [-4, -4]]" in r.out
     r = run_cli("demo", "pool", "--input", "[[1, 2, 3], [4, 5, 6], [7, 8, 9]]", "-k", "2", "--no-ceil")
     assert r.code == 0, r.err
     assert "ceil_mode=True" not in r.out.split("legend")[0].split("drops")[0] and "[[5]]" in r.out
@@ -162,7 +164,7 @@ def test_cli_demo_takes_layer_options_and_matrices(run_cli):
 def test_cli_demo_kernel_alone_is_a_box_of_ones(run_cli):
     r = run_cli("demo", "conv", "--kernel", "2", "--stride", "2")
     assert r.code == 0, r.err
-    assert "kernel = torch.tensor(...)  # 2x2" in r.out and "[[4, 8]," in r.out
+    assert "kernel = torch.tensor(...)  # 2x2" in r.out and "[[ 4,  8],\n   [10,  5]]" in r.out
 
 
 @pytest.mark.parametrize(

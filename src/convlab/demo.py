@@ -427,7 +427,7 @@ def mac_lines(matrix: Matrix, weight: Matrix, window: Window) -> list["Text"]:
 
     terms = mac_terms(matrix, weight, window)
     k = len(window.cols)
-    texts = [f"{fmt_number(x)}*{fmt_number(w)}" for x, w, _ in terms]
+    texts = [f"{_factor(x)}*{_factor(w)}" for x, w, _ in terms]
     width = max(len(t) for t in texts)
     head = f"out[{window.cell[0]}, {window.cell[1]}] = "
     lines = []
@@ -442,6 +442,10 @@ def mac_lines(matrix: Matrix, weight: Matrix, window: Window) -> list["Text"]:
     total = sum(x * w for x, w, _ in terms)
     lines.append(Text(" " * (len(head) - 2) + "= ").append(fmt_number(total), style="bold green"))
     return lines
+
+
+def _factor(value: Number) -> str:
+    return f"({fmt_number(value)})" if value < 0 else fmt_number(value)
 
 
 def _formulas(cfg: Union[ConvConfig, PoolConfig], matrix: Matrix) -> list[str]:
