@@ -252,3 +252,90 @@ def test_text_is_plain_and_complete():
     assert "parameters       168 = weight 6x3x3x3 (162) + bias 6" in text
     assert "multiply-adds    145,800 per image = 6x30x30 outputs x 27 each" in text
     assert "\x1b" not in text
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_explain_conv(run_cli):
+    r = run_cli("explain", "conv", "-k", "5", "--stride", "2", "--size", "28x28", "--channels", "1")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0] == "Conv2d(1, 6, kernel_size=(5, 5), stride=(2, 2))"
+    assert "H_out = floor((28 + 2*0 - 1*(5-1) - 1) / 2 + 1) = 12" in r.out
+    assert "parameters       156 = weight 6x1x5x5 (150) + bias 6" in r.out
+    assert "warning: stride 2 does not tile the height/width evenly" in r.out and "\x1b" not in r.out
+
+
+def test_cli_explain_takes_an_experiment_file(run_cli, tmp_path):
+    (tmp_path / "e.toml").write_text('[pool]\nkernel_size = 2\nceil_mode = true\n[data]\ndataset = "shapes"\n')
+    r = run_cli("explain", "pool", "--config", "e.toml", "--stride", "3")
+    assert r.code == 0, r.err
+    assert "MaxPool2d(kernel_size=(2, 2), stride=(3, 3), padding=(0, 0), dilation=(1, 1), ceil_mode=True)" in r.out
+    assert "input (3, 32, 32) -> output (3, 11, 11)" in r.out
+
+
+def test_cli_explain_unpool(run_cli):
+    r = run_cli("explain", "unpool", "-k", "3")
+    assert r.code == 0, r.err
+    assert "input (3, 10, 10) -> output (3, 30, 30)" in r.out and "--output-size 32x32" in r.out
+    r = run_cli("explain", "unpool", "-k", "3", "--size", "10x10", "--output-size", "32x31")
+    assert r.code == 0 and "output (3, 32, 31)" in r.out
+    r = run_cli("explain", "unpool", "-k", "3", "--size", "10", "--output-size", "40")
+    assert r.code == 2 and "output_size 40 for the height is out of range" in r.err
+
+
+@pytest.mark.parametrize(
+    "command, args",
+    [
+        ("conv", ["--stride", "0"]),
+        ("conv", ["--kernel", "40"]),
+        ("conv", ["--padding", "same", "--stride", "2"]),
+        ("conv", ["--groups", "4"]),
+        ("conv", ["--padding-mode", "mirror"]),
+        ("conv", ["--kernel", "3x"]),
+        ("pool", ["--padding", "2"]),
+        ("pool", ["--dilation", "0"]),
+        ("pool", ["--kernel", "33"]),
+    ],
+)
+def test_cli_explain_errors_are_the_experiment_commands_errors(run_cli, command, args):
+    run = run_cli(command, *args, "--dataset", "shapes", "--logdir", "logs")
+    told = run_cli("explain", command, *args)
+    assert run.code == told.code == 2
+    # Usage errors point at the command's own --help; the message itself is the same.
+    assert told.err.replace(f"convlab explain {command} --help", f"convlab {command} --help") == run.err
+    assert len(told.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["conv", "--size", "0x4"], "--size must be at least 1x1, got 0x4"),
+        (["conv", "--size", "big"], "--size: cannot read 'big'"),
+        (["pool", "--channels", "0"], "--channels"),
+        (["unpool", "--output-size", "-1"], "--output-size must be 0 or more"),
+    ],
+)
+def test_cli_explain_input_errors(run_cli, args, message):
+    r = run_cli("explain", *args)
+    assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_explain_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from convlab.cli import main\ntry: main(['explain', 'conv', '-k', '5'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "multiply-adds" in out and out.strip().endswith("False")
+
+
+def test_runs_log_the_explanation_as_layer_text(cifar, run_cli, tmp_path):
+    from conftest import load_events
+
+    r = run_cli("pool", "--kernel", "3", "--ceil", "--data-dir", cifar.root, "--logdir", "logs", "--run-name", "p", "-n", "1")
+    assert r.code == 0, r.err
+    acc = load_events(tmp_path / "logs" / "p")
+    text = acc.Tensors("layer/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert explain(PoolConfig(ceil_mode=True), (3, 32, 32)).text().splitlines()[0] in text
+    assert "ceil_mode on H and W: one more window than floor rounding (11 outputs instead of 10)" in text
