@@ -282,3 +282,200 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("convlab: interrupted", err=True)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+# ----------------------------------------------------------------------------- demo and explain
+# The worked examples and the arithmetic, as commands. The layer options are the experiment
+# commands' own, validated by the same config.resolve, so their errors read the same.
+
+INPUT, ANIMATION = "Input", "Animation"
+
+demo_app = typer.Typer(
+    help="The classic 5x5 worked examples: every window, its cells and its result, in the terminal.",
+    no_args_is_help=True,
+)
+explain_app = typer.Typer(
+    help="The arithmetic of one layer: output-size formula with the numbers, receptive field, parameters, "
+    "multiply-adds, rows never read, and ceil_mode's rule.",
+    no_args_is_help=True,
+)
+app.add_typer(demo_app, name="demo")
+app.add_typer(explain_app, name="explain")
+
+PoolStrideOpt = Annotated[
+    Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="[default: the kernel size]", rich_help_panel=LAYER)
+]
+ConvStrideOpt = Annotated[Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="[default: 1]", rich_help_panel=LAYER)]
+PoolPaddingOpt = Annotated[Optional[str], typer.Option("--padding", "-p", metavar="P|HxW", help="[default: 0]", rich_help_panel=LAYER)]
+ConvPaddingOpt = Annotated[
+    Optional[str], typer.Option("--padding", "-p", metavar="P|HxW|same|valid", help="[default: 0]", rich_help_panel=LAYER)
+]
+CeilOpt = Annotated[
+    Optional[bool], typer.Option("--ceil/--no-ceil", help="ceil_mode: keep windows that hang over the edge. [default: no-ceil]", rich_help_panel=LAYER)
+]
+SizeOpt = Annotated[
+    Optional[str],
+    typer.Option("--size", metavar="HxW", help="Input height and width. [default: the dataset's, 32x32 for CIFAR10]", rich_help_panel=INPUT),
+]
+ChannelsOpt = Annotated[
+    Optional[int], typer.Option("--channels", min=1, help="Input channels. [default: the dataset's, 3 for CIFAR10]", rich_help_panel=INPUT)
+]
+AnimateOpt = Annotated[
+    Optional[Path],
+    typer.Option("--animate", metavar="FILE.gif", help="Also draw the layer sliding over a small input (or --size) as a GIF.", rich_help_panel=ANIMATION),
+]
+AnimateLogdirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--logdir", help="With --animate: also log the frames to TensorBoard here (tag 'animation', step = frame).", rich_help_panel=ANIMATION),
+]
+MatrixOpt = Annotated[
+    Optional[str],
+    typer.Option("--input", metavar="ROWS", help="The input matrix: '1 2 0; 3 2 4' or '[[1, 2, 0], [3, 2, 4]]'. [default: the lesson's 5x5]", rich_help_panel=INPUT),
+]
+
+
+def _show(lines: list[Any]) -> None:
+    from convlab.explain import echo
+
+    echo(lines)
+
+
+@demo_app.command("pool")
+def demo_pool(
+    kernel: KernelOpt = None,
+    stride: PoolStrideOpt = None,
+    padding: PoolPaddingOpt = None,
+    dilation: DilationOpt = None,
+    ceil: CeilOpt = None,
+    input_matrix: MatrixOpt = None,
+) -> None:
+    """MaxPool2d by hand: the input reshaped to (1, 1, H, W), every window and its max, with ceil_mode off and on."""
+    from convlab import demo
+
+    matrix = demo.parse_matrix(input_matrix, "--input") if input_matrix is not None else demo.POOL_INPUT
+    modes = [False, True] if ceil is None else [ceil]
+    layers = [
+        resolve("pool", {"pool": dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=m)}).layer
+        for m in modes
+    ]
+    _show(demo.pool_demo(layers, matrix))
+
+
+@demo_app.command("conv")
+def demo_conv(
+    kernel: KernelOpt = None,
+    stride: ConvStrideOpt = None,
+    padding: ConvPaddingOpt = None,
+    dilation: DilationOpt = None,
+    input_matrix: MatrixOpt = None,
+    weight: Annotated[
+        Optional[str],
+        typer.Option("--weight", metavar="ROWS", help="The kernel's weights, as --input. [default: the lesson's 3x3, or ones for another --kernel]", rich_help_panel=INPUT),
+    ] = None,
+    cell: Annotated[
+        Optional[str], typer.Option("--cell", metavar="R,C", help="The output cell whose multiply-adds are shown. [default: 0,0]", rich_help_panel=INPUT)
+    ] = None,
+) -> None:
+    """F.conv2d by hand: the input and kernel reshaped to (1, 1, H, W), one cell's multiply-accumulate, the output;
+    for stride 1, stride 2 and padding 1 unless layer options are given."""
+    from convlab import demo
+
+    matrix = demo.parse_matrix(input_matrix, "--input") if input_matrix is not None else demo.CONV_INPUT
+    settings = [dict(stride=stride, padding=padding, dilation=dilation)]
+    if stride is None and padding is None and dilation is None:
+        settings = [dict(stride=1), dict(stride=2), dict(stride=1, padding=1)]
+    # The kernel's size comes from the weights; --kernel alone asks for a box of ones.
+    kernel_size = resolve("conv", {"conv": dict(kernel_size=kernel)}).layer.kernel_size if kernel is not None else None
+    weights = demo.kernel_weights(weight, kernel_size)
+    layers = [
+        resolve("conv", {"conv": dict(kernel_size=list(demo.size_of(weights)), in_channels=1, out_channels=1, bias=False, **s)}).layer
+        for s in settings
+    ]
+    _show(demo.conv_demo(layers, matrix, weights, cell))
+
+
+def _explain_and_animate(
+    exp: Experiment, size: Optional[str], channels: Optional[int], animate: Optional[Path], logdir: Optional[Path]
+) -> None:
+    from convlab import explain
+
+    if logdir is not None and animate is None:
+        raise ConvlabError("--logdir logs the animation's frames; give --animate FILE.gif too")
+    ex = explain.explain(exp.layer, explain.input_shape(exp, size, channels))
+    _show(ex.rich())
+    if animate is not None:
+        from convlab.animate import animate as draw
+
+        report = draw(exp, animate, size=explain.parse_size(size) if size else None, logdir=logdir)
+        h, w = report["size"]
+        line = (
+            f"animation: {report['frames']} frames ({report['frame_size'][0]}x{report['frame_size'][1]} px, "
+            f"{report['bytes'] / 1024:.0f} KiB) of a {h}x{w} input -> {animate}"
+        )
+        typer.echo(line)
+        if report["run_dir"]:
+            typer.echo(f"frames in TensorBoard: {report['run_dir']} (tag 'animation'); view it: tensorboard --logdir {shlex.quote(str(logdir))}")
+
+
+@explain_app.command("conv")
+def explain_conv(
+    out_channels: Annotated[Optional[int], typer.Option("--out-channels", "-c", help="[default: 6]", rich_help_panel=LAYER)] = None,
+    kernel: KernelOpt = None,
+    stride: ConvStrideOpt = None,
+    padding: ConvPaddingOpt = None,
+    padding_mode: Annotated[Optional[PaddingMode], typer.Option("--padding-mode", help="[default: zeros]", rich_help_panel=LAYER)] = None,
+    dilation: DilationOpt = None,
+    groups: Annotated[Optional[int], typer.Option("--groups", "-g", help="[default: 1]", rich_help_panel=LAYER)] = None,
+    bias: Annotated[Optional[bool], typer.Option("--bias/--no-bias", help="[default: bias]", rich_help_panel=LAYER)] = None,
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    config: ConfigOpt = None,
+    animate: AnimateOpt = None,
+    logdir: AnimateLogdirOpt = None,
+) -> None:
+    """Explain a torch.nn.Conv2d: what 'convlab conv' with these options does to each image."""
+    layer = dict(
+        in_channels=channels, out_channels=out_channels, kernel_size=kernel, stride=stride, padding=padding,
+        padding_mode=_str(padding_mode), dilation=dilation, groups=groups, bias=bias,
+    )
+    _explain_and_animate(resolve("conv", {"conv": layer}, config), size, channels, animate, logdir)
+
+
+@explain_app.command("pool")
+def explain_pool(
+    kernel: KernelOpt = None,
+    stride: PoolStrideOpt = None,
+    padding: PoolPaddingOpt = None,
+    dilation: DilationOpt = None,
+    ceil: CeilOpt = None,
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    config: ConfigOpt = None,
+    animate: AnimateOpt = None,
+    logdir: AnimateLogdirOpt = None,
+) -> None:
+    """Explain a torch.nn.MaxPool2d: what 'convlab pool' with these options does to each image."""
+    layer = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil)
+    _explain_and_animate(resolve("pool", {"pool": layer}, config), size, channels, animate, logdir)
+
+
+@explain_app.command("unpool")
+def explain_unpool(
+    kernel: KernelOpt = None,
+    stride: PoolStrideOpt = None,
+    padding: PoolPaddingOpt = None,
+    output_size: Annotated[
+        Optional[str],
+        typer.Option("--output-size", metavar="HxW", help="MaxUnpool2d's output_size. [default: (in - 1)*stride - 2*padding + kernel]", rich_help_panel=LAYER),
+    ] = None,
+    size: Annotated[
+        Optional[str],
+        typer.Option("--size", metavar="HxW", help="The unpooling's input (a MaxPool2d's output). [default: what MaxPool2d makes of the dataset's 32x32]", rich_help_panel=INPUT),
+    ] = None,
+    channels: ChannelsOpt = None,
+) -> None:
+    """Explain a torch.nn.MaxUnpool2d, the inverse of MaxPool2d with the same kernel, stride and padding."""
+    exp = resolve("pool", {"pool": dict(kernel_size=kernel, stride=stride, padding=padding)})
+    from convlab import explain
+
+    _show(explain.explain_unpool_input(exp, size, channels, output_size).rich())

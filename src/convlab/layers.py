@@ -100,14 +100,16 @@ class AxisArithmetic:
         if self.same:
             return self.size
         n = self.padded - self.span
-        if n < 0:
-            return 0
         if self.ceil_mode:
+            # PyTorch rounds up even a negative n: a lone window that overhangs the padded
+            # input by less than one stride is kept.
             out = -(-n // self.stride) + 1
             # PyTorch drops a last window that would start in the right padding only.
-            if (out - 1) * self.stride >= self.size + self.pad:
+            if out > 0 and (out - 1) * self.stride >= self.size + self.pad:
                 out -= 1
-            return out
+            return max(out, 0)
+        if n < 0:
+            return 0
         return n // self.stride + 1
 
     def formula(self) -> str:
@@ -137,7 +139,7 @@ def output_shape(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> tuple[i
     in_channels = resolved_in_channels(cfg, channels)
     axes = axis_arithmetic(cfg, height, width)
     for a in axes:
-        if a.padded < a.span:
+        if a.out < 1:
             dil = f" (spans {a.span} with dilation {a.dilation})" if a.dilation > 1 else ""
             raise ShapeError(
                 f"kernel {a.kernel}{dil} does not fit the input's {'height' if a.axis == 'H' else 'width'}: "
@@ -145,7 +147,8 @@ def output_shape(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> tuple[i
                 "--dilation, or more --padding"
             )
     if isinstance(cfg, ConvConfig):
-        if cfg.padding_mode != "zeros":
+        if cfg.padding_mode in ("reflect", "circular"):
+            # replicate repeats the edge pixel, so it has no such limit.
             for a in axes:
                 limit = a.size if cfg.padding_mode == "circular" else a.size - 1
                 if a.pad > limit:

@@ -19,6 +19,7 @@ import torch
 
 from convlab import data as datasets
 from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, dump_toml
+from convlab.explain import explain
 from convlab.layers import build_layer, describe_arithmetic, output_shape, pool_stride, resolved_in_channels
 from convlab.views import reshape_view
 from convlab.writer import CONFIG_FILE, SUMMARY_FILE, RunWriter, create_run_dir
@@ -193,7 +194,7 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         writer.save_text(CONFIG_FILE, dump_toml(exp))
         writer.save_json(SUMMARY_FILE, summary)
         writer.text("config", _markdown_block(dump_toml(exp)))
-        writer.text("layer", _markdown_block(describe(p)))
+        writer.text("layer", _markdown_block(explain(exp.layer, p.input_shape).text()))
         writer.text("data", _markdown_block(images.describe()))
         writer.hparams(hparams(exp), ["output/mean", "output/std"])
 

@@ -6,13 +6,16 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from convlab.config import ConvlabError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CONFIG_FILE = "config.toml"
 SUMMARY_FILE = "summary.json"
@@ -61,6 +64,10 @@ class RunWriter:
     def images(self, tag: str, batch: torch.Tensor, step: int) -> None:
         """A batch (N, C, H, W) as one grid image, exactly as ``SummaryWriter.add_images`` logs it."""
         self._tb.add_images(tag, batch.detach().cpu(), step, dataformats="NCHW")
+
+    def image(self, tag: str, pixels: "np.ndarray", step: int) -> None:
+        """One (H, W, 3) uint8 picture, logged losslessly (e.g. a frame of an animation)."""
+        self._tb.add_image(tag, pixels, step, dataformats="HWC")
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         self._tb.add_scalar(tag, value, step)

@@ -1,0 +1,575 @@
+"""The arithmetic of one layer, explained: what ``convlab explain`` prints and every run logs.
+
+Built on :mod:`convlab.layers` (the output-size formula and its checks live there): this
+module adds where each window sits, what it reads, what it costs and what it leaves out.
+No torch here, so ``convlab explain`` answers instantly; the tests hold every number
+against a real module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from convlab.config import ConfigError, ConvConfig, Experiment, LayerConfig, Pair, PoolConfig, parse_pair
+from convlab.data import get_dataset
+from convlab.layers import AxisArithmetic, ShapeError, axis_arithmetic, output_shape, pool_stride, resolved_in_channels
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+
+# ----------------------------------------------------------------------------- window geometry
+
+
+@dataclass(frozen=True)
+class AxisWindows:
+    """Where the windows of one axis sit, in input coordinates (negative = padding before).
+
+    ``pad_before`` and ``pad_after`` are the padding actually added: they differ only for
+    ``padding='same'`` with an odd total, where PyTorch puts the extra one after.
+    """
+
+    arith: AxisArithmetic
+    pad_before: int
+    pad_after: int
+    # Non-zero padding modes copy input rows into the padding, so those rows are read there too.
+    padding_mode: str = "zeros"
+
+    @property
+    def count(self) -> int:
+        return self.arith.out
+
+    @property
+    def limit(self) -> int:
+        """First coordinate past the padded input: taps at or beyond it are over the edge."""
+        return self.arith.size + self.pad_after
+
+    def start(self, i: int) -> int:
+        return i * self.arith.stride - self.pad_before
+
+    def taps(self, i: int) -> range:
+        """Every tap of window ``i``, over-the-edge ones included."""
+        start = self.start(i)
+        return range(start, start + self.arith.span, self.arith.dilation)
+
+    def overhang(self, i: int) -> int:
+        """How many taps of window ``i`` fall past the padded input (ceil_mode windows only)."""
+        return sum(t >= self.limit for t in self.taps(i))
+
+    def source(self, t: int) -> int | None:
+        """The input row a tap at ``t`` reads: itself, a padding mode's copy, or None (zeros, edge)."""
+        n = self.arith.size
+        if 0 <= t < n:
+            return t
+        if t < -self.pad_before or t >= self.limit or self.padding_mode == "zeros":
+            return None
+        if self.padding_mode == "reflect":
+            return -t if t < 0 else 2 * (n - 1) - t
+        if self.padding_mode == "replicate":
+            return 0 if t < 0 else n - 1
+        return t % n  # circular
+
+    def covered(self) -> list[bool]:
+        seen = [False] * self.arith.size
+        for i in range(self.count):
+            for t in self.taps(i):
+                r = self.source(t)
+                if r is not None:
+                    seen[r] = True
+        return seen
+
+    def uncovered(self) -> list[int]:
+        return [r for r, hit in enumerate(self.covered()) if not hit]
+
+
+def same_padding(kernel: int, dilation: int) -> tuple[int, int]:
+    """PyTorch's ``padding='same'``: total ``dilation*(kernel-1)``, the odd one out goes after."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def axis_windows(cfg: LayerConfig, height: int, width: int) -> tuple[AxisWindows, AxisWindows]:
+    mode = cfg.padding_mode if isinstance(cfg, ConvConfig) else "zeros"
+    out = []
+    for a in axis_arithmetic(cfg, height, width):
+        if a.same:
+            before, after = same_padding(a.kernel, a.dilation)
+        else:
+            before = after = a.pad
+        out.append(AxisWindows(a, before, after, mode))
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------- module text
+
+
+def _tuple(p: Pair) -> str:
+    return f"({p[0]}, {p[1]})"
+
+
+def module_repr(cfg: LayerConfig, in_channels: int) -> str:
+    """What ``print(build_layer(cfg, in_channels))`` shows, without importing torch."""
+    if isinstance(cfg, PoolConfig):
+        return (
+            f"MaxPool2d(kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(pool_stride(cfg))}, "
+            f"padding={_tuple(cfg.padding)}, dilation={_tuple(cfg.dilation)}, ceil_mode={cfg.ceil_mode})"
+        )
+    s = f"Conv2d({in_channels}, {cfg.out_channels}, kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(cfg.stride)}"
+    if cfg.padding != (0, 0):
+        s += f", padding={cfg.padding if isinstance(cfg.padding, str) else _tuple(cfg.padding)}"
+    if cfg.dilation != (1, 1):
+        s += f", dilation={_tuple(cfg.dilation)}"
+    if cfg.groups != 1:
+        s += f", groups={cfg.groups}"
+    if not cfg.bias:
+        s += ", bias=False"
+    if cfg.padding_mode != "zeros":
+        s += f", padding_mode={cfg.padding_mode}"
+    return s + ")"
+
+
+def _hxw(p: Pair) -> str:
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def spans(indices: list[int], limit: int = 8) -> str:
+    """``[0, 1, 2, 5, 9, 10]`` -> ``"0-2, 5, 9-10"``, shortened in the middle when long."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    parts = [str(a) if a == b else f"{a}-{b}" for a, b in runs]
+    if len(parts) > limit:
+        parts = [*parts[: limit - 2], "...", parts[-1]]
+    return ", ".join(parts)
+
+
+# ----------------------------------------------------------------------------- explanation
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything ``convlab explain`` says about one layer on one input shape."""
+
+    module: str
+    input_shape: tuple[int, int, int]
+    output_shape: tuple[int, int, int]
+    formulas: list[str]
+    facts: list[tuple[str, str]]
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    parameters: int = 0
+    # Per image; for pooling, the comparisons are in the facts instead.
+    multiply_adds: int = 0
+    # Input rows and columns no window reads (for unpooling: output ones no value reaches).
+    never_read: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+
+    def lines(self) -> list[tuple[str, str]]:
+        """``(style, text)`` lines; the style is decoration only, the text says it all."""
+        out = [("bold", self.module), ("", f"input {self.input_shape} -> output {self.output_shape}  (C, H, W)"), ("", "")]
+        out += [("cyan", "  " + f) for f in self.formulas]
+        out.append(("", ""))
+        width = max(len(k) for k, _ in self.facts)
+        out += [("", f"{k:<{width}}  {v}") for k, v in self.facts]
+        if self.warnings or self.notes:
+            out.append(("", ""))
+        out += [("yellow", f"warning: {w}") for w in self.warnings]
+        out += [("", f"note: {n}") for n in self.notes]
+        return out
+
+    def text(self) -> str:
+        return "\n".join(text for _, text in self.lines())
+
+    def rich(self) -> list["Text"]:
+        from rich.text import Text
+
+        return [Text(text, style=style) for style, text in self.lines()]
+
+
+def explain(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> Explanation:
+    """Explain a Conv2d / MaxPool2d on a (C, H, W) input; a ShapeError where it cannot run."""
+    out = output_shape(cfg, input_shape)
+    channels, height, width = input_shape
+    in_channels = resolved_in_channels(cfg, channels)
+    axes = axis_windows(cfg, height, width)
+    kh, kw = cfg.kernel_size
+    taps = kh * kw
+    facts: list[tuple[str, str]] = []
+
+    span = f"{axes[0].arith.span}x{axes[1].arith.span}"
+    if cfg.dilation != (1, 1):
+        where = f"{taps} taps spread over {span} (dilation {_hxw(cfg.dilation)} skips {_hxw(tuple(d - 1 for d in cfg.dilation))} between taps)"
+    else:
+        where = f"a {kh}x{kw} window ({taps} values)"
+    if isinstance(cfg, ConvConfig):
+        per_group = in_channels // cfg.groups
+        chans = f"{per_group} input channel{'s' if per_group > 1 else ''}"
+        if cfg.groups > 1:
+            chans += f" (groups={cfg.groups}: each output sees its group's {per_group} of {in_channels})"
+        facts.append(("receptive field", f"each output reads {where} in {chans}: {_n(per_group * taps)} input values"))
+        weights = cfg.out_channels * per_group * taps
+        bias = cfg.out_channels if cfg.bias else 0
+        parameters = weights + bias
+        multiply_adds = out[0] * out[1] * out[2] * per_group * taps
+        bias_text = f" + bias {cfg.out_channels}" if cfg.bias else " (no bias)"
+        facts.append(
+            ("parameters", f"{_n(weights + bias)} = weight {cfg.out_channels}x{per_group}x{kh}x{kw} ({_n(weights)}){bias_text}")
+        )
+        outputs = out[0] * out[1] * out[2]
+        facts.append(
+            ("multiply-adds", f"{_n(multiply_adds)} per image = {out[0]}x{out[1]}x{out[2]} outputs x {_n(per_group * taps)} each")
+        )
+    else:
+        parameters = multiply_adds = 0
+        facts.append(("receptive field", f"each output is the max of {where} in one channel"))
+        facts.append(("parameters", "0 (pooling has no weights)"))
+        outputs = out[0] * out[1] * out[2]
+        facts.append(
+            ("multiply-adds", f"0; comparisons: up to {taps - 1} per output, {_n(outputs * (taps - 1))} per image")
+        )
+
+    warnings: list[str] = []
+    notes: list[str] = []
+    unread = []
+    for ax, names in _axes_to_tell(axes):
+        missed = ax.uncovered()
+        if missed:
+            unread.append(f"{names.rows} {spans(missed)} ({len(missed)} of {ax.arith.size})")
+        warnings += _tiling_warnings(cfg, ax, names)
+        warnings += _gap_warnings(ax, names)
+        notes += _ceil_notes(ax, names)
+        if ax.arith.same:
+            before, after = ax.pad_before, ax.pad_after
+            odd = " (PyTorch puts the odd one after)" if before != after else ""
+            notes.append(
+                f"padding='same' on {names.axis}: {ax.arith.dilation}*({ax.arith.kernel}-1) = {before + after} "
+                f"padding, {before} before and {after} after{odd}"
+            )
+    facts.append(("never read", "; ".join(unread) if unread else "none: every input row and column is read"))
+    return Explanation(
+        module=module_repr(cfg, in_channels),
+        input_shape=tuple(input_shape),
+        output_shape=out,
+        formulas=[ax.arith.formula() for ax in axes],
+        facts=facts,
+        warnings=warnings,
+        notes=notes,
+        parameters=parameters,
+        multiply_adds=multiply_adds,
+        never_read=(tuple(axes[0].uncovered()), tuple(axes[1].uncovered())),
+    )
+
+
+@dataclass(frozen=True)
+class AxisNames:
+    axis: str  # "H", "W" or "H and W"
+    row: str
+    rows: str
+    dim: str
+
+
+_NAMES = {
+    "H": AxisNames("H", "row", "rows", "height"),
+    "W": AxisNames("W", "column", "columns", "width"),
+    "HW": AxisNames("H and W", "row/column", "rows/columns", "height/width"),
+}
+
+
+def _axes_to_tell(axes: tuple[AxisWindows, AxisWindows]) -> list[tuple[AxisWindows, AxisNames]]:
+    """Both axes, or one told for both when they are alike (a square input and layer)."""
+    h, w = axes
+    if dataclasses.replace(h.arith, axis="W") == w.arith and (h.pad_before, h.pad_after) == (w.pad_before, w.pad_after):
+        return [(h, _NAMES["HW"])]
+    return [(h, _NAMES["H"]), (w, _NAMES["W"])]
+
+
+def _gap_warnings(ax: AxisWindows, names: AxisNames) -> list[str]:
+    """Rows skipped between the first and last read: stride larger than the window, or dilation gaps."""
+    a = ax.arith
+    covered = ax.covered()
+    hits = [r for r, hit in enumerate(covered) if hit]
+    inner = [r for r in range(hits[0], hits[-1]) if not covered[r]] if hits else []
+    if not inner:
+        return []
+    if a.stride > a.span:
+        gap = a.stride - a.span
+        why = f"stride {a.stride} is larger than the window ({a.span}): a gap of {gap} {names.row if gap == 1 else names.rows} between windows"
+    else:
+        why = f"dilation {a.dilation} leaves gaps between taps that no window fills"
+    return [f"{why} on {names.axis}; {names.rows} {spans(inner)} are never read"]
+
+
+def _tiling_warnings(cfg: LayerConfig, ax: AxisWindows, names: AxisNames) -> list[str]:
+    """The stride leaves part of the padded input after the last window (floor rounding)."""
+    a = ax.arith
+    n = a.padded - a.span
+    if a.same or n < 0 or a.stride == 1 or n % a.stride == 0 or a.ceil_mode:
+        return []
+    rest = n % a.stride
+    last_tap = ax.taps(ax.count - 1)[-1]
+    tail = list(range(last_tap + 1, a.size))
+    head = (
+        f"stride {a.stride} does not tile the {names.dim} evenly: {a.size} + 2*{a.pad} - {a.span} = {n} "
+        f"leaves {rest} after {n // a.stride} stride(s)"
+    )
+    if not tail:
+        return [f"{head}; only padding is left over, every input {names.row} is read"]
+    lost = f"{names.rows} {spans(tail)} are" if len(tail) > 1 else f"{names.row} {tail[0]} is"
+    even = [s for s in (a.size - rest, a.size + a.stride - rest) if s + 2 * a.pad >= a.span]
+    fix = f"; an input {names.dim} of {' or '.join(map(str, even))} would tile evenly"
+    if isinstance(cfg, PoolConfig):
+        ceil = dataclasses.replace(a, ceil_mode=True).out
+        if ceil > a.out:
+            fix += f", or --ceil keeps a last window over the edge ({ceil} outputs instead of {a.out})"
+    return [f"{head}, so input {lost} never read{fix}"]
+
+
+def _ceil_notes(ax: AxisWindows, names: AxisNames) -> list[str]:
+    """ceil_mode's rule for the last window, spelled out where it changes anything."""
+    a = ax.arith
+    if not a.ceil_mode:
+        return []
+    n = a.padded - a.span
+    floor_out = n // a.stride + 1 if n >= 0 else 0
+    ceil_out = -(-n // a.stride) + 1
+    if ceil_out == floor_out:
+        return [f"ceil_mode changes nothing on {names.axis}: the windows tile the padded {names.dim} exactly"]
+    last = ceil_out - 1
+    start = last * a.stride - a.pad
+    rule = (
+        f"(out-1)*stride = {last}*{a.stride} = {last * a.stride} {'<' if a.out == ceil_out else '>='} "
+        f"in + padding = {a.size} + {a.pad}"
+    )
+    if a.out < ceil_out:
+        return [
+            f"ceil_mode on {names.axis}: rounding up would add a window starting at {names.row} {start}, past the "
+            f"last input {names.row} ({a.size - 1}), reading only padding; PyTorch drops such a last window "
+            f"({rule}), so there are {a.out} outputs, as with floor rounding"
+        ]
+    past = start + a.span - ax.limit
+    reach = f"reaches {past} {names.row if past == 1 else names.rows} past the edge"
+    if n < 0:
+        return [
+            f"ceil_mode on {names.axis}: the window spans {a.span} but the padded input has only {a.padded}; "
+            f"floor rounding gives no output, ceil_mode keeps this one window (it {reach}) because {rule}"
+        ]
+    return [
+        f"ceil_mode on {names.axis}: one more window than floor rounding ({ceil_out} outputs instead of {floor_out}); "
+        f"the last starts at {names.row} {start} and {reach}; PyTorch keeps it because it starts inside the "
+        f"input: {rule}"
+    ]
+
+
+# ----------------------------------------------------------------------------- MaxUnpool2d
+
+
+@dataclass(frozen=True)
+class UnpoolAxis:
+    """MaxUnpool2d on one axis: out = (in - 1)*stride - 2*padding + kernel, or the output_size given."""
+
+    axis: str
+    size: int
+    kernel: int
+    stride: int
+    pad: int
+    output_size: int | None = None
+
+    @property
+    def default(self) -> int:
+        return (self.size - 1) * self.stride - 2 * self.pad + self.kernel
+
+    @property
+    def accepted(self) -> range:
+        """The output sizes PyTorch accepts: strictly within one stride of the default."""
+        return range(max(self.default - self.stride + 1, 0), self.default + self.stride)
+
+    @property
+    def out(self) -> int:
+        return self.default if self.output_size is None else self.output_size
+
+    def unwritten(self) -> list[int]:
+        """Output rows outside every window: no input value can land there (stride > kernel)."""
+        hit = [False] * self.out
+        for i in range(self.size):
+            start = i * self.stride - self.pad
+            for t in range(max(start, 0), min(start + self.kernel, self.out)):
+                hit[t] = True
+        return [r for r, h in enumerate(hit) if not h]
+
+    def formula(self) -> str:
+        text = f"{self.axis}_out = ({self.size} - 1)*{self.stride} - 2*{self.pad} + {self.kernel} = {self.default}"
+        if self.output_size is not None:
+            text += f"; output_size gives {self.output_size}"
+        return text
+
+
+def unpool_axes(cfg: PoolConfig, height: int, width: int, output_size: Pair | None = None) -> tuple[UnpoolAxis, UnpoolAxis]:
+    """MaxUnpool2d(kernel_size, stride, padding) of the MaxPool2d ``cfg`` (its dilation and ceil_mode play no part)."""
+    stride = pool_stride(cfg)
+    sizes = output_size or (None, None)
+    return tuple(
+        UnpoolAxis(axis, n, k, s, p, o)
+        for axis, n, k, s, p, o in zip(("H", "W"), (height, width), cfg.kernel_size, stride, cfg.padding, sizes)
+    )
+
+
+def unpool_output_shape(
+    cfg: PoolConfig, input_shape: tuple[int, int, int], output_size: Pair | None = None
+) -> tuple[int, int, int]:
+    """(C, H, W) in -> out for MaxUnpool2d, or a ShapeError exactly where PyTorch refuses."""
+    channels, height, width = input_shape
+    axes = unpool_axes(cfg, height, width, output_size)
+    for a in axes:
+        dim = _NAMES[a.axis].dim
+        if a.output_size is not None and a.output_size not in a.accepted:
+            raise ShapeError(
+                f"output_size {a.output_size} for the {dim} is out of range: MaxUnpool2d of {a.axis}={a.size} "
+                f"with kernel {a.kernel}, stride {a.stride}, padding {a.pad} gives {a.default}, and accepts "
+                f"{a.accepted.start}..{a.accepted.stop - 1}; leave --output-size out or choose one in that range"
+            )
+        if a.out < 0:
+            raise ShapeError(
+                f"MaxUnpool2d of {a.axis}={a.size} gives {a.out} (negative): ({a.size} - 1)*{a.stride} - 2*{a.pad} + {a.kernel}; "
+                "use less --padding"
+            )
+    return (channels, axes[0].out, axes[1].out)
+
+
+def unpool_module_repr(cfg: PoolConfig) -> str:
+    return (
+        f"MaxUnpool2d(kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(pool_stride(cfg))}, "
+        f"padding={_tuple(cfg.padding)})"
+    )
+
+
+def pooled_size(cfg: PoolConfig, height: int, width: int, channels: int = 1) -> tuple[int, int]:
+    """What MaxPool2d(kernel_size, stride, padding) (no dilation, floor) makes of H x W."""
+    plain = dataclasses.replace(cfg, dilation=(1, 1), ceil_mode=False)
+    return output_shape(plain, (channels, height, width))[1:]
+
+
+def explain_unpool(
+    cfg: PoolConfig, input_shape: tuple[int, int, int], output_size: Pair | None = None, *, pooled_from: Pair | None = None
+) -> Explanation:
+    """Explain MaxUnpool2d, the inverse of the MaxPool2d ``cfg``, on a (C, H, W) input.
+
+    ``pooled_from`` is the (H, W) the input was pooled from, when known: the note then says
+    which ``output_size`` gets exactly that back.
+    """
+    out = unpool_output_shape(cfg, input_shape, output_size)
+    channels, height, width = input_shape
+    axes = unpool_axes(cfg, height, width, output_size)
+    kh, kw = cfg.kernel_size
+    values = channels * height * width
+    facts = [
+        (
+            "receptive field",
+            f"each output is one input value or 0: every input value goes to the position inside its {kh}x{kw} "
+            "window that MaxPool2d's indices recorded",
+        ),
+        ("parameters", "0"),
+        ("multiply-adds", f"0; copies {_n(values)} values into {_n(out[0] * out[1] * out[2])} outputs, the rest are 0"),
+    ]
+    warnings, notes, unwritten = [], [], []
+    alike = dataclasses.replace(axes[0], axis="W") == axes[1]
+    for a, names in [(axes[0], _NAMES["HW"])] if alike else [(axes[0], _NAMES["H"]), (axes[1], _NAMES["W"])]:
+        missed = a.unwritten()
+        if missed:
+            unwritten.append(f"{names.rows} {spans(missed)} ({len(missed)} of {a.out})")
+        if a.stride > 1:
+            notes.append(
+                f"on {names.axis}, MaxPool2d(kernel {a.kernel}, stride {a.stride}, padding {a.pad}) maps any input "
+                f"{names.dim} of {a.default}..{a.default + a.stride - 1} to {a.size}; MaxUnpool2d cannot tell which, "
+                f"so it gives {a.default} unless output_size says otherwise "
+                f"(PyTorch accepts {a.accepted.start}..{a.accepted.stop - 1})"
+            )
+    facts.append(
+        ("never written", "; ".join(unwritten) + " (always 0)" if unwritten else "none: every output row and column can receive a value")
+    )
+    if pooled_from is not None and output_size is None and (out[1], out[2]) != tuple(pooled_from):
+        h, w = pooled_from
+        warnings.append(
+            f"this input is what MaxPool2d makes of {h}x{w}, but unpooling gives {out[1]}x{out[2]}; pass "
+            f"output_size=({h}, {w}) (--output-size {h}x{w}) to get {h}x{w} back"
+        )
+    return Explanation(
+        module=unpool_module_repr(cfg),
+        input_shape=tuple(input_shape),
+        output_shape=out,
+        formulas=[a.formula() for a in axes],
+        facts=facts,
+        warnings=warnings,
+        notes=notes,
+        never_read=(tuple(axes[0].unwritten()), tuple(axes[1].unwritten())),
+    )
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def parse_size(value: str, name: str = "--size") -> Pair:
+    size = parse_pair(value, name)
+    if isinstance(size, str) or min(size) < 1:
+        raise ConfigError(f"{name} must be at least 1x1, got {value}")
+    return size
+
+
+def input_shape(exp: Experiment, size: str | None = None, channels: int | None = None) -> tuple[int, int, int]:
+    """(C, H, W) to explain: ``--size``/``--channels`` where given, else the experiment's dataset images."""
+    c, h, w = get_dataset(exp.data.dataset).shape(exp.data)
+    if isinstance(exp.layer, ConvConfig) and exp.layer.in_channels is not None:
+        c = exp.layer.in_channels
+    if channels is not None:
+        c = channels
+    if size is not None:
+        h, w = parse_size(size)
+    return (c, h, w)
+
+
+def explain_unpool_input(exp: Experiment, size: str | None, channels: int | None, output_size: str | None) -> Explanation:
+    """``convlab explain unpool``: without ``size``, the input is what MaxPool2d makes of the dataset's images."""
+    cfg = exp.layer
+    c, h, w = input_shape(exp, None, channels)
+    wanted = None
+    if output_size is not None:
+        wanted = parse_pair(output_size, "--output-size")
+        if isinstance(wanted, str) or min(wanted) < 0:
+            raise ConfigError(f"--output-size must be 0 or more, got {output_size}")
+    if size is not None:
+        return explain_unpool(cfg, (c, *parse_size(size)), wanted)
+    return explain_unpool(cfg, (c, *pooled_size(cfg, h, w, c)), wanted, pooled_from=(h, w))
+
+
+# ----------------------------------------------------------------------------- terminal
+
+
+def console() -> "Console":
+    """Colour on a terminal, plain text when piped (rich decides; NO_COLOR is honoured)."""
+    from rich.console import Console
+
+    return Console(highlight=False, emoji=False, markup=False, soft_wrap=True)
+
+
+def echo(lines: list["Text"], out: "Console | None" = None) -> None:
+    out = out or console()
+    for line in lines:
+        out.print(line)
+
+
+def fmt_number(value: float) -> str:
+    """Integers without a point, other floats short: what a learner would write by hand."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4g}"

@@ -1,0 +1,194 @@
+"""convlab demo: the lesson's numbers exactly, every result against torch.nn.functional, the CLI."""
+
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convlab.config import ConfigError, ConvConfig, PoolConfig
+from convlab.demo import CONV_INPUT, CONV_WEIGHT, POOL_INPUT, conv_case, mac_terms, parse_matrix, pool_case
+from convlab.layers import ShapeError
+
+
+def t(matrix):
+    return torch.tensor(matrix, dtype=torch.float64).reshape(1, 1, len(matrix), len(matrix[0]))
+
+
+def test_the_pool_lesson_exactly():
+    assert pool_case(PoolConfig(kernel_size=(3, 3)), POOL_INPUT).output == [[5]]
+    ceil = pool_case(PoolConfig(kernel_size=(3, 3), ceil_mode=True), POOL_INPUT)
+    assert ceil.output == [[5, 6], [6, 6]]
+    assert [w.over_edge for w in ceil.windows] == [False, True, True, True]
+    floor = pool_case(PoolConfig(kernel_size=(3, 3)), POOL_INPUT)
+    assert [w.cell for w in floor.dropped] == [(0, 1), (1, 0), (1, 1)]
+    for case, ceil_mode in ((floor, False), (ceil, True)):
+        assert t(case.output).equal(F.max_pool2d(t(POOL_INPUT), 3, ceil_mode=ceil_mode))
+
+
+@pytest.mark.parametrize(
+    "cfg, expected",
+    [
+        (ConvConfig(kernel_size=(3, 3)), [[10, 12, 12], [18, 16, 16], [13, 9, 3]]),
+        (ConvConfig(kernel_size=(3, 3), stride=(2, 2)), [[10, 12], [13, 3]]),
+        (ConvConfig(kernel_size=(3, 3), padding=(1, 1)),
+         [[1, 3, 4, 10, 8], [5, 10, 12, 12, 6], [7, 18, 16, 16, 8], [11, 13, 9, 3, 4], [14, 13, 9, 7, 4]]),
+    ],
+)
+def test_the_conv_lesson_exactly_and_as_torch(cfg, expected):
+    case = conv_case(cfg, CONV_INPUT, CONV_WEIGHT)
+    assert case.output == expected
+    torch_out = F.conv2d(t(CONV_INPUT), t(CONV_WEIGHT), stride=cfg.stride, padding=cfg.padding)
+    assert t(case.output).equal(torch_out)
+
+
+def test_one_cells_multiply_accumulate_reads_padding_as_zero():
+    case = conv_case(ConvConfig(kernel_size=(3, 3), padding=(1, 1)), CONV_INPUT, CONV_WEIGHT)
+    terms = mac_terms(CONV_INPUT, CONV_WEIGHT, case.windows[0])
+    assert [(x, w) for x, w, _ in terms] == [(0, 1), (0, 2), (0, 1), (0, 0), (1, 1), (2, 0), (0, 2), (0, 1), (1, 0)]
+    assert [pad for _, _, pad in terms] == [True, True, True, True, False, False, True, False, False]
+    assert sum(x * w for x, w, _ in terms) == case.output[0][0] == 1
+
+
+matrices = st.integers(1, 7).flatmap(
+    lambda h: st.integers(1, 7).flatmap(
+        lambda w: st.lists(st.lists(st.integers(-9, 9), min_size=w, max_size=w), min_size=h, max_size=h)))
+pairs = st.tuples(st.integers(1, 3), st.integers(1, 3))
+
+
+@settings(max_examples=100, deadline=None)
+@given(matrix=matrices, kernel=pairs, stride=pairs, dilation=pairs,
+       padding=st.tuples(st.integers(0, 2), st.integers(0, 2)), data=st.data())
+def test_conv_demo_is_torch_conv2d(matrix, kernel, stride, dilation, padding, data):
+    weight = data.draw(st.lists(st.lists(st.integers(-3, 3), min_size=kernel[1], max_size=kernel[1]),
+                                min_size=kernel[0], max_size=kernel[0]))
+    cfg = ConvConfig(kernel_size=kernel, stride=stride, dilation=dilation, padding=padding, in_channels=1, out_channels=1)
+    try:
+        case = conv_case(cfg, matrix, weight)
+    except ShapeError:
+        with pytest.raises(RuntimeError):
+            F.conv2d(t(matrix), t(weight), stride=stride, padding=padding, dilation=dilation)
+        return
+    assert t(case.output).equal(F.conv2d(t(matrix), t(weight), stride=stride, padding=padding, dilation=dilation))
+
+
+@settings(max_examples=100, deadline=None)
+@given(matrix=matrices, kernel=pairs, stride=pairs, dilation=pairs, ceil_mode=st.booleans(),
+       padding=st.tuples(st.integers(0, 1), st.integers(0, 1)))
+def test_pool_demo_is_torch_max_pool2d(matrix, kernel, stride, dilation, ceil_mode, padding):
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        return
+    cfg = PoolConfig(kernel_size=kernel, stride=stride, dilation=dilation, padding=padding, ceil_mode=ceil_mode)
+    try:
+        case = pool_case(cfg, matrix)
+    except ShapeError:
+        with pytest.raises(RuntimeError):
+            F.max_pool2d(t(matrix), kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+        return
+    assert t(case.output).equal(F.max_pool2d(t(matrix), kernel, stride, padding, dilation, ceil_mode=ceil_mode))
+
+
+@pytest.mark.parametrize("text", ["1 2 0; 3 2 4", "1,2,0/3,2,4", "1 2 0\n3 2 4", "[[1, 2, 0], [3, 2, 4]]", " [[1,2,0],[3,2,4],] "])
+def test_parse_matrix_formats(text):
+    assert parse_matrix(text, "--input") == [[1, 2, 0], [3, 2, 4]]
+
+
+def test_parse_matrix_numbers():
+    assert parse_matrix("0.5 -1", "--input") == [[0.5, -1]]
+    assert parse_matrix("[1, 2, 3]", "--input") == [[1, 2, 3]]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "--input is empty"),
+        ("  ", "--input is empty"),
+        ("[]", "--input is empty"),
+        ("[[1], 2]", "--input: expected a list of rows"),
+        ("1 2 3; 4 5", "--input is ragged: row 2 has 2 number(s) but row 1 has 3"),
+        ("[[1, 2], [3]]", "--input is ragged: row 2 has 1 number(s) but row 1 has 2"),
+        ("1 2;;3 4", "--input: row 2 is empty"),
+        ("1 a", "--input: 'a' in row 1 is not a number"),
+        ("1 nan", "not a finite number"),
+        ("[[1, True]]", "True in row 1 is not a number"),
+        ("[[1, 2]", "cannot read"),
+    ],
+)
+def test_parse_matrix_errors(text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_matrix(text, "--input")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_demo_pool_prints_the_lesson(run_cli):
+    r = run_cli("demo", "pool")
+    assert r.code == 0, r.err
+    assert "input = torch.reshape(input, (-1, 1, 5, 5))  # shape (1, 1, 5, 5)" in r.out
+    floor, ceil = r.out.split("nn.MaxPool2d(kernel_size=3, ceil_mode=True)")
+    assert "nn.MaxPool2d(kernel_size=3, ceil_mode=False)  ->  output shape (1, 1, 1, 1)" in floor
+    assert "  [[5]]" in floor and "drops 3 window(s) that would hang over the edge: (0, 1), (1, 0), (1, 1)" in floor
+    assert "output shape (1, 1, 2, 2)" in ceil and "  [[5, 6],\n   [6, 6]]" in ceil
+    assert ceil.count("max 6 (over the edge)") == 3 and "(0, 0): max 5 " in ceil
+    # The window (0, 1) of ceil mode: its cells, its max bracketed, the column past the edge as x.
+    assert ".  .  .  5 [6] x" in ceil
+    assert "\x1b" not in r.out  # plain text when not on a terminal
+
+
+def test_cli_demo_conv_prints_three_lessons_and_one_multiply_accumulate(run_cli):
+    r = run_cli("demo", "conv")
+    assert r.code == 0, r.err
+    assert [line for line in r.out.splitlines() if line.startswith("F.conv2d")] == [
+        "F.conv2d(input, kernel, stride=1)  ->  output shape (1, 1, 3, 3)",
+        "F.conv2d(input, kernel, stride=2)  ->  output shape (1, 1, 2, 2)",
+        "F.conv2d(input, kernel, stride=1, padding=1)  ->  output shape (1, 1, 5, 5)",
+    ]
+    assert "out[0, 0] = 1*1 + 2*2 + 0*1" in r.out and "[[10, 12, 12]," in r.out and "[[10, 12],\n   [13,  3]]" in r.out
+    assert "[[ 1,  3,  4, 10,  8]," in r.out
+
+
+def test_cli_demo_takes_layer_options_and_matrices(run_cli):
+    r = run_cli("demo", "conv", "--input", "1 2 3; 4 5 6; 7 8 9", "--weight", "1 0; 0 -1", "--stride", "1", "--cell", "1,1")
+    assert r.code == 0, r.err
+    words = " ".join(r.out.split())
+    assert "out[1, 1] = 5*1 + 6*0" in words and "+ 8*0 + 9*(-1)" in words and "= -4" in words
+    assert "[[-4, -4],\n   [-4, -4]]" in r.out
+    r = run_cli("demo", "pool", "--input", "[[1, 2, 3], [4, 5, 6], [7, 8, 9]]", "-k", "2", "--no-ceil")
+    assert r.code == 0, r.err
+    assert "ceil_mode=True" not in r.out.split("legend")[0].split("drops")[0] and "[[5]]" in r.out
+
+
+def test_cli_demo_kernel_alone_is_a_box_of_ones(run_cli):
+    r = run_cli("demo", "conv", "--kernel", "2", "--stride", "2")
+    assert r.code == 0, r.err
+    assert "kernel = torch.tensor(...)  # 2x2" in r.out and "[[ 4,  8],\n   [10,  5]]" in r.out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("demo", "pool", "--input", "1 2 3; 4 5"), "--input is ragged: row 2 has 2 number(s) but row 1 has 3"),
+        (("demo", "conv", "--input", ""), "--input is empty"),
+        (("demo", "conv", "--weight", "1 2; x 3"), "--weight: 'x' in row 2 is not a number"),
+        (("demo", "conv", "--kernel", "2", "--weight", "1 2 3"), "--kernel 2x2 does not match --weight, which is 1x3"),
+        (("demo", "conv", "--cell", "2,2"), "--cell 2,2 is outside the 2x2 output of F.conv2d(input, kernel, stride=2)"),
+        (("demo", "pool", "--input", "1 2; 3 4"), "kernel 3 does not fit the input's height: 2 + 2*0 padding = 2 < 3"),
+        (("demo", "pool", "--padding", "2"), "pool padding 2x2 is too large for kernel 3x3"),
+        (("demo", "conv", "--stride", "0"), "stride must be at least 1, got 0x0"),
+    ],
+)
+def test_cli_demo_errors_are_one_line(run_cli, args, message):
+    r = run_cli(*args)
+    assert r.code == 2 and r.out == ""
+    assert r.err.strip().splitlines() == [f"convlab: error: {r.err.strip().removeprefix('convlab: error: ')}"]
+    assert message in r.err
+
+
+def test_cli_demo_is_coloured_on_a_terminal(run_cli, monkeypatch):
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    r = run_cli("demo", "pool")
+    assert r.code == 0 and "\x1b[" in r.out
