@@ -93,3 +93,11 @@ class RunWriter:
         """Close and remove this run's directory (only ever one that this writer created)."""
         self.close()
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
+        """The distribution of ``values`` in 64 equal bins between their min and max.
+
+        64 equal bins, not SummaryWriter's default ~1500 exponential ones: a few times
+        faster on a batch's output (numpy's uniform-bin path), and as readable.
+        """
+        self._tb.add_histogram(tag, values.detach().flatten().cpu(), step, bins=64)
