@@ -36,6 +36,7 @@ def test_partial_batch():
 # ----------------------------------------------------------------------------- honest views
 
 import numpy as np
+from pathlib import Path
 
 from convlab.views import SEPARATOR, auto_zoom, channel_view, display_scale, kernel_view, upscale
 
@@ -210,3 +211,32 @@ def test_bad_view_options_are_one_line(run_cli, tmp_path, args, message):
     r = run_cli(*args, "--dataset", "shapes", "--logdir", "logs")
     assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_every_ready_experiment_plans(path):
+    from convlab.config import read_config_file, resolve
+    from convlab.pipeline import plan
+
+    command = "pool" if "[pool]" in path.read_text() else "conv"
+    assert read_config_file(path, command)
+    plan(resolve(command, config_file=path))
+
+
+@pytest.mark.realdata
+def test_sobel_x_lights_up_vertical_edges_on_real_images(shared_cifar, run_cli, tmp_path):
+    r = run_cli("conv", "--config", Path(__file__).parents[1] / "configs" / "edges.toml", "--data-dir", shared_cifar,
+                "--logdir", "logs", "--run-name", "edges", "-n", "1", "--view-images", "16", "--zoom", "1")
+    assert r.code == 0, r.err
+    grid = images(load_events(tmp_path / "logs" / "edges"), "channels")[0].pixels[..., 0].astype(float)
+    # Columns: identity, sobel-x, sobel-y, laplacian; 16 rows of 32x32 tiles, 2-pixel separators.
+    def tiles(col):
+        return [grid[2 + r * 34 : 34 + r * 34, 2 + col * 34 : 34 + col * 34] for r in range(16)]
+
+    def across_and_along(t):  # change across columns vs down rows
+        return np.abs(np.diff(t, axis=1)).mean(), np.abs(np.diff(t, axis=0)).mean()
+
+    # A vertical edge's response is a vertical streak: it changes across columns, not down them.
+    sx = [across_and_along(t) for t in tiles(1)]
+    sy = [across_and_along(t) for t in tiles(2)]
+    assert sum(a > b for a, b in sx) >= 12 and sum(b > a for a, b in sy) >= 12
