@@ -122,3 +122,15 @@ def test_bad_pool_modes_are_one_line(run_cli, tmp_path, args, message):
     r = run_cli("pool", *args, "--dataset", "shapes", "--logdir", "logs")
     assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_unpool_and_views_on_cuda_match_cpu():
+    from convlab.views import channel_view
+
+    x = torch.rand(4, 3, 31, 33)
+    cfg = PoolConfig(kernel_size=(3, 3), padding=(1, 1), ceil_mode=True)
+    assert torch.equal(max_unpool(x.cuda(), cfg).cpu(), max_unpool(x, cfg))
+    y = torch.randn(4, 6, 30, 30)
+    assert torch.allclose(channel_view(y.cuda()).cpu(), channel_view(y))

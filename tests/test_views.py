@@ -1,7 +1,14 @@
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
-from convlab.views import reshape_view, tiles_per_image
+from convlab.views import (
+    SEPARATOR, auto_zoom, channel_view, display_scale, kernel_view, reshape_view, tiles_per_image, upscale,
+)
+
+from conftest import images, load_events
 
 
 def test_multiple_of_three_is_exactly_the_tutorials_reshape():
@@ -34,13 +41,6 @@ def test_partial_batch():
 
 
 # ----------------------------------------------------------------------------- honest views
-
-import numpy as np
-from pathlib import Path
-
-from convlab.views import SEPARATOR, auto_zoom, channel_view, display_scale, kernel_view, upscale
-
-from conftest import images, load_events
 
 
 def test_symmetric_scale_maps_zero_to_mid_grey_and_keeps_the_sign():
