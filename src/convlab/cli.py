@@ -16,8 +16,9 @@ import typer
 
 
 from convlab import __version__
-from convlab.config import PADDING_MODES, ConvlabError, Experiment, dump_toml, resolve
+from convlab.config import PADDING_MODES, POOL_MODES, SCALES, VIEWS, ConvlabError, Experiment, dump_toml, resolve
 from convlab.data import DATASETS
+from convlab.kernels import INIT_NAMES
 
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
     from typer import TyperException as _UsageError
@@ -35,6 +36,8 @@ app = typer.Typer(
 )
 
 PaddingMode = Enum("PaddingMode", {m: m for m in PADDING_MODES}, type=str)
+PoolMode = Enum("PoolMode", {m: m for m in POOL_MODES}, type=str)
+Scale = Enum("Scale", {s: s for s in SCALES}, type=str)
 
 
 class Split(str, Enum):
@@ -99,6 +102,32 @@ KernelOpt = Annotated[
 ]
 StrideOpt = Annotated[Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", rich_help_panel=LAYER)]
 DilationOpt = Annotated[Optional[str], typer.Option("--dilation", "-d", metavar="D|HxW", help="[default: 1]", rich_help_panel=LAYER)]
+
+VIEW = "Views"
+ViewsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--views", metavar="NAMES",
+        help=f"Extra views beside the tutorial's tags, comma-separated: {', '.join(VIEWS)}, or none. "
+        "[default: every one that applies]",
+        rich_help_panel=VIEW,
+    ),
+]
+ScaleOpt = Annotated[
+    Optional[Scale],
+    typer.Option("--scale", help="Grey levels of the extra views: raw (as TensorBoard), minmax, or symmetric "
+                 "(0 = mid-grey). [default: symmetric]", rich_help_panel=VIEW),
+]
+ViewImagesOpt = Annotated[
+    Optional[int], typer.Option("--view-images", help="Images per batch in the 'channels' view. [default: 4]", rich_help_panel=VIEW)
+]
+ZoomOpt = Annotated[
+    Optional[int], typer.Option("--zoom", help="Nearest-neighbour upscaling of the extra views. [default: auto]", rich_help_panel=VIEW)
+]
+
+
+def _views(views: Any, scale: Any, view_images: Any, zoom: Any) -> dict[str, Any]:
+    return {"show": views, "scale": _str(scale), "images": view_images, "zoom": zoom}
 
 
 def _str(value: Any) -> Any:
@@ -176,6 +205,20 @@ def conv(
     dilation: DilationOpt = None,
     groups: Annotated[Optional[int], typer.Option("--groups", "-g", help="[default: 1]", rich_help_panel=LAYER)] = None,
     bias: Annotated[Optional[bool], typer.Option("--bias/--no-bias", help="[default: bias]", rich_help_panel=LAYER)] = None,
+    init: Annotated[
+        Optional[str],
+        typer.Option("--init", metavar="NAMES", help=f"Weights: random (PyTorch's init) or one kernel per output channel, "
+                     f"comma-separated, from: {', '.join(INIT_NAMES)}. [default: random]", rich_help_panel=LAYER),
+    ] = None,
+    weights: Annotated[
+        Optional[Path],
+        typer.Option("--weights", metavar="FILE", help="Load the weight (out, in/groups, kH, kW) from a .pt or .npy file.",
+                     rich_help_panel=LAYER),
+    ] = None,
+    views: ViewsOpt = None,
+    scale: ScaleOpt = None,
+    view_images: ViewImagesOpt = None,
+    zoom: ZoomOpt = None,
     dataset: DatasetOpt = None,
     split: SplitOpt = None,
     data_dir: DataDirOpt = None,
@@ -192,17 +235,19 @@ def conv(
     dry_run: DryRunOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run a torch.nn.Conv2d over the dataset; log tags 'input' and 'output' (the reshape view)."""
+    """Run a torch.nn.Conv2d over the dataset; log tags 'input' and 'output' (the reshape view),
+    and the views 'channels' and 'kernels'."""
     layer = dict(
         in_channels=in_channels, out_channels=out_channels, kernel_size=kernel, stride=stride,
         padding=padding, padding_mode=_str(padding_mode), dilation=dilation, groups=groups, bias=bias,
+        init=init, weights=_str(weights),
     )
     shared = _data_and_run(
         dataset=dataset, split=split, data_dir=data_dir, download=download, batch_size=batch_size,
         max_batches=max_batches, device=device, seed=seed, logdir=logdir, run_name=run_name,
         image_size=image_size, grayscale=grayscale,
     )
-    exp = resolve("conv", {"conv": layer, **shared}, config)
+    exp = resolve("conv", {"conv": layer, **shared, "views": _views(views, scale, view_images, zoom)}, config)
     _execute(exp, dry_run=dry_run, quiet=quiet)
 
 
@@ -217,6 +262,18 @@ def pool(
     ceil: Annotated[
         Optional[bool], typer.Option("--ceil/--no-ceil", help="ceil_mode: keep windows that hang over the edge. [default: no-ceil]", rich_help_panel=LAYER)
     ] = None,
+    mode: Annotated[
+        Optional[PoolMode], typer.Option("--mode", help="max (MaxPool2d) or avg (AvgPool2d). [default: max]", rich_help_panel=LAYER)
+    ] = None,
+    unpool: Annotated[
+        Optional[bool],
+        typer.Option("--unpool/--no-unpool", help="Also log tag 'unpool': MaxUnpool2d(pool(x)), only the maxima, "
+                     "at the input's size. [default: no-unpool]", rich_help_panel=LAYER),
+    ] = None,
+    views: ViewsOpt = None,
+    scale: ScaleOpt = None,
+    view_images: ViewImagesOpt = None,
+    zoom: ZoomOpt = None,
     dataset: DatasetOpt = None,
     split: SplitOpt = None,
     data_dir: DataDirOpt = None,
@@ -233,14 +290,15 @@ def pool(
     dry_run: DryRunOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run a torch.nn.MaxPool2d over the dataset; log tags 'input' and 'maxpool'."""
-    layer = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil)
+    """Run a torch.nn.MaxPool2d (or AvgPool2d) over the dataset; log tags 'input' and 'maxpool' (or 'avgpool')."""
+    layer = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil,
+                 mode=_str(mode), unpool=unpool)
     shared = _data_and_run(
         dataset=dataset, split=split, data_dir=data_dir, download=download, batch_size=batch_size,
         max_batches=max_batches, device=device, seed=seed, logdir=logdir, run_name=run_name,
         image_size=image_size, grayscale=grayscale,
     )
-    exp = resolve("pool", {"pool": layer, **shared}, config)
+    exp = resolve("pool", {"pool": layer, **shared, "views": _views(views, scale, view_images, zoom)}, config)
     _execute(exp, dry_run=dry_run, quiet=quiet)
 
 

@@ -62,6 +62,10 @@ class ConvConfig:
     dilation: Pair = (1, 1)
     groups: int = 1
     bias: bool = True
+    # "random" (PyTorch's default init) or named kernels, one per output channel (see kernels.py).
+    init: str = "random"
+    # A .pt / .npy file with the layer's weight (out_channels, in_channels/groups, kH, kW).
+    weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,10 @@ class PoolConfig:
     padding: Pair = (0, 0)
     dilation: Pair = (1, 1)
     ceil_mode: bool = False
+    # "max" (MaxPool2d) or "avg" (AvgPool2d).
+    mode: str = "max"
+    # Also log MaxUnpool2d(pool(x)): only the maxima, back at their input positions.
+    unpool: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,19 @@ class RunConfig:
     seed: int = 0
     logdir: str = "logs"
     run_name: str | None = None
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    # Extra views beside the tutorial's tags, comma-separated; None: every view that applies.
+    show: str | None = None
+    # How the extra image views map values to grey levels: raw, minmax or symmetric.
+    scale: str = "symmetric"
+    # How many images of each batch the per-channel view shows.
+    images: int = 4
+    # Nearest-neighbour upscaling factor of the extra image views; None: so small maps are
+    # at least 64 pixels wide.
+    zoom: int | None = None
 
 
 LayerConfig = Union[ConvConfig, PoolConfig]
@@ -93,10 +114,11 @@ class Experiment:
     layer: LayerConfig
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    views: ViewConfig = field(default_factory=ViewConfig)
 
     def sections(self) -> dict[str, Any]:
         """Section name -> dataclass, in the order a config file lists them."""
-        return {self.command: self.layer, "data": self.data, "run": self.run}
+        return {self.command: self.layer, "data": self.data, "run": self.run, "views": self.views}
 
 
 SPLITS = ("test", "train")
@@ -104,6 +126,10 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 PADDING_WORDS = ("same", "valid")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
+POOL_MODES = ("max", "avg")
+# Extra views and the commands they apply to (the tutorial's own tags are always logged).
+VIEWS = {"channels": ("conv", "pool"), "kernels": ("conv",), "stats": ("conv", "pool")}
+SCALES = ("raw", "minmax", "symmetric")
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -158,8 +184,28 @@ def _parse_str(value: Any, name: str) -> str:
 
 
 _PAIR_FIELDS = {"kernel_size", "stride", "dilation", "padding"}
-_INT_FIELDS = {"in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed", "image_size"}
-_BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale"}
+_INT_FIELDS = {"in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed", "image_size", "images", "zoom"}
+_BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale", "unpool"}
+_NAME_LIST_FIELDS = {"init", "show"}
+
+
+def _parse_names(value: Any, name: str) -> str:
+    """``"a, B"`` or ``["a", "B"]`` -> ``"a,b"``: a list of names kept as one canonical string."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = list(value)
+    else:
+        raise ConfigError(f"{name}: expected comma-separated names or a list of strings, got {value!r}")
+    names = [item.strip().lower() for item in items]
+    if not names or any(not n for n in names):
+        raise ConfigError(f"{name}: empty name in {value!r}; separate names with single commas")
+    return ",".join(names)
+
+
+def names(value: str | None) -> list[str]:
+    """A canonical name-list field (``init``, ``show``) as a list."""
+    return value.split(",") if value else []
 
 
 def parse_value(section: str, key: str, value: Any) -> Any:
@@ -174,6 +220,8 @@ def parse_value(section: str, key: str, value: Any) -> Any:
         return _parse_int(value, name)
     if key in _BOOL_FIELDS:
         return _parse_bool(value, name)
+    if key in _NAME_LIST_FIELDS:
+        return _parse_names(value, name)
     return _parse_str(value, name)
 
 
@@ -206,7 +254,7 @@ def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
-    sections = {command: LAYER_CONFIGS[command], "data": DataConfig, "run": RunConfig}
+    sections = {command: LAYER_CONFIGS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
     out: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         if key == "command":
@@ -273,7 +321,7 @@ def resolve(
     """
     if command not in LAYER_CONFIGS:
         raise ConfigError(f"unknown command {command!r}; choose from {', '.join(LAYER_CONFIGS)}")
-    layers = {command: LAYER_CONFIGS[command], "data": DataConfig, "run": RunConfig}
+    layers = {command: LAYER_CONFIGS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
     merged: dict[str, dict[str, Any]] = {name: {} for name in layers}
     if config_file is not None:
         for name, values in read_config_file(config_file, command).items():
@@ -282,6 +330,8 @@ def resolve(
         if name not in merged:
             raise ConfigError(f"unknown section {name!r}")
         merged[name].update({k: v for k, v in values.items() if v is not None})
+    if command == "conv":
+        _out_channels_from_init(merged["conv"])
 
     built = {}
     for name, cls in layers.items():
@@ -292,9 +342,16 @@ def resolve(
                 raise _unknown_key(f"[{name}]", key, sorted(valid))
             kwargs[key] = parse_value(name, key, value)
         built[name] = cls(**kwargs)
-    exp = Experiment(command=command, layer=built[command], data=built["data"], run=built["run"])
+    exp = Experiment(command=command, layer=built[command], data=built["data"], run=built["run"], views=built["views"])
     validate(exp)
     return exp
+
+
+def _out_channels_from_init(conv: dict[str, Any]) -> None:
+    """``--init sobel-x,sobel-y`` alone gives 2 output channels: one per named kernel."""
+    init = parse_value("conv", "init", conv.get("init"))
+    if init and init != "random" and conv.get("out_channels") is None:
+        conv["out_channels"] = len(names(init))
 
 
 def replace(exp: Experiment, section: str, **changes: Any) -> Experiment:
@@ -345,6 +402,7 @@ def validate(exp: Experiment) -> None:
                 "padding 'same' needs stride 1 (PyTorch does not support it for strided "
                 "convolutions); use a number for --padding"
             )
+        validate_init(layer)
     else:
         kh, kw = layer.kernel_size
         ph, pw = layer.padding
@@ -353,6 +411,7 @@ def validate(exp: Experiment) -> None:
                 f"pool padding {ph}x{pw} is too large for kernel {kh}x{kw}: PyTorch allows at most "
                 f"half the kernel size ({kh // 2}x{kw // 2})"
             )
+        validate_pool_mode(layer)
 
     data = exp.data
     if data.split not in SPLITS:
@@ -371,6 +430,7 @@ def validate(exp: Experiment) -> None:
         raise ConfigError(f"seed must be 0 or more, got {run.seed}")
     if run.run_name is not None:
         check_run_name(run.run_name)
+    validate_views(exp.views, exp.command)
 
 
 def check_run_name(name: str) -> None:
@@ -380,3 +440,58 @@ def check_run_name(name: str) -> None:
             f"run name {name!r} is not allowed: use letters, digits and . _ + = - "
             "(no path separators or '..'); it names one directory inside --logdir"
         )
+
+
+def validate_init(conv: ConvConfig) -> None:
+    """Named kernels: one per output channel, and not together with --weights.
+
+    The names themselves are checked where the kernels live (``kernels.py``), when the layer
+    is built, which is still before anything is loaded or written.
+    """
+    init = names(conv.init)
+    if conv.weights is not None and init != ["random"]:
+        raise ConfigError("--init and --weights both set the layer's weights; use one of them")
+    if init != ["random"] and len(init) != conv.out_channels:
+        raise ConfigError(
+            f"--init names {len(init)} kernel(s) ({', '.join(init)}) but out_channels={conv.out_channels}; "
+            "give one name per output channel (use 'random' for a channel with PyTorch's default "
+            "init), or leave out --out-channels"
+        )
+
+
+def validate_pool_mode(pool: PoolConfig) -> None:
+    if pool.mode not in POOL_MODES:
+        raise ConfigError(f"unknown pool mode {pool.mode!r}; choose from {', '.join(POOL_MODES)}")
+    if pool.mode == "avg":
+        if pool.unpool:
+            raise ConfigError(
+                "--unpool needs --mode max: MaxUnpool2d puts each window's maximum back where it was, "
+                "and average pooling keeps no positions to put anything back"
+            )
+        if pool.dilation != (1, 1):
+            raise ConfigError("--mode avg has no dilation (torch.nn.AvgPool2d has none); use --dilation 1")
+
+
+def validate_views(views: ViewConfig, command: str) -> None:
+    for view in names(views.show):
+        if view == "none":
+            if names(views.show) != ["none"]:
+                raise ConfigError(f"views: 'none' cannot be combined with other views ({views.show})")
+        elif view not in VIEWS:
+            raise ConfigError(f"unknown view {view!r}; choose from {', '.join(VIEWS)} (or none)")
+        elif command not in VIEWS[view]:
+            raise ConfigError(f"view {view!r} does not apply to 'convlab {command}' (a pool layer has no weights)")
+    if views.scale not in SCALES:
+        raise ConfigError(f"unknown scale {views.scale!r}; choose from {', '.join(SCALES)}")
+    if views.images < 1:
+        raise ConfigError(f"views.images must be at least 1, got {views.images}")
+    if views.zoom is not None and views.zoom < 1:
+        raise ConfigError(f"zoom must be at least 1, got {views.zoom}")
+
+
+def selected_views(exp: Experiment) -> list[str]:
+    """The extra views this run logs, in a fixed order."""
+    if exp.views.show is None:
+        return [v for v, commands in VIEWS.items() if exp.command in commands]
+    chosen = names(exp.views.show)
+    return [v for v in VIEWS if v in chosen]

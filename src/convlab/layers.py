@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from convlab.config import ConfigError, ConvConfig, LayerConfig, Pair, PoolConfig
+from convlab.kernels import init_conv
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 
@@ -53,7 +55,7 @@ def build_layer(cfg: LayerConfig, in_channels: int) -> "nn.Module":
                 f"groups={cfg.groups} must divide in_channels={in_channels}; "
                 f"use a --groups that divides both {in_channels} and {cfg.out_channels}"
             )
-        return nn.Conv2d(
+        conv = nn.Conv2d(
             in_channels,
             cfg.out_channels,
             kernel_size=cfg.kernel_size,
@@ -64,6 +66,11 @@ def build_layer(cfg: LayerConfig, in_channels: int) -> "nn.Module":
             bias=cfg.bias,
             padding_mode=cfg.padding_mode,
         )
+        init_conv(conv, cfg)
+        return conv
+    if cfg.mode == "avg":
+        # count_include_pad stays PyTorch's default (True): padded zeros count in the average.
+        return nn.AvgPool2d(kernel_size=cfg.kernel_size, stride=pool_stride(cfg), padding=cfg.padding, ceil_mode=cfg.ceil_mode)
     return nn.MaxPool2d(
         kernel_size=cfg.kernel_size,
         stride=pool_stride(cfg),
@@ -174,3 +181,20 @@ def describe_arithmetic(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> 
     lines = [a.formula() for a in axis_arithmetic(cfg, height, width)]
     lines.append(f"(C, H, W): {tuple(input_shape)} -> {out}")
     return lines
+
+
+def max_unpool(x: "torch.Tensor", cfg: PoolConfig) -> "torch.Tensor":
+    """``MaxUnpool2d(MaxPool2d(x))``: each window's maximum back at its position, 0 elsewhere.
+
+    ``output_size`` is always the input's size: left out, PyTorch infers a size from the
+    pooled one, which fails or differs from the input with ceil_mode, odd sizes or padding.
+    MaxUnpool2d has no dilation, so it gets the window's span (``dilation*(k-1)+1``) as its
+    kernel size; with that its size check accepts every input MaxPool2d accepts.
+    """
+    from torch import nn
+
+    stride = pool_stride(cfg)
+    pool = nn.MaxPool2d(cfg.kernel_size, stride, cfg.padding, cfg.dilation, return_indices=True, ceil_mode=cfg.ceil_mode)
+    span = tuple(d * (k - 1) + 1 for k, d in zip(cfg.kernel_size, cfg.dilation))
+    pooled, indices = pool(x)
+    return nn.MaxUnpool2d(span, stride, cfg.padding)(pooled, indices, output_size=x.shape[-2:])

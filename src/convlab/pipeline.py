@@ -18,10 +18,10 @@ from typing import Any, Callable, ContextManager, Iterator, Protocol
 import torch
 
 from convlab import data as datasets
-from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, dump_toml
+from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, dump_toml, names, selected_views
 from convlab.explain import explain
-from convlab.layers import build_layer, describe_arithmetic, output_shape, pool_stride, resolved_in_channels
-from convlab.views import reshape_view
+from convlab.layers import build_layer, describe_arithmetic, max_unpool, output_shape, pool_stride, resolved_in_channels
+from convlab.views import channel_view, kernel_view, reshape_view
 from convlab.writer import CONFIG_FILE, SUMMARY_FILE, RunWriter, create_run_dir
 
 OUTPUT_TAGS = {"conv": "output", "pool": "maxpool"}
@@ -57,6 +57,8 @@ class Plan:
 
     @property
     def output_tag(self) -> str:
+        if isinstance(self.exp.layer, PoolConfig) and self.exp.layer.mode == "avg":
+            return "avgpool"
         return OUTPUT_TAGS[self.exp.command]
 
 
@@ -116,12 +118,18 @@ def default_run_name(exp: Experiment, now: datetime | None = None) -> str:
             parts.append(f"d{_pair(layer.dilation)}")
         if layer.groups != 1:
             parts.append(f"g{layer.groups}")
+        if layer.weights is not None:
+            parts.append("weights")
+        elif layer.init != "random":
+            parts.append(layer.init.replace(",", "+"))
     else:
-        parts = ["maxpool", f"k{_pair(layer.kernel_size)}", f"s{_pair(pool_stride(layer))}", f"p{_pair(layer.padding)}"]
+        parts = [f"{layer.mode}pool", f"k{_pair(layer.kernel_size)}", f"s{_pair(pool_stride(layer))}", f"p{_pair(layer.padding)}"]
         if layer.dilation != (1, 1):
             parts.append(f"d{_pair(layer.dilation)}")
         if layer.ceil_mode:
             parts.append("ceil")
+        if layer.unpool:
+            parts.append("unpool")
     if exp.data.dataset != "cifar10":
         parts.append(exp.data.dataset)
     return "-".join([*parts, stamp])
@@ -145,7 +153,20 @@ def describe(p: Plan) -> str:
     """The module, its shapes and the arithmetic, as plain text (terminal and TensorBoard)."""
     lines = [f"module: {p.module}", f"input -> output: {p.input_shape} -> {p.output_shape} (C, H, W)"]
     lines += ["  " + line for line in p.arithmetic[:2]]
+    lines += init_lines(p.exp)
     return "\n".join(lines)
+
+
+def init_lines(exp: Experiment) -> list[str]:
+    """Where a conv's weights come from, when not from PyTorch's default init."""
+    layer = exp.layer
+    if not isinstance(layer, ConvConfig):
+        return []
+    if layer.weights is not None:
+        return [f"weights: loaded from {layer.weights}"]
+    if layer.init != "random":
+        return [f"weights: {', '.join(names(layer.init))} (one kernel per output channel; see kernels.py)"]
+    return []
 
 
 def _markdown_block(text: str) -> str:
@@ -159,6 +180,30 @@ def log_step(writer: RunWriter, p: Plan, x: torch.Tensor, y: torch.Tensor, step:
     mean, std = torch.stack([y.mean(), y.std()]).tolist()
     writer.scalar("output/mean", mean, step)
     writer.scalar("output/std", std, step)
+    if isinstance(p.exp.layer, PoolConfig) and p.exp.layer.unpool:
+        writer.images("unpool", max_unpool(x, p.exp.layer), step)
+    views, v = selected_views(p.exp), p.exp.views
+    if "channels" in views:
+        writer.images("channels", channel_view(y, v.images, v.scale, v.zoom), step)
+    if "stats" in views:
+        low, high = torch.stack([y.min(), y.max()]).tolist()
+        writer.scalar("output/min", low, step)
+        writer.scalar("output/max", high, step)
+        writer.histogram("output/histogram", y, step)
+
+
+def log_kernels(writer: RunWriter, p: Plan) -> None:
+    """The conv's weights as images, once (they do not change during a run)."""
+    if "kernels" in selected_views(p.exp):
+        writer.images("kernels", kernel_view(p.module.weight, p.exp.views.scale, p.exp.views.zoom), 0)
+
+
+def logged_tags(p: Plan) -> list[str]:
+    """The image tags a run logs, the tutorial's first."""
+    tags = ["input", p.output_tag]
+    if isinstance(p.exp.layer, PoolConfig) and p.exp.layer.unpool:
+        tags.append("unpool")
+    return tags + [v for v in selected_views(p.exp) if v in ("channels", "kernels")]
 
 
 def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
@@ -187,7 +232,7 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         "device": p.device,
         "input_shape": list(p.input_shape),
         "output_shape": list(p.output_shape),
-        "tags": ["input", p.output_tag],
+        "tags": logged_tags(p),
     }
     steps_done = 0
     try:
@@ -197,6 +242,7 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         writer.text("layer", _markdown_block(explain(exp.layer, p.input_shape).text()))
         writer.text("data", _markdown_block(images.describe()))
         writer.hparams(hparams(exp), ["output/mean", "output/std"])
+        log_kernels(writer, p)
 
         reporter.info(describe(p))
         reporter.info(f"run: {run_dir}")

@@ -30,3 +30,98 @@ def tiles_per_image(channels: int) -> int:
     """How many tiles ``reshape_view`` makes of one image with ``channels`` channels."""
     triples, rest = divmod(channels, 3)
     return triples + rest
+
+
+# ----------------------------------------------------------------------------- honest views
+
+# Between tiles: a colour no grey level can have, so a separator never reads as a value.
+SEPARATOR = (0.2, 0.45, 0.85)
+# Auto zoom: small maps are upscaled (nearest neighbour) to at least this many pixels...
+ZOOM_TARGET = 64
+# ...unless the picture would get wider than this.
+ZOOM_MAX_WIDTH = 2048
+
+
+def display_scale(tiles: torch.Tensor, scale: str) -> torch.Tensor:
+    """Map each tile of ``tiles`` (N, C, H, W) to [0, 1] for display, every tile on its own.
+
+    - ``raw``: the values as they are, clipped to [0, 1], as TensorBoard shows floats
+      (negative values black, values over 1 white).
+    - ``minmax``: the tile's minimum -> black, its maximum -> white.
+    - ``symmetric``: 0 -> mid-grey, -m -> black, +m -> white, m = the tile's largest |value|;
+      the sign of a response stays visible.
+
+    A tile with no contrast (all one value) is mid-grey under ``minmax``; under ``symmetric``
+    an all-zero tile is mid-grey.
+    """
+    tiles = tiles.float().nan_to_num()
+    if scale == "raw":
+        return tiles.clamp(0, 1)
+    flat = tiles.flatten(1)
+    shape = (-1,) + (1,) * (tiles.dim() - 1)
+    if scale == "minmax":
+        lo, hi = flat.amin(1).view(shape), flat.amax(1).view(shape)
+        span = hi - lo
+        return torch.where(span > 0, (tiles - lo) / span.clamp_min(1e-30), torch.full_like(tiles, 0.5))
+    if scale == "symmetric":
+        m = flat.abs().amax(1).view(shape)
+        return (0.5 + 0.5 * tiles / m.clamp_min(1e-30)).clamp(0, 1)
+    raise ValueError(f"unknown scale {scale!r}")
+
+
+def auto_zoom(height: int, width: int, columns: int) -> int:
+    """The integer factor that makes a ``height`` x ``width`` tile at least ZOOM_TARGET pixels."""
+    zoom = max(1, -(-ZOOM_TARGET // max(height, width)))
+    while zoom > 1 and columns * (width * zoom + 2) > ZOOM_MAX_WIDTH:
+        zoom -= 1
+    return zoom
+
+
+def upscale(tiles: torch.Tensor, zoom: int) -> torch.Tensor:
+    """Nearest-neighbour upscaling: every value becomes a ``zoom`` x ``zoom`` block, unblurred."""
+    if zoom == 1:
+        return tiles
+    return tiles.repeat_interleave(zoom, dim=-2).repeat_interleave(zoom, dim=-1)
+
+
+def tile_grid(tiles: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
+    """(N, 1 or 3, H, W) tiles in [0, 1] -> one image (1, 3, H', W'), ``columns`` tiles a row.
+
+    The grid is torchvision's ``make_grid``; it pads with one scalar, so it pads with NaN
+    and the padding is painted SEPARATOR afterwards.
+    """
+    from torchvision.utils import make_grid
+
+    grid = make_grid(tiles, nrow=columns, padding=padding, pad_value=float("nan"))
+    colour = torch.tensor(SEPARATOR, dtype=grid.dtype, device=grid.device).view(3, 1, 1)
+    return torch.where(grid.isnan(), colour, grid).unsqueeze(0)
+
+
+def channel_view(output: torch.Tensor, images: int = 4, scale: str = "symmetric", zoom: int | None = None) -> torch.Tensor:
+    """Every channel of the first ``images`` images as its own grey tile: rows = images,
+    columns = channels. ``(N, C, H, W)`` -> one image ``(1, 3, H', W')`` in [0, 1].
+
+    Each tile is scaled on its own (see :func:`display_scale`) and upscaled by ``zoom``
+    (None: :func:`auto_zoom`).
+    """
+    y = output[:images]
+    n, c, h, w = y.shape
+    tiles = display_scale(y.reshape(n * c, 1, h, w), scale)
+    return tile_grid(upscale(tiles, zoom or auto_zoom(h, w, c)), columns=c)
+
+
+def kernel_view(weight: torch.Tensor, scale: str = "symmetric", zoom: int | None = None) -> torch.Tensor:
+    """A conv weight ``(out_channels, in_channels/groups, kH, kW)`` as one image ``(1, 3, H', W')``.
+
+    With 3 input channels each output channel's kernel is one RGB tile (R, G, B = the weights
+    on the red, green, blue input), in one row. Otherwise rows = output channels, columns =
+    input channels, one grey tile each. Each output channel's kernel is scaled as one image,
+    so its input channels keep their relative strength.
+    """
+    out, cin, kh, kw = weight.shape
+    scaled = display_scale(weight.detach(), scale)
+    if cin == 3:
+        tiles, columns = scaled, out
+    else:
+        tiles, columns = scaled.reshape(out * cin, 1, kh, kw), cin
+    return tile_grid(upscale(tiles, zoom or auto_zoom(kh, kw, columns)), columns=columns)

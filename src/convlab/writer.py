@@ -100,3 +100,12 @@ class RunWriter:
         """Close and remove this run's directory (only ever one that this writer created)."""
         self.close()
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
+        """The distribution of ``values`` in 64 equal bins between their min and max.
+
+        Not SummaryWriter's default exponential buckets (hundreds per step for a conv
+        output): 64 equal bins make a ~9x smaller event, and TensorBoard re-bins to ~30
+        for display anyway.
+        """
+        self._tb.add_histogram(tag, values.detach().flatten().cpu(), step, bins=64)
