@@ -241,6 +241,20 @@ def test_module_repr_without_torch_matches_print():
     assert module_repr(cfg, 3) == repr(nn.Conv2d(3, 4, (3, 5), padding="valid", padding_mode="circular"))
 
 
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("ceil", [False, True])
+def test_pool_repr_and_wording_follow_the_mode(mode, ceil):
+    from convlab.layers import build_layer
+
+    cfg = PoolConfig(kernel_size=(3, 3), padding=(1, 1), ceil_mode=ceil, mode=mode)
+    module = build_layer(cfg, 3)
+    ex = explain(cfg, (3, 32, 32))
+    assert ex.text().splitlines()[0] == module_repr(cfg, 3)
+    assert module_repr(cfg, 3) == repr(module)
+    assert ("average of" in ex.text()) == (mode == "avg")
+    assert tuple(module(torch.zeros(1, 3, 32, 32)).shape[1:]) == ex.output_shape
+
+
 def test_spans_compresses_runs():
     assert spans([0, 1, 2, 5, 9, 10]) == "0-2, 5, 9-10"
     assert spans(list(range(0, 40, 3))) == "0, 3, 6, 9, 12, 15, ..., 39"

@@ -96,6 +96,9 @@ GrayscaleOpt = Annotated[
     typer.Option("--grayscale/--rgb", help="For --dataset folder: read images as 1-channel grey instead of RGB. [default: rgb]", rich_help_panel=DATA),
 ]
 
+PoolModeOpt = Annotated[
+    Optional[PoolMode], typer.Option("--mode", help="max (MaxPool2d) or avg (AvgPool2d). [default: max]", rich_help_panel=LAYER)
+]
 KernelOpt = Annotated[
     Optional[str],
     typer.Option("--kernel", "--kernel-size", "-k", metavar="K|HxW", help="[default: 3]", rich_help_panel=LAYER),
@@ -262,9 +265,7 @@ def pool(
     ceil: Annotated[
         Optional[bool], typer.Option("--ceil/--no-ceil", help="ceil_mode: keep windows that hang over the edge. [default: no-ceil]", rich_help_panel=LAYER)
     ] = None,
-    mode: Annotated[
-        Optional[PoolMode], typer.Option("--mode", help="max (MaxPool2d) or avg (AvgPool2d). [default: max]", rich_help_panel=LAYER)
-    ] = None,
+    mode: PoolModeOpt = None,
     unpool: Annotated[
         Optional[bool],
         typer.Option("--unpool/--no-unpool", help="Also log tag 'unpool': MaxUnpool2d(pool(x)), only the maxima, "
@@ -506,14 +507,15 @@ def explain_pool(
     padding: PoolPaddingOpt = None,
     dilation: DilationOpt = None,
     ceil: CeilOpt = None,
+    mode: PoolModeOpt = None,
     size: SizeOpt = None,
     channels: ChannelsOpt = None,
     config: ConfigOpt = None,
     animate: AnimateOpt = None,
     logdir: AnimateLogdirOpt = None,
 ) -> None:
-    """Explain a torch.nn.MaxPool2d: what 'convlab pool' with these options does to each image."""
-    layer = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil)
+    """Explain a torch.nn.MaxPool2d (or AvgPool2d): what 'convlab pool' with these options does to each image."""
+    layer = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil, mode=_str(mode))
     _explain_and_animate(resolve("pool", {"pool": layer}, config), size, channels, animate, logdir)
 
 

@@ -114,6 +114,11 @@ def _tuple(p: Pair) -> str:
 def module_repr(cfg: LayerConfig, in_channels: int) -> str:
     """What ``print(build_layer(cfg, in_channels))`` shows, without importing torch."""
     if isinstance(cfg, PoolConfig):
+        if cfg.mode == "avg":
+            return (
+                f"AvgPool2d(kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(pool_stride(cfg))}, "
+                f"padding={_tuple(cfg.padding)})"
+            )
         return (
             f"MaxPool2d(kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(pool_stride(cfg))}, "
             f"padding={_tuple(cfg.padding)}, dilation={_tuple(cfg.dilation)}, ceil_mode={cfg.ceil_mode})"
@@ -231,12 +236,20 @@ def explain(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> Explanation:
         )
     else:
         parameters = multiply_adds = 0
-        facts.append(("receptive field", f"each output is the max of {where} in one channel"))
-        facts.append(("parameters", "0 (pooling has no weights)"))
         outputs = out[0] * out[1] * out[2]
-        facts.append(
-            ("multiply-adds", f"0; comparisons: up to {taps - 1} per output, {_n(outputs * (taps - 1))} per image")
-        )
+        if cfg.mode == "avg":
+            facts.append(("receptive field", f"each output is the average of {where} in one channel"))
+            facts.append(("parameters", "0 (pooling has no weights)"))
+            facts.append(
+                ("multiply-adds", f"0; additions: up to {taps - 1} per output and one division, "
+                 f"{_n(outputs * (taps - 1))} per image")
+            )
+        else:
+            facts.append(("receptive field", f"each output is the max of {where} in one channel"))
+            facts.append(("parameters", "0 (pooling has no weights)"))
+            facts.append(
+                ("multiply-adds", f"0; comparisons: up to {taps - 1} per output, {_n(outputs * (taps - 1))} per image")
+            )
 
     warnings: list[str] = []
     notes: list[str] = []
