@@ -51,30 +51,30 @@ LAYER, DATA, RUN = "Layer", "Data", "Run"
 # the config file or the built-in default (see config.resolve).
 DatasetOpt = Annotated[
     Optional[str],
-    typer.Option("--dataset", help=f"Dataset: {', '.join(DATASETS)}. [default: cifar10]", rich_help_panel=DATA),
+    typer.Option("--dataset", help=f"Dataset: {', '.join(DATASETS)}. \\[default: cifar10]", rich_help_panel=DATA),
 ]
-SplitOpt = Annotated[Optional[Split], typer.Option("--split", help="[default: test]", rich_help_panel=DATA)]
+SplitOpt = Annotated[Optional[Split], typer.Option("--split", help="\\[default: test]", rich_help_panel=DATA)]
 DataDirOpt = Annotated[
     Optional[Path],
-    typer.Option("--data-dir", help="Where datasets live or are downloaded to; for --dataset folder, your images (a folder or one file). [default: ./data]", rich_help_panel=DATA),
+    typer.Option("--data-dir", help="Where datasets live or are downloaded to; for --dataset folder, your images (a folder or one file). \\[default: ./data]", rich_help_panel=DATA),
 ]
 DownloadOpt = Annotated[
     Optional[bool],
-    typer.Option("--download/--no-download", help="Download a missing dataset. [default: download]", rich_help_panel=DATA),
+    typer.Option("--download/--no-download", help="Download a missing dataset. \\[default: download]", rich_help_panel=DATA),
 ]
-BatchSizeOpt = Annotated[Optional[int], typer.Option("--batch-size", "-b", help="[default: 64]", rich_help_panel=DATA)]
+BatchSizeOpt = Annotated[Optional[int], typer.Option("--batch-size", "-b", help="\\[default: 64]", rich_help_panel=DATA)]
 MaxBatchesOpt = Annotated[
-    Optional[int], typer.Option("--max-batches", "-n", help="Stop after this many batches. [default: all]", rich_help_panel=DATA)
+    Optional[int], typer.Option("--max-batches", "-n", help="Stop after this many batches. \\[default: all]", rich_help_panel=DATA)
 ]
 DeviceOpt = Annotated[
     Optional[str],
-    typer.Option("--device", help="auto, cpu, cuda or cuda:N; auto = cuda when available. [default: auto]", rich_help_panel=RUN),
+    typer.Option("--device", help="auto, cpu, cuda or cuda:N; auto = cuda when available. \\[default: auto]", rich_help_panel=RUN),
 ]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seeds the layer's weights and built-in data. [default: 0]", rich_help_panel=RUN)]
-LogdirOpt = Annotated[Optional[Path], typer.Option("--logdir", help="[default: logs]", rich_help_panel=RUN)]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seeds the layer's weights and built-in data. \\[default: 0]", rich_help_panel=RUN)]
+LogdirOpt = Annotated[Optional[Path], typer.Option("--logdir", help="\\[default: logs]", rich_help_panel=RUN)]
 RunNameOpt = Annotated[
     Optional[str],
-    typer.Option("--run-name", help="Directory name inside --logdir. [default: what ran and when]", rich_help_panel=RUN),
+    typer.Option("--run-name", help="Directory name inside --logdir. \\[default: what ran and when]", rich_help_panel=RUN),
 ]
 ConfigOpt = Annotated[
     Optional[Path],
@@ -88,23 +88,23 @@ ImageSizeOpt = Annotated[
     Optional[int],
     typer.Option(
         "--image-size", metavar="N", rich_help_panel=DATA,
-        help="For --dataset folder: shorter side resized to N, then the centre NxN crop; 0 keeps each image's size. [default: 128]",
+        help="For --dataset folder: shorter side resized to N, then the centre NxN crop; 0 keeps each image's size. \\[default: 128]",
     ),
 ]
 GrayscaleOpt = Annotated[
     Optional[bool],
-    typer.Option("--grayscale/--rgb", help="For --dataset folder: read images as 1-channel grey instead of RGB. [default: rgb]", rich_help_panel=DATA),
+    typer.Option("--grayscale/--rgb", help="For --dataset folder: read images as 1-channel grey instead of RGB. \\[default: rgb]", rich_help_panel=DATA),
 ]
 
 PoolModeOpt = Annotated[
-    Optional[PoolMode], typer.Option("--mode", help="max (MaxPool2d) or avg (AvgPool2d). [default: max]", rich_help_panel=LAYER)
+    Optional[PoolMode], typer.Option("--mode", help="max (MaxPool2d) or avg (AvgPool2d). \\[default: max]", rich_help_panel=LAYER)
 ]
 KernelOpt = Annotated[
     Optional[str],
-    typer.Option("--kernel", "--kernel-size", "-k", metavar="K|HxW", help="[default: 3]", rich_help_panel=LAYER),
+    typer.Option("--kernel", "--kernel-size", "-k", metavar="K|HxW", help="\\[default: 3]", rich_help_panel=LAYER),
 ]
 StrideOpt = Annotated[Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", rich_help_panel=LAYER)]
-DilationOpt = Annotated[Optional[str], typer.Option("--dilation", "-d", metavar="D|HxW", help="[default: 1]", rich_help_panel=LAYER)]
+DilationOpt = Annotated[Optional[str], typer.Option("--dilation", "-d", metavar="D|HxW", help="\\[default: 1]", rich_help_panel=LAYER)]
 
 VIEW = "Views"
 ViewsOpt = Annotated[
@@ -112,20 +112,20 @@ ViewsOpt = Annotated[
     typer.Option(
         "--views", metavar="NAMES",
         help=f"Extra views beside the tutorial's tags, comma-separated: {', '.join(VIEWS)}, or none. "
-        "[default: every one that applies]",
+        "\\[default: every one that applies]",
         rich_help_panel=VIEW,
     ),
 ]
 ScaleOpt = Annotated[
     Optional[Scale],
     typer.Option("--scale", help="Grey levels of the extra views: raw (as TensorBoard), minmax, or symmetric "
-                 "(0 = mid-grey). [default: symmetric]", rich_help_panel=VIEW),
+                 "(0 = mid-grey). \\[default: symmetric]", rich_help_panel=VIEW),
 ]
 ViewImagesOpt = Annotated[
-    Optional[int], typer.Option("--view-images", help="Images per batch in the 'channels' view. [default: 4]", rich_help_panel=VIEW)
+    Optional[int], typer.Option("--view-images", help="Images per batch in the 'channels' view. \\[default: 4]", rich_help_panel=VIEW)
 ]
 ZoomOpt = Annotated[
-    Optional[int], typer.Option("--zoom", help="Nearest-neighbour upscaling of the extra views. [default: auto]", rich_help_panel=VIEW)
+    Optional[int], typer.Option("--zoom", help="Nearest-neighbour upscaling of the extra views. \\[default: auto]", rich_help_panel=VIEW)
 ]
 
 
@@ -196,22 +196,22 @@ def _execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
 @app.command()
 def conv(
     in_channels: Annotated[
-        Optional[int], typer.Option("--in-channels", help="Must match the data. [default: the dataset's channels]", rich_help_panel=LAYER)
+        Optional[int], typer.Option("--in-channels", help="Must match the data. \\[default: the dataset's channels]", rich_help_panel=LAYER)
     ] = None,
-    out_channels: Annotated[Optional[int], typer.Option("--out-channels", "-c", help="[default: 6]", rich_help_panel=LAYER)] = None,
+    out_channels: Annotated[Optional[int], typer.Option("--out-channels", "-c", help="\\[default: 6]", rich_help_panel=LAYER)] = None,
     kernel: KernelOpt = None,
-    stride: Annotated[Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="[default: 1]", rich_help_panel=LAYER)] = None,
+    stride: Annotated[Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: 1]", rich_help_panel=LAYER)] = None,
     padding: Annotated[
-        Optional[str], typer.Option("--padding", "-p", metavar="P|HxW|same|valid", help="[default: 0]", rich_help_panel=LAYER)
+        Optional[str], typer.Option("--padding", "-p", metavar="P|HxW|same|valid", help="\\[default: 0]", rich_help_panel=LAYER)
     ] = None,
-    padding_mode: Annotated[Optional[PaddingMode], typer.Option("--padding-mode", help="[default: zeros]", rich_help_panel=LAYER)] = None,
+    padding_mode: Annotated[Optional[PaddingMode], typer.Option("--padding-mode", help="\\[default: zeros]", rich_help_panel=LAYER)] = None,
     dilation: DilationOpt = None,
-    groups: Annotated[Optional[int], typer.Option("--groups", "-g", help="[default: 1]", rich_help_panel=LAYER)] = None,
-    bias: Annotated[Optional[bool], typer.Option("--bias/--no-bias", help="[default: bias]", rich_help_panel=LAYER)] = None,
+    groups: Annotated[Optional[int], typer.Option("--groups", "-g", help="\\[default: 1]", rich_help_panel=LAYER)] = None,
+    bias: Annotated[Optional[bool], typer.Option("--bias/--no-bias", help="\\[default: bias]", rich_help_panel=LAYER)] = None,
     init: Annotated[
         Optional[str],
         typer.Option("--init", metavar="NAMES", help=f"Weights: random (PyTorch's init) or one kernel per output channel, "
-                     f"comma-separated, from: {', '.join(INIT_NAMES)}. [default: random]", rich_help_panel=LAYER),
+                     f"comma-separated, from: {', '.join(INIT_NAMES)}. \\[default: random]", rich_help_panel=LAYER),
     ] = None,
     weights: Annotated[
         Optional[Path],
@@ -258,18 +258,18 @@ def conv(
 def pool(
     kernel: KernelOpt = None,
     stride: Annotated[
-        Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="[default: the kernel size]", rich_help_panel=LAYER)
+        Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: the kernel size]", rich_help_panel=LAYER)
     ] = None,
-    padding: Annotated[Optional[str], typer.Option("--padding", "-p", metavar="P|HxW", help="[default: 0]", rich_help_panel=LAYER)] = None,
+    padding: Annotated[Optional[str], typer.Option("--padding", "-p", metavar="P|HxW", help="\\[default: 0]", rich_help_panel=LAYER)] = None,
     dilation: DilationOpt = None,
     ceil: Annotated[
-        Optional[bool], typer.Option("--ceil/--no-ceil", help="ceil_mode: keep windows that hang over the edge. [default: no-ceil]", rich_help_panel=LAYER)
+        Optional[bool], typer.Option("--ceil/--no-ceil", help="ceil_mode: keep windows that hang over the edge. \\[default: no-ceil]", rich_help_panel=LAYER)
     ] = None,
     mode: PoolModeOpt = None,
     unpool: Annotated[
         Optional[bool],
         typer.Option("--unpool/--no-unpool", help="Also log tag 'unpool': MaxUnpool2d(pool(x)), only the maxima, "
-                     "at the input's size. [default: no-unpool]", rich_help_panel=LAYER),
+                     "at the input's size. \\[default: no-unpool]", rich_help_panel=LAYER),
     ] = None,
     views: ViewsOpt = None,
     scale: ScaleOpt = None,
@@ -362,22 +362,22 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(explain_app, name="explain")
 
 PoolStrideOpt = Annotated[
-    Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="[default: the kernel size]", rich_help_panel=LAYER)
+    Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: the kernel size]", rich_help_panel=LAYER)
 ]
-ConvStrideOpt = Annotated[Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="[default: 1]", rich_help_panel=LAYER)]
-PoolPaddingOpt = Annotated[Optional[str], typer.Option("--padding", "-p", metavar="P|HxW", help="[default: 0]", rich_help_panel=LAYER)]
+ConvStrideOpt = Annotated[Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: 1]", rich_help_panel=LAYER)]
+PoolPaddingOpt = Annotated[Optional[str], typer.Option("--padding", "-p", metavar="P|HxW", help="\\[default: 0]", rich_help_panel=LAYER)]
 ConvPaddingOpt = Annotated[
-    Optional[str], typer.Option("--padding", "-p", metavar="P|HxW|same|valid", help="[default: 0]", rich_help_panel=LAYER)
+    Optional[str], typer.Option("--padding", "-p", metavar="P|HxW|same|valid", help="\\[default: 0]", rich_help_panel=LAYER)
 ]
 CeilOpt = Annotated[
-    Optional[bool], typer.Option("--ceil/--no-ceil", help="ceil_mode: keep windows that hang over the edge. [default: no-ceil]", rich_help_panel=LAYER)
+    Optional[bool], typer.Option("--ceil/--no-ceil", help="ceil_mode: keep windows that hang over the edge. \\[default: no-ceil]", rich_help_panel=LAYER)
 ]
 SizeOpt = Annotated[
     Optional[str],
-    typer.Option("--size", metavar="HxW", help="Input height and width. [default: the dataset's, 32x32 for CIFAR10]", rich_help_panel=INPUT),
+    typer.Option("--size", metavar="HxW", help="Input height and width. \\[default: the dataset's, 32x32 for CIFAR10]", rich_help_panel=INPUT),
 ]
 ChannelsOpt = Annotated[
-    Optional[int], typer.Option("--channels", min=1, help="Input channels. [default: the dataset's, 3 for CIFAR10]", rich_help_panel=INPUT)
+    Optional[int], typer.Option("--channels", min=1, help="Input channels. \\[default: the dataset's, 3 for CIFAR10]", rich_help_panel=INPUT)
 ]
 AnimateOpt = Annotated[
     Optional[Path],
@@ -389,7 +389,7 @@ AnimateLogdirOpt = Annotated[
 ]
 MatrixOpt = Annotated[
     Optional[str],
-    typer.Option("--input", metavar="ROWS", help="The input matrix: '1 2 0; 3 2 4' or '[[1, 2, 0], [3, 2, 4]]'. [default: the lesson's 5x5]", rich_help_panel=INPUT),
+    typer.Option("--input", metavar="ROWS", help="The input matrix: '1 2 0; 3 2 4' or '[[1, 2, 0], [3, 2, 4]]'. \\[default: the lesson's 5x5]", rich_help_panel=INPUT),
 ]
 
 
@@ -429,10 +429,10 @@ def demo_conv(
     input_matrix: MatrixOpt = None,
     weight: Annotated[
         Optional[str],
-        typer.Option("--weight", metavar="ROWS", help="The kernel's weights, as --input. [default: the lesson's 3x3, or ones for another --kernel]", rich_help_panel=INPUT),
+        typer.Option("--weight", metavar="ROWS", help="The kernel's weights, as --input. \\[default: the lesson's 3x3, or ones for another --kernel]", rich_help_panel=INPUT),
     ] = None,
     cell: Annotated[
-        Optional[str], typer.Option("--cell", metavar="R,C", help="The output cell whose multiply-adds are shown. [default: 0,0]", rich_help_panel=INPUT)
+        Optional[str], typer.Option("--cell", metavar="R,C", help="The output cell whose multiply-adds are shown. \\[default: 0,0]", rich_help_panel=INPUT)
     ] = None,
 ) -> None:
     """F.conv2d by hand: the input and kernel reshaped to (1, 1, H, W), one cell's multiply-accumulate, the output;
@@ -478,14 +478,14 @@ def _explain_and_animate(
 
 @explain_app.command("conv")
 def explain_conv(
-    out_channels: Annotated[Optional[int], typer.Option("--out-channels", "-c", help="[default: 6]", rich_help_panel=LAYER)] = None,
+    out_channels: Annotated[Optional[int], typer.Option("--out-channels", "-c", help="\\[default: 6]", rich_help_panel=LAYER)] = None,
     kernel: KernelOpt = None,
     stride: ConvStrideOpt = None,
     padding: ConvPaddingOpt = None,
-    padding_mode: Annotated[Optional[PaddingMode], typer.Option("--padding-mode", help="[default: zeros]", rich_help_panel=LAYER)] = None,
+    padding_mode: Annotated[Optional[PaddingMode], typer.Option("--padding-mode", help="\\[default: zeros]", rich_help_panel=LAYER)] = None,
     dilation: DilationOpt = None,
-    groups: Annotated[Optional[int], typer.Option("--groups", "-g", help="[default: 1]", rich_help_panel=LAYER)] = None,
-    bias: Annotated[Optional[bool], typer.Option("--bias/--no-bias", help="[default: bias]", rich_help_panel=LAYER)] = None,
+    groups: Annotated[Optional[int], typer.Option("--groups", "-g", help="\\[default: 1]", rich_help_panel=LAYER)] = None,
+    bias: Annotated[Optional[bool], typer.Option("--bias/--no-bias", help="\\[default: bias]", rich_help_panel=LAYER)] = None,
     size: SizeOpt = None,
     channels: ChannelsOpt = None,
     config: ConfigOpt = None,
@@ -526,11 +526,11 @@ def explain_unpool(
     padding: PoolPaddingOpt = None,
     output_size: Annotated[
         Optional[str],
-        typer.Option("--output-size", metavar="HxW", help="MaxUnpool2d's output_size. [default: (in - 1)*stride - 2*padding + kernel]", rich_help_panel=LAYER),
+        typer.Option("--output-size", metavar="HxW", help="MaxUnpool2d's output_size. \\[default: (in - 1)*stride - 2*padding + kernel]", rich_help_panel=LAYER),
     ] = None,
     size: Annotated[
         Optional[str],
-        typer.Option("--size", metavar="HxW", help="The unpooling's input (a MaxPool2d's output). [default: what MaxPool2d makes of the dataset's 32x32]", rich_help_panel=INPUT),
+        typer.Option("--size", metavar="HxW", help="The unpooling's input (a MaxPool2d's output). \\[default: what MaxPool2d makes of the dataset's 32x32]", rich_help_panel=INPUT),
     ] = None,
     channels: ChannelsOpt = None,
 ) -> None:
