@@ -235,6 +235,7 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         "tags": logged_tags(p),
     }
     steps_done = 0
+    torch_threads = torch.get_num_threads()
     try:
         writer.save_text(CONFIG_FILE, dump_toml(exp))
         writer.save_json(SUMMARY_FILE, summary)
@@ -247,6 +248,11 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         reporter.info(describe(p))
         reporter.info(f"run: {run_dir}")
         module = p.module.to(p.device).eval()
+        if p.device == "cpu":
+            # A batch is too small to gain from intra-op threads, whose spin-waiting competes
+            # with the writer's PNG encoders: on 2 busy cores, 2 threads made runs several
+            # times slower (measured with bench/bench.py). Restored below.
+            torch.set_num_threads(1)
         started = time.perf_counter()
         bs = exp.data.batch_size
         with reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
@@ -266,7 +272,9 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         summary.update(status="incomplete", steps=steps_done)
         raise
     finally:
+        torch.set_num_threads(torch_threads)
         if run_dir.exists():
             writer.save_json(SUMMARY_FILE, summary)
             writer.close()
     return summary
+

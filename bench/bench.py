@@ -1,0 +1,279 @@
+"""convlab against the tutorial's hand-written loop, side by side: ``make bench``.
+
+Runs, alternating, ``bench/hand_loop.py`` (DataLoader + ToTensor + add_images) and convlab
+(``bench/convlab_entry.py``: the real CLI) for conv 3->6 k3 and maxpool k3 ceil, each in its
+own process so that import time and peak RSS are real. Data: the real CIFAR-10 test images in
+``../shared/data`` (or ``$CONVLAB_SHARED_DATA``) when present, else the built-in ``shapes``
+images written in CIFAR10's format, so that both read the same pixels through torchvision.
+Checks that both event files hold the same image tags, steps, sizes and pixels, then prints a
+table and writes ``bench/results/latest.json``.
+
+    python bench/bench.py [--repeat 3] [--layers conv,pool] [--data auto|shared|shapes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import pickle
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SRC = REPO / "src"
+SHARED_DATA = Path(os.environ.get("CONVLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+# The re-packed real CIFAR-10 test split in ../shared/data (see its README): its own MD5s,
+# registered here, in the harness, never in convlab.
+SHARED_MD5 = {
+    "batches.meta": "da61d5246d030a1cd73eb9ed999fa3d1",
+    "test_batch": "112779d0709b0875faa8754d1828a9aa",
+}
+LAYERS = {
+    # name: (hand_loop.py argument, convlab arguments)
+    "conv": ("conv", ["conv", "--out-channels", "6", "--kernel", "3"]),
+    "pool": ("pool", ["pool", "--kernel", "3", "--ceil"]),
+}
+TARGETS = {"wall": 3.5, "after_imports": 10.0}
+LOG_SIZE_LIMIT = 1.25
+HELP_LIMIT_S = 0.5
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def shared_data() -> Path | None:
+    folder = SHARED_DATA / "cifar-10-batches-py"
+    if not (folder / "test_batch").exists():
+        return None
+    for name, expected in SHARED_MD5.items():
+        if md5(folder / name) != expected:
+            sys.exit(f"bench: {folder / name} is not the expected copy (MD5 differs); see {SHARED_DATA}/README.md")
+    return SHARED_DATA
+
+
+def export_shapes(root: Path) -> dict[str, str]:
+    """The built-in shapes test split (seed 0), written as a CIFAR10 test batch; its MD5s."""
+    sys.path.insert(0, str(SRC))
+    from convlab.data import CIFAR10_CLASSES, SHAPES_SPLITS, make_shapes
+
+    images, labels = make_shapes(SHAPES_SPLITS["test"], seed=0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    batch = {
+        "batch_label": "testing batch 1 of 1",
+        "labels": labels.tolist(),
+        "data": images.reshape(len(images), -1).numpy(),  # channel-planar rows, as CIFAR
+        "filenames": [f"shape_{i}.png" for i in range(len(images))],
+    }
+    with (folder / "test_batch").open("wb") as f:
+        pickle.dump(batch, f, protocol=2)
+    meta = {"num_cases_per_batch": len(images), "label_names": list(CIFAR10_CLASSES), "num_vis": 3072}
+    with (folder / "batches.meta").open("wb") as f:
+        pickle.dump(meta, f, protocol=2)
+    return {p.name: md5(p) for p in folder.iterdir()}
+
+
+def measure(cmd: list[str], workdir: Path) -> dict[str, float]:
+    """Run ``cmd`` in its own process: wall time, time after its imports, peak RSS."""
+    mark = workdir / "mark.json"
+    mark.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(SRC), "BENCH_MARK_FILE": str(mark)}
+    started = time.time()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    ended = time.time()
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed:\n{err}")
+    imported = json.loads(mark.read_text())["imported"]
+    return {
+        "wall_s": ended - started,
+        "after_imports_s": ended - imported,
+        "imports_s": imported - started,
+        "peak_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
+
+
+def log_bytes(run_dir: Path) -> int:
+    return sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file())
+
+
+def read_images(run_dir: Path) -> dict[str, list[tuple[int, int, int, bytes]]]:
+    """tag -> [(step, width, height, decoded RGB bytes)], read with TensorBoard's own loader."""
+    from PIL import Image
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(run_dir), size_guidance={event_accumulator.IMAGES: 0})
+    acc.Reload()
+    out = {}
+    for tag in acc.Tags()["images"]:
+        out[tag] = [
+            (ev.step, ev.width, ev.height, Image.open(io.BytesIO(ev.encoded_image_string)).convert("RGB").tobytes())
+            for ev in acc.Images(tag)
+        ]
+    return out
+
+
+def compare(hand_dir: Path, convlab_dir: Path) -> dict[str, object]:
+    hand, ours = read_images(hand_dir), read_images(convlab_dir)
+    if set(hand) != set(ours):
+        return {"same": False, "why": f"image tags differ: {sorted(hand)} vs {sorted(ours)}"}
+    for tag in hand:
+        a = [(s, w, h) for s, w, h, _ in hand[tag]]
+        b = [(s, w, h) for s, w, h, _ in ours[tag]]
+        if a != b:
+            return {"same": False, "why": f"{tag}: steps/sizes differ"}
+        differing = [s for (s, _, _, pa), (_, _, _, pb) in zip(hand[tag], ours[tag]) if pa != pb]
+        if differing:
+            return {"same": False, "why": f"{tag}: pixels differ at steps {differing[:5]}"}
+    steps = {tag: len(v) for tag, v in hand.items()}
+    return {"same": True, "why": f"same tags, steps, sizes and decoded pixels: {steps}"}
+
+
+def help_time(repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "convlab", "--help"], env={**os.environ, "PYTHONPATH": str(SRC)},
+                       stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def machine() -> dict[str, object]:
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import torch
+
+    return {
+        "cpu": cpu,
+        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each program per layer (medians reported)")
+    parser.add_argument("--layers", default="conv,pool")
+    parser.add_argument("--data", choices=["auto", "shared", "shapes"], default="auto")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    args = parser.parse_args()
+    layers = [name.strip() for name in args.layers.split(",")]
+
+    with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
+        tmp = Path(tmp)
+        data_dir = shared_data() if args.data in ("auto", "shared") else None
+        if data_dir is not None:
+            checksums, data_name = SHARED_MD5, f"real CIFAR-10 test split ({data_dir})"
+        elif args.data == "shared":
+            sys.exit(f"bench: no CIFAR-10 copy at {SHARED_DATA}; set CONVLAB_SHARED_DATA or use --data shapes")
+        else:
+            data_dir = tmp / "data"
+            checksums, data_name = export_shapes(data_dir), "built-in shapes test split (seed 0), as CIFAR10 files"
+        md5_arg = json.dumps(checksums)
+        print(f"data: {data_name}; 10,000 images, batch 64; {args.repeat} alternating run(s) each", flush=True)
+
+        load_before = os.getloadavg()
+        results: dict[str, dict] = {}
+        for layer in layers:
+            hand_arg, convlab_args = LAYERS[layer]
+            samples: dict[str, list] = {"hand": [], "convlab": []}
+            for i in range(args.repeat):
+                order = ["hand", "convlab"] if i % 2 == 0 else ["convlab", "hand"]
+                for who in order:
+                    logdir = tmp / f"{layer}-{who}-{i}"
+                    if who == "hand":
+                        cmd = [sys.executable, str(HERE / "hand_loop.py"), hand_arg, "--data-dir", str(data_dir),
+                               "--logdir", str(logdir), "--md5", md5_arg]
+                        run_dir = logdir
+                    else:
+                        cmd = [sys.executable, str(HERE / "convlab_entry.py"), "--md5", md5_arg, *convlab_args,
+                               "--dataset", "cifar10", "--data-dir", str(data_dir), "--logdir", str(logdir),
+                               "--run-name", "run", "--quiet"]
+                        run_dir = logdir / "run"
+                    m = measure(cmd, tmp)
+                    m["log_bytes"] = log_bytes(run_dir)
+                    samples[who].append(m)
+                    print(f"  {layer} {who:8s} run {i + 1}: {m['wall_s']:6.2f} s, {m['after_imports_s']:6.2f} s after "
+                          f"imports, {m['peak_rss_mb']:6.0f} MB, {m['log_bytes'] / 1e6:5.1f} MB log", flush=True)
+            check = compare(tmp / f"{layer}-hand-0", tmp / f"{layer}-convlab-0" / "run")
+            results[layer] = {"samples": samples, "check": check, **summarize(samples)}
+        help_s = help_time(args.repeat)
+        load_after = os.getloadavg()
+
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "load_average_before_after": [load_before, load_after],
+        "data": data_name,
+        "help_s": help_s,
+        "layers": results,
+    }
+    print_table(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    if not all(r["check"]["same"] for r in results.values()):
+        sys.exit(1)
+
+
+def summarize(samples: dict[str, list]) -> dict[str, dict]:
+    med = {who: {k: statistics.median(s[k] for s in runs) for k in runs[0]} for who, runs in samples.items()}
+    h, c = med["hand"], med["convlab"]
+    ratios = {
+        "wall": h["wall_s"] / c["wall_s"],
+        "after_imports": h["after_imports_s"] / c["after_imports_s"],
+        "peak_rss": c["peak_rss_mb"] / h["peak_rss_mb"],
+        "log_size": c["log_bytes"] / h["log_bytes"],
+    }
+    return {"median": med, "ratios": ratios}
+
+
+def print_table(report: dict) -> None:
+    m = report["machine"]
+    print(f"\n{m['cpu']}, {m['cpus']} CPUs, {m['memory_gb']} GB; Python {m['python']}, torch {m['torch']}")
+    print(f"data: {report['data']}; load average before/after: "
+          f"{report['load_average_before_after'][0][0]:.1f}/{report['load_average_before_after'][1][0]:.1f}")
+    print(f"medians of {len(next(iter(report['layers'].values()))['samples']['hand'])} run(s)\n")
+    header = f"{'':6s} {'':8s} {'wall s':>8s} {'after imports s':>16s} {'peak RSS MB':>12s} {'log MB':>8s}"
+    print(header)
+    print("-" * len(header))
+    for layer, r in report["layers"].items():
+        for who in ("hand", "convlab"):
+            x = r["median"][who]
+            print(f"{layer:6s} {who:8s} {x['wall_s']:8.2f} {x['after_imports_s']:16.2f} "
+                  f"{x['peak_rss_mb']:12.0f} {x['log_bytes'] / 1e6:8.1f}")
+        q = r["ratios"]
+        ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
+        print(f"{layer:6s} {'ratio':8s} {q['wall']:7.1f}x {q['after_imports']:15.1f}x {q['peak_rss']:11.2f}x "
+              f"{q['log_size']:7.2f}x")
+        print(f"{'':15s} {ok(q['wall'] >= TARGETS['wall']):>8s} {ok(q['after_imports'] >= TARGETS['after_imports']):>16s} "
+              f"{ok(q['peak_rss'] <= 1.0):>12s} {ok(q['log_size'] <= LOG_SIZE_LIMIT):>8s}   "
+              f"(targets: >= {TARGETS['wall']}x, >= {TARGETS['after_imports']}x, <= 1x, <= {LOG_SIZE_LIMIT}x)")
+        print(f"{'':15s} check: {r['check']['why']}")
+    print(f"\nconvlab --help: {report['help_s']:.2f} s ({'ok' if report['help_s'] < HELP_LIMIT_S else 'MISSED'}, "
+          f"target < {HELP_LIMIT_S} s)")
+
+
+if __name__ == "__main__":
+    main()
