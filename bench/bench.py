@@ -40,8 +40,9 @@ SHARED_MD5 = {
 }
 LAYERS = {
     # name: (hand_loop.py argument, convlab arguments)
-    "conv": ("conv", ["conv", "--out-channels", "6", "--kernel", "3"]),
-    "pool": ("pool", ["pool", "--kernel", "3", "--ceil"]),
+    # --views none: the same content as the hand loop (convlab's extra views are on by default).
+    "conv": ("conv", ["conv", "--out-channels", "6", "--kernel", "3", "--views", "none"]),
+    "pool": ("pool", ["pool", "--kernel", "3", "--ceil", "--views", "none"]),
 }
 TARGETS = {"wall": 3.5, "after_imports": 10.0}
 LOG_SIZE_LIMIT = 1.25
