@@ -257,7 +257,7 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         bs = exp.data.batch_size
         with reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
             for step in range(num_steps):
-                batch = images.images[step * bs : (step + 1) * bs].to(p.device)
+                batch = images.images[step * bs : (step + 1) * bs].contiguous().to(p.device)
                 x = batch.float().div_(255)
                 with torch.inference_mode():
                     y = module(x)
