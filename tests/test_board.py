@@ -61,6 +61,22 @@ function walk(root) {
 walk(document);
 return found;
 """
+# The step slider of every image card (a paper-slider inside a tf-image-loader); with a
+# value, moves them all to that step first.
+STEP_SLIDERS_JS = """
+const step = arguments[0];
+const sliders = [];
+(function walk(root, host) {
+  for (const el of root.querySelectorAll('*')) {
+    if (el.tagName === 'PAPER-SLIDER' && host === 'TF-IMAGE-LOADER') {
+      if (step !== null) el.value = step;
+      sliders.push({min: el.min, max: el.max, value: el.value});
+    }
+    if (el.shadowRoot) walk(el.shadowRoot, el.tagName);
+  }
+})(document, null);
+return sliders;
+"""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -72,11 +88,15 @@ class Board:
     url: str
     out: list[str]
     err: list[str]
+    readers: list[threading.Thread]
 
     def stop(self, timeout: float = 30) -> int:
-        """Ctrl-C, as a user stops it; returns the exit code."""
+        """Ctrl-C, as a user stops it; returns the exit code once all its output is read."""
         self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=timeout)
+        code = self.process.wait(timeout=timeout)
+        for reader in self.readers:
+            reader.join(timeout=timeout)
+        return code
 
 
 def _unavailable(reason: str) -> None:
@@ -117,7 +137,7 @@ def start_board(logdir: Path, *args: str) -> Iterator[Board]:
             url = ready.get(timeout=START_TIMEOUT)
         except queue.Empty:
             pytest.fail(f"convlab board printed no URL in {START_TIMEOUT}s: {''.join(out + err)}")
-        yield Board(process, url, out, err)
+        yield Board(process, url, out, err, readers)
     finally:
         if process.poll() is None:
             process.kill()
@@ -170,6 +190,39 @@ def chromium(user_data_dir: Path):
         options.add_argument(flag)
     # An explicit driver path: Selenium Manager never looks for, or downloads, a driver.
     return webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+
+
+def rendered(driver) -> list[dict]:
+    """The TensorBoard images on the page that have loaded, once there is one per tag."""
+    found = driver.execute_script(RENDERED_IMAGES_JS)
+    done = [i for i in found if "/individualImage" in i["src"] and i["complete"] and i["width"] > 0]
+    return done if len(done) >= len(TAGS) else []
+
+
+def shown_steps(images: list[dict], logged: dict[str, dict[int, bytes]]) -> dict[str, int]:
+    """tag -> step of each image on the page, found by its bytes among the run's PNGs."""
+    shown = {}
+    for image in images:
+        png = get(image["src"])
+        match = [(tag, step) for tag, steps in logged.items() for step, data in steps.items() if data == png]
+        assert match, f"an image on the page is not one of the run's: {image['src']}"
+        assert (image["width"], image["height"]) == Image.open(io.BytesIO(png)).size
+        tag, step = match[0]
+        shown[tag] = step
+    return shown
+
+
+def processes_reading(logdir: Path) -> list[str]:
+    """Command lines of live processes that name ``logdir`` (Linux /proc; [] elsewhere)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(logdir) in text:
+            found.append(text)
+    return found
 
 
 def free_port_in_use() -> socket.socket:
@@ -276,43 +329,39 @@ def test_board_serves_every_step_and_chromium_renders_the_images(logdir: Path, t
                 assert served == logged[tag][entry["step"]], f"{tag} step {entry['step']}"
 
         # The images dashboard in a real browser: one rendered <img> per tag, showing the
-        # run's own PNGs (the last step, as TensorBoard shows first).
+        # run's own PNGs; every card's step slider spans all steps, and moving it shows them.
         driver = chromium(tmp_path / "chromium-profile")
         try:
             driver.set_page_load_timeout(60)
             driver.get(tb.url + "#images")
-
-            def rendered():
-                found = driver.execute_script(RENDERED_IMAGES_JS)
-                done = [i for i in found if "/individualImage" in i["src"] and i["complete"] and i["width"] > 0]
-                return len(done) >= len(TAGS) and done
-
-            images = wait_for("the images dashboard to render every tag's image", rendered)
+            last = wait_for("the images dashboard to render every tag's image", lambda: rendered(driver))
+            sliders = driver.execute_script(STEP_SLIDERS_JS, None)
+            assert len(sliders) == len(TAGS)
+            assert all((s["min"], s["max"], s["value"]) == (0, STEPS - 1, STEPS - 1) for s in sliders), sliders
             screenshot = tmp_path / "board-images.png"
             assert driver.save_screenshot(str(screenshot))
+
+            driver.execute_script(STEP_SLIDERS_JS, 0)
+            first = wait_for(
+                "the cards to show step 0",
+                lambda: (found := rendered(driver)) and {u["src"] for u in found}.isdisjoint(u["src"] for u in last) and found,
+            )
         finally:
             driver.quit()
         if os.environ.get("CONVLAB_ARTEFACTS"):
             artefacts = Path(os.environ["CONVLAB_ARTEFACTS"])
             artefacts.mkdir(parents=True, exist_ok=True)
             shutil.copy(screenshot, artefacts / screenshot.name)
-
-        shown = {}
-        for image in images:
-            png = get(image["src"])
-            match = [(tag, step) for tag, steps in logged.items() for step, data in steps.items() if data == png]
-            assert match, f"an image on the page is not one of the run's: {image['src']}"
-            tag, step = match[0]
-            shown[tag] = step
-            assert (image["width"], image["height"]) == Image.open(io.BytesIO(png)).size
-        assert shown == {tag: STEPS - 1 for tag in TAGS}
         assert screenshot.stat().st_size > 10_000
+        assert shown_steps(last, logged) == {tag: STEPS - 1 for tag in TAGS}
+        assert shown_steps(first, logged) == {tag: 0 for tag in TAGS}
 
         # Ctrl-C stops the board cleanly and frees the port.
         assert tb.stop() == 0, "".join(tb.err)
-        time.sleep(0.2)  # the reader threads take the last lines
         assert tb.out[-1] == "convlab board: stopped\n"
         assert "Traceback" not in "".join(tb.err)
+        # ... with nothing it started (TensorBoard's data server) left running.
+        wait_for("no process left reading the logdir", lambda: not processes_reading(logdir), timeout=15)
         with socket.socket() as sock:
             # As servers do: connections the board closed may linger in TIME_WAIT, a listener may not.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
