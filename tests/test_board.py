@@ -301,6 +301,17 @@ def test_busy_port_is_one_line_and_exit_2(logdir: Path) -> None:
     assert done.stderr.startswith(f"convlab: error: port {port} on 127.0.0.1 is already in use")
 
 
+@pytest.mark.parametrize("host", ["192.0.2.1", "no-such-host.invalid"])  # RFC 5737, RFC 2606: never this machine
+def test_an_address_it_cannot_serve_on_is_one_line_and_exit_2(host: str, logdir: Path) -> None:
+    done = subprocess.run(
+        _board_command("--logdir", str(logdir), "--host", host, "--port", "0"), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"convlab: error: cannot serve on {host}:0: ")
+
+
 @pytest.mark.slow
 def test_board_serves_every_step_and_chromium_renders_the_images(logdir: Path, tmp_path: Path) -> None:
     run_dir = only_run(logdir)

@@ -13,6 +13,7 @@ import io
 import json
 import shlex
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -29,6 +30,7 @@ MIN_IMAGE_SAMPLES = 1000
 SUMMARY_FILE = "summary.json"
 EVENT_FILE_GLOB = "*tfevents*"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::")
 
 
 class BoardError(ConvlabError):
@@ -118,17 +120,7 @@ def serve(
         port=port,
         samples_per_plugin={"images": samples},
     )
-    try:
-        url = _launch_quietly(tb, program)
-    except program.TensorBoardPortInUseError:
-        raise BoardError(
-            f"port {port} on {host} is already in use (another TensorBoard?); "
-            "choose another with --port, or --port 0 for any free one"
-        ) from None
-    except program.TensorBoardServerException as exc:
-        raise BoardError(f"cannot serve on {host}:{port}: {exc.msg}") from None
-    except OSError as exc:  # e.g. a host name that does not resolve
-        raise BoardError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    url = _launch(tb, program, host, port)
 
     info(f"TensorBoard {tb_version.VERSION} on {logdir}: {len(runs)} run(s), every step (up to {samples} images per tag)")
     if not is_loopback(host):
@@ -145,20 +137,35 @@ def serve(
     info("convlab board: stopped")
 
 
-def _launch_quietly(tb: Any, program: Any) -> str:
-    """``tb.launch()``, minus TensorBoard's note about its "experimental" fast loader.
+def _launch(tb: Any, program: Any, host: str, port: int) -> str:
+    """``tb.launch()``, its failures as one-line errors, minus its "experimental" loader note.
 
     TensorBoard still picks its loader: the Rust data server where it is installed (all 157
     steps of a CIFAR10 test-split run load in about 0.1 s, against about 17 s in Python). The
     note names flags that convlab board does not take, so it is dropped; other output stays.
     """
     note = getattr(program, "_DATA_SERVER_ADVISORY_MESSAGE", None)
-    with contextlib.redirect_stderr(io.StringIO()) as captured:
-        try:
-            return tb.launch()
-        finally:
-            text = captured.getvalue()
-            sys.stderr.write(text.replace(note, "") if note else text)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            url = tb.launch()
+    except program.TensorBoardPortInUseError:
+        raise BoardError(
+            f"port {port} on {host} is already in use (another TensorBoard?); "
+            "choose another with --port, or --port 0 for any free one"
+        ) from None
+    except program.TensorBoardServerException as exc:
+        raise BoardError(f"cannot serve on {host}:{port}: {exc.msg}") from None
+    except (OSError, SystemExit) as exc:
+        # werkzeug prints why it cannot bind (e.g. an address not on this machine) and exits.
+        text = captured.getvalue().replace(note, "") if note else captured.getvalue()
+        lines = text.strip().splitlines() or [getattr(exc, "strerror", None) or str(exc)]
+        raise BoardError(f"cannot serve on {host}:{port}: {lines[0]}; check --host and --port") from None
+    text = captured.getvalue()
+    sys.stderr.write(text.replace(note, "") if note else text)
+    if host in WILDCARD_HOSTS:  # a URL that other machines can use
+        url = url.replace(f"//{host}:", f"//{socket.gethostname()}:", 1).replace(f"//[{host}]:", f"//{socket.gethostname()}:", 1)
+    return url
 
 
 def _wait_for_interrupt() -> None:
