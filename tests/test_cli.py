@@ -36,7 +36,7 @@ def test_conv_logs_every_batch_with_tutorial_shapes(cifar, run_cli, tmp_path: Pa
     assert np.abs(ninth.astype(int) - cifar.test_images[8]).max() <= 1
     assert np.abs(inputs[1].pixels[:32, 32:64].astype(int) - cifar.test_images[65]).max() <= 1
 
-    assert "view it: tensorboard --logdir" in r.out
+    assert "view it: convlab board --logdir" in r.out and "or: tensorboard --logdir" in r.out
     assert str(run_dir) in r.out and "Conv2d(3, 6, kernel_size=(3, 3), stride=(1, 1))" in r.out
 
     summary = json.loads((run_dir / "summary.json").read_text())

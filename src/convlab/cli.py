@@ -16,6 +16,7 @@ import typer
 
 
 from convlab import __version__
+from convlab import board as tensorboard_board
 from convlab.config import PADDING_MODES, POOL_MODES, SCALES, VIEWS, ConvlabError, Experiment, dump_toml, resolve
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
@@ -187,10 +188,11 @@ def _execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
         return
     summary = pipeline.run(exp, TerminalReporter(quiet))
     if not quiet:
-        logdir = shlex.quote(str(exp.run.logdir))
         tags = ", ".join(summary["tags"])
         typer.echo(f"logged {summary['steps']} step(s) of {tags} to {summary['run_dir']}")
-        typer.echo(f"view it: tensorboard --logdir {logdir}")
+        board_command, tensorboard_command = tensorboard_board.view_commands(exp.run.logdir)
+        typer.echo(f"view it: {board_command}")
+        typer.echo(f"     or: {tensorboard_command}")
 
 
 @app.command()
@@ -301,6 +303,18 @@ def pool(
     )
     exp = resolve("pool", {"pool": layer, **shared, "views": _views(views, scale, view_images, zoom)}, config)
     _execute(exp, dry_run=dry_run, quiet=quiet)
+
+
+@app.command()
+def board(
+    logdir: Annotated[Path, typer.Option("--logdir", help="The logs to show: every run below it.")] = Path("logs"),
+    host: Annotated[
+        str, typer.Option("--host", help="Address to serve on: 127.0.0.1 is this machine only; 0.0.0.0 is every network interface.")
+    ] = tensorboard_board.DEFAULT_HOST,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 takes any free port.")] = tensorboard_board.DEFAULT_PORT,
+) -> None:
+    """Start TensorBoard on the logs, keeping every logged step of every image tag (not a random 10)."""
+    tensorboard_board.serve(logdir, host=host, port=port, info=typer.echo)
 
 
 def _version(value: bool) -> None:
