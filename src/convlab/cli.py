@@ -487,7 +487,7 @@ def _explain_and_animate(
         )
         typer.echo(line)
         if report["run_dir"]:
-            typer.echo(f"frames in TensorBoard: {report['run_dir']} (tag 'animation'); view it: tensorboard --logdir {shlex.quote(str(logdir))}")
+            typer.echo(f"frames in TensorBoard: {report['run_dir']} (tag 'animation'); view it: convlab board --logdir {shlex.quote(str(logdir))}")
 
 
 @explain_app.command("conv")
