@@ -88,6 +88,8 @@ def load_cifar10(cfg: DataConfig, seed: int) -> ImageSet:
     # torchvision prints "Files already downloaded and verified" / "Downloading ..." on stdout;
     # keep stdout for convlab's own output.
     quiet = contextlib.redirect_stdout(io.StringIO())
+    if root.exists() and not root.is_dir():
+        raise DataError(f"--data-dir {root} is a file, not a directory; choose another --data-dir")
     try:
         with quiet, _socket_timeout(DOWNLOAD_TIMEOUT_S):
             # torchvision checks the official MD5 of every batch file before unpickling any.
@@ -115,6 +117,12 @@ def load_cifar10(cfg: DataConfig, seed: int) -> ImageSet:
                 f"CIFAR10 not found in {root}/ and --no-download is set; use --download, or {offline_hint}"
             ) from None
         raise DataError(f"CIFAR10 could not be loaded ({exc}); {offline_hint}") from None
+    except OSError as exc:
+        # Not the network (caught above): the disk is full or read-only, or a file is in the way.
+        raise DataError(
+            f"cannot store CIFAR10 in {root}/: {exc.strerror or exc}; choose another --data-dir, "
+            "or use the built-in offline dataset: --dataset shapes"
+        ) from None
 
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     labels = torch.as_tensor(ds.targets, dtype=torch.int64)

@@ -8,7 +8,10 @@ hand, and a run that fails before its first step leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -18,10 +21,10 @@ from typing import Any, Callable, ContextManager, Iterator, Protocol
 import torch
 
 from convlab import data as datasets
-from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, dump_toml
+from convlab.config import ConfigError, ConvConfig, Experiment, Interrupted, PoolConfig, dump_toml
 from convlab.layers import build_layer, describe_arithmetic, output_shape, pool_stride, resolved_in_channels
 from convlab.views import reshape_view
-from convlab.writer import CONFIG_FILE, SUMMARY_FILE, RunWriter, create_run_dir
+from convlab.writer import CONFIG_FILE, SUMMARY_FILE, RunWriter, WriteError, check_logdir, create_run_dir
 
 OUTPUT_TAGS = {"conv": "output", "pool": "maxpool"}
 
@@ -160,10 +163,83 @@ def log_step(writer: RunWriter, p: Plan, x: torch.Tensor, y: torch.Tensor, step:
     writer.scalar("output/std", std, step)
 
 
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM raise :class:`Interrupted`, so a run can close its files.
+
+    Only the first signal raises: later ones would cut short the close that keeps what was
+    logged, so they are ignored until the run has closed. A signal that was ignored on entry
+    (SIGINT in a background job) stays ignored. Outside the main thread this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not received:
+            received.append(signum)
+            raise Interrupted(signum, signal.Signals(signum).name)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def _closes_on_signals(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with stop_signals_raise():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _stopped(writer: RunWriter, summary: dict[str, Any], exc: BaseException) -> None:
+    """A run stopped early: keep every step logged so far and say so, or leave nothing.
+
+    Raises the error the user should see when it differs from ``exc`` (a write error).
+    """
+    steps, run_dir = summary["steps"], writer.run_dir
+    if isinstance(exc, Interrupted):
+        summary["stopped_by"] = exc.name
+    elif isinstance(exc, OSError):
+        summary["stopped_by"] = f"write error: {exc.strerror or exc}"
+    else:
+        summary["stopped_by"] = f"{type(exc).__name__}: {exc}"
+    summary_saved = False
+    with contextlib.suppress(OSError):  # already failing: the first error is the one to report
+        writer.close()
+    if steps == 0:
+        writer.discard()
+        kept = f"nothing was kept (no step had been logged; {run_dir} was removed)"
+    else:
+        with contextlib.suppress(OSError):
+            writer.save_json(SUMMARY_FILE, summary)
+            summary_saved = True
+        marked = "summary.json marks the run incomplete" if summary_saved else "summary.json could not be updated"
+        kept = f"the {steps} step(s) logged before it stay readable in {run_dir} ({marked})"
+    if isinstance(exc, Interrupted):
+        exc.detail = f"after {steps} of {summary['planned_steps']} step(s); {kept}"
+    elif isinstance(exc, OSError):
+        raise WriteError(
+            f"cannot write to {run_dir}: {exc.strerror or exc}; {kept}; "
+            "make room there (or choose another --logdir) and run again"
+        ) from exc
+
+
+@_closes_on_signals
 def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run the experiment and log it; returns the run's summary (also saved as summary.json)."""
     reporter = reporter or SilentReporter()
     p = plan(exp)
+    check_logdir(exp.run.logdir, exp.run.run_name)
     images = datasets.load(exp.data, exp.run.seed)
     if images.image_shape != p.input_shape:  # pragma: no cover - a dataset bug, not a user error
         raise RuntimeError(f"dataset {images.name} gave images of {images.image_shape}, expected {p.input_shape}")
@@ -209,14 +285,10 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
                 steps_done = step + 1
                 advance()
         summary.update(status="complete", steps=steps_done, seconds=round(time.perf_counter() - started, 3))
-    except BaseException:
-        if steps_done == 0:
-            writer.discard()
-            raise
+        writer.close()  # every event is on disk before summary.json says "complete"
+        writer.save_json(SUMMARY_FILE, summary)
+    except BaseException as exc:
         summary.update(status="incomplete", steps=steps_done)
+        _stopped(writer, summary, exc)
         raise
-    finally:
-        if run_dir.exists():
-            writer.save_json(SUMMARY_FILE, summary)
-            writer.close()
     return summary

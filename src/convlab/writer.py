@@ -22,6 +22,31 @@ class LogdirError(ConvlabError):
     """The run directory cannot be created where asked."""
 
 
+class WriteError(ConvlabError):
+    """Writing the run failed (disk full, file-size limit, I/O error)."""
+
+
+def check_logdir(logdir: str | Path, run_name: str | None) -> None:
+    """Fail before any data is loaded if ``logdir/run_name`` surely cannot be created.
+
+    Nothing is created here; :func:`create_run_dir` still creates exclusively and reports
+    what only trying can find out (a full or read-only disk, a race with another run).
+    """
+    logdir = Path(logdir)
+    if logdir.exists() and not logdir.is_dir():
+        raise LogdirError(f"--logdir {logdir} is a file, not a directory; choose another --logdir")
+    existing = next(p for p in (logdir, *logdir.parents) if p.exists())
+    if not existing.is_dir():
+        raise LogdirError(f"cannot create --logdir {logdir}: {existing} is a file; choose another --logdir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LogdirError(f"cannot create --logdir {logdir}: {existing} is not writable; choose another --logdir")
+    if run_name is not None and (logdir / run_name).exists():
+        raise LogdirError(
+            f"run '{run_name}' already exists in {logdir}/ and is never overwritten; "
+            "choose another --run-name or leave it out for a fresh one"
+        )
+
+
 def create_run_dir(logdir: str | Path, name: str, *, explicit: bool) -> Path:
     """Create ``logdir/name`` exclusively: an existing run is never reused or overwritten.
 
@@ -56,7 +81,16 @@ class RunWriter:
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
-        self._tb = SummaryWriter(log_dir=str(self.run_dir))
+        try:
+            self._tb = SummaryWriter(log_dir=str(self.run_dir))
+        except BaseException as exc:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise WriteError(
+                    f"cannot write an event file in {self.run_dir.parent}/: {exc.strerror or exc}; "
+                    "nothing was kept; make room there or choose another --logdir"
+                ) from exc
+            raise
 
     def images(self, tag: str, batch: torch.Tensor, step: int) -> None:
         """A batch (N, C, H, W) as one grid image, exactly as ``SummaryWriter.add_images`` logs it."""
@@ -87,9 +121,14 @@ class RunWriter:
         self._tb.flush()
 
     def close(self) -> None:
-        self._tb.close()
+        """Flush and close the event file; once only, even if the final flush fails."""
+        tb, self._tb = self._tb, None
+        if tb is not None:
+            tb.close()
 
     def discard(self) -> None:
         """Close and remove this run's directory (only ever one that this writer created)."""
-        self.close()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        try:
+            self.close()
+        finally:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
