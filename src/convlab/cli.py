@@ -309,6 +309,6 @@ def _run_app(argv: list[str], debug: bool) -> None:
             traceback.print_exc()
         first_line = (str(exc).strip().splitlines() or [""])[0][:200]  # torch appends C++ frames
         what = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
-        hint = "this is a bug in convlab" + ("" if debug else "; rerun with --debug for the traceback") + " and report it"
-        _fail(f"internal error ({what}); {hint}", 1)
+        fix = "please report it with the traceback above" if debug else "rerun with --debug for the traceback and report it"
+        _fail(f"internal error ({what}); this is a bug in convlab: {fix}", 1)
     sys.exit(code or 0)

@@ -330,6 +330,7 @@ def _positive_pair(value: Any, name: str, *, minimum: int = 1) -> None:
 
 def validate(exp: Experiment) -> None:
     """Check every value that can be checked without knowing the input size."""
+    _within_torch_range(exp)
     layer = exp.layer
     _positive_pair(layer.kernel_size, "kernel_size")
     _positive_pair(layer.stride, "stride")
@@ -381,6 +382,16 @@ def validate(exp: Experiment) -> None:
         raise ConfigError(f"seed must be 0 or more, got {run.seed}")
     if run.run_name is not None:
         check_run_name(run.run_name)
+
+
+def _within_torch_range(exp: Experiment) -> None:
+    # TOML and typer give any Python int; PyTorch's layers take 32-bit sizes and a 64-bit seed.
+    for name, section in exp.sections().items():
+        for f in fields(section):
+            value, limit = getattr(section, f.name), 2**63 - 1 if f.name == "seed" else 2**31 - 1
+            for v in value if isinstance(value, tuple) else (value,):
+                if isinstance(v, int) and not isinstance(v, bool) and abs(v) > limit:
+                    raise ConfigError(f"{name}.{f.name}: {v} is far too large; PyTorch takes at most {limit}")
 
 
 def check_run_name(name: str) -> None:

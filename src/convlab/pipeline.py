@@ -83,10 +83,35 @@ def count_steps(num_images: int, batch_size: int, max_batches: int | None) -> in
     return min(steps, max_batches) if max_batches is not None else steps
 
 
+# 4 GiB of float32 for one batch's output or the weights: far beyond any lesson (the tutorial's
+# batch is 1.4 MB), and past it a typo (-p 10000, -b 100000) would exhaust memory mid-run.
+MAX_TENSOR_ELEMENTS = 2**30
+
+
+def check_memory(exp: Experiment, input_shape: tuple[int, int, int], out_shape: tuple[int, int, int], batch: int) -> None:
+    """Refuse, before allocating, a layer whose weights or one batch's output cannot be meant."""
+    c_out, h_out, w_out = out_shape
+    per_batch = batch * c_out * h_out * w_out
+    if per_batch > MAX_TENSOR_ELEMENTS:
+        raise ConfigError(
+            f"one batch of {batch} outputs of {out_shape} (C, H, W) would need "
+            f"{per_batch * 4 / 2**30:,.0f} GiB; use a smaller --batch-size, --padding or --out-channels"
+        )
+    if isinstance(exp.layer, ConvConfig):
+        kh, kw = exp.layer.kernel_size
+        weights = exp.layer.out_channels * (input_shape[0] // exp.layer.groups or 1) * kh * kw
+        if weights > MAX_TENSOR_ELEMENTS:
+            raise ConfigError(
+                f"the weights ({exp.layer.out_channels} x {input_shape[0] // exp.layer.groups or 1} x {kh} x {kw}) would "
+                f"need {weights * 4 / 2**30:,.0f} GiB; use a smaller --out-channels or --kernel"
+            )
+
+
 def plan(exp: Experiment) -> Plan:
     spec = datasets.get_dataset(exp.data.dataset)
     input_shape = spec.shape(exp.data)
     out_shape = output_shape(exp.layer, input_shape)
+    check_memory(exp, input_shape, out_shape, min(exp.data.batch_size, spec.split_sizes[exp.data.split]))
     device = resolve_device(exp.run.device)
     torch.manual_seed(exp.run.seed)
     module = build_layer(exp.layer, resolved_in_channels(exp.layer, input_shape[0]))
@@ -212,25 +237,29 @@ def _stopped(writer: RunWriter, summary: dict[str, Any], exc: BaseException) -> 
     elif isinstance(exc, OSError):
         summary["stopped_by"] = f"write error: {exc.strerror or exc}"
     else:
-        summary["stopped_by"] = f"{type(exc).__name__}: {exc}"
+        summary["stopped_by"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
     summary_saved = False
     with contextlib.suppress(OSError):  # already failing: the first error is the one to report
         writer.close()
     if steps == 0:
         writer.discard()
-        kept = f"nothing was kept (no step had been logged; {run_dir} was removed)"
     else:
         with contextlib.suppress(OSError):
             writer.save_json(SUMMARY_FILE, summary)
             summary_saved = True
-        marked = "summary.json marks the run incomplete" if summary_saved else "summary.json could not be updated"
-        kept = f"the {steps} step(s) logged before it stay readable in {run_dir} ({marked})"
+    marked = "summary.json marks the run incomplete" if summary_saved else "summary.json could not be updated"
     if isinstance(exc, Interrupted):
-        exc.detail = f"after {steps} of {summary['planned_steps']} step(s); {kept}"
+        kept = f"the {steps} step(s) logged stay readable in {run_dir} ({marked})"
+        exc.detail = f"after {steps} of {summary['planned_steps']} step(s); " + (
+            kept if steps else "nothing was logged yet, so nothing was kept"
+        )
     elif isinstance(exc, OSError):
+        # Events still queued for TensorBoard's writer thread are lost with the write, so
+        # say "what was written", not a step count.
+        kept = f"what was written before it stays readable there ({marked})" if steps else "nothing was kept"
         raise WriteError(
             f"cannot write to {run_dir}: {exc.strerror or exc}; {kept}; "
-            "make room there (or choose another --logdir) and run again"
+            "make room (or choose another --logdir) and run again"
         ) from exc
 
 
