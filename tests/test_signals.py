@@ -161,3 +161,39 @@ def test_two_runs_at_once_with_the_same_name_never_collide(tmp_path):
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["status"] == "complete" and summary["steps"] == 5
         assert logged_steps(run_dir) == {"input": list(range(5)), "output": list(range(5)), "output/mean": list(range(5))}
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_signal_while_loading_leaves_nothing_and_restores_handlers(cifar, run_cli, tmp_path, monkeypatch, sig, code):
+    from convlab import data
+
+    real_load = data.load
+
+    def load_then_signal(cfg, seed):
+        images = real_load(cfg, seed)
+        os.kill(os.getpid(), sig)  # arrives as the data is in hand, before the run directory exists
+        return images
+
+    monkeypatch.setattr(data, "load", load_then_signal)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    r = run_cli("conv", "--data-dir", cifar.root, "--logdir", "logs")
+    assert r.code == code, (r.out, r.err)
+    assert r.err.splitlines() == [f"convlab: interrupted by {signal.Signals(sig).name}"]
+    assert not (tmp_path / "logs").exists()
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_signal_after_setup_before_the_first_step_removes_the_run_dir(cifar, run_cli, tmp_path, monkeypatch):
+    from convlab import pipeline
+
+    def signal_instead_of_logging(*args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises long before this ends
+
+    monkeypatch.setattr(pipeline, "log_step", signal_instead_of_logging)
+    r = run_cli("conv", "--data-dir", cifar.root, "--logdir", "logs", "--run-name", "r")
+    assert r.code == 143
+    assert r.err.splitlines() == [
+        "convlab: interrupted by SIGTERM after 0 of 2 step(s); nothing was logged yet, so nothing was kept"
+    ]
+    assert list((tmp_path / "logs").iterdir()) == []
