@@ -57,9 +57,36 @@ class Plan:
     num_images: int
     num_steps: int
 
+    def __post_init__(self) -> None:
+        batch = min(self.exp.data.batch_size, self.num_images)
+        elements = batch * math.prod(self.output_shape)
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise ConfigError(
+                f"one batch of {batch} outputs of {self.output_shape} (C, H, W) would need "
+                f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --batch-size, --padding or --out-channels"
+            )
+
     @property
     def output_tag(self) -> str:
         return OUTPUT_TAGS[self.exp.command]
+
+
+# 4 GiB of float32 for one batch's output or the weights: far beyond any lesson (the tutorial's
+# batch is 1.4 MB); past it a typo (-p 10000, -c 1000000) would exhaust memory mid-run.
+MAX_TENSOR_ELEMENTS = 2**30
+
+
+def check_weights(exp: Experiment, in_channels: int) -> None:
+    """Refuse, before allocating them, conv weights that no lesson means."""
+    if isinstance(exp.layer, ConvConfig):
+        kh, kw = exp.layer.kernel_size
+        per_group = max(in_channels // exp.layer.groups, 1)
+        elements = exp.layer.out_channels * per_group * kh * kw
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise ConfigError(
+                f"the weights ({exp.layer.out_channels} x {per_group} x {kh} x {kw}) would need "
+                f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --out-channels or --kernel"
+            )
 
 
 def resolve_device(name: str) -> str:
@@ -83,37 +110,13 @@ def count_steps(num_images: int, batch_size: int, max_batches: int | None) -> in
     return min(steps, max_batches) if max_batches is not None else steps
 
 
-# 4 GiB of float32 for one batch's output or the weights: far beyond any lesson (the tutorial's
-# batch is 1.4 MB), and past it a typo (-p 10000, -b 100000) would exhaust memory mid-run.
-MAX_TENSOR_ELEMENTS = 2**30
-
-
-def check_memory(exp: Experiment, input_shape: tuple[int, int, int], out_shape: tuple[int, int, int], batch: int) -> None:
-    """Refuse, before allocating, a layer whose weights or one batch's output cannot be meant."""
-    c_out, h_out, w_out = out_shape
-    per_batch = batch * c_out * h_out * w_out
-    if per_batch > MAX_TENSOR_ELEMENTS:
-        raise ConfigError(
-            f"one batch of {batch} outputs of {out_shape} (C, H, W) would need "
-            f"{per_batch * 4 / 2**30:,.0f} GiB; use a smaller --batch-size, --padding or --out-channels"
-        )
-    if isinstance(exp.layer, ConvConfig):
-        kh, kw = exp.layer.kernel_size
-        weights = exp.layer.out_channels * (input_shape[0] // exp.layer.groups or 1) * kh * kw
-        if weights > MAX_TENSOR_ELEMENTS:
-            raise ConfigError(
-                f"the weights ({exp.layer.out_channels} x {input_shape[0] // exp.layer.groups or 1} x {kh} x {kw}) would "
-                f"need {weights * 4 / 2**30:,.0f} GiB; use a smaller --out-channels or --kernel"
-            )
-
-
 def plan(exp: Experiment) -> Plan:
     spec = datasets.get_dataset(exp.data.dataset)
     input_shape = spec.shape(exp.data)
     out_shape = output_shape(exp.layer, input_shape)
-    check_memory(exp, input_shape, out_shape, min(exp.data.batch_size, spec.split_sizes[exp.data.split]))
     device = resolve_device(exp.run.device)
     torch.manual_seed(exp.run.seed)
+    check_weights(exp, input_shape[0])
     module = build_layer(exp.layer, resolved_in_channels(exp.layer, input_shape[0]))
     num_images = spec.split_sizes[exp.data.split]
     return Plan(
