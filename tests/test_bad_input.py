@@ -86,7 +86,7 @@ LAYER_CASES = {
         case("--padding-mode", "circular", "-p", "33", message="(at most 32)", id="circular-padding-too-large"),
         case("--padding", "99999999999999999999", message="conv.padding: 99999999999999999999 is far too large; PyTorch takes at most 2147483647", id="padding-beyond-int32"),
         case("-p", "100000", message="one batch of 64 outputs of (6, 200030, 200030) (C, H, W) would need 57,238 GiB; use a smaller --batch-size, --padding", id="padding-exhausting-memory"),
-        case("-c", "100000000", message="one batch of 64 outputs of (100000000, 30, 30)", id="out-channels-exhausting-memory"),
+        case("-c", "10000000", message="one batch of 64 outputs of (10000000, 30, 30)", id="out-channels-exhausting-memory"),
         case("-c", "1000000", "-k", "32", message="the weights (1000000 x 3 x 32 x 32) would need 11 GiB; use a smaller --out-channels or --kernel", id="weights-exhausting-memory"),
         case("-b", "100000", "-c", "256", message="one batch of 10000 outputs of (256, 30, 30) (C, H, W) would need 9 GiB", id="batch-exhausting-memory"),
         case("--ceil", message="No such option: --ceil", id="pool-option-on-conv"),
