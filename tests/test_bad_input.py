@@ -9,6 +9,7 @@ that no file appeared (no run directory, no partial event file, no stray config)
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import tempfile
 from contextlib import redirect_stderr, redirect_stdout
@@ -400,3 +401,15 @@ def test_random_configs_run_or_exit_2_with_one_line(tiny_cifar, tmp_path_factory
         assert len(lines) == 1 and lines[0].startswith("convlab: error: "), (argv, err.getvalue())
         assert runs == [], runs
     assert "Traceback" not in err.getvalue() + out.getvalue()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through any permission bits")
+def test_logdir_in_a_read_only_directory(run_cli, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        assert_user_error(run_cli("conv", "--logdir", "locked/logs", "--data-dir", "empty"),
+                          "cannot create --logdir locked/logs: locked is not writable")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
