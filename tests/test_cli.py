@@ -132,7 +132,15 @@ def test_dry_run_writes_nothing(run_cli, tmp_path):
     assert not (tmp_path / "logs").exists() and not (tmp_path / "data").exists()
 
 
-def test_runs_are_never_overwritten(cifar, run_cli, tmp_path):
+def test_runs_are_never_overwritten(cifar, run_cli, tmp_path, monkeypatch):
+    from datetime import datetime
+
+    class SameSecond(datetime):  # both runs start in the same second, however slow the machine
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr("convlab.pipeline.datetime", SameSecond)
     args = ("conv", "--data-dir", cifar.root, "--logdir", "logs", "--max-batches", "1", "-q")
     assert run_cli(*args).code == 0
     assert run_cli(*args).code == 0  # same parameters, same second: a second directory

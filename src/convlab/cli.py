@@ -6,8 +6,11 @@ torch is imported only inside commands that run something, so ``convlab --help``
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sys
+import threading
+import traceback
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator, Optional
@@ -17,7 +20,7 @@ import typer
 
 from convlab import __version__
 from convlab import board as tensorboard_board
-from convlab.config import PADDING_MODES, POOL_MODES, SCALES, VIEWS, ConvlabError, Experiment, dump_toml, resolve
+from convlab.config import PADDING_MODES, POOL_MODES, SCALES, VIEWS, ConvlabError, Experiment, Interrupted, dump_toml, resolve
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
 
@@ -328,6 +331,9 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="On an internal error, print the traceback (for bug reports). Also accepted after any command.")
+    ] = False,
 ) -> None:
     """See what convolution and pooling do to real images, in TensorBoard."""
 
@@ -339,10 +345,44 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _debug_flag(argv: list[str]) -> tuple[list[str], bool]:
+    """Take ``--debug`` out of the arguments wherever it is, so every command accepts it."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    head = [a for a in argv[:end] if a != "--debug"]
+    debug = len(head) < end or os.environ.get("CONVLAB_DEBUG", "") not in ("", "0")
+    return head + argv[end:], debug
+
+
+def _quiet_thread_errors(args: threading.ExceptHookArgs) -> None:
+    # TensorBoard's writer thread dies on a write error (disk full) and the main thread raises
+    # the same error on its next write, where it is reported in one line; don't print it twice.
+    if issubclass(args.exc_type, OSError):
+        return
+    threading.__excepthook__(args)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: every user error ends in one line and exit code 2."""
+    """Console-script entry point: every user error ends in one line and exit code 2.
+
+    Exit codes: 0 done, 1 internal error (a bug), 2 user error, 128 + N stopped by signal N
+    (130 Ctrl-C, 143 SIGTERM).
+    """
+    argv, debug = _debug_flag(list(sys.argv[1:] if argv is None else argv))
+    hook = threading.excepthook
+    if not debug:
+        threading.excepthook = _quiet_thread_errors
+    try:
+        _run_app(argv, debug)
+    finally:
+        threading.excepthook = hook
+
+
+def _run_app(argv: list[str], debug: bool) -> None:
     try:
         code = app(args=argv, prog_name="convlab", standalone_mode=False)
+    except Interrupted as exc:
+        typer.echo(f"convlab: {exc}", err=True)
+        sys.exit(exc.exit_code)
     except ConvlabError as exc:
         _fail(str(exc), exc.exit_code)
     except _UsageError as exc:
@@ -354,6 +394,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("convlab: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]  # torch appends C++ frames
+        what = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+        fix = "please report it with the traceback above" if debug else "rerun with --debug for the traceback and report it"
+        _fail(f"internal error ({what}); this is a bug in convlab: {fix}", 1)
     sys.exit(code or 0)
 
 

@@ -32,6 +32,22 @@ class ConfigError(ConvlabError):
     """A bad option or config-file value."""
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM stopped a run; exit code 128 + the signal number, as shells report it.
+
+    A BaseException, like KeyboardInterrupt, so no ``except Exception`` swallows it; not a
+    KeyboardInterrupt, which typer would turn into a silent exit 130 whatever the signal.
+    """
+
+    def __init__(self, signum: int, name: str, detail: str = ""):
+        super().__init__(signum, name)
+        self.signum, self.name, self.detail = signum, name, detail
+        self.exit_code = 128 + signum
+
+    def __str__(self) -> str:
+        return f"interrupted by {self.name}" + (f" {self.detail}" if self.detail else "")
+
+
 # ----------------------------------------------------------------------------- sections
 
 
@@ -375,6 +391,7 @@ def _positive_pair(value: Any, name: str, *, minimum: int = 1) -> None:
 
 def validate(exp: Experiment) -> None:
     """Check every value that can be checked without knowing the input size."""
+    _within_torch_range(exp)
     layer = exp.layer
     _positive_pair(layer.kernel_size, "kernel_size")
     _positive_pair(layer.stride, "stride")
@@ -433,8 +450,21 @@ def validate(exp: Experiment) -> None:
     validate_views(exp.views, exp.command)
 
 
+def _within_torch_range(exp: Experiment) -> None:
+    # TOML and typer give any Python int; PyTorch's layers take 32-bit sizes and a 64-bit seed.
+    for name, section in exp.sections().items():
+        for f in fields(section):
+            value, limit = getattr(section, f.name), 2**63 - 1 if f.name == "seed" else 2**31 - 1
+            for v in value if isinstance(value, tuple) else (value,):
+                if isinstance(v, int) and not isinstance(v, bool) and abs(v) > limit:
+                    raise ConfigError(f"{name}.{f.name}: {v} is far too large; PyTorch takes at most {limit}")
+
+
 def check_run_name(name: str) -> None:
     """A run name is one directory below the logdir: no separators, no '..', no hidden names."""
+    # Below the 255-byte file-name limit, with room for the "-2" a taken generated name gets.
+    if len(name) > 200:
+        raise ConfigError(f"run name is {len(name)} characters long; use at most 200")
     if not name or name in (".", "..") or "/" in name or "\\" in name or not RUN_NAME_PATTERN.match(name):
         raise ConfigError(
             f"run name {name!r} is not allowed: use letters, digits and . _ + = - "

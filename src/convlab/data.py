@@ -193,6 +193,8 @@ def load_torchvision(cfg: DataConfig, name: str, cls_name: str, files_of: Callab
     # torchvision prints "Files already downloaded and verified" / "Downloading ..." on stdout;
     # keep stdout for convlab's own output.
     quiet = contextlib.redirect_stdout(io.StringIO())
+    if root.exists() and not root.is_dir():
+        raise DataError(f"--data-dir {root} is a file, not a directory; choose another --data-dir")
     try:
         with quiet, _socket_timeout(DOWNLOAD_TIMEOUT_S):
             # CIFAR checks the MD5 of every extracted file before unpickling any; MNIST checks

@@ -8,7 +8,10 @@ hand, and a run that fails before its first step leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -18,11 +21,11 @@ from typing import Any, Callable, ContextManager, Iterator, Protocol
 import torch
 
 from convlab import data as datasets
-from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, dump_toml, names, selected_views
+from convlab.config import ConfigError, ConvConfig, Experiment, Interrupted, PoolConfig, dump_toml, names, selected_views
 from convlab.explain import explain
 from convlab.layers import build_layer, describe_arithmetic, max_unpool, output_shape, pool_stride, resolved_in_channels
 from convlab.views import channel_view, kernel_view, reshape_view
-from convlab.writer import CONFIG_FILE, SUMMARY_FILE, RunWriter, create_run_dir
+from convlab.writer import CONFIG_FILE, SUMMARY_FILE, RunWriter, WriteError, check_logdir, create_run_dir
 
 OUTPUT_TAGS = {"conv": "output", "pool": "maxpool"}
 
@@ -55,11 +58,38 @@ class Plan:
     num_images: int
     num_steps: int
 
+    def __post_init__(self) -> None:
+        batch = min(self.exp.data.batch_size, self.num_images)
+        elements = batch * math.prod(self.output_shape)
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise ConfigError(
+                f"one batch of {batch} outputs of {self.output_shape} (C, H, W) would need "
+                f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --batch-size, --padding or --out-channels"
+            )
+
     @property
     def output_tag(self) -> str:
         if isinstance(self.exp.layer, PoolConfig) and self.exp.layer.mode == "avg":
             return "avgpool"
         return OUTPUT_TAGS[self.exp.command]
+
+
+# 4 GiB of float32 for one batch's output or the weights: far beyond any lesson (the tutorial's
+# batch is 1.4 MB); past it a typo (-p 10000, -c 1000000) would exhaust memory mid-run.
+MAX_TENSOR_ELEMENTS = 2**30
+
+
+def check_weights(exp: Experiment, in_channels: int) -> None:
+    """Refuse, before allocating them, conv weights that no lesson means."""
+    if isinstance(exp.layer, ConvConfig):
+        kh, kw = exp.layer.kernel_size
+        per_group = max(in_channels // exp.layer.groups, 1)
+        elements = exp.layer.out_channels * per_group * kh * kw
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise ConfigError(
+                f"the weights ({exp.layer.out_channels} x {per_group} x {kh} x {kw}) would need "
+                f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --out-channels or --kernel"
+            )
 
 
 def resolve_device(name: str) -> str:
@@ -89,6 +119,7 @@ def plan(exp: Experiment) -> Plan:
     out_shape = output_shape(exp.layer, input_shape)
     device = resolve_device(exp.run.device)
     torch.manual_seed(exp.run.seed)
+    check_weights(exp, input_shape[0])
     module = build_layer(exp.layer, resolved_in_channels(exp.layer, input_shape[0]))
     num_images = spec.num_images(exp.data)
     return Plan(
@@ -206,10 +237,87 @@ def logged_tags(p: Plan) -> list[str]:
     return tags + [v for v in selected_views(p.exp) if v in ("channels", "kernels")]
 
 
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM raise :class:`Interrupted`, so a run can close its files.
+
+    Only the first signal raises: later ones would cut short the close that keeps what was
+    logged, so they are ignored until the run has closed. A signal that was ignored on entry
+    (SIGINT in a background job) stays ignored. Outside the main thread this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not received:
+            received.append(signum)
+            raise Interrupted(signum, signal.Signals(signum).name)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def _closes_on_signals(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with stop_signals_raise():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _stopped(writer: RunWriter, summary: dict[str, Any], exc: BaseException) -> None:
+    """A run stopped early: keep every step logged so far and say so, or leave nothing.
+
+    Raises the error the user should see when it differs from ``exc`` (a write error).
+    """
+    steps, run_dir = summary["steps"], writer.run_dir
+    if isinstance(exc, Interrupted):
+        summary["stopped_by"] = exc.name
+    elif isinstance(exc, OSError):
+        summary["stopped_by"] = f"write error: {exc.strerror or exc}"
+    else:
+        summary["stopped_by"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    summary_saved = False
+    with contextlib.suppress(OSError):  # already failing: the first error is the one to report
+        writer.close()
+    if steps == 0:
+        writer.discard()
+    else:
+        with contextlib.suppress(OSError):
+            writer.save_json(SUMMARY_FILE, summary)
+            summary_saved = True
+    marked = "summary.json marks the run incomplete" if summary_saved else "summary.json could not be updated"
+    if isinstance(exc, Interrupted):
+        kept = f"the {steps} step(s) logged stay readable in {run_dir} ({marked})"
+        exc.detail = f"after {steps} of {summary['planned_steps']} step(s); " + (
+            kept if steps else "nothing was logged yet, so nothing was kept"
+        )
+    elif isinstance(exc, OSError):
+        # Events still queued for TensorBoard's writer thread are lost with the write, so
+        # say "what was written", not a step count.
+        kept = f"what was written before it stays readable there ({marked})" if steps else "nothing was kept"
+        raise WriteError(
+            f"cannot write to {run_dir}: {exc.strerror or exc}; {kept}; "
+            "make room (or choose another --logdir) and run again"
+        ) from exc
+
+
+@_closes_on_signals
 def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run the experiment and log it; returns the run's summary (also saved as summary.json)."""
     reporter = reporter or SilentReporter()
     p = plan(exp)
+    check_logdir(exp.run.logdir, exp.run.run_name)
     images = datasets.load(exp.data, exp.run.seed)
     if images.image_shape != p.input_shape:  # pragma: no cover - a dataset bug, not a user error
         raise RuntimeError(f"dataset {images.name} gave images of {images.image_shape}, expected {p.input_shape}")
@@ -265,16 +373,13 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
                 steps_done = step + 1
                 advance()
         summary.update(status="complete", steps=steps_done, seconds=round(time.perf_counter() - started, 3))
-    except BaseException:
-        if steps_done == 0:
-            writer.discard()
-            raise
+        writer.close()  # every event is on disk before summary.json says "complete"
+        writer.save_json(SUMMARY_FILE, summary)
+    except BaseException as exc:
         summary.update(status="incomplete", steps=steps_done)
+        _stopped(writer, summary, exc)
         raise
     finally:
         torch.set_num_threads(torch_threads)
-        if run_dir.exists():
-            writer.save_json(SUMMARY_FILE, summary)
-            writer.close()
     return summary
 

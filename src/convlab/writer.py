@@ -51,6 +51,31 @@ class LogdirError(ConvlabError):
     """The run directory cannot be created where asked."""
 
 
+class WriteError(ConvlabError):
+    """Writing the run failed (disk full, file-size limit, I/O error)."""
+
+
+def check_logdir(logdir: str | Path, run_name: str | None) -> None:
+    """Fail before any data is loaded if ``logdir/run_name`` surely cannot be created.
+
+    Nothing is created here; :func:`create_run_dir` still creates exclusively and reports
+    what only trying can find out (a full or read-only disk, a race with another run).
+    """
+    logdir = Path(logdir)
+    if logdir.exists() and not logdir.is_dir():
+        raise LogdirError(f"--logdir {logdir} is a file, not a directory; choose another --logdir")
+    existing = next(p for p in (logdir, *logdir.parents) if p.exists())
+    if not existing.is_dir():
+        raise LogdirError(f"cannot create --logdir {logdir}: {existing} is a file; choose another --logdir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LogdirError(f"cannot create --logdir {logdir}: {existing} is not writable; choose another --logdir")
+    if run_name is not None and (logdir / run_name).exists():
+        raise LogdirError(
+            f"run '{run_name}' already exists in {logdir}/ and is never overwritten; "
+            "choose another --run-name or leave it out for a fresh one"
+        )
+
+
 def create_run_dir(logdir: str | Path, name: str, *, explicit: bool) -> Path:
     """Create ``logdir/name`` exclusively: an existing run is never reused or overwritten.
 
@@ -196,7 +221,16 @@ class RunWriter:
         use_native_crc32c()
         workers = encode_workers or _encode_workers()
         self.max_in_flight = max_in_flight or 2 * workers
-        self._file = FileWriter(str(self.run_dir))
+        try:
+            self._file = FileWriter(str(self.run_dir))
+        except BaseException as exc:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise WriteError(
+                    f"cannot write an event file in {self.run_dir.parent}/: {exc.strerror or exc}; "
+                    "nothing was kept; make room there or choose another --logdir"
+                ) from exc
+            raise
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convlab-png")
         self._pending: deque[tuple[_Item, int | None, float]] = deque()
         self._in_flight = 0
@@ -264,16 +298,18 @@ class RunWriter:
 
     def discard(self) -> None:
         """Close and remove this run's directory (only ever one that this writer created)."""
-        if not self._closed:
-            self._closed = True
-            for item, _, _ in self._pending:
-                if isinstance(item, Future):
-                    item.cancel()
-            self._pending.clear()
-            self._in_flight = 0
-            self._pool.shutdown(wait=True)
-            self._file.close()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        try:
+            if not self._closed:
+                self._closed = True
+                for item, _, _ in self._pending:
+                    if isinstance(item, Future):
+                        item.cancel()
+                self._pending.clear()
+                self._in_flight = 0
+                self._pool.shutdown(wait=True)
+                self._file.close()
+        finally:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
         """The distribution of ``values`` in 64 equal bins between their min and max.
