@@ -29,7 +29,8 @@ def main() -> None:
     if os.environ.get("BENCH_MARK_FILE"):
         with open(os.environ["BENCH_MARK_FILE"], "w") as f:
             json.dump({"imported": time.time()}, f)
-    cli.main(argv)
+    sys.argv[1:] = argv
+    cli.console_main()  # what the `convlab` command runs
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The real CLI, end to end: event files read back with TensorBoard's own loader."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -253,3 +254,18 @@ def test_real_cifar10_copy_logs_157_steps(shared_cifar, run_cli, tmp_path):
     assert [e.step for e in outputs] == list(range(157))
     assert (outputs[0].height, outputs[0].width) == (480, 240)
     assert (outputs[-1].height, outputs[-1].width) == grid_size(32, 30, 30)  # last batch: 16 images
+
+
+def test_a_closed_stdout_does_not_stop_the_run(tmp_path):
+    """`convlab conv | head -1`: the reader goes away; the run still completes and exits 0."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    try:
+        r = subprocess.run([sys.executable, "-m", "convlab", "conv", "--dataset", "shapes", "-n", "2",
+                            "--views", "none", "--logdir", str(tmp_path / "logs")],
+                           stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 0 and r.stderr == ""
+    summary = json.loads((only_run(tmp_path / "logs") / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["steps"] == 2

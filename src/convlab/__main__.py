@@ -1,4 +1,4 @@
-from convlab.cli import main
+from convlab.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()
