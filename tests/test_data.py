@@ -84,3 +84,13 @@ def test_cifar10_corrupted_file_fails_integrity_before_unpickling(cifar, monkeyp
 def test_unknown_dataset():
     with pytest.raises(DataError, match="unknown dataset 'mnistt'; choose from cifar10, shapes"):
         get_dataset("mnistt")
+
+
+def test_shapes_prefix_is_stable_and_max_batches_draws_only_what_is_used():
+    full, full_labels = make_shapes(2500, seed=5)
+    part, part_labels = make_shapes(1100, seed=5)
+    assert torch.equal(full[:1100], part) and torch.equal(full_labels[:1100], part_labels)
+    few = load(DataConfig(dataset="shapes", max_batches=3, batch_size=7), seed=5)
+    assert len(few) == 21
+    everything = load(DataConfig(dataset="shapes"), seed=5)
+    assert torch.equal(everything.images[:21], few.images)
