@@ -12,10 +12,7 @@ import contextlib
 import io
 import json
 import shlex
-import signal
-import socket
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -164,11 +161,16 @@ def _launch(tb: Any, program: Any, host: str, port: int) -> str:
     text = captured.getvalue()
     sys.stderr.write(text.replace(note, "") if note else text)
     if host in WILDCARD_HOSTS:  # a URL that other machines can use
+        import socket
+
         url = url.replace(f"//{host}:", f"//{socket.gethostname()}:", 1).replace(f"//[{host}]:", f"//{socket.gethostname()}:", 1)
     return url
 
 
 def _wait_for_interrupt() -> None:
+    import signal
+    import threading
+
     """Block until Ctrl-C or SIGTERM, both of which end the board cleanly."""
 
     def on_sigterm(signum: int, frame: Any) -> None:
