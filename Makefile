@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test bench lint clean
+.PHONY: install run board test bench lint clean
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 # A first experiment, offline, on the built-in shapes dataset.
 run: install
 	$(BIN)/convlab conv --config configs/shapes.toml $(ARGS)
+
+# TensorBoard on ./logs, keeping every step (Ctrl-C to stop).
+board: install
+	$(BIN)/convlab board $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest $(ARGS)
