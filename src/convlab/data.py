@@ -251,14 +251,15 @@ def make_shapes(n: int, seed: int, size: int = SHAPES_SIZE) -> tuple["torch.Tens
     """
     import torch
 
-    # Every chunk is drawn whole (its random stream depends on its size), then cut.
-    parts = [
-        tuple(t[: n - start] for t in _draw_shapes(SHAPES_CHUNK, (seed * 1_000_003 + start // SHAPES_CHUNK) % 2**63, size))
-        for start in range(0, n, SHAPES_CHUNK)
-    ]
-    if not parts:
-        return torch.empty(0, 3, size, size, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    images = torch.empty(n, 3, size, size, dtype=torch.uint8)
+    labels = torch.empty(n, dtype=torch.int64)
+    for start in range(0, n, SHAPES_CHUNK):
+        # Every chunk is drawn whole (its random stream depends on its size), then cut.
+        chunk_images, chunk_labels = _draw_shapes(SHAPES_CHUNK, (seed * 1_000_003 + start // SHAPES_CHUNK) % 2**63, size)
+        end = min(n, start + SHAPES_CHUNK)
+        images[start:end] = chunk_images[: end - start]
+        labels[start:end] = chunk_labels[: end - start]
+    return images, labels
 
 
 def _draw_shapes(n: int, seed: int, size: int) -> tuple["torch.Tensor", "torch.Tensor"]:
