@@ -380,6 +380,12 @@ def replace(exp: Experiment, section: str, **changes: Any) -> Experiment:
     return out
 
 
+def _at_least(value: int | None, name: str, minimum: int = 1) -> None:
+    """``None`` (not set) passes; anything below ``minimum`` is a one-line error."""
+    if value is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+
+
 def _positive_pair(value: Any, name: str, *, minimum: int = 1) -> None:
     if value is None or isinstance(value, str):
         return
@@ -399,12 +405,9 @@ def validate(exp: Experiment) -> None:
     _positive_pair(layer.padding, "padding", minimum=0)
 
     if isinstance(layer, ConvConfig):
-        if layer.out_channels < 1:
-            raise ConfigError(f"out_channels must be at least 1, got {layer.out_channels}")
-        if layer.in_channels is not None and layer.in_channels < 1:
-            raise ConfigError(f"in_channels must be at least 1, got {layer.in_channels}")
-        if layer.groups < 1:
-            raise ConfigError(f"groups must be at least 1, got {layer.groups}")
+        _at_least(layer.out_channels, "out_channels")
+        _at_least(layer.in_channels, "in_channels")
+        _at_least(layer.groups, "groups")
         if layer.out_channels % layer.groups:
             raise ConfigError(
                 f"groups={layer.groups} must divide out_channels={layer.out_channels}; "
@@ -433,10 +436,8 @@ def validate(exp: Experiment) -> None:
     data = exp.data
     if data.split not in SPLITS:
         raise ConfigError(f"unknown split {data.split!r}; choose from {', '.join(SPLITS)}")
-    if data.batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {data.batch_size}")
-    if data.max_batches is not None and data.max_batches < 1:
-        raise ConfigError(f"max_batches must be at least 1, got {data.max_batches}")
+    _at_least(data.batch_size, "batch_size")
+    _at_least(data.max_batches, "max_batches")
     if data.image_size is not None and data.image_size < 0:
         raise ConfigError(f"image_size must be 0 (keep each image's size) or more, got {data.image_size}")
 
@@ -513,10 +514,8 @@ def validate_views(views: ViewConfig, command: str) -> None:
             raise ConfigError(f"view {view!r} does not apply to 'convlab {command}' (a pool layer has no weights)")
     if views.scale not in SCALES:
         raise ConfigError(f"unknown scale {views.scale!r}; choose from {', '.join(SCALES)}")
-    if views.images < 1:
-        raise ConfigError(f"views.images must be at least 1, got {views.images}")
-    if views.zoom is not None and views.zoom < 1:
-        raise ConfigError(f"zoom must be at least 1, got {views.zoom}")
+    _at_least(views.images, "views.images")
+    _at_least(views.zoom, "zoom")
 
 
 def selected_views(exp: Experiment) -> list[str]:
