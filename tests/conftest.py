@@ -127,6 +127,16 @@ def run_cli(capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.M
     return invoke
 
 
+def assert_user_error(r: Result, message: str) -> None:
+    """A user error as convlab promises it: exit 2, one line ``convlab: error: ...`` that says
+    ``message``, no traceback."""
+    assert r.code == 2, (r.code, r.out, r.err)
+    lines = r.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("convlab: error: "), r.err
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in r.err + r.out
+
+
 # ----------------------------------------------------------------------------- event files
 
 

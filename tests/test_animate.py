@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from conftest import images, load_events, only_run
+from conftest import assert_user_error, images, load_events, only_run
 from convlab import animate
 from convlab.config import resolve
 from convlab.explain import axis_windows
@@ -122,5 +122,5 @@ def test_a_typical_larger_animation_stays_under_a_megabyte(tmp_path):
 def test_cli_animate_errors_are_one_line_and_write_nothing(run_cli, tmp_path, args, message):
     (tmp_path / "afile").write_text("x")
     r = run_cli("explain", "conv", *args)
-    assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1
+    assert_user_error(r, message)
     assert not list(tmp_path.glob("*.gif")) and not (tmp_path / "logs").exists()

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from torchvision.datasets import CIFAR10
 
+import conftest
 from conftest import _md5, load_events, make_cifar, register_checksums
 
 from convlab import cli
@@ -197,11 +198,8 @@ def snapshot(root: Path) -> set[str]:
 
 
 def assert_user_error(r, message: str) -> None:
-    assert r.code == 2, (r.code, r.out, r.err)
-    lines = r.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("convlab: error: "), r.err
-    assert message in lines[0], lines[0]
-    assert "Traceback" not in r.err + r.out and r.out == ""
+    conftest.assert_user_error(r, message)
+    assert r.out == ""
 
 
 @pytest.mark.parametrize("command, row", list(all_cases()))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import grid_size, images, load_events, only_run
+from conftest import assert_user_error, grid_size, images, load_events, only_run
 
 SHARED = ("--batch-size", "64")
 
@@ -155,11 +155,7 @@ def test_runs_are_never_overwritten(cifar, run_cli, tmp_path, monkeypatch):
 
 
 def _assert_user_error(r, message: str, tmp_path: Path):
-    assert r.code == 2, (r.code, r.out, r.err)
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("convlab: error: "), r.err
-    assert message in lines[0], lines[0]
-    assert "Traceback" not in r.err + r.out
+    assert_user_error(r, message)
     logs = tmp_path / "logs"
     assert not logs.exists() or not any(logs.iterdir()), list(logs.iterdir())
 
@@ -214,7 +210,7 @@ def test_offline_cifar_is_one_line_with_the_fix(run_cli, tmp_path, monkeypatch):
 def test_logdir_that_is_a_file(run_cli, tmp_path):
     (tmp_path / "afile").write_text("x")
     r = run_cli("conv", "--dataset", "shapes", "--logdir", "afile", "--max-batches", "1")
-    assert r.code == 2 and "is a file" in r.err and len(r.err.strip().splitlines()) == 1
+    assert_user_error(r, "is a file")
 
 
 @pytest.mark.cuda

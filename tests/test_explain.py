@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from conftest import assert_user_error
 from convlab.config import ConfigError, ConvConfig, PoolConfig, resolve
 from convlab.explain import explain, explain_unpool, module_repr, pooled_size, spans, unpool_module_repr, unpool_output_shape
 from convlab.layers import ShapeError
@@ -332,7 +333,7 @@ def test_cli_explain_errors_are_the_experiment_commands_errors(run_cli, command,
 )
 def test_cli_explain_input_errors(run_cli, args, message):
     r = run_cli("explain", *args)
-    assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1
+    assert_user_error(r, message)
 
 
 def test_explain_imports_no_torch():

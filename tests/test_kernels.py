@@ -11,7 +11,7 @@ from convlab.config import ConvConfig, dump_toml, resolve
 from convlab.kernels import INIT_NAMES, KERNEL_NAMES, KernelError, kernel
 from convlab.layers import build_layer
 
-from conftest import images, load_events
+from conftest import assert_user_error, images, load_events
 
 
 def conv_for(init: str, in_channels: int = 3, **kw) -> torch.nn.Conv2d:
@@ -108,8 +108,7 @@ def test_identity_end_to_end_output_tag_equals_the_input(cifar, run_cli, tmp_pat
 
 def _cli_error(run_cli, tmp_path, *args):
     r = run_cli("conv", *args, "--dataset", "shapes", "--logdir", "logs", "-n", "1")
-    assert r.code == 2, (r.out, r.err)
-    assert len(r.err.strip().splitlines()) == 1 and r.err.startswith("convlab: error: ") and "Traceback" not in r.err
+    assert_user_error(r, "")
     assert not (tmp_path / "logs").exists()
     return r.err
 

@@ -10,7 +10,7 @@ from torch import nn
 from convlab.config import PoolConfig
 from convlab.layers import ShapeError, build_layer, max_unpool, output_shape
 
-from conftest import grid_size, images, load_events
+from conftest import assert_user_error, grid_size, images, load_events
 
 
 def reference_unpool(x: torch.Tensor, k, s, p, d, out_hw) -> torch.Tensor:
@@ -120,7 +120,7 @@ def test_avgpool_end_to_end(cifar, run_cli, tmp_path):
 )
 def test_bad_pool_modes_are_one_line(run_cli, tmp_path, args, message):
     r = run_cli("pool", *args, "--dataset", "shapes", "--logdir", "logs")
-    assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert_user_error(r, message)
     assert not (tmp_path / "logs").exists()
 
 

@@ -8,7 +8,7 @@ from convlab.views import (
     SEPARATOR, auto_zoom, channel_view, display_scale, kernel_view, reshape_view, tiles_per_image, upscale,
 )
 
-from conftest import images, load_events
+from conftest import assert_user_error, images, load_events
 
 
 def test_multiple_of_three_is_exactly_the_tutorials_reshape():
@@ -209,7 +209,7 @@ def test_activation_statistics_per_step(cifar, run_cli, tmp_path):
 )
 def test_bad_view_options_are_one_line(run_cli, tmp_path, args, message):
     r = run_cli(*args, "--dataset", "shapes", "--logdir", "logs")
-    assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert_user_error(r, message)
     assert not (tmp_path / "logs").exists()
 
 
