@@ -269,7 +269,7 @@ def _explode(*args, **kwargs):
 
 
 def test_internal_error_is_a_one_line_hint_and_exit_1(cifar, run_cli, tmp_path, monkeypatch):
-    monkeypatch.setattr("convlab.pipeline.reshape_view", _explode)
+    monkeypatch.setattr("convlab.views.reshape_view", _explode)
     r = run_cli("conv", "--data-dir", cifar.root, "--logdir", "logs", "-q")
     assert r.code == 1, (r.out, r.err)
     assert r.err.splitlines() == [
@@ -281,7 +281,7 @@ def test_internal_error_is_a_one_line_hint_and_exit_1(cifar, run_cli, tmp_path, 
 
 @pytest.mark.parametrize("where", ["after", "before", "env"])
 def test_debug_prints_the_traceback(cifar, run_cli, monkeypatch, where):
-    monkeypatch.setattr("convlab.pipeline.reshape_view", _explode)
+    monkeypatch.setattr("convlab.views.reshape_view", _explode)
     args = ["conv", "--data-dir", str(cifar.root), "--logdir", "logs", "-q"]
     if where == "env":
         monkeypatch.setenv("CONVLAB_DEBUG", "1")

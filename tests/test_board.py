@@ -25,7 +25,7 @@ from PIL import Image
 
 from conftest import load_events, only_run
 from convlab import board
-from convlab.writer import SUMMARY_FILE
+from convlab.runs import SUMMARY_FILE, write_summary
 
 # More steps than the 10 images per tag TensorBoard keeps by default, so a board that does
 # not ask for more shows fewer steps and the checks below fail.
@@ -271,8 +271,11 @@ def test_image_samples_cover_the_longest_run(tmp_path: Path) -> None:
     assert board.logged_steps(runs[0]) == 0
 
 
-def test_summary_file_name_matches_the_writer() -> None:
-    assert board.SUMMARY_FILE == SUMMARY_FILE
+def test_board_reads_the_summary_a_run_writes(tmp_path: Path) -> None:
+    # One summary format (runs.py) for the pipeline that writes it and the board that reads it.
+    write_summary(tmp_path, {"steps": 12, "planned_steps": 40, "status": "running"})
+    assert (tmp_path / SUMMARY_FILE).is_file()
+    assert board.logged_steps(tmp_path) == 40
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "file"])

@@ -141,7 +141,7 @@ def test_runs_are_never_overwritten(cifar, run_cli, tmp_path, monkeypatch):
         def now(cls, tz=None):
             return cls(2026, 1, 2, 3, 4, 5)
 
-    monkeypatch.setattr("convlab.pipeline.datetime", SameSecond)
+    monkeypatch.setattr("convlab.runs.datetime", SameSecond)
     args = ("conv", "--data-dir", cifar.root, "--logdir", "logs", "--max-batches", "1", "-q")
     assert run_cli(*args).code == 0
     assert run_cli(*args).code == 0  # same parameters, same second: a second directory

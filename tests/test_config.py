@@ -101,3 +101,23 @@ def test_validation(section, values, message):
     command = "pool" if section == "pool" else "conv"
     with pytest.raises(ConfigError, match=message):
         resolve(command, {section: values})
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("name", ["config-0.1.0-conv.toml", "config-0.1.0-pool.toml"])
+def test_a_config_saved_by_0_1_0_still_loads_and_saves_the_same(name: str):
+    # Written by `convlab conv/pool` of release 0.1.0 (a run's config.toml): it must repeat that run.
+    path = FIXTURES / name
+    command = "conv" if name.endswith("conv.toml") else "pool"
+    exp = resolve(command, config_file=path)
+    assert exp.data.dataset == "shapes" and exp.data.batch_size == 4 and exp.run.run_name == command[0]
+    assert dump_toml(exp) == path.read_text()
+
+
+def test_a_0_1_0_config_runs_again(run_cli, tmp_path: Path):
+    r = run_cli("conv", "--config", FIXTURES / "config-0.1.0-conv.toml", "--run-name", "again", "-q")
+    assert r.code == 0, r.err
+    saved = (tmp_path / "logs" / "again" / "config.toml").read_text()
+    assert saved == (FIXTURES / "config-0.1.0-conv.toml").read_text().replace('run_name = "c"', 'run_name = "again"')

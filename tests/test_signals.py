@@ -135,12 +135,12 @@ def test_disk_full_before_the_first_step_leaves_nothing(tmp_path):
 # Both processes see the same wall clock, so both pick the same default run name.
 SAME_SECOND = """\
 import datetime, sys
-import convlab.pipeline
+import convlab.runs
 class Frozen(datetime.datetime):
     @classmethod
     def now(cls, tz=None):
         return cls(2026, 1, 2, 3, 4, 5)
-convlab.pipeline.datetime = Frozen
+convlab.runs.datetime = Frozen
 from convlab.cli import main
 main(sys.argv[1:])
 """

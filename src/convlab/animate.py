@@ -267,8 +267,8 @@ def animate(exp: Experiment, path: Path, *, size: Pair | None = None, logdir: Pa
 def _log_frames(exp: Experiment, images: list["Image.Image"], logdir: Path) -> Path:
     import numpy as np
 
-    from convlab.pipeline import default_run_name
-    from convlab.writer import RunWriter, create_run_dir
+    from convlab.runs import create_run_dir, default_run_name
+    from convlab.writer import RunWriter
 
     run_dir = create_run_dir(logdir, "animate-" + default_run_name(exp), explicit=False)
     writer = RunWriter(run_dir)

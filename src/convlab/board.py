@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from convlab.config import ConvlabError
+from convlab.runs import read_summary
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 6006
 # Covers a whole CIFAR10 train split at the default batch size (782 steps), so runs logged
 # while the board is open keep every step too; TensorBoard holds only the images that exist.
 MIN_IMAGE_SAMPLES = 1000
-# convlab.writer.SUMMARY_FILE; not imported from there because writer imports torch.
-SUMMARY_FILE = "summary.json"
 EVENT_FILE_GLOB = "*tfevents*"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 WILDCARD_HOSTS = ("0.0.0.0", "::")
@@ -58,12 +56,7 @@ def _event_files(logdir: Path) -> Iterator[Path]:
 
 def logged_steps(run_dir: Path) -> int:
     """The steps a convlab run logged (or planned, while it is still running); 0 if unknown."""
-    try:
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return 0
-    if not isinstance(summary, dict):
-        return 0
+    summary = read_summary(run_dir) or {}
     counts = [summary.get(k) for k in ("steps", "planned_steps")]
     return max((c for c in counts if isinstance(c, int) and not isinstance(c, bool)), default=0)
 

@@ -20,7 +20,8 @@ import typer
 
 from convlab import __version__
 from convlab import board as tensorboard_board
-from convlab.config import PADDING_MODES, POOL_MODES, SCALES, VIEWS, ConvlabError, Experiment, Interrupted, dump_toml, resolve
+from convlab.config import PADDING_MODES, POOL_MODES, SCALES, ConvlabError, Experiment, Interrupted, dump_toml, resolve
+from convlab.views import VIEWS
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
 

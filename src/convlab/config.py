@@ -6,13 +6,12 @@ fast with one clear line (a :class:`ConfigError`) and never leaves a run directo
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, ClassVar, Mapping, Union
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,6 +66,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ConvConfig:
+    kind: ClassVar[str] = "conv"
     # None: take the dataset's channel count (3 for CIFAR10).
     in_channels: int | None = None
     out_channels: int = 6
@@ -86,6 +86,7 @@ class ConvConfig:
 
 @dataclass(frozen=True)
 class PoolConfig:
+    kind: ClassVar[str] = "pool"
     kernel_size: Pair = (3, 3)
     # None: the kernel size, as in PyTorch.
     stride: Pair | None = None
@@ -120,17 +121,33 @@ class ViewConfig:
     zoom: int | None = None
 
 
-LayerConfig = Union[ConvConfig, PoolConfig]
-LAYER_CONFIGS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig}
+# One stage of an experiment: a layer kind and its arguments. A new stage kind is one config
+# class here (with ``kind`` and a ``validate`` function below) and one factory in layers.py.
+StageConfig = Union[ConvConfig, PoolConfig]
+LayerConfig = StageConfig
+STAGE_KINDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig}
 
 
 @dataclass(frozen=True)
 class Experiment:
+    """Data, an ordered tuple of stages the images go through, how to run, what to show.
+
+    ``convlab conv`` and ``convlab pool`` are one-stage experiments whose config section is
+    named after the stage's kind (``[conv]`` / ``[pool]``).
+    """
+
     command: str
-    layer: LayerConfig
+    stages: tuple[StageConfig, ...]
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
+
+    @property
+    def layer(self) -> StageConfig:
+        """The stage of a one-stage experiment."""
+        if len(self.stages) != 1:
+            raise ValueError(f"a {len(self.stages)}-stage experiment has no single layer")
+        return self.stages[0]
 
     def sections(self) -> dict[str, Any]:
         """Section name -> dataclass, in the order a config file lists them."""
@@ -143,8 +160,6 @@ PADDING_WORDS = ("same", "valid")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
 POOL_MODES = ("max", "avg")
-# Extra views and the commands they apply to (the tutorial's own tags are always logged).
-VIEWS = {"channels": ("conv", "pool"), "kernels": ("conv",), "stats": ("conv", "pool")}
 SCALES = ("raw", "minmax", "symmetric")
 
 
@@ -270,7 +285,7 @@ def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
-    sections = {command: LAYER_CONFIGS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
+    sections = {command: STAGE_KINDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
     out: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         if key == "command":
@@ -279,7 +294,7 @@ def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"
                 )
             continue
-        if key in LAYER_CONFIGS and key != command:
+        if key in STAGE_KINDS and key != command:
             raise ConfigError(
                 f"{path} has a [{key}] section, but this is 'convlab {command}'; "
                 f"run it with: convlab {key} --config {path}"
@@ -335,9 +350,9 @@ def resolve(
     ``overrides`` maps a section name (``conv``/``pool``, ``data``, ``run``) to raw values;
     ``None`` values mean "not given" and never override anything.
     """
-    if command not in LAYER_CONFIGS:
-        raise ConfigError(f"unknown command {command!r}; choose from {', '.join(LAYER_CONFIGS)}")
-    layers = {command: LAYER_CONFIGS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
+    if command not in STAGE_KINDS:
+        raise ConfigError(f"unknown command {command!r}; choose from {', '.join(STAGE_KINDS)}")
+    layers = {command: STAGE_KINDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
     merged: dict[str, dict[str, Any]] = {name: {} for name in layers}
     if config_file is not None:
         for name, values in read_config_file(config_file, command).items():
@@ -358,7 +373,7 @@ def resolve(
                 raise _unknown_key(f"[{name}]", key, sorted(valid))
             kwargs[key] = parse_value(name, key, value)
         built[name] = cls(**kwargs)
-    exp = Experiment(command=command, layer=built[command], data=built["data"], run=built["run"], views=built["views"])
+    exp = Experiment(command=command, stages=(built[command],), data=built["data"], run=built["run"], views=built["views"])
     validate(exp)
     return exp
 
@@ -368,16 +383,6 @@ def _out_channels_from_init(conv: dict[str, Any]) -> None:
     init = parse_value("conv", "init", conv.get("init"))
     if init and init != "random" and conv.get("out_channels") is None:
         conv["out_channels"] = len(names(init))
-
-
-def replace(exp: Experiment, section: str, **changes: Any) -> Experiment:
-    """A copy of ``exp`` with some fields of one section changed (validated again)."""
-    current = exp.sections()[section]
-    new = dataclasses.replace(current, **changes)
-    key = "layer" if section == exp.command else section
-    out = dataclasses.replace(exp, **{key: new})
-    validate(out)
-    return out
 
 
 def _at_least(value: int | None, name: str, minimum: int = 1) -> None:
@@ -396,42 +401,10 @@ def _positive_pair(value: Any, name: str, *, minimum: int = 1) -> None:
 
 
 def validate(exp: Experiment) -> None:
-    """Check every value that can be checked without knowing the input size."""
+    """Check every value the config alone decides (no input size, data or machine needed)."""
     _within_torch_range(exp)
-    layer = exp.layer
-    _positive_pair(layer.kernel_size, "kernel_size")
-    _positive_pair(layer.stride, "stride")
-    _positive_pair(layer.dilation, "dilation")
-    _positive_pair(layer.padding, "padding", minimum=0)
-
-    if isinstance(layer, ConvConfig):
-        _at_least(layer.out_channels, "out_channels")
-        _at_least(layer.in_channels, "in_channels")
-        _at_least(layer.groups, "groups")
-        if layer.out_channels % layer.groups:
-            raise ConfigError(
-                f"groups={layer.groups} must divide out_channels={layer.out_channels}; "
-                f"try --groups 1 or an out_channels that is a multiple of {layer.groups}"
-            )
-        if layer.padding_mode not in PADDING_MODES:
-            raise ConfigError(
-                f"unknown padding_mode {layer.padding_mode!r}; choose from {', '.join(PADDING_MODES)}"
-            )
-        if layer.padding == "same" and layer.stride != (1, 1):
-            raise ConfigError(
-                "padding 'same' needs stride 1 (PyTorch does not support it for strided "
-                "convolutions); use a number for --padding"
-            )
-        validate_init(layer)
-    else:
-        kh, kw = layer.kernel_size
-        ph, pw = layer.padding
-        if ph > kh // 2 or pw > kw // 2:
-            raise ConfigError(
-                f"pool padding {ph}x{pw} is too large for kernel {kh}x{kw}: PyTorch allows at most "
-                f"half the kernel size ({kh // 2}x{kw // 2})"
-            )
-        validate_pool_mode(layer)
+    for stage in exp.stages:
+        STAGE_VALIDATORS[stage.kind](stage)
 
     data = exp.data
     if data.split not in SPLITS:
@@ -448,7 +421,50 @@ def validate(exp: Experiment) -> None:
         raise ConfigError(f"seed must be 0 or more, got {run.seed}")
     if run.run_name is not None:
         check_run_name(run.run_name)
-    validate_views(exp.views, exp.command)
+    views = exp.views
+    if views.scale not in SCALES:
+        raise ConfigError(f"unknown scale {views.scale!r}; choose from {', '.join(SCALES)}")
+    _at_least(views.images, "views.images")
+    _at_least(views.zoom, "zoom")
+
+
+def _window(stage: StageConfig) -> None:
+    _positive_pair(stage.kernel_size, "kernel_size")
+    _positive_pair(stage.stride, "stride")
+    _positive_pair(stage.dilation, "dilation")
+    _positive_pair(stage.padding, "padding", minimum=0)
+
+
+def validate_conv(conv: ConvConfig) -> None:
+    _window(conv)
+    _at_least(conv.out_channels, "out_channels")
+    _at_least(conv.in_channels, "in_channels")
+    _at_least(conv.groups, "groups")
+    if conv.out_channels % conv.groups:
+        raise ConfigError(
+            f"groups={conv.groups} must divide out_channels={conv.out_channels}; "
+            f"try --groups 1 or an out_channels that is a multiple of {conv.groups}"
+        )
+    if conv.padding_mode not in PADDING_MODES:
+        raise ConfigError(f"unknown padding_mode {conv.padding_mode!r}; choose from {', '.join(PADDING_MODES)}")
+    if conv.padding == "same" and conv.stride != (1, 1):
+        raise ConfigError(
+            "padding 'same' needs stride 1 (PyTorch does not support it for strided "
+            "convolutions); use a number for --padding"
+        )
+    validate_init(conv)
+
+
+def validate_pool(pool: PoolConfig) -> None:
+    _window(pool)
+    kh, kw = pool.kernel_size
+    ph, pw = pool.padding
+    if ph > kh // 2 or pw > kw // 2:
+        raise ConfigError(
+            f"pool padding {ph}x{pw} is too large for kernel {kh}x{kw}: PyTorch allows at most "
+            f"half the kernel size ({kh // 2}x{kw // 2})"
+        )
+    validate_pool_mode(pool)
 
 
 def _within_torch_range(exp: Experiment) -> None:
@@ -503,24 +519,4 @@ def validate_pool_mode(pool: PoolConfig) -> None:
             raise ConfigError("--mode avg has no dilation (torch.nn.AvgPool2d has none); use --dilation 1")
 
 
-def validate_views(views: ViewConfig, command: str) -> None:
-    for view in names(views.show):
-        if view == "none":
-            if names(views.show) != ["none"]:
-                raise ConfigError(f"views: 'none' cannot be combined with other views ({views.show})")
-        elif view not in VIEWS:
-            raise ConfigError(f"unknown view {view!r}; choose from {', '.join(VIEWS)} (or none)")
-        elif command not in VIEWS[view]:
-            raise ConfigError(f"view {view!r} does not apply to 'convlab {command}' (a pool layer has no weights)")
-    if views.scale not in SCALES:
-        raise ConfigError(f"unknown scale {views.scale!r}; choose from {', '.join(SCALES)}")
-    _at_least(views.images, "views.images")
-    _at_least(views.zoom, "zoom")
-
-
-def selected_views(exp: Experiment) -> list[str]:
-    """The extra views this run logs, in a fixed order."""
-    if exp.views.show is None:
-        return [v for v, commands in VIEWS.items() if exp.command in commands]
-    chosen = names(exp.views.show)
-    return [v for v in VIEWS if v in chosen]
+STAGE_VALIDATORS = {"conv": validate_conv, "pool": validate_pool}

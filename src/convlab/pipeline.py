@@ -1,4 +1,4 @@
-"""run(experiment): seed -> data -> layer -> view -> writer; returns a summary.
+"""run(experiment): data -> stages -> views -> writer; returns a summary.
 
 Everything that can be wrong with what the user asked for is found by :func:`plan` before
 any data is loaded or any file is written; a run directory exists only once the data is in
@@ -8,26 +8,23 @@ hand, and a run that fails before its first step leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass, fields
-from datetime import datetime
-from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Protocol
 
 import torch
 
 from convlab import data as datasets
-from convlab.config import ConfigError, ConvConfig, Experiment, Interrupted, PoolConfig, dump_toml, names, selected_views
+from convlab.config import ConfigError, ConvConfig, Experiment, Interrupted, PoolConfig, StageConfig, dump_toml, names
 from convlab.explain import explain
-from convlab.layers import build_layer, describe_arithmetic, max_unpool, output_shape, pool_stride, resolved_in_channels
-from convlab.views import channel_view, kernel_view, reshape_view
-from convlab.writer import CONFIG_FILE, SUMMARY_FILE, RunWriter, WriteError, check_logdir, create_run_dir
+from convlab.interrupts import closes_on_signals
+from convlab.layers import build_layer, describe_arithmetic, max_unpool, output_shape, resolved_in_channels
+from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
+from convlab.views import StageOutput, check_views, output_images, output_tag, selected_views
+from convlab.writer import RunWriter, WriteError
 
-OUTPUT_TAGS = {"conv": "output", "pool": "maxpool"}
+Shape = tuple[int, int, int]
 
 
 class Reporter(Protocol):
@@ -46,32 +43,48 @@ class SilentReporter:
 
 
 @dataclass(frozen=True)
+class StagePlan:
+    """One stage: its config, its real torch module and the shapes it maps between."""
+
+    cfg: StageConfig
+    module: torch.nn.Module
+    input_shape: Shape
+    output_shape: Shape
+
+    @property
+    def output_tag(self) -> str:
+        return output_tag(self.cfg)
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a run will do, decided without loading data or writing anything."""
 
     exp: Experiment
     device: str
-    input_shape: tuple[int, int, int]
-    output_shape: tuple[int, int, int]
-    module: torch.nn.Module
-    arithmetic: list[str]
+    input_shape: Shape
+    stages: tuple[StagePlan, ...]
     num_images: int
     num_steps: int
 
-    def __post_init__(self) -> None:
-        batch = min(self.exp.data.batch_size, self.num_images)
-        elements = batch * math.prod(self.output_shape)
-        if elements > MAX_TENSOR_ELEMENTS:
-            raise ConfigError(
-                f"one batch of {batch} outputs of {self.output_shape} (C, H, W) would need "
-                f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --batch-size, --padding or --out-channels"
-            )
+    @property
+    def output_shape(self) -> Shape:
+        return self.stages[-1].output_shape
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The layer of a one-stage experiment."""
+        (stage,) = self.stages
+        return stage.module
 
     @property
     def output_tag(self) -> str:
-        if isinstance(self.exp.layer, PoolConfig) and self.exp.layer.mode == "avg":
-            return "avgpool"
-        return OUTPUT_TAGS[self.exp.command]
+        (stage,) = self.stages
+        return stage.output_tag
+
+    @property
+    def arithmetic(self) -> list[str]:
+        return [line for s in self.stages for line in describe_arithmetic(s.cfg, s.input_shape)]
 
 
 # 4 GiB of float32 for one batch's output or the weights: far beyond any lesson (the tutorial's
@@ -79,17 +92,28 @@ class Plan:
 MAX_TENSOR_ELEMENTS = 2**30
 
 
-def check_weights(exp: Experiment, in_channels: int) -> None:
+def check_weights(stage: StageConfig, in_channels: int) -> None:
     """Refuse, before allocating them, conv weights that no lesson means."""
-    if isinstance(exp.layer, ConvConfig):
-        kh, kw = exp.layer.kernel_size
-        per_group = max(in_channels // exp.layer.groups, 1)
-        elements = exp.layer.out_channels * per_group * kh * kw
+    if isinstance(stage, ConvConfig):
+        kh, kw = stage.kernel_size
+        per_group = max(in_channels // stage.groups, 1)
+        elements = stage.out_channels * per_group * kh * kw
         if elements > MAX_TENSOR_ELEMENTS:
             raise ConfigError(
-                f"the weights ({exp.layer.out_channels} x {per_group} x {kh} x {kw}) would need "
+                f"the weights ({stage.out_channels} x {per_group} x {kh} x {kw}) would need "
                 f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --out-channels or --kernel"
             )
+
+
+def check_batch_memory(batch_size: int, num_images: int, shape: Shape) -> None:
+    """Refuse a stage whose one batch of output no lesson means, before anything runs."""
+    batch = min(batch_size, num_images)
+    elements = batch * math.prod(shape)
+    if elements > MAX_TENSOR_ELEMENTS:
+        raise ConfigError(
+            f"one batch of {batch} outputs of {shape} (C, H, W) would need "
+            f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --batch-size, --padding or --out-channels"
+        )
 
 
 def resolve_device(name: str) -> str:
@@ -114,56 +138,35 @@ def count_steps(num_images: int, batch_size: int, max_batches: int | None) -> in
 
 
 def plan(exp: Experiment) -> Plan:
+    """The single pre-flight: every check against the data's shape and this machine.
+
+    The modules are built here, with the experiment's seed on a forked RNG, so planning
+    leaves torch's global random state as it was (a dry run changes nothing).
+    """
     spec = datasets.get_dataset(exp.data.dataset)
     input_shape = spec.shape(exp.data)
-    out_shape = output_shape(exp.layer, input_shape)
+    check_views(exp)
+    shapes = [input_shape]
+    for stage in exp.stages:
+        shapes.append(output_shape(stage, shapes[-1]))
     device = resolve_device(exp.run.device)
-    torch.manual_seed(exp.run.seed)
-    check_weights(exp, input_shape[0])
-    module = build_layer(exp.layer, resolved_in_channels(exp.layer, input_shape[0]))
+    for stage, shape in zip(exp.stages, shapes):
+        check_weights(stage, shape[0])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(exp.run.seed)
+        modules = [build_layer(stage, resolved_in_channels(stage, shape[0])) for stage, shape in zip(exp.stages, shapes)]
     num_images = spec.num_images(exp.data)
+    for shape in shapes[1:]:
+        check_batch_memory(exp.data.batch_size, num_images, shape)
+    stages = tuple(StagePlan(cfg, m, i, o) for cfg, m, i, o in zip(exp.stages, modules, shapes, shapes[1:]))
     return Plan(
         exp=exp,
         device=device,
         input_shape=input_shape,
-        output_shape=out_shape,
-        module=module,
-        arithmetic=describe_arithmetic(exp.layer, input_shape),
+        stages=stages,
         num_images=num_images,
         num_steps=count_steps(num_images, exp.data.batch_size, exp.data.max_batches),
     )
-
-
-def _pair(p: tuple[int, int]) -> str:
-    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
-
-
-def default_run_name(exp: Experiment, now: datetime | None = None) -> str:
-    """Says what ran and when, e.g. ``conv-c6-k3-s1-p0-20261128-142501``."""
-    layer = exp.layer
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    if isinstance(layer, ConvConfig):
-        pad = layer.padding if isinstance(layer.padding, str) else _pair(layer.padding)
-        parts = ["conv", f"c{layer.out_channels}", f"k{_pair(layer.kernel_size)}", f"s{_pair(layer.stride)}", f"p{pad}"]
-        if layer.dilation != (1, 1):
-            parts.append(f"d{_pair(layer.dilation)}")
-        if layer.groups != 1:
-            parts.append(f"g{layer.groups}")
-        if layer.weights is not None:
-            parts.append("weights")
-        elif layer.init != "random":
-            parts.append(layer.init.replace(",", "+"))
-    else:
-        parts = [f"{layer.mode}pool", f"k{_pair(layer.kernel_size)}", f"s{_pair(pool_stride(layer))}", f"p{_pair(layer.padding)}"]
-        if layer.dilation != (1, 1):
-            parts.append(f"d{_pair(layer.dilation)}")
-        if layer.ceil_mode:
-            parts.append("ceil")
-        if layer.unpool:
-            parts.append("unpool")
-    if exp.data.dataset != "cifar10":
-        parts.append(exp.data.dataset)
-    return "-".join([*parts, stamp])
 
 
 def hparams(exp: Experiment) -> dict[str, Any]:
@@ -182,21 +185,22 @@ def hparams(exp: Experiment) -> dict[str, Any]:
 
 def describe(p: Plan) -> str:
     """The module, its shapes and the arithmetic, as plain text (terminal and TensorBoard)."""
-    lines = [f"module: {p.module}", f"input -> output: {p.input_shape} -> {p.output_shape} (C, H, W)"]
-    lines += ["  " + line for line in p.arithmetic[:2]]
-    lines += init_lines(p.exp)
+    lines = []
+    for s in p.stages:
+        lines += [f"module: {s.module}", f"input -> output: {s.input_shape} -> {s.output_shape} (C, H, W)"]
+        lines += ["  " + line for line in describe_arithmetic(s.cfg, s.input_shape)[:2]]
+        lines += init_lines(s.cfg)
     return "\n".join(lines)
 
 
-def init_lines(exp: Experiment) -> list[str]:
+def init_lines(stage: StageConfig) -> list[str]:
     """Where a conv's weights come from, when not from PyTorch's default init."""
-    layer = exp.layer
-    if not isinstance(layer, ConvConfig):
+    if not isinstance(stage, ConvConfig):
         return []
-    if layer.weights is not None:
-        return [f"weights: loaded from {layer.weights}"]
-    if layer.init != "random":
-        return [f"weights: {', '.join(names(layer.init))} (one kernel per output channel; see kernels.py)"]
+    if stage.weights is not None:
+        return [f"weights: loaded from {stage.weights}"]
+    if stage.init != "random":
+        return [f"weights: {', '.join(names(stage.init))} (one kernel per output channel; see kernels.py)"]
     return []
 
 
@@ -204,75 +208,48 @@ def _markdown_block(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def log_step(writer: RunWriter, p: Plan, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
-    """Everything logged for one batch: input ``x`` (floats in [0, 1]) and layer output ``y``."""
+def _log(writer: RunWriter, records: list, step: int) -> None:
+    for method, tag, value in records:
+        getattr(writer, method)(tag, value, step)
+
+
+def log_step(writer: RunWriter, p: Plan, x: torch.Tensor, outputs: list[torch.Tensor], step: int) -> None:
+    """Everything logged for one batch: input ``x`` (floats in [0, 1]) and each stage's output."""
     writer.images("input", x, step)
-    writer.images(p.output_tag, reshape_view(y) if p.exp.command == "conv" else y, step)
-    mean, std = torch.stack([y.mean(), y.std()]).tolist()
-    writer.scalar("output/mean", mean, step)
-    writer.scalar("output/std", std, step)
-    if isinstance(p.exp.layer, PoolConfig) and p.exp.layer.unpool:
-        writer.images("unpool", max_unpool(x, p.exp.layer), step)
-    views, v = selected_views(p.exp), p.exp.views
-    if "channels" in views:
-        writer.images("channels", channel_view(y, v.images, v.scale, v.zoom), step)
-    if "stats" in views:
-        low, high = torch.stack([y.min(), y.max()]).tolist()
-        writer.scalar("output/min", low, step)
-        writer.scalar("output/max", high, step)
-        writer.histogram("output/histogram", y, step)
+    stage_input = x
+    for s, y in zip(p.stages, outputs):
+        writer.images(s.output_tag, output_images(s.cfg, y), step)
+        mean, std = torch.stack([y.mean(), y.std()]).tolist()
+        writer.scalar("output/mean", mean, step)
+        writer.scalar("output/std", std, step)
+        if isinstance(s.cfg, PoolConfig) and s.cfg.unpool:
+            writer.images("unpool", max_unpool(stage_input, s.cfg), step)
+        seen = StageOutput(s.cfg, s.module, stage_input, y, p.exp.views)
+        for view in selected_views(p.exp, s.cfg):
+            if view.when == "step":
+                _log(writer, view.render(seen), step)
+        stage_input = y
 
 
-def log_kernels(writer: RunWriter, p: Plan) -> None:
-    """The conv's weights as images, once (they do not change during a run)."""
-    if "kernels" in selected_views(p.exp):
-        writer.images("kernels", kernel_view(p.module.weight, p.exp.views.scale, p.exp.views.zoom), 0)
+def log_once(writer: RunWriter, p: Plan) -> None:
+    """The views that do not change during a run (a conv's weights), at step 0."""
+    for s in p.stages:
+        seen = StageOutput(s.cfg, s.module, None, None, p.exp.views)
+        for view in selected_views(p.exp, s.cfg):
+            if view.when == "once":
+                _log(writer, view.render(seen), 0)
 
 
 def logged_tags(p: Plan) -> list[str]:
     """The image tags a run logs, the tutorial's first."""
-    tags = ["input", p.output_tag]
-    if isinstance(p.exp.layer, PoolConfig) and p.exp.layer.unpool:
-        tags.append("unpool")
-    return tags + [v for v in selected_views(p.exp) if v in ("channels", "kernels")]
-
-
-@contextlib.contextmanager
-def stop_signals_raise() -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM raise :class:`Interrupted`, so a run can close its files.
-
-    Only the first signal raises: later ones would cut short the close that keeps what was
-    logged, so they are ignored until the run has closed. A signal that was ignored on entry
-    (SIGINT in a background job) stays ignored. Outside the main thread this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        if not received:
-            received.append(signum)
-            raise Interrupted(signum, signal.Signals(signum).name)
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(sig) is not signal.SIG_IGN:
-            previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old if old is not None else signal.SIG_DFL)
-
-
-def _closes_on_signals(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with stop_signals_raise():
-            return fn(*args, **kwargs)
-
-    return wrapper
+    tags = ["input"]
+    for s in p.stages:
+        tags.append(s.output_tag)
+        if isinstance(s.cfg, PoolConfig) and s.cfg.unpool:
+            tags.append("unpool")
+    for s in p.stages:
+        tags += [tag for view in selected_views(p.exp, s.cfg) for tag in view.image_tags]
+    return tags
 
 
 def _stopped(writer: RunWriter, summary: dict[str, Any], exc: BaseException) -> None:
@@ -294,7 +271,7 @@ def _stopped(writer: RunWriter, summary: dict[str, Any], exc: BaseException) -> 
         writer.discard()
     else:
         with contextlib.suppress(OSError):
-            writer.save_json(SUMMARY_FILE, summary)
+            write_summary(run_dir, summary)
             summary_saved = True
     marked = "summary.json marks the run incomplete" if summary_saved else "summary.json could not be updated"
     if isinstance(exc, Interrupted):
@@ -312,7 +289,17 @@ def _stopped(writer: RunWriter, summary: dict[str, Any], exc: BaseException) -> 
         ) from exc
 
 
-@_closes_on_signals
+def _forward(modules: list[torch.nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+    """Every stage's output for one batch, in order."""
+    outputs = []
+    with torch.inference_mode():
+        for module in modules:
+            x = module(x)
+            outputs.append(x)
+    return outputs
+
+
+@closes_on_signals
 def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run the experiment and log it; returns the run's summary (also saved as summary.json)."""
     reporter = reporter or SilentReporter()
@@ -345,17 +332,18 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     steps_done = 0
     torch_threads = torch.get_num_threads()
     try:
-        writer.save_text(CONFIG_FILE, dump_toml(exp))
-        writer.save_json(SUMMARY_FILE, summary)
+        write_config(run_dir, dump_toml(exp))
+        write_summary(run_dir, summary)
         writer.text("config", _markdown_block(dump_toml(exp)))
-        writer.text("layer", _markdown_block(explain(exp.layer, p.input_shape).text()))
+        layer_text = "\n\n".join(explain(s.cfg, s.input_shape).text() for s in p.stages)
+        writer.text("layer", _markdown_block(layer_text))
         writer.text("data", _markdown_block(images.describe()))
         writer.hparams(hparams(exp), ["output/mean", "output/std"])
-        log_kernels(writer, p)
+        log_once(writer, p)
 
         reporter.info(describe(p))
         reporter.info(f"run: {run_dir}")
-        module = p.module.to(p.device).eval()
+        modules = [s.module.to(p.device).eval() for s in p.stages]
         if p.device == "cpu":
             # A batch is too small to gain from intra-op threads, whose spin-waiting competes
             # with the writer's PNG encoders: on 2 busy cores, 2 threads made runs several
@@ -367,14 +355,12 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
             for step in range(num_steps):
                 batch = images.images[step * bs : (step + 1) * bs].contiguous().to(p.device)
                 x = batch.float().div_(255)
-                with torch.inference_mode():
-                    y = module(x)
-                log_step(writer, p, x, y, step)
+                log_step(writer, p, x, _forward(modules, x), step)
                 steps_done = step + 1
                 advance()
         summary.update(status="complete", steps=steps_done, seconds=round(time.perf_counter() - started, 3))
         writer.close()  # every event is on disk before summary.json says "complete"
-        writer.save_json(SUMMARY_FILE, summary)
+        write_summary(run_dir, summary)
     except BaseException as exc:
         summary.update(status="incomplete", steps=steps_done)
         _stopped(writer, summary, exc)
@@ -382,4 +368,3 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     finally:
         torch.set_num_threads(torch_threads)
     return summary
-

@@ -1,8 +1,20 @@
-"""Pure tensor -> image-batch functions: what a layer's output looks like as pictures."""
+"""What a layer's output looks like as pictures, and the registry of views a run can log.
+
+The functions are pure: tensors in, image batches (or scalars) out; the pipeline hands what
+they return to the writer. Adding a view is one entry in :data:`VIEWS`. torch is imported
+inside the functions, so the CLI can list the views without it.
+"""
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, StageConfig, ViewConfig, names
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 def reshape_view(output: torch.Tensor) -> torch.Tensor:
@@ -15,6 +27,8 @@ def reshape_view(output: torch.Tensor) -> torch.Tensor:
 
     ``(N, C, H, W)`` -> ``(N * (C // 3 + C % 3), 3, H, W)``.
     """
+    import torch
+
     n, c, h, w = output.shape
     triples, rest = divmod(c, 3)
     if rest == 0:
@@ -54,6 +68,8 @@ def display_scale(tiles: torch.Tensor, scale: str) -> torch.Tensor:
     A tile with no contrast (all one value) is mid-grey under ``minmax``; under ``symmetric``
     an all-zero tile is mid-grey.
     """
+    import torch
+
     tiles = tiles.float().nan_to_num()
     if scale == "raw":
         return tiles.clamp(0, 1)
@@ -90,6 +106,7 @@ def tile_grid(tiles: torch.Tensor, columns: int, padding: int = 2) -> torch.Tens
     The grid is torchvision's ``make_grid``; it pads with one scalar, so it pads with NaN
     and the padding is painted SEPARATOR afterwards.
     """
+    import torch
     from torchvision.utils import make_grid
 
     grid = make_grid(tiles, nrow=columns, padding=padding, pad_value=float("nan"))
@@ -125,3 +142,103 @@ def kernel_view(weight: torch.Tensor, scale: str = "symmetric", zoom: int | None
     else:
         tiles, columns = scaled.reshape(out * cin, 1, kh, kw), cin
     return tile_grid(upscale(tiles, zoom or auto_zoom(kh, kw, columns)), columns=columns)
+
+
+# ----------------------------------------------------------------------------- the registry
+
+# What a view returns: (writer method, tag, value), e.g. ("images", "channels", batch),
+# ("scalar", "output/min", 0.1) or ("histogram", "output/histogram", values).
+Record = tuple[str, str, Any]
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    """One stage of one batch, as the views see it."""
+
+    stage: StageConfig
+    module: nn.Module
+    input: torch.Tensor  # what went into the stage (floats; images in [0, 1] for the first)
+    output: torch.Tensor
+    options: ViewConfig
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    kinds: tuple[str, ...]  # the stage kinds it applies to
+    when: str  # "step": every batch; "once": at step 0 (it does not change during a run)
+    image_tags: tuple[str, ...]  # the image tags it logs, in order
+    render: Callable[[StageOutput], list[Record]]
+    help: str
+    why_not: str = ""  # said when it is asked for a stage kind it does not apply to
+
+
+def _channels(s: StageOutput) -> list[Record]:
+    o = s.options
+    return [("images", "channels", channel_view(s.output, o.images, o.scale, o.zoom))]
+
+
+def _kernels(s: StageOutput) -> list[Record]:
+    return [("images", "kernels", kernel_view(s.module.weight, s.options.scale, s.options.zoom))]
+
+
+def _stats(s: StageOutput) -> list[Record]:
+    import torch
+
+    low, high = torch.stack([s.output.min(), s.output.max()]).tolist()
+    return [("scalar", "output/min", low), ("scalar", "output/max", high), ("histogram", "output/histogram", s.output)]
+
+
+VIEWS: dict[str, View] = {
+    "channels": View(
+        "channels", ("conv", "pool"), "step", ("channels",), _channels,
+        "every output channel of the first --view-images images as its own grey tile",
+    ),
+    "kernels": View(
+        "kernels", ("conv",), "once", ("kernels",), _kernels,
+        "the conv's weights, one tile per output channel", why_not="a pool layer has no weights",
+    ),
+    "stats": View(
+        "stats", ("conv", "pool"), "step", (), _stats,
+        "min/max scalars and a histogram of the output",
+    ),
+}
+
+
+def check_views(exp: Experiment) -> None:
+    """``--views``: known names, 'none' alone, each applying to the experiment's stages."""
+    chosen = names(exp.views.show)
+    kinds = {stage.kind for stage in exp.stages}
+    for name in chosen:
+        if name == "none":
+            if chosen != ["none"]:
+                raise ConfigError(f"views: 'none' cannot be combined with other views ({exp.views.show})")
+        elif name not in VIEWS:
+            raise ConfigError(f"unknown view {name!r}; choose from {', '.join(VIEWS)} (or none)")
+        elif not kinds & set(VIEWS[name].kinds):
+            why = f" ({VIEWS[name].why_not})" if VIEWS[name].why_not else ""
+            raise ConfigError(f"view {name!r} does not apply to 'convlab {exp.command}'{why}")
+
+
+def selected_views(exp: Experiment, stage: StageConfig) -> list[View]:
+    """The extra views logged for ``stage``, in the registry's order."""
+    applying = [v for v in VIEWS.values() if stage.kind in v.kinds]
+    if exp.views.show is None:
+        return applying
+    chosen = names(exp.views.show)
+    return [v for v in applying if v.name in chosen]
+
+
+# ----------------------------------------------------------------------------- the lesson's tags
+
+
+def output_tag(stage: StageConfig) -> str:
+    """The lesson's tag for a stage's output: ``output`` for a conv, ``maxpool``/``avgpool``."""
+    if isinstance(stage, PoolConfig):
+        return f"{stage.mode}pool"
+    return "output"
+
+
+def output_images(stage: StageConfig, output: torch.Tensor) -> torch.Tensor:
+    """The output as the lesson logs it: a conv through the reshape view, pooling as it is."""
+    return reshape_view(output) if isinstance(stage, ConvConfig) else output

@@ -1,4 +1,4 @@
-"""The only module that talks to TensorBoard: one run directory, one event file.
+"""The only module that talks to TensorBoard: one run's event file.
 
 Images are logged as ``SummaryWriter.add_images`` logs them (same grid, same pixels, the same
 ``Summary.Image`` proto), but built with torch ops on the batch's device and PNG-encoded on a
@@ -8,9 +8,7 @@ they were logged. See ``bench/bench.py`` for what each choice saves.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import struct
 import time
 import zlib
@@ -29,9 +27,7 @@ from torch.utils.tensorboard.summary import text as text_summary
 from torch.utils.tensorboard.writer import FileWriter
 
 from convlab.config import ConvlabError
-
-CONFIG_FILE = "config.toml"
-SUMMARY_FILE = "summary.json"
+from convlab.runs import remove_run_dir
 
 # add_images' grid: 8 tiles per row, no padding between tiles.
 GRID_COLUMNS = 8
@@ -47,62 +43,8 @@ try:
 except ImportError:  # pragma: no cover - no isal wheel for this platform
     from zlib import compress as _deflate
 
-class LogdirError(ConvlabError):
-    """The run directory cannot be created where asked."""
-
-
 class WriteError(ConvlabError):
     """Writing the run failed (disk full, file-size limit, I/O error)."""
-
-
-def check_logdir(logdir: str | Path, run_name: str | None) -> None:
-    """Fail before any data is loaded if ``logdir/run_name`` surely cannot be created.
-
-    Nothing is created here; :func:`create_run_dir` still creates exclusively and reports
-    what only trying can find out (a full or read-only disk, a race with another run).
-    """
-    logdir = Path(logdir)
-    if logdir.exists() and not logdir.is_dir():
-        raise LogdirError(f"--logdir {logdir} is a file, not a directory; choose another --logdir")
-    existing = next(p for p in (logdir, *logdir.parents) if p.exists())
-    if not existing.is_dir():
-        raise LogdirError(f"cannot create --logdir {logdir}: {existing} is a file; choose another --logdir")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise LogdirError(f"cannot create --logdir {logdir}: {existing} is not writable; choose another --logdir")
-    if run_name is not None and (logdir / run_name).exists():
-        raise LogdirError(
-            f"run '{run_name}' already exists in {logdir}/ and is never overwritten; "
-            "choose another --run-name or leave it out for a fresh one"
-        )
-
-
-def create_run_dir(logdir: str | Path, name: str, *, explicit: bool) -> Path:
-    """Create ``logdir/name`` exclusively: an existing run is never reused or overwritten.
-
-    A default (generated) name that is taken, e.g. by a run started in the same second, gets
-    a ``-2``, ``-3`` ... suffix; an explicit ``--run-name`` that is taken is an error.
-    """
-    logdir = Path(logdir)
-    if logdir.exists() and not logdir.is_dir():
-        raise LogdirError(f"--logdir {logdir} is a file, not a directory; choose another --logdir")
-    try:
-        logdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LogdirError(f"cannot create --logdir {logdir}: {exc.strerror or exc}") from None
-    for attempt in range(1, 1000):
-        candidate = logdir / (name if attempt == 1 else f"{name}-{attempt}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            if explicit:
-                raise LogdirError(
-                    f"run '{name}' already exists in {logdir}/ and is never overwritten; "
-                    "choose another --run-name or leave it out for a fresh one"
-                ) from None
-        except OSError as exc:
-            raise LogdirError(f"cannot write in --logdir {logdir}: {exc.strerror or exc}") from None
-    raise LogdirError(f"too many runs named {name!r} in {logdir}/; choose a --run-name")
 
 
 # ----------------------------------------------------------------------------- images
@@ -207,7 +149,7 @@ _Item = Union[Summary, "Future[Summary]"]
 
 
 class RunWriter:
-    """A run directory's event file (TensorBoard's writer), plus its config and summary files.
+    """A run directory's event file, through TensorBoard's own event-file writer.
 
     ``images`` returns as soon as the grid is built; its PNG is encoded on a thread pool. At
     most ``max_in_flight`` encodes are pending at any time (``images`` waits for the oldest
@@ -224,7 +166,7 @@ class RunWriter:
         try:
             self._file = FileWriter(str(self.run_dir))
         except BaseException as exc:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+            remove_run_dir(self.run_dir)
             if isinstance(exc, OSError):
                 raise WriteError(
                     f"cannot write an event file in {self.run_dir.parent}/: {exc.strerror or exc}; "
@@ -268,14 +210,6 @@ class RunWriter:
         for summary in hparams_summary(dict(hparams), {m: 0.0 for m in metrics}):
             self._enqueue(summary, None, time.time())
 
-    def save_text(self, name: str, content: str) -> None:
-        (self.run_dir / name).write_text(content, encoding="utf-8")
-
-    def save_json(self, name: str, data: Mapping[str, Any]) -> None:
-        tmp = self.run_dir / f".{name}.tmp"
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.run_dir / name)
-
     def flush(self) -> None:
         """Wait for every pending image and put everything logged so far on disk."""
         self._check_open()
@@ -309,7 +243,7 @@ class RunWriter:
                 self._pool.shutdown(wait=True)
                 self._file.close()
         finally:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+            remove_run_dir(self.run_dir)
 
     def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
         """The distribution of ``values`` in 64 equal bins between their min and max.

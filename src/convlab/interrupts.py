@@ -1,0 +1,53 @@
+"""SIGINT and SIGTERM during a run: raised as :class:`Interrupted`, so the run closes its files.
+
+A run stopped by a signal keeps every step logged so far; the entry point turns the exception
+into exit code 128 + N, as shells report a process stopped by signal N.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import signal
+import threading
+from typing import Any, Callable, Iterator
+
+from convlab.config import Interrupted
+
+
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM raise :class:`Interrupted`, so a run can close its files.
+
+    Only the first signal raises: later ones would cut short the close that keeps what was
+    logged, so they are ignored until the run has closed. A signal that was ignored on entry
+    (SIGINT in a background job) stays ignored. Outside the main thread this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not received:
+            received.append(signum)
+            raise Interrupted(signum, signal.Signals(signum).name)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def closes_on_signals(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with stop_signals_raise():
+            return fn(*args, **kwargs)
+
+    return wrapper
