@@ -1,84 +1,12 @@
-import time
-from pathlib import Path
+"""The dataset registry and ImageSet: names, shapes without loading, batches."""
 
-import numpy as np
+import dataclasses
+
 import pytest
 import torch
-from torchvision.datasets import CIFAR10
 
 from convlab.config import DataConfig
-from convlab.data import SHAPES_CLASSES, DataError, get_dataset, load, make_shapes
-
-
-def test_shapes_is_deterministic_and_well_formed():
-    a, la = make_shapes(500, seed=3)
-    b, lb = make_shapes(500, seed=3)
-    c, _ = make_shapes(500, seed=4)
-    assert a.dtype == torch.uint8 and a.shape == (500, 3, 32, 32)
-    assert torch.equal(a, b) and torch.equal(la, lb)
-    assert not torch.equal(a, c)
-    assert sorted(la.unique().tolist()) == list(range(len(SHAPES_CLASSES)))
-
-
-def test_shapes_images_have_content_to_find():
-    images, labels = make_shapes(200, seed=0)
-    x = images.float()
-    # Every image has real contrast (a shape or texture on its background), none is flat.
-    spread = x.amax((1, 2, 3)) - x.amin((1, 2, 3))
-    assert spread.min() > 60
-    # Vertical stripes vary along x and hardly along y; horizontal stripes the other way round.
-    for name, along_x in (("stripes-v", True), ("stripes-h", False)):
-        idx = labels == SHAPES_CLASSES.index(name)
-        img = x[idx].mean(1)
-        dx = (img[:, :, 1:] - img[:, :, :-1]).abs().mean()
-        dy = (img[:, 1:, :] - img[:, :-1, :]).abs().mean()
-        assert (dx > 2 * dy) if along_x else (dy > 2 * dx)
-
-
-def test_shapes_splits_have_cifar_sizes_and_differ():
-    spec = get_dataset("shapes")
-    assert spec.split_sizes == {"test": 10_000, "train": 50_000}
-    test = load(DataConfig(dataset="shapes", split="test"), seed=0)
-    assert len(test) == 10_000 and test.image_shape == (3, 32, 32)
-    assert test.classes == SHAPES_CLASSES
-    start = time.perf_counter()
-    train = load(DataConfig(dataset="shapes", split="train"), seed=0)
-    assert len(train) == 50_000
-    assert not torch.equal(train.images[:100], test.images[:100])
-    assert time.perf_counter() - start < 60  # a sanity bound only; speed lives in `make bench`
-
-
-def test_cifar10_loads_through_torchvision(cifar):
-    test = load(DataConfig(data_dir=str(cifar.root)), seed=0)
-    assert test.images.shape == (80, 3, 32, 32) and test.images.dtype == torch.uint8
-    assert np.array_equal(test.images.permute(0, 2, 3, 1).numpy(), cifar.test_images)
-    assert test.classes[0] == "airplane"
-    train = load(DataConfig(data_dir=str(cifar.root), split="train"), seed=0)
-    assert np.array_equal(train.images.permute(0, 2, 3, 1).numpy(), cifar.train_images)
-
-
-def test_cifar10_missing_without_download(tmp_path: Path):
-    with pytest.raises(DataError, match="not found.*--no-download.*cifar-10-python.tar.gz.*--dataset shapes"):
-        load(DataConfig(data_dir=str(tmp_path), download=False), seed=0)
-
-
-def test_cifar10_offline_fails_fast_and_says_what_to_do(tmp_path: Path, monkeypatch):
-    # A loopback port nobody listens on: a refused connection, as a machine without network sees.
-    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
-    start = time.perf_counter()
-    with pytest.raises(DataError, match=r"cannot download CIFAR10.*put the official cifar-10-python.tar.gz"):
-        load(DataConfig(data_dir=str(tmp_path)), seed=0)
-    assert time.perf_counter() - start < 30
-
-
-def test_cifar10_corrupted_file_fails_integrity_before_unpickling(cifar, monkeypatch):
-    batch = cifar.root / "cifar-10-batches-py" / "test_batch"
-    # Not a pickle at all: if anything unpickled it, the error would be an UnpicklingError.
-    batch.write_bytes(b"this is not the file you are looking for")
-    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
-    for download in (False, True):
-        with pytest.raises(DataError, match="integrity"):
-            load(DataConfig(data_dir=str(cifar.root), download=download), seed=0)
+from convlab.data import DATASETS, DataError, dataset_help, get_dataset, load
 
 
 def test_unknown_dataset():
@@ -86,11 +14,28 @@ def test_unknown_dataset():
         get_dataset("mnistt")
 
 
-def test_shapes_prefix_is_stable_and_max_batches_draws_only_what_is_used():
-    full, full_labels = make_shapes(2500, seed=5)
-    part, part_labels = make_shapes(1100, seed=5)
-    assert torch.equal(full[:1100], part) and torch.equal(full_labels[:1100], part_labels)
-    few = load(DataConfig(dataset="shapes", max_batches=3, batch_size=7), seed=5)
-    assert len(few) == 21
-    everything = load(DataConfig(dataset="shapes"), seed=5)
-    assert torch.equal(everything.images[:21], few.images)
+def test_every_dataset_says_its_shape_without_loading():
+    for name, spec in DATASETS.items():
+        if name != "folder":
+            c, h, w = spec.shape(DataConfig(dataset=name))
+            assert c in (1, 3) and spec.num_images(DataConfig(dataset=name)) > 0
+
+
+def test_batch_is_a_contiguous_slice_of_the_split():
+    ds = load(DataConfig(dataset="shapes", max_batches=2, batch_size=10), seed=1)
+    images = ds.images.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # a strided view, as CIFAR's NHWC
+    strided = dataclasses.replace(ds, images=images)
+    assert not strided.images.is_contiguous()
+    for s in (ds, strided):
+        batch = s.batch(5, 15)
+        assert batch.dtype == torch.uint8 and batch.shape == (10, 3, 32, 32) and batch.is_contiguous()
+        assert torch.equal(batch, ds.images[5:15])
+        labels = s.batch_labels(5, 15)
+        assert labels.dtype == torch.int64 and torch.equal(labels, ds.labels[5:15])
+    assert strided.batch(15, 99).shape[0] == 5  # the last batch may be short, as slicing
+
+
+def test_dataset_help_lists_every_dataset_with_its_summary():
+    lines = dataset_help().splitlines()
+    assert [line.split(":")[0] for line in lines] == list(DATASETS)
+    assert all(line.split(": ", 1)[1] == DATASETS[line.split(":")[0]].summary for line in lines)

@@ -1,49 +1,28 @@
-"""Datasets beyond CIFAR10: a folder of your own images, MNIST, Fashion-MNIST and CIFAR100.
-
-Every fixture is built here, in the dataset's own format; torchvision's MD5 lists are pointed
-at the fixtures' checksums (test harness only) and its mirrors at a dead loopback port, so
-nothing is ever downloaded.
-"""
+"""--dataset folder: a folder of your own images, every format and mode, errors that say what to do."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import pickle
-import struct
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torchvision.datasets import CIFAR100, MNIST, FashionMNIST
 from torchvision.transforms import v2
 
-from conftest import grid_size, images, load_events, only_run
+from conftest import assert_user_error, grid_size, images, load_events, only_run
 from convlab.config import DataConfig
-from convlab.data import DATASETS, DataError, folder_shape, get_dataset, load
-
-DEAD = "http://127.0.0.1:9/"  # a loopback port nobody listens on: refused at once, as offline
-
-
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
+from convlab.data import DataError, folder_shape, get_dataset, load
 
 
 def _user_error(r, message: str, tmp_path: Path) -> str:
-    assert r.code == 2, (r.code, r.out, r.err)
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("convlab: error: "), r.err
-    assert message in lines[0], lines[0]
-    assert "Traceback" not in r.err + r.out
+    """A one-line user error, and no run left behind."""
+    assert_user_error(r, message)
     assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())
-    return lines[0]
+    return r.err.splitlines()[0]
 
 
-# ----------------------------------------------------------------------------- folder fixtures
+# ----------------------------------------------------------------------------- fixtures
 
 
 def _thirds(w: int, h: int) -> Image.Image:
@@ -97,7 +76,7 @@ def _folder(root: Path, **kw) -> DataConfig:
     return DataConfig(dataset="folder", data_dir=str(root), **kw)
 
 
-# ----------------------------------------------------------------------------- folder tests
+# ----------------------------------------------------------------------------- tests
 
 
 def test_folder_reads_every_format_as_imagefolder(photos):
@@ -262,192 +241,6 @@ def test_folder_end_to_end_with_labels_in_the_text_summary(photos, run_cli, tmp_
     text = acc.Tensors("data/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "folder (all): 7 images of (3, 64, 64)" in text and "0 cat (2), 1 dog (5)" in text
     assert "dog/broken.png" in text
-
-
-# ----------------------------------------------------------------------------- MNIST-format fixtures
-
-
-def _idx(array: np.ndarray) -> bytes:
-    """The idx format MNIST ships in: magic (0, 0, type 0x08 = ubyte, ndim), big-endian sizes, data."""
-    return struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-
-
-@dataclass
-class MnistFixture:
-    root: Path  # the --data-dir
-    raw: Path
-    test_images: np.ndarray  # (N, 28, 28) uint8
-    test_labels: np.ndarray
-    train_images: np.ndarray
-
-
-def make_mnist(root: Path, cls: type, monkeypatch: pytest.MonkeyPatch, n_test: int = 20, n_train: int = 12) -> MnistFixture:
-    """The four gzipped idx archives torchvision's MNIST downloads, in <root>/<Class>/raw/, with their MD5s registered."""
-    rng = np.random.default_rng(5)
-    raw = root / cls.__name__ / "raw"
-    raw.mkdir(parents=True)
-    arrays = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
-    }
-    resources = []
-    for name, array in arrays.items():
-        archive = raw / f"{name}.gz"
-        archive.write_bytes(gzip.compress(_idx(array), mtime=0))
-        resources.append((archive.name, _md5(archive)))
-    monkeypatch.setattr(cls, "resources", resources)
-    monkeypatch.setattr(cls, "mirrors", [DEAD])
-    return MnistFixture(root, raw, arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"],
-                        arrays["train-images-idx3-ubyte"])
-
-
-MNISTS = [("mnist", MNIST), ("fashion-mnist", FashionMNIST)]
-
-
-@pytest.mark.parametrize("name, cls", MNISTS)
-def test_mnist_loads_through_torchvision(tmp_path, monkeypatch, name, cls):
-    fx = make_mnist(tmp_path / "data", cls, monkeypatch)
-    test = load(DataConfig(dataset=name, data_dir=str(fx.root)), seed=0)
-    assert test.images.dtype == torch.uint8 and test.images.shape == (20, 1, 28, 28)
-    assert np.array_equal(test.images[:, 0].numpy(), fx.test_images)
-    assert test.labels.tolist() == fx.test_labels.tolist() and test.classes == tuple(cls.classes)
-    assert (fx.raw / "t10k-images-idx3-ubyte").exists()  # torchvision checked the MD5s and extracted
-    train = load(DataConfig(dataset=name, data_dir=str(fx.root), split="train"), seed=0)
-    assert np.array_equal(train.images[:, 0].numpy(), fx.train_images)
-    assert get_dataset(name).shape(DataConfig(dataset=name, grayscale=True)) == (1, 28, 28)
-
-
-@pytest.mark.parametrize("name, cls", MNISTS)
-def test_mnist_offline_names_the_archives_and_where_they_go(tmp_path, monkeypatch, name, cls):
-    monkeypatch.setattr(cls, "mirrors", [DEAD])
-    start = time.perf_counter()
-    with pytest.raises(DataError) as info:
-        load(DataConfig(dataset=name, data_dir=str(tmp_path / "d")), seed=0)
-    assert time.perf_counter() - start < 30
-    message = str(info.value)
-    assert message.startswith(f"cannot download {cls.__name__} (") and "Connection refused" in message
-    names = ", ".join(f for f, _ in cls.resources)
-    assert f"put the official {names} (from {DEAD}) in {tmp_path / 'd' / cls.__name__ / 'raw'}/" in message
-    assert "--dataset shapes" in message
-
-
-def test_mnist_without_download(tmp_path, monkeypatch):
-    with pytest.raises(DataError, match=r"MNIST not found in .*MNIST/raw/ and --no-download is set.*train-images-idx3-ubyte\.gz"):
-        load(DataConfig(dataset="mnist", data_dir=str(tmp_path), download=False), seed=0)
-    fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
-    with pytest.raises(DataError, match="there but not extracted, and --no-download is set; run with --download"):
-        load(DataConfig(dataset="mnist", data_dir=str(fx.root), download=False), seed=0)
-
-
-def test_mnist_archive_failing_md5_is_named(tmp_path, monkeypatch):
-    fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
-    archive = fx.raw / "train-images-idx3-ubyte.gz"
-    archive.write_bytes(gzip.compress(b"tampered", mtime=0))
-    with pytest.raises(DataError, match=f"{archive} fails torchvision's integrity \\(MD5\\) check; delete it"):
-        load(DataConfig(dataset="mnist", data_dir=str(fx.root)), seed=0)
-
-
-def test_mnist_unreadable_extracted_files(tmp_path, monkeypatch):
-    fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
-    load(DataConfig(dataset="mnist", data_dir=str(fx.root)), seed=0)  # extracts
-    (fx.raw / "t10k-images-idx3-ubyte").write_bytes(b"garbage, not idx")
-    with pytest.raises(DataError, match="MNIST files in .* cannot be read .*delete .*t10k-images-idx3-ubyte"):
-        load(DataConfig(dataset="mnist", data_dir=str(fx.root)), seed=0)
-
-
-# ----------------------------------------------------------------------------- CIFAR100
-
-
-def make_cifar100(root: Path, monkeypatch: pytest.MonkeyPatch, n: int = 10) -> np.ndarray:
-    rng = np.random.default_rng(9)
-    folder = root / CIFAR100.base_folder
-    folder.mkdir(parents=True)
-    test = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    for name, images in (("test", test), ("train", test[:4])):
-        batch = {"data": images.transpose(0, 3, 1, 2).reshape(len(images), 3072),
-                 "fine_labels": [i % 100 for i in range(len(images))], "coarse_labels": [0] * len(images)}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    fine = [f"class{i}" for i in range(100)]
-    (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": fine, "coarse_label_names": ["x"] * 20}, protocol=2))
-    monkeypatch.setattr(CIFAR100, "train_list", [["train", _md5(folder / "train")]])
-    monkeypatch.setattr(CIFAR100, "test_list", [["test", _md5(folder / "test")]])
-    monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": _md5(folder / "meta")})
-    return test
-
-
-def test_cifar100_loads_through_torchvision(tmp_path, monkeypatch):
-    test = make_cifar100(tmp_path, monkeypatch)
-    ds = load(DataConfig(dataset="cifar100", data_dir=str(tmp_path)), seed=0)
-    assert ds.images.shape == (10, 3, 32, 32)
-    assert np.array_equal(ds.images.permute(0, 2, 3, 1).numpy(), test)
-    assert len(ds.classes) == 100 and ds.labels.tolist() == list(range(10))
-
-
-def test_cifar100_offline_and_corrupted(tmp_path, monkeypatch):
-    monkeypatch.setattr(CIFAR100, "url", DEAD + "cifar-100-python.tar.gz")
-    with pytest.raises(DataError, match=r"cannot download CIFAR100 .*put the official cifar-100-python\.tar\.gz"):
-        load(DataConfig(dataset="cifar100", data_dir=str(tmp_path / "none")), seed=0)
-    make_cifar100(tmp_path, monkeypatch)
-    (tmp_path / CIFAR100.base_folder / "test").write_bytes(b"not a pickle")
-    with pytest.raises(DataError, match="CIFAR100 files in .*cifar-100-python are missing or fail .*integrity"):
-        load(DataConfig(dataset="cifar100", data_dir=str(tmp_path)), seed=0)
-
-
-def test_offline_message_from_the_cli(run_cli, tmp_path, monkeypatch):
-    monkeypatch.setattr(FashionMNIST, "mirrors", [DEAD])
-    line = _user_error(run_cli("pool", "--dataset", "fashion-mnist", "--logdir", "logs"), "cannot download FashionMNIST", tmp_path)
-    assert "t10k-images-idx3-ubyte.gz" in line and "data/FashionMNIST/raw/" in line
-
-
-def test_every_dataset_says_its_shape_without_loading():
-    for name, spec in DATASETS.items():
-        if name != "folder":
-            c, h, w = spec.shape(DataConfig(dataset=name))
-            assert c in (1, 3) and spec.num_images(DataConfig(dataset=name)) > 0
-
-
-# ----------------------------------------------------------------------------- 1 channel, every view
-
-
-@pytest.mark.parametrize(
-    "args, tag, tiles, size",
-    [
-        (["conv", "-c", "1"], "output", 1, 26),
-        (["conv", "-c", "3"], "output", 1, 26),
-        (["conv", "-c", "4"], "output", 2, 26),
-        (["conv"], "output", 2, 26),  # 6 channels: the tutorial's reshape view
-        (["conv", "-c", "4", "--padding", "same", "--padding-mode", "reflect"], "output", 2, 28),
-        (["pool", "--kernel", "2"], "maxpool", 1, 14),
-    ],
-)
-def test_every_view_works_on_one_channel_input(tmp_path, monkeypatch, run_cli, args, tag, tiles, size):
-    fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
-    r = run_cli(*args, "--dataset", "mnist", "--data-dir", fx.root, "--batch-size", "16", "--logdir", "logs",
-                "--run-name", "grey")
-    assert r.code == 0, r.err
-    if args[0] == "conv":
-        assert "Conv2d(1, " in r.out  # in_channels defaults to the data's 1 channel
-    acc = load_events(tmp_path / "logs" / "grey")
-    inputs, outputs = images(acc, "input"), images(acc, tag)
-    assert [i.step for i in inputs] == [o.step for o in outputs] == [0, 1]
-    assert [(i.height, i.width) for i in inputs] == [grid_size(16, 28, 28), grid_size(4, 28, 28)]
-    assert [(o.height, o.width) for o in outputs] == [grid_size(16 * tiles, size, size), grid_size(4 * tiles, size, size)]
-    # The grey input shows as grey, pixel for pixel (TensorBoard truncates x*255).
-    first = inputs[0].pixels[:28, :28].astype(int)
-    assert np.abs(first - fx.test_images[0][..., None]).max() <= 1
-    if tag == "maxpool":
-        window = fx.test_images[0, :2, :2].max()
-        assert abs(int(outputs[0].pixels[0, 0, 0]) - int(window)) <= 1
-    text = acc.Tensors("data/text_summary")[0].tensor_proto.string_val[0].decode()
-    assert "mnist (test): 20 images of (1, 28, 28)" in text and "0 - zero" in text
-
-
-def test_in_channels_3_on_one_channel_data_is_an_error(tmp_path, monkeypatch, run_cli):
-    fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
-    _user_error(run_cli("conv", "--dataset", "mnist", "--data-dir", fx.root, "--in-channels", "3", "--logdir", "logs"),
-                "in_channels=3 but the images have 1 channel(s)", tmp_path)
 
 
 def test_grayscale_folder_end_to_end(photos, run_cli, tmp_path):

@@ -1,0 +1,129 @@
+"""Datasets by name -> whole splits as one uint8 tensor (N, C, H, W).
+
+Holding a split as one uint8 tensor (CIFAR10's test split is 30 MB) lets the pipeline slice
+batches without per-image PIL -> ToTensor work. Adding a dataset is one ``DatasetSpec`` in
+``DATASETS``: a function that says the image shape without loading, and one that loads.
+
+Where each dataset is read: ``downloaded`` (CIFAR10, CIFAR100, MNIST, Fashion-MNIST, through
+torchvision), ``shapes`` (the built-in offline set), ``folder`` (your own images).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from convlab.config import DataConfig
+from convlab.data.downloaded import CIFAR10_CLASSES, load_cifar10, load_cifar100, load_fashion_mnist, load_mnist
+from convlab.data.folder import count_folder, folder_shape, load_folder
+from convlab.data.imageset import DataError, ImageSet
+from convlab.data.shapes import SHAPES_CLASSES, SHAPES_SIZE, load_shapes, make_shapes
+
+__all__ = [
+    "CIFAR10_CLASSES", "DATASETS", "SHAPES_CLASSES", "SHAPES_SPLITS", "DataError", "DatasetSpec", "ImageSet",
+    "dataset_help", "folder_shape", "get_dataset", "load", "make_shapes",
+]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    summary: str  # one line for --help (see dataset_help)
+    # (C, H, W) of every image, known without loading (used by --dry-run and validation).
+    shape: Callable[[DataConfig], tuple[int, int, int]]
+    load: Callable[[DataConfig, int], ImageSet]
+    # Images in each split, for progress bars and plans; or, for a dataset whose size depends on
+    # the config (a folder), a function that counts them without decoding any.
+    split_sizes: Mapping[str, int] | Callable[[DataConfig], int]
+
+    def num_images(self, cfg: DataConfig) -> int:
+        if callable(self.split_sizes):
+            return self.split_sizes(cfg)
+        return self.split_sizes[cfg.split]
+
+
+def _fixed_shape(channels: int, height: int, width: int) -> Callable[[DataConfig], tuple[int, int, int]]:
+    """The shape of a dataset whose images are all one known size; folder-only options are errors."""
+
+    def shape(cfg: DataConfig) -> tuple[int, int, int]:
+        if cfg.image_size is not None:
+            raise DataError(
+                f"--image-size applies to --dataset folder only; {cfg.dataset} images are "
+                f"{height}x{width} (HxW) as they come"
+            )
+        if cfg.grayscale and channels != 1:
+            raise DataError(
+                f"--grayscale applies to --dataset folder (and already grey datasets such as mnist) only; "
+                f"{cfg.dataset} images have {channels} channels"
+            )
+        return (channels, height, width)
+
+    return shape
+
+
+CIFAR_SPLITS = {"test": 10_000, "train": 50_000}
+MNIST_SPLITS = {"test": 10_000, "train": 60_000}
+# shapes has CIFAR's split sizes, so a run on it takes as many steps as the same run on CIFAR10.
+SHAPES_SPLITS = CIFAR_SPLITS
+
+DATASETS: dict[str, DatasetSpec] = {
+    "cifar10": DatasetSpec(
+        "cifar10",
+        "CIFAR10 through torchvision (downloads on first use, MD5-checked)",
+        _fixed_shape(3, 32, 32),
+        load_cifar10,
+        CIFAR_SPLITS,
+    ),
+    "shapes": DatasetSpec(
+        "shapes",
+        "built-in 32x32 shapes and textures in 10 classes (offline, deterministic)",
+        _fixed_shape(3, SHAPES_SIZE, SHAPES_SIZE),
+        functools.partial(load_shapes, split_sizes=SHAPES_SPLITS),
+        SHAPES_SPLITS,
+    ),
+    "folder": DatasetSpec(
+        "folder",
+        "every image under --data-dir (PNG, JPEG, BMP, GIF, WebP); classes from ImageFolder subfolders",
+        folder_shape,
+        load_folder,
+        count_folder,
+    ),
+    "mnist": DatasetSpec(
+        "mnist",
+        "MNIST handwritten digits, 28x28 grey, through torchvision (downloads on first use, MD5-checked)",
+        _fixed_shape(1, 28, 28),
+        load_mnist,
+        MNIST_SPLITS,
+    ),
+    "fashion-mnist": DatasetSpec(
+        "fashion-mnist",
+        "Fashion-MNIST clothes, 28x28 grey, through torchvision (downloads on first use, MD5-checked)",
+        _fixed_shape(1, 28, 28),
+        load_fashion_mnist,
+        MNIST_SPLITS,
+    ),
+    "cifar100": DatasetSpec(
+        "cifar100",
+        "CIFAR100 (100 fine classes) through torchvision (downloads on first use, MD5-checked)",
+        _fixed_shape(3, 32, 32),
+        load_cifar100,
+        CIFAR_SPLITS,
+    ),
+}
+
+
+def dataset_help() -> str:
+    """Each dataset's name and summary, one per line (for the CLI's --dataset help)."""
+    return "\n".join(f"{spec.name}: {spec.summary}" for spec in DATASETS.values())
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}") from None
+
+
+def load(cfg: DataConfig, seed: int) -> ImageSet:
+    return get_dataset(cfg.dataset).load(cfg, seed)

@@ -1,0 +1,229 @@
+"""``--dataset folder``: every image under a folder (or one image file), resized to one size.
+
+Found from file headers first (nothing decoded), so a plan or ``--dry-run`` knows the count and
+the shape at once; first-level subfolders are classes when every image is in one (ImageFolder).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from convlab.config import DataConfig
+from convlab.data.imageset import DataError, ImageSet
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+FOLDER_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # Pillow's names
+FOLDER_FORMAT_NAMES = "PNG, JPEG, BMP, GIF (first frame) and WebP"
+FOLDER_IMAGE_SIZE = 128
+# A folder is held in memory as one uint8 tensor, like every dataset: refuse what would not fit
+# comfortably with one clear line, rather than being killed by the OS half-way through.
+FOLDER_MAX_BYTES = 4 << 30
+_EXIF_ORIENTATION = 0x0112
+_UNREADABLE = (OSError, SyntaxError, ValueError)  # what Pillow raises for bad files (OSError covers UnidentifiedImageError)
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """Every image under a folder, found from file headers alone: nothing is decoded."""
+
+    root: Path
+    files: tuple[Path, ...]
+    labels: tuple[int, ...]  # -1 each when the folder is not in ImageFolder layout
+    classes: tuple[str, ...]
+    sizes: tuple[tuple[int, int], ...]  # (H, W) as shown, EXIF orientation applied
+    skipped: tuple[Path, ...]  # files that are not readable images in FOLDER_FORMATS
+
+    def name(self, path: Path) -> str:
+        return path.name if path == self.root else path.relative_to(self.root).as_posix()
+
+
+def _walk(root: Path) -> list[Path]:
+    """Every file under ``root`` (or ``root`` itself), hidden names left out, in a fixed order."""
+    if root.is_file():
+        return [root]
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .git, .ipynb_checkpoints, ...
+        found += [Path(folder, n) for n in names if not n.startswith(".")]
+    # By path components, so each class folder's files stay together in sorted class order.
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path, formats=FOLDER_FORMATS) as im:
+            w, h = im.size
+            if im.format == "PNG":  # Pillow's PNG getexif() decodes the image to look for a late eXIf
+                exif = Image.Exif()
+                if im.info.get("exif"):
+                    exif.load(im.info["exif"])
+            else:
+                exif = im.getexif()
+            turned = exif.get(_EXIF_ORIENTATION) in (5, 6, 7, 8)
+    except (*_UNREADABLE, Image.DecompressionBombError):
+        return None
+    return (w, h) if turned else (h, w)
+
+
+def scan_folder(root: Path) -> FolderScan:
+    """Find the images under ``root``; first-level subfolders are classes when every image is in one."""
+    if not root.exists():
+        raise DataError(
+            f"--data-dir {root} does not exist; for --dataset folder, point --data-dir at a folder "
+            "of images (or at one image file)"
+        )
+    files, sizes, skipped = [], [], []
+    for path in _walk(root):
+        size = _header_size(path)
+        if size is None:
+            skipped.append(path)
+        else:
+            files.append(path)
+            sizes.append(size)
+    scan = FolderScan(root, tuple(files), (), (), tuple(sizes), tuple(skipped))
+    if not files:
+        found = f"only {_skipped_text(scan)}" if skipped else "nothing: it is empty"
+        raise DataError(
+            f"--dataset folder found no images under {root}, {found}; it reads {FOLDER_FORMAT_NAMES} "
+            "files, in subfolders too"
+        )
+    parts = [p.relative_to(root).parts if p != root else () for p in files]
+    if all(len(part) > 1 for part in parts):  # ImageFolder layout: root/<class>/.../image
+        classes = tuple(sorted({part[0] for part in parts}))
+        index = {name: i for i, name in enumerate(classes)}
+        labels = tuple(index[part[0]] for part in parts)
+    else:
+        classes, labels = (), (-1,) * len(files)
+    return dataclasses.replace(scan, labels=labels, classes=classes)
+
+
+def _skipped_text(scan: FolderScan, limit: int = 5) -> str:
+    names = ", ".join(scan.name(p) for p in scan.skipped[:limit])
+    more = f" and {len(scan.skipped) - limit} more" if len(scan.skipped) > limit else ""
+    return f"{len(scan.skipped)} file(s) that are not readable images ({names}{more})"
+
+
+def folder_image_size(cfg: DataConfig) -> int:
+    return FOLDER_IMAGE_SIZE if cfg.image_size is None else cfg.image_size
+
+
+def folder_shape(cfg: DataConfig, scan: FolderScan | None = None) -> tuple[int, int, int]:
+    if cfg.split == "train":
+        raise DataError(
+            "--dataset folder has no train/test split: it reads every image under --data-dir; drop "
+            "--split train, or point --data-dir at the subfolder you mean (e.g. data/train)"
+        )
+    scan = scan or scan_folder(Path(cfg.data_dir))
+    channels = 1 if cfg.grayscale else 3
+    size = folder_image_size(cfg)
+    if size:
+        return (channels, size, size)
+    common, _ = collections.Counter(scan.sizes).most_common(1)[0]
+    odd = [(p, hw) for p, hw in zip(scan.files, scan.sizes) if hw != common]
+    if odd:
+        path, (h, w) = odd[0]
+        raise DataError(
+            f"--image-size 0 keeps each image's own size, so all must be one size, but {len(odd)} of "
+            f"{len(scan.files)} images differ from the most common {common[0]}x{common[1]} (HxW), e.g. "
+            f"{scan.name(path)} is {h}x{w}; use --image-size N to resize and centre-crop all to NxN"
+        )
+    return (channels, *common)
+
+
+def _to_mode(im: Image.Image, mode: str) -> Image.Image:
+    """RGB or L from any mode: transparency over white, 16-bit greys scaled (not clipped) to 8 bits."""
+    import numpy as np
+    from PIL import Image
+
+    if im.mode.startswith("I"):  # I;16 (16-bit PNG), I: Pillow's convert would clip all above 255 to white
+        im = Image.fromarray((np.asarray(im).astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), rgba)
+    return im.convert(mode)
+
+
+def read_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
+    """One image as uint8 (H, W, C): upright, RGB or grey, resized and centre-cropped to size x size (0: as is)."""
+    import numpy as np
+    from PIL import Image, ImageOps
+    from torchvision.transforms.v2 import functional as F
+
+    with Image.open(path, formats=FOLDER_FORMATS) as im:
+        w, h = im.size
+        if size and im.format == "JPEG" and min(w, h) >= 2 * size:
+            # Let libjpeg decode a photo at 1/2..1/8 scale, still at least size on its shorter
+            # side (as PIL's thumbnail does): several times faster, and it is resized below anyway.
+            im.draft(None, (math.ceil(w * size / min(w, h)), math.ceil(h * size / min(w, h))))
+        im = _to_mode(ImageOps.exif_transpose(im), "L" if grayscale else "RGB")
+    if size:
+        # Exactly torchvision's Resize(size) + CenterCrop(size): shorter side to size, centre square.
+        im = F.center_crop(F.resize(im, [size]), [size, size])
+    pixels = np.asarray(im)
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+
+def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    root = Path(cfg.data_dir)
+    scan = scan_folder(root)
+    c, h, w = folder_shape(cfg, scan)
+    size = folder_image_size(cfg)
+    total = len(scan.files)
+    # Only the images the run will use are decoded: --max-batches 1 over a photo library is quick.
+    wanted = total if cfg.max_batches is None else min(total, cfg.max_batches * cfg.batch_size)
+    if wanted * c * h * w > FOLDER_MAX_BYTES:
+        raise DataError(
+            f"{wanted} images of {c}x{h}x{w} need {wanted * c * h * w / 2**30:.1f} GiB in memory (at most "
+            f"{FOLDER_MAX_BYTES / 2**30:.0f}); use a smaller --image-size or fewer --max-batches"
+        )
+    # Assembled in numpy: a per-image torch copy costs milliseconds in intra-op thread start-up
+    # (measured 2.3 s vs 0.02 s for 300 images of 128x128 on a busy 2-core machine).
+    images = np.empty((wanted, c, h, w), dtype=np.uint8)
+    labels, unreadable, n = [], [], 0
+    for path, label in zip(scan.files, scan.labels):
+        if n == wanted:
+            break
+        try:
+            pixels = read_image(path, size, cfg.grayscale)
+        except (*_UNREADABLE, Image.DecompressionBombError):
+            unreadable.append(path)  # a valid header over broken data, e.g. a truncated download
+            continue
+        if pixels.shape != (h, w, c):  # pragma: no cover - a header that lies about the size
+            unreadable.append(path)
+            continue
+        images[n] = pixels.transpose(2, 0, 1)
+        labels.append(label)
+        n += 1
+    scan = dataclasses.replace(scan, skipped=scan.skipped + tuple(unreadable))
+    if n == 0:
+        raise DataError(f"--dataset folder found {_skipped_text(scan)} under {root}, and no image it could read")
+
+    first = f", the first of {total} for --max-batches" if wanted < total else ""
+    notes = [f"{n} image(s) from {root}{first}"]
+    if scan.classes:
+        notes.append(f"{len(scan.classes)} classes from the first-level subfolders: {', '.join(scan.classes)}")
+    if size:
+        notes.append(f"each resized (shorter side to {size}) and centre-cropped to {size}x{size}")
+    if scan.skipped:
+        notes.append(f"skipped {_skipped_text(scan)}")
+    label_tensor = torch.tensor(labels, dtype=torch.int64)
+    return ImageSet("folder", "all", torch.from_numpy(images[:n]), label_tensor, scan.classes, tuple(notes))
+
+
+def count_folder(cfg: DataConfig) -> int:
+    return len(scan_folder(Path(cfg.data_dir)).files)
