@@ -2,7 +2,7 @@
 
 Every window is worked out here in plain Python, exactly as a learner would on paper, so
 the demo needs no torch and integer inputs give exact integers; the tests hold every result
-against ``torch.nn.functional``. The window geometry is :mod:`convlab.explain`'s.
+against ``torch.nn.functional``. The window geometry is :mod:`convlab.geometry`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Union
 
 from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig, parse_pair
-from convlab.explain import AxisWindows, axis_windows, fmt_number
+from convlab.explain import fmt_number
+from convlab.geometry import AxisWindows, axis_windows, tap_kind
 from convlab.layers import output_shape
 
 if TYPE_CHECKING:
@@ -249,28 +250,20 @@ def matrix_lines(matrix: Matrix, indent: str = "  ", style: str = "") -> list["T
 class Canvas:
     """The input plus its padding and anything a window reaches past the edge, in input coordinates."""
 
-    height: int
-    width: int
-    pad: tuple[tuple[int, int], tuple[int, int]]  # (before, after) per axis
+    axes: tuple[AxisWindows, AxisWindows]
     rows: range
     cols: range
 
     def kind(self, r: int, c: int) -> str:
-        if 0 <= r < self.height and 0 <= c < self.width:
-            return "input"
-        (pb, pa), (qb, qa) = self.pad
-        if -pb <= r < self.height + pa and -qb <= c < self.width + qa:
-            return "padding"
-        return "edge"
+        return tap_kind(self.axes, r, c)
 
 
 def canvas_for(cfg: Union[ConvConfig, PoolConfig], matrix: Matrix, windows: list[Window]) -> Canvas:
-    h, w = size_of(matrix)
-    ah, aw = axis_windows(cfg, h, w)
-    last_r = max([h + ah.pad_after - 1, *(max(win.rows) for win in windows)])
-    last_c = max([w + aw.pad_after - 1, *(max(win.cols) for win in windows)])
-    return Canvas(h, w, ((ah.pad_before, ah.pad_after), (aw.pad_before, aw.pad_after)),
-                  range(-ah.pad_before, last_r + 1), range(-aw.pad_before, last_c + 1))
+    axes = axis_windows(cfg, *size_of(matrix))
+    # ``windows`` may hold more than ``cfg`` keeps: the ones ceil_mode would add.
+    rows = axes[0].extent(1 + max(win.cell[0] for win in windows))
+    cols = axes[1].extent(1 + max(win.cell[1] for win in windows))
+    return Canvas(axes, rows, cols)
 
 
 def window_panel(canvas: Canvas, matrix: Matrix, window: Window, *, mark: Pair | None, pad_value: str) -> list["Text"]:
