@@ -12,7 +12,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import assert_user_error
 from convlab.config import ConfigError, ConvConfig, PoolConfig, resolve
-from convlab.explain import explain, explain_unpool, module_repr, pooled_size, spans, unpool_module_repr, unpool_output_shape
+from convlab.explain import explain, explain_unpool, pooled_size, spans, unpool_output_shape
+from convlab.geometry import layer_call
 from convlab.layers import ShapeError
 
 PROPERTY = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -146,7 +147,7 @@ def test_unpool_explanation_agrees_with_pytorch(kernel, stride, pad, size, outpu
     assert (ours is None) == (y is None)
     if y is not None:
         assert ours == tuple(y.shape[1:])
-        assert unpool_module_repr(cfg) == repr(unpool)
+        assert layer_call(cfg, unpool=True) == repr(unpool)
 
 
 @PROPERTY
@@ -239,7 +240,7 @@ def test_unpool_says_which_output_size_undoes_the_pool():
 
 def test_module_repr_without_torch_matches_print():
     cfg = ConvConfig(in_channels=3, out_channels=4, kernel_size=(3, 5), padding="valid", padding_mode="circular")
-    assert module_repr(cfg, 3) == repr(nn.Conv2d(3, 4, (3, 5), padding="valid", padding_mode="circular"))
+    assert layer_call(cfg, 3) == repr(nn.Conv2d(3, 4, (3, 5), padding="valid", padding_mode="circular"))
 
 
 @pytest.mark.parametrize("mode", ["max", "avg"])
@@ -250,8 +251,8 @@ def test_pool_repr_and_wording_follow_the_mode(mode, ceil):
     cfg = PoolConfig(kernel_size=(3, 3), padding=(1, 1), ceil_mode=ceil, mode=mode)
     module = build_layer(cfg, 3)
     ex = explain(cfg, (3, 32, 32))
-    assert ex.text().splitlines()[0] == module_repr(cfg, 3)
-    assert module_repr(cfg, 3) == repr(module)
+    assert ex.text().splitlines()[0] == layer_call(cfg, 3)
+    assert layer_call(cfg, 3) == repr(module)
     assert ("average of" in ex.text()) == (mode == "avg")
     assert tuple(module(torch.zeros(1, 3, 32, 32)).shape[1:]) == ex.output_shape
 

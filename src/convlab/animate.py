@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConvConfig, ConvlabError, Experiment, LayerConfig, Pair, PoolConfig
-from convlab.geometry import AxisWindows, axis_arithmetic, axis_windows, pool_stride, tap_kind
+from convlab.config import ConvlabError, Experiment, LayerConfig, Pair, PoolConfig
+from convlab.geometry import AxisWindows, axis_arithmetic, axis_windows, layer_call, tap_kind
 from convlab.layers import ShapeError, output_shape
 
 if TYPE_CHECKING:
@@ -88,17 +88,7 @@ def _font(size: int) -> Any:
 
 
 def _title(cfg: LayerConfig, size: Pair, out: Pair) -> str:
-    def hw(p: Any) -> str:
-        return p if isinstance(p, str) else (str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}")
-
-    if isinstance(cfg, ConvConfig):
-        head = f"Conv2d  kernel {hw(cfg.kernel_size)}  stride {hw(cfg.stride)}  padding {hw(cfg.padding)}  dilation {hw(cfg.dilation)}"
-    else:
-        head = (
-            f"MaxPool2d  kernel {hw(cfg.kernel_size)}  stride {hw(pool_stride(cfg))}  padding {hw(cfg.padding)}  "
-            f"dilation {hw(cfg.dilation)}  ceil_mode={cfg.ceil_mode}"
-        )
-    return f"{head}:  {size[0]}x{size[1]} -> {out[0]}x{out[1]}"
+    return f"{layer_call(cfg, form='caption')}:  {size[0]}x{size[1]} -> {out[0]}x{out[1]}"
 
 
 def _caption(i: int, j: int, axes: tuple[AxisWindows, AxisWindows]) -> str:

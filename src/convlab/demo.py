@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Union
 
 from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig, parse_pair
 from convlab.explain import fmt_number
-from convlab.geometry import AxisWindows, axis_windows, tap_kind
+from convlab.geometry import AxisWindows, axis_windows, layer_call, tap_kind
 from convlab.layers import output_shape
 
 if TYPE_CHECKING:
@@ -196,32 +196,6 @@ def conv_case(cfg: ConvConfig, matrix: Matrix, weight: Matrix) -> ConvCase:
     return ConvCase(cfg, windows, to_matrix(windows, (oh, ow)))
 
 
-def _arg(p: Pair) -> str:
-    return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
-
-
-def pool_call(cfg: PoolConfig) -> str:
-    """The constructor call a learner would type, non-default arguments only."""
-    args = [f"kernel_size={_arg(cfg.kernel_size)}"]
-    if cfg.stride is not None:
-        args.append(f"stride={_arg(cfg.stride)}")
-    if cfg.padding != (0, 0):
-        args.append(f"padding={_arg(cfg.padding)}")
-    if cfg.dilation != (1, 1):
-        args.append(f"dilation={_arg(cfg.dilation)}")
-    args.append(f"ceil_mode={cfg.ceil_mode}")
-    return f"nn.MaxPool2d({', '.join(args)})"
-
-
-def conv_call(cfg: ConvConfig) -> str:
-    args = ["input", "kernel", f"stride={_arg(cfg.stride)}"]
-    if cfg.padding != (0, 0):
-        args.append(f"padding={cfg.padding!r}" if isinstance(cfg.padding, str) else f"padding={_arg(cfg.padding)}")
-    if cfg.dilation != (1, 1):
-        args.append(f"dilation={_arg(cfg.dilation)}")
-    return f"F.conv2d({', '.join(args)})"
-
-
 # ----------------------------------------------------------------------------- drawing
 
 
@@ -362,7 +336,7 @@ def render_pool(matrix: Matrix, cases: list[PoolCase], width: int = 80) -> list[
     lines = _input_lines(matrix)
     for case in cases:
         shape = (len(case.output), len(case.output[0]))
-        lines += [_heading(f"{pool_call(case.cfg)}  ->  output shape (1, 1, {shape[0]}, {shape[1]})")]
+        lines += [_heading(f"{layer_call(case.cfg, form='lesson')}  ->  output shape (1, 1, {shape[0]}, {shape[1]})")]
         lines += [Text("  " + line, style="cyan") for line in _formulas(case.cfg, matrix)]
         panels = []
         canvas = canvas_for(case.cfg, matrix, case.windows + case.dropped)
@@ -397,10 +371,10 @@ def render_conv(matrix: Matrix, weight: Matrix, cases: list[ConvCase], cell: Pai
         shape = (len(case.output), len(case.output[0]))
         if not (cell[0] < shape[0] and cell[1] < shape[1]):
             raise ConfigError(
-                f"--cell {cell[0]},{cell[1]} is outside the {shape[0]}x{shape[1]} output of {conv_call(case.cfg)}; "
+                f"--cell {cell[0]},{cell[1]} is outside the {shape[0]}x{shape[1]} output of {layer_call(case.cfg, form='lesson')}; "
                 f"rows run 0..{shape[0] - 1}, columns 0..{shape[1] - 1}"
             )
-        lines += [_heading(f"{conv_call(case.cfg)}  ->  output shape (1, 1, {shape[0]}, {shape[1]})")]
+        lines += [_heading(f"{layer_call(case.cfg, form='lesson')}  ->  output shape (1, 1, {shape[0]}, {shape[1]})")]
         lines += [Text("  " + line, style="cyan") for line in _formulas(case.cfg, matrix)]
         win = case.windows[cell[0] * shape[1] + cell[1]]
         canvas = canvas_for(case.cfg, matrix, case.windows)

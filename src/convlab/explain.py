@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from convlab.config import ConfigError, ConvConfig, Experiment, LayerConfig, Pair, PoolConfig, parse_pair
 from convlab.data import get_dataset
-from convlab.geometry import AxisWindows, axis_windows, pool_stride, unpool_axes
+from convlab.geometry import AxisWindows, axis_windows, hw, layer_call, unpool_axes
 from convlab.layers import ShapeError, output_shape, resolved_in_channels
 
 if TYPE_CHECKING:
@@ -24,41 +24,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 
-# ----------------------------------------------------------------------------- module text
-
-
-def _tuple(p: Pair) -> str:
-    return f"({p[0]}, {p[1]})"
-
-
-def module_repr(cfg: LayerConfig, in_channels: int) -> str:
-    """What ``print(build_layer(cfg, in_channels))`` shows, without importing torch."""
-    if isinstance(cfg, PoolConfig):
-        if cfg.mode == "avg":
-            return (
-                f"AvgPool2d(kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(pool_stride(cfg))}, "
-                f"padding={_tuple(cfg.padding)})"
-            )
-        return (
-            f"MaxPool2d(kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(pool_stride(cfg))}, "
-            f"padding={_tuple(cfg.padding)}, dilation={_tuple(cfg.dilation)}, ceil_mode={cfg.ceil_mode})"
-        )
-    s = f"Conv2d({in_channels}, {cfg.out_channels}, kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(cfg.stride)}"
-    if cfg.padding != (0, 0):
-        s += f", padding={cfg.padding if isinstance(cfg.padding, str) else _tuple(cfg.padding)}"
-    if cfg.dilation != (1, 1):
-        s += f", dilation={_tuple(cfg.dilation)}"
-    if cfg.groups != 1:
-        s += f", groups={cfg.groups}"
-    if not cfg.bias:
-        s += ", bias=False"
-    if cfg.padding_mode != "zeros":
-        s += f", padding_mode={cfg.padding_mode}"
-    return s + ")"
-
-
-def _hxw(p: Pair) -> str:
-    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+# ----------------------------------------------------------------------------- text
 
 
 def _n(value: int) -> str:
@@ -133,7 +99,7 @@ def explain(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> Explanation:
 
     span = f"{axes[0].arith.span}x{axes[1].arith.span}"
     if cfg.dilation != (1, 1):
-        where = f"{taps} taps spread over {span} (dilation {_hxw(cfg.dilation)} skips {_hxw(tuple(d - 1 for d in cfg.dilation))} between taps)"
+        where = f"{taps} taps spread over {span} (dilation {hw(cfg.dilation)} skips {hw(tuple(d - 1 for d in cfg.dilation))} between taps)"
     else:
         where = f"a {kh}x{kw} window ({taps} values)"
     if isinstance(cfg, ConvConfig):
@@ -190,7 +156,7 @@ def explain(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> Explanation:
             )
     facts.append(("never read", "; ".join(unread) if unread else "none: every input row and column is read"))
     return Explanation(
-        module=module_repr(cfg, in_channels),
+        module=layer_call(cfg, in_channels),
         input_shape=tuple(input_shape),
         output_shape=out,
         formulas=[ax.arith.formula() for ax in axes],
@@ -328,13 +294,6 @@ def unpool_output_shape(
     return (channels, axes[0].out, axes[1].out)
 
 
-def unpool_module_repr(cfg: PoolConfig) -> str:
-    return (
-        f"MaxUnpool2d(kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(pool_stride(cfg))}, "
-        f"padding={_tuple(cfg.padding)})"
-    )
-
-
 def pooled_size(cfg: PoolConfig, height: int, width: int, channels: int = 1) -> tuple[int, int]:
     """What MaxPool2d(kernel_size, stride, padding) (no dilation, floor) makes of H x W."""
     plain = dataclasses.replace(cfg, dilation=(1, 1), ceil_mode=False)
@@ -386,7 +345,7 @@ def explain_unpool(
             f"output_size=({h}, {w}) (--output-size {h}x{w}) to get {h}x{w} back"
         )
     return Explanation(
-        module=unpool_module_repr(cfg),
+        module=layer_call(cfg, unpool=True),
         input_shape=tuple(input_shape),
         output_shape=out,
         formulas=[a.formula() for a in axes],

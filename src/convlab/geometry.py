@@ -1,4 +1,4 @@
-"""Window arithmetic, torch-free: output sizes, spans, padding, edges.
+"""Window arithmetic, torch-free: output sizes, spans, padding, edges, and a layer's call as text.
 
 Plain integers only, so ``convlab explain`` and ``convlab demo`` answer without importing
 torch; the tests hold every rule here against a real module. Coordinates are input
@@ -7,9 +7,31 @@ coordinates on one axis: negative = padding before the input, ``size`` and on = 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from convlab.config import ConvConfig, LayerConfig, Pair, PoolConfig
+
+# ----------------------------------------------------------------------------- text of pairs
+
+
+def hw(pair: Pair | str) -> str:
+    """``(3, 3)`` -> ``"3"``, ``(3, 5)`` -> ``"3x5"``; a padding word (``"same"``) as it is."""
+    if isinstance(pair, str):
+        return pair
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+
+
+def pair_tuple(values: Iterable[int]) -> str:
+    """``(3, 3)`` -> ``"(3, 3)"``, as PyTorch prints sizes (any length, e.g. a weight's shape)."""
+    return "(" + ", ".join(str(int(v)) for v in values) + ")"
+
+
+def pair_arg(pair: Pair) -> str:
+    """A keyword argument as a learner types it: ``3`` for ``(3, 3)``, else ``(3, 5)``."""
+    return str(pair[0]) if pair[0] == pair[1] else pair_tuple(pair)
+
 
 # ----------------------------------------------------------------------------- one axis
 
@@ -247,3 +269,84 @@ def unpool_axes(cfg: PoolConfig, height: int, width: int, output_size: Pair | No
         UnpoolAxis(axis, n, k, s, p, o)
         for axis, n, k, s, p, o in zip(("H", "W"), (height, width), cfg.kernel_size, pool_stride(cfg), cfg.padding, sizes)
     )
+
+
+# ----------------------------------------------------------------------------- a layer's call
+
+_NEEDED = object()  # an argument without a default: every form shows it
+
+
+def layer_arguments(cfg: LayerConfig, *, unpool: bool = False) -> tuple[str, list[tuple[str, Any, Any]]]:
+    """The module's class name and its keyword arguments, ``(keyword, value, PyTorch's default)``,
+    in PyTorch's order. ``unpool``: the MaxUnpool2d that undoes the MaxPool2d ``cfg``."""
+    if isinstance(cfg, ConvConfig):
+        return "Conv2d", [
+            ("kernel_size", cfg.kernel_size, _NEEDED), ("stride", cfg.stride, (1, 1)), ("padding", cfg.padding, (0, 0)),
+            ("dilation", cfg.dilation, (1, 1)), ("groups", cfg.groups, 1), ("bias", cfg.bias, True),
+            ("padding_mode", cfg.padding_mode, "zeros"),
+        ]
+    # PyTorch's default stride is None, which the module turns into the kernel size.
+    head = [("kernel_size", cfg.kernel_size, _NEEDED), ("stride", cfg.stride, None), ("padding", cfg.padding, (0, 0))]
+    if unpool:
+        return "MaxUnpool2d", head
+    if cfg.mode == "avg":
+        return "AvgPool2d", [*head, ("ceil_mode", cfg.ceil_mode, False)]
+    return "MaxPool2d", [*head, ("dilation", cfg.dilation, (1, 1)), ("ceil_mode", cfg.ceil_mode, False)]
+
+
+# What print(module) shows beside the arguments that differ from their defaults (PyTorch's extra_repr).
+_REPR_ALWAYS = {
+    "Conv2d": ("kernel_size", "stride"),
+    "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    "AvgPool2d": ("kernel_size", "stride", "padding"),
+    "MaxUnpool2d": ("kernel_size", "stride", "padding"),
+}
+_REPR_NEVER = {"AvgPool2d": ("ceil_mode",)}
+# The lessons always show the argument they are about (ceil_mode on and off, stride 1 and 2).
+_LESSON_ALWAYS = ("kernel_size", "stride", "ceil_mode")
+
+
+def layer_call(cfg: LayerConfig, in_channels: int | None = None, *, form: str = "module", unpool: bool = False) -> str:
+    """A layer's call as text, in one of three forms:
+
+    - ``"module"``: what ``print(build_layer(cfg, in_channels))`` shows, e.g.
+      ``Conv2d(3, 6, kernel_size=(3, 3), stride=(1, 1))``;
+    - ``"lesson"``: the call a learner types in the demo, arguments given only:
+      ``nn.MaxPool2d(kernel_size=3, ceil_mode=False)``, ``F.conv2d(input, kernel, stride=1)``;
+    - ``"caption"``: every window setting in short, for a picture's title:
+      ``Conv2d  kernel 3  stride 1  padding 0  dilation 1``.
+    """
+    name, arguments = layer_arguments(cfg, unpool=unpool)
+    stride = cfg.stride if isinstance(cfg, ConvConfig) else pool_stride(cfg)
+    if form == "caption":
+        words = {"kernel_size": "kernel", "stride": "stride", "padding": "padding", "dilation": "dilation"}
+        parts = [f"{words[k]} {hw(stride if k == 'stride' else v)}" for k, v, _ in arguments if k in words]
+        if "ceil_mode" in (k for k, _, _ in arguments):
+            parts.append(f"ceil_mode={cfg.ceil_mode}")
+        return "  ".join([name, *parts])
+    if form == "lesson":
+        if isinstance(cfg, ConvConfig):
+            # F.conv2d takes the kernel as a tensor; it has no bias flag nor padding_mode.
+            head, name = ["input", "kernel"], "F.conv2d"
+            arguments = [a for a in arguments if a[0] not in ("kernel_size", "bias", "padding_mode")]
+        else:
+            head, name = [], f"nn.{name}"
+        shown = [(k, v) for k, v, default in arguments if (k in _LESSON_ALWAYS and v is not None) or v != default]
+        return f"{name}({', '.join([*head, *(f'{k}={_lesson_value(v)}' for k, v in shown)])})"
+    if form != "module":
+        raise ValueError(f"unknown form {form!r}, choose from module, lesson, caption")
+    head = [str(in_channels), str(cfg.out_channels)] if isinstance(cfg, ConvConfig) else []
+    shown = [
+        (k, stride if k == "stride" else v)
+        for k, v, default in arguments
+        if k not in _REPR_NEVER.get(name, ()) and (k in _REPR_ALWAYS[name] or v != default)
+    ]
+    return f"{name}({', '.join([*head, *(f'{k}={_repr_value(v)}' for k, v in shown)])})"
+
+
+def _repr_value(value: Any) -> str:
+    return pair_tuple(value) if isinstance(value, tuple) else str(value)
+
+
+def _lesson_value(value: Any) -> str:
+    return pair_arg(value) if isinstance(value, tuple) else repr(value)
