@@ -11,7 +11,7 @@ from torch import nn
 from conftest import assert_user_error, images, load_events, only_run
 from convlab import animate
 from convlab.config import resolve
-from convlab.explain import axis_windows
+from convlab.geometry import axis_windows
 
 
 def _layout(cfg, size):

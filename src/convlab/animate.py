@@ -3,7 +3,7 @@
 One intro frame (the input and its padding), then one frame per output cell: the window's
 taps over the input (dilation gaps left visible inside its outline), padding drawn apart
 from the input, taps past the edge (ceil_mode) in red, and the output cell being filled.
-The geometry is :mod:`convlab.explain`'s, so the frames agree with what PyTorch computes.
+The geometry is :mod:`convlab.geometry`'s, so the frames agree with what PyTorch computes.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConvConfig, ConvlabError, Experiment, LayerConfig, Pair, PoolConfig
-from convlab.explain import AxisWindows, axis_windows
-from convlab.layers import ShapeError, conv_padding, output_shape, pool_stride
+from convlab.config import ConvlabError, Experiment, LayerConfig, Pair, PoolConfig
+from convlab.geometry import AxisWindows, axis_arithmetic, axis_windows, layer_call, tap_kind
+from convlab.layers import ShapeError, output_shape
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -42,13 +42,10 @@ class AnimationError(ConvlabError):
 def default_size(cfg: LayerConfig) -> Pair:
     """A small input that shows the layer: at least 5, room for a second window, and for
     ceil_mode a size the windows do not tile, so the window over the edge shows."""
-    pad = conv_padding(cfg) if isinstance(cfg, ConvConfig) else cfg.padding
-    stride = cfg.stride if isinstance(cfg, ConvConfig) else pool_stride(cfg)
     sizes = []
-    for k, d, p, s in zip(cfg.kernel_size, cfg.dilation, pad, stride):
-        span = d * (k - 1) + 1
-        n = max(5, span - 2 * p + s)
-        if isinstance(cfg, PoolConfig) and cfg.ceil_mode and (n + 2 * p - span) % s == 0 and s > 1:
+    for a in axis_arithmetic(cfg, 5, 5):
+        n = max(5, a.span - 2 * a.pad + a.stride)
+        if isinstance(cfg, PoolConfig) and cfg.ceil_mode and (n + 2 * a.pad - a.span) % a.stride == 0 and a.stride > 1:
             n += 1  # an uneven fit, so ceil_mode's window over the edge shows
         sizes.append(n)
     return (sizes[0], sizes[1])
@@ -67,11 +64,7 @@ class Layout:
 
 def _layout(axes: tuple[AxisWindows, AxisWindows]) -> Layout:
     h, w = axes
-    reach = []
-    for a in axes:
-        last = max((a.taps(i)[-1] for i in range(a.count)), default=0)
-        reach.append(range(-a.pad_before, max(a.limit, last + 1)))
-    rows, cols = reach
+    rows, cols = h.extent(), w.extent()
     out_h, out_w = h.count, w.count
     cell = max(10, min(30, 300 // max(len(rows), len(cols), out_h, out_w)))
     margin, title = 12, 22
@@ -95,17 +88,7 @@ def _font(size: int) -> Any:
 
 
 def _title(cfg: LayerConfig, size: Pair, out: Pair) -> str:
-    def hw(p: Any) -> str:
-        return p if isinstance(p, str) else (str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}")
-
-    if isinstance(cfg, ConvConfig):
-        head = f"Conv2d  kernel {hw(cfg.kernel_size)}  stride {hw(cfg.stride)}  padding {hw(cfg.padding)}  dilation {hw(cfg.dilation)}"
-    else:
-        head = (
-            f"MaxPool2d  kernel {hw(cfg.kernel_size)}  stride {hw(pool_stride(cfg))}  padding {hw(cfg.padding)}  "
-            f"dilation {hw(cfg.dilation)}  ceil_mode={cfg.ceil_mode}"
-        )
-    return f"{head}:  {size[0]}x{size[1]} -> {out[0]}x{out[1]}"
+    return f"{layer_call(cfg, form='caption')}:  {size[0]}x{size[1]} -> {out[0]}x{out[1]}"
 
 
 def _caption(i: int, j: int, axes: tuple[AxisWindows, AxisWindows]) -> str:
@@ -152,18 +135,11 @@ def frames(cfg: LayerConfig, size: Pair) -> list["Image.Image"]:
     def canvas_box(r: int, col: int) -> tuple[int, int, int, int]:
         return box(lay.origin, r - lay.rows.start, col - lay.cols.start)
 
-    def kind(r: int, col: int) -> str:
-        if 0 <= r < height and 0 <= col < width:
-            return "input"
-        if -axes[0].pad_before <= r < axes[0].limit and -axes[1].pad_before <= col < axes[1].limit:
-            return "padding"
-        return "edge"
-
     def draw_base(draw: Any) -> None:
         draw.text((12, 10), title, fill=INK, font=font)
         for r in lay.rows:
             for col in lay.cols:
-                k = kind(r, col)
+                k = tap_kind(axes, r, col)
                 if k == "input":
                     draw.rectangle(canvas_box(r, col), fill=INPUT_FILL, outline=INPUT_LINE)
                 elif k == "padding":
@@ -193,7 +169,7 @@ def frames(cfg: LayerConfig, size: Pair) -> list["Image.Image"]:
         rows, cols = axes[0].taps(i), axes[1].taps(j)
         for r in rows:
             for col in cols:
-                k = kind(r, col)
+                k = tap_kind(axes, r, col)
                 if k == "edge":
                     draw.rectangle(canvas_box(r, col), outline=EDGE_LINE, width=2)
                 else:

@@ -2,7 +2,7 @@
 
 Every window is worked out here in plain Python, exactly as a learner would on paper, so
 the demo needs no torch and integer inputs give exact integers; the tests hold every result
-against ``torch.nn.functional``. The window geometry is :mod:`convlab.explain`'s.
+against ``torch.nn.functional``. The window geometry is :mod:`convlab.geometry`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Union
 
 from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig, parse_pair
-from convlab.explain import AxisWindows, axis_windows, fmt_number
+from convlab.explain import fmt_number
+from convlab.geometry import AxisWindows, axis_windows, layer_call, tap_kind
 from convlab.layers import output_shape
 
 if TYPE_CHECKING:
@@ -195,32 +196,6 @@ def conv_case(cfg: ConvConfig, matrix: Matrix, weight: Matrix) -> ConvCase:
     return ConvCase(cfg, windows, to_matrix(windows, (oh, ow)))
 
 
-def _arg(p: Pair) -> str:
-    return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
-
-
-def pool_call(cfg: PoolConfig) -> str:
-    """The constructor call a learner would type, non-default arguments only."""
-    args = [f"kernel_size={_arg(cfg.kernel_size)}"]
-    if cfg.stride is not None:
-        args.append(f"stride={_arg(cfg.stride)}")
-    if cfg.padding != (0, 0):
-        args.append(f"padding={_arg(cfg.padding)}")
-    if cfg.dilation != (1, 1):
-        args.append(f"dilation={_arg(cfg.dilation)}")
-    args.append(f"ceil_mode={cfg.ceil_mode}")
-    return f"nn.MaxPool2d({', '.join(args)})"
-
-
-def conv_call(cfg: ConvConfig) -> str:
-    args = ["input", "kernel", f"stride={_arg(cfg.stride)}"]
-    if cfg.padding != (0, 0):
-        args.append(f"padding={cfg.padding!r}" if isinstance(cfg.padding, str) else f"padding={_arg(cfg.padding)}")
-    if cfg.dilation != (1, 1):
-        args.append(f"dilation={_arg(cfg.dilation)}")
-    return f"F.conv2d({', '.join(args)})"
-
-
 # ----------------------------------------------------------------------------- drawing
 
 
@@ -249,28 +224,20 @@ def matrix_lines(matrix: Matrix, indent: str = "  ", style: str = "") -> list["T
 class Canvas:
     """The input plus its padding and anything a window reaches past the edge, in input coordinates."""
 
-    height: int
-    width: int
-    pad: tuple[tuple[int, int], tuple[int, int]]  # (before, after) per axis
+    axes: tuple[AxisWindows, AxisWindows]
     rows: range
     cols: range
 
     def kind(self, r: int, c: int) -> str:
-        if 0 <= r < self.height and 0 <= c < self.width:
-            return "input"
-        (pb, pa), (qb, qa) = self.pad
-        if -pb <= r < self.height + pa and -qb <= c < self.width + qa:
-            return "padding"
-        return "edge"
+        return tap_kind(self.axes, r, c)
 
 
 def canvas_for(cfg: Union[ConvConfig, PoolConfig], matrix: Matrix, windows: list[Window]) -> Canvas:
-    h, w = size_of(matrix)
-    ah, aw = axis_windows(cfg, h, w)
-    last_r = max([h + ah.pad_after - 1, *(max(win.rows) for win in windows)])
-    last_c = max([w + aw.pad_after - 1, *(max(win.cols) for win in windows)])
-    return Canvas(h, w, ((ah.pad_before, ah.pad_after), (aw.pad_before, aw.pad_after)),
-                  range(-ah.pad_before, last_r + 1), range(-aw.pad_before, last_c + 1))
+    axes = axis_windows(cfg, *size_of(matrix))
+    # ``windows`` may hold more than ``cfg`` keeps: the ones ceil_mode would add.
+    rows = axes[0].extent(1 + max(win.cell[0] for win in windows))
+    cols = axes[1].extent(1 + max(win.cell[1] for win in windows))
+    return Canvas(axes, rows, cols)
 
 
 def window_panel(canvas: Canvas, matrix: Matrix, window: Window, *, mark: Pair | None, pad_value: str) -> list["Text"]:
@@ -369,7 +336,7 @@ def render_pool(matrix: Matrix, cases: list[PoolCase], width: int = 80) -> list[
     lines = _input_lines(matrix)
     for case in cases:
         shape = (len(case.output), len(case.output[0]))
-        lines += [_heading(f"{pool_call(case.cfg)}  ->  output shape (1, 1, {shape[0]}, {shape[1]})")]
+        lines += [_heading(f"{layer_call(case.cfg, form='lesson')}  ->  output shape (1, 1, {shape[0]}, {shape[1]})")]
         lines += [Text("  " + line, style="cyan") for line in _formulas(case.cfg, matrix)]
         panels = []
         canvas = canvas_for(case.cfg, matrix, case.windows + case.dropped)
@@ -404,10 +371,10 @@ def render_conv(matrix: Matrix, weight: Matrix, cases: list[ConvCase], cell: Pai
         shape = (len(case.output), len(case.output[0]))
         if not (cell[0] < shape[0] and cell[1] < shape[1]):
             raise ConfigError(
-                f"--cell {cell[0]},{cell[1]} is outside the {shape[0]}x{shape[1]} output of {conv_call(case.cfg)}; "
+                f"--cell {cell[0]},{cell[1]} is outside the {shape[0]}x{shape[1]} output of {layer_call(case.cfg, form='lesson')}; "
                 f"rows run 0..{shape[0] - 1}, columns 0..{shape[1] - 1}"
             )
-        lines += [_heading(f"{conv_call(case.cfg)}  ->  output shape (1, 1, {shape[0]}, {shape[1]})")]
+        lines += [_heading(f"{layer_call(case.cfg, form='lesson')}  ->  output shape (1, 1, {shape[0]}, {shape[1]})")]
         lines += [Text("  " + line, style="cyan") for line in _formulas(case.cfg, matrix)]
         win = case.windows[cell[0] * shape[1] + cell[1]]
         canvas = canvas_for(case.cfg, matrix, case.windows)

@@ -1,7 +1,8 @@
 """The arithmetic of one layer, explained: what ``convlab explain`` prints and every run logs.
 
-Built on :mod:`convlab.layers` (the output-size formula and its checks live there): this
-module adds where each window sits, what it reads, what it costs and what it leaves out.
+Built on :mod:`convlab.geometry` (the output-size formula, where each window sits) and
+:mod:`convlab.layers` (the shape checks): this module says what each window reads, what it
+costs and what it leaves out.
 No torch here, so ``convlab explain`` answers instantly; the tests hold every number
 against a real module.
 """
@@ -15,130 +16,15 @@ from typing import TYPE_CHECKING
 
 from convlab.config import ConfigError, ConvConfig, Experiment, LayerConfig, Pair, PoolConfig, parse_pair
 from convlab.data import get_dataset
-from convlab.layers import AxisArithmetic, ShapeError, axis_arithmetic, output_shape, pool_stride, resolved_in_channels
+from convlab.geometry import AxisWindows, axis_windows, hw, layer_call, unpool_axes
+from convlab.layers import ShapeError, output_shape, resolved_in_channels
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
 
-# ----------------------------------------------------------------------------- window geometry
-
-
-@dataclass(frozen=True)
-class AxisWindows:
-    """Where the windows of one axis sit, in input coordinates (negative = padding before).
-
-    ``pad_before`` and ``pad_after`` are the padding actually added: they differ only for
-    ``padding='same'`` with an odd total, where PyTorch puts the extra one after.
-    """
-
-    arith: AxisArithmetic
-    pad_before: int
-    pad_after: int
-    # Non-zero padding modes copy input rows into the padding, so those rows are read there too.
-    padding_mode: str = "zeros"
-
-    @property
-    def count(self) -> int:
-        return self.arith.out
-
-    @property
-    def limit(self) -> int:
-        """First coordinate past the padded input: taps at or beyond it are over the edge."""
-        return self.arith.size + self.pad_after
-
-    def start(self, i: int) -> int:
-        return i * self.arith.stride - self.pad_before
-
-    def taps(self, i: int) -> range:
-        """Every tap of window ``i``, over-the-edge ones included."""
-        start = self.start(i)
-        return range(start, start + self.arith.span, self.arith.dilation)
-
-    def overhang(self, i: int) -> int:
-        """How many taps of window ``i`` fall past the padded input (ceil_mode windows only)."""
-        return sum(t >= self.limit for t in self.taps(i))
-
-    def source(self, t: int) -> int | None:
-        """The input row a tap at ``t`` reads: itself, a padding mode's copy, or None (zeros, edge)."""
-        n = self.arith.size
-        if 0 <= t < n:
-            return t
-        if t < -self.pad_before or t >= self.limit or self.padding_mode == "zeros":
-            return None
-        if self.padding_mode == "reflect":
-            return -t if t < 0 else 2 * (n - 1) - t
-        if self.padding_mode == "replicate":
-            return 0 if t < 0 else n - 1
-        return t % n  # circular
-
-    def covered(self) -> list[bool]:
-        seen = [False] * self.arith.size
-        for i in range(self.count):
-            for t in self.taps(i):
-                r = self.source(t)
-                if r is not None:
-                    seen[r] = True
-        return seen
-
-    def uncovered(self) -> list[int]:
-        return [r for r, hit in enumerate(self.covered()) if not hit]
-
-
-def same_padding(kernel: int, dilation: int) -> tuple[int, int]:
-    """PyTorch's ``padding='same'``: total ``dilation*(kernel-1)``, the odd one out goes after."""
-    total = dilation * (kernel - 1)
-    return total // 2, total - total // 2
-
-
-def axis_windows(cfg: LayerConfig, height: int, width: int) -> tuple[AxisWindows, AxisWindows]:
-    mode = cfg.padding_mode if isinstance(cfg, ConvConfig) else "zeros"
-    out = []
-    for a in axis_arithmetic(cfg, height, width):
-        if a.same:
-            before, after = same_padding(a.kernel, a.dilation)
-        else:
-            before = after = a.pad
-        out.append(AxisWindows(a, before, after, mode))
-    return tuple(out)
-
-
-# ----------------------------------------------------------------------------- module text
-
-
-def _tuple(p: Pair) -> str:
-    return f"({p[0]}, {p[1]})"
-
-
-def module_repr(cfg: LayerConfig, in_channels: int) -> str:
-    """What ``print(build_layer(cfg, in_channels))`` shows, without importing torch."""
-    if isinstance(cfg, PoolConfig):
-        if cfg.mode == "avg":
-            return (
-                f"AvgPool2d(kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(pool_stride(cfg))}, "
-                f"padding={_tuple(cfg.padding)})"
-            )
-        return (
-            f"MaxPool2d(kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(pool_stride(cfg))}, "
-            f"padding={_tuple(cfg.padding)}, dilation={_tuple(cfg.dilation)}, ceil_mode={cfg.ceil_mode})"
-        )
-    s = f"Conv2d({in_channels}, {cfg.out_channels}, kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(cfg.stride)}"
-    if cfg.padding != (0, 0):
-        s += f", padding={cfg.padding if isinstance(cfg.padding, str) else _tuple(cfg.padding)}"
-    if cfg.dilation != (1, 1):
-        s += f", dilation={_tuple(cfg.dilation)}"
-    if cfg.groups != 1:
-        s += f", groups={cfg.groups}"
-    if not cfg.bias:
-        s += ", bias=False"
-    if cfg.padding_mode != "zeros":
-        s += f", padding_mode={cfg.padding_mode}"
-    return s + ")"
-
-
-def _hxw(p: Pair) -> str:
-    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+# ----------------------------------------------------------------------------- text
 
 
 def _n(value: int) -> str:
@@ -213,7 +99,7 @@ def explain(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> Explanation:
 
     span = f"{axes[0].arith.span}x{axes[1].arith.span}"
     if cfg.dilation != (1, 1):
-        where = f"{taps} taps spread over {span} (dilation {_hxw(cfg.dilation)} skips {_hxw(tuple(d - 1 for d in cfg.dilation))} between taps)"
+        where = f"{taps} taps spread over {span} (dilation {hw(cfg.dilation)} skips {hw(tuple(d - 1 for d in cfg.dilation))} between taps)"
     else:
         where = f"a {kh}x{kw} window ({taps} values)"
     if isinstance(cfg, ConvConfig):
@@ -270,7 +156,7 @@ def explain(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> Explanation:
             )
     facts.append(("never read", "; ".join(unread) if unread else "none: every input row and column is read"))
     return Explanation(
-        module=module_repr(cfg, in_channels),
+        module=layer_call(cfg, in_channels),
         input_shape=tuple(input_shape),
         output_shape=out,
         formulas=[ax.arith.formula() for ax in axes],
@@ -353,7 +239,7 @@ def _ceil_notes(ax: AxisWindows, names: AxisNames) -> list[str]:
     if not a.ceil_mode:
         return []
     n = a.padded - a.span
-    floor_out = n // a.stride + 1 if n >= 0 else 0
+    floor_out = dataclasses.replace(a, ceil_mode=False).out
     ceil_out = -(-n // a.stride) + 1
     if ceil_out == floor_out:
         return [f"ceil_mode changes nothing on {names.axis}: the windows tile the padded {names.dim} exactly"]
@@ -386,56 +272,6 @@ def _ceil_notes(ax: AxisWindows, names: AxisNames) -> list[str]:
 # ----------------------------------------------------------------------------- MaxUnpool2d
 
 
-@dataclass(frozen=True)
-class UnpoolAxis:
-    """MaxUnpool2d on one axis: out = (in - 1)*stride - 2*padding + kernel, or the output_size given."""
-
-    axis: str
-    size: int
-    kernel: int
-    stride: int
-    pad: int
-    output_size: int | None = None
-
-    @property
-    def default(self) -> int:
-        return (self.size - 1) * self.stride - 2 * self.pad + self.kernel
-
-    @property
-    def accepted(self) -> range:
-        """The output sizes PyTorch accepts: strictly within one stride of the default."""
-        return range(max(self.default - self.stride + 1, 0), self.default + self.stride)
-
-    @property
-    def out(self) -> int:
-        return self.default if self.output_size is None else self.output_size
-
-    def unwritten(self) -> list[int]:
-        """Output rows outside every window: no input value can land there (stride > kernel)."""
-        hit = [False] * self.out
-        for i in range(self.size):
-            start = i * self.stride - self.pad
-            for t in range(max(start, 0), min(start + self.kernel, self.out)):
-                hit[t] = True
-        return [r for r, h in enumerate(hit) if not h]
-
-    def formula(self) -> str:
-        text = f"{self.axis}_out = ({self.size} - 1)*{self.stride} - 2*{self.pad} + {self.kernel} = {self.default}"
-        if self.output_size is not None:
-            text += f"; output_size gives {self.output_size}"
-        return text
-
-
-def unpool_axes(cfg: PoolConfig, height: int, width: int, output_size: Pair | None = None) -> tuple[UnpoolAxis, UnpoolAxis]:
-    """MaxUnpool2d(kernel_size, stride, padding) of the MaxPool2d ``cfg`` (its dilation and ceil_mode play no part)."""
-    stride = pool_stride(cfg)
-    sizes = output_size or (None, None)
-    return tuple(
-        UnpoolAxis(axis, n, k, s, p, o)
-        for axis, n, k, s, p, o in zip(("H", "W"), (height, width), cfg.kernel_size, stride, cfg.padding, sizes)
-    )
-
-
 def unpool_output_shape(
     cfg: PoolConfig, input_shape: tuple[int, int, int], output_size: Pair | None = None
 ) -> tuple[int, int, int]:
@@ -456,13 +292,6 @@ def unpool_output_shape(
                 "use less --padding"
             )
     return (channels, axes[0].out, axes[1].out)
-
-
-def unpool_module_repr(cfg: PoolConfig) -> str:
-    return (
-        f"MaxUnpool2d(kernel_size={_tuple(cfg.kernel_size)}, stride={_tuple(pool_stride(cfg))}, "
-        f"padding={_tuple(cfg.padding)})"
-    )
 
 
 def pooled_size(cfg: PoolConfig, height: int, width: int, channels: int = 1) -> tuple[int, int]:
@@ -516,7 +345,7 @@ def explain_unpool(
             f"output_size=({h}, {w}) (--output-size {h}x{w}) to get {h}x{w} back"
         )
     return Explanation(
-        module=unpool_module_repr(cfg),
+        module=layer_call(cfg, unpool=True),
         input_shape=tuple(input_shape),
         output_shape=out,
         formulas=[a.formula() for a in axes],

@@ -1,16 +1,17 @@
-"""Layer factories and the shape arithmetic that explains them.
+"""Layer factories and the shape checks that guard them.
 
 ``build_layer`` returns a real ``torch.nn.Conv2d`` / ``torch.nn.MaxPool2d`` with exactly the
-configured arguments. ``output_shape`` predicts the output from PyTorch's documented
-formulas and turns every impossible shape into a :class:`ShapeError` that says the sizes.
+configured arguments. ``output_shape`` predicts the output with :mod:`convlab.geometry`'s
+arithmetic (PyTorch's documented formulas) and turns every impossible shape into a
+:class:`ShapeError` that says the sizes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from convlab.config import ConfigError, ConvConfig, LayerConfig, Pair, PoolConfig
+from convlab.config import ConfigError, ConvConfig, LayerConfig, PoolConfig
+from convlab.geometry import axis_arithmetic, pool_stride, span
 from convlab.kernels import init_conv
 
 if TYPE_CHECKING:
@@ -33,28 +34,12 @@ def resolved_in_channels(cfg: LayerConfig, data_channels: int) -> int:
     return data_channels
 
 
-def pool_stride(cfg: PoolConfig) -> Pair:
-    return cfg.stride if cfg.stride is not None else cfg.kernel_size
-
-
-def conv_padding(cfg: ConvConfig) -> Pair:
-    """The padding actually added on each side (for ``same``: the larger half, as PyTorch pads)."""
-    if cfg.padding == "valid":
-        return (0, 0)
-    if cfg.padding == "same":
-        return tuple(d * (k - 1) // 2 + d * (k - 1) % 2 for k, d in zip(cfg.kernel_size, cfg.dilation))
-    return cfg.padding
-
-
 def build_layer(cfg: LayerConfig, in_channels: int) -> "nn.Module":
+    """The real module. ``output_shape`` comes first on every path: it turns what the
+    constructor would raise (groups that do not divide in_channels) into a ShapeError."""
     from torch import nn
 
     if isinstance(cfg, ConvConfig):
-        if in_channels % cfg.groups:
-            raise ShapeError(
-                f"groups={cfg.groups} must divide in_channels={in_channels}; "
-                f"use a --groups that divides both {in_channels} and {cfg.out_channels}"
-            )
         conv = nn.Conv2d(
             in_channels,
             cfg.out_channels,
@@ -77,66 +62,6 @@ def build_layer(cfg: LayerConfig, in_channels: int) -> "nn.Module":
         padding=cfg.padding,
         dilation=cfg.dilation,
         ceil_mode=cfg.ceil_mode,
-    )
-
-
-@dataclass(frozen=True)
-class AxisArithmetic:
-    """One spatial axis: out = floor_or_ceil((size + 2*pad - dilation*(kernel-1) - 1)/stride + 1)."""
-
-    axis: str
-    size: int
-    kernel: int
-    stride: int
-    pad: int
-    dilation: int
-    ceil_mode: bool = False
-    same: bool = False
-
-    @property
-    def span(self) -> int:
-        """The input extent one window covers, dilation gaps included."""
-        return self.dilation * (self.kernel - 1) + 1
-
-    @property
-    def padded(self) -> int:
-        return self.size + 2 * self.pad
-
-    @property
-    def out(self) -> int:
-        if self.same:
-            return self.size
-        n = self.padded - self.span
-        if self.ceil_mode:
-            # PyTorch rounds up even a negative n: a lone window that overhangs the padded
-            # input by less than one stride is kept.
-            out = -(-n // self.stride) + 1
-            # PyTorch drops a last window that would start in the right padding only.
-            if out > 0 and (out - 1) * self.stride >= self.size + self.pad:
-                out -= 1
-            return max(out, 0)
-        if n < 0:
-            return 0
-        return n // self.stride + 1
-
-    def formula(self) -> str:
-        if self.same:
-            return f"{self.axis}_out = {self.axis}_in = {self.size}  (padding='same', stride 1)"
-        rounding = "ceil" if self.ceil_mode else "floor"
-        return (
-            f"{self.axis}_out = {rounding}(({self.size} + 2*{self.pad} - {self.dilation}*({self.kernel}-1) - 1)"
-            f" / {self.stride} + 1) = {self.out}"
-        )
-
-
-def axis_arithmetic(cfg: LayerConfig, height: int, width: int) -> tuple[AxisArithmetic, AxisArithmetic]:
-    if isinstance(cfg, ConvConfig):
-        pad, stride, ceil, same = conv_padding(cfg), cfg.stride, False, cfg.padding == "same"
-    else:
-        pad, stride, ceil, same = cfg.padding, pool_stride(cfg), cfg.ceil_mode, False
-    return tuple(
-        AxisArithmetic(axis, size, k, s, p, d, ceil, same)
-        for axis, size, k, s, p, d in zip(("H", "W"), (height, width), cfg.kernel_size, stride, pad, cfg.dilation)
     )
 
 
@@ -195,6 +120,6 @@ def max_unpool(x: "torch.Tensor", cfg: PoolConfig) -> "torch.Tensor":
 
     stride = pool_stride(cfg)
     pool = nn.MaxPool2d(cfg.kernel_size, stride, cfg.padding, cfg.dilation, return_indices=True, ceil_mode=cfg.ceil_mode)
-    span = tuple(d * (k - 1) + 1 for k, d in zip(cfg.kernel_size, cfg.dilation))
+    kernel_span = tuple(span(k, d) for k, d in zip(cfg.kernel_size, cfg.dilation))
     pooled, indices = pool(x)
-    return nn.MaxUnpool2d(span, stride, cfg.padding)(pooled, indices, output_size=x.shape[-2:])
+    return nn.MaxUnpool2d(kernel_span, stride, cfg.padding)(pooled, indices, output_size=x.shape[-2:])
