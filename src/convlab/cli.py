@@ -5,7 +5,6 @@ torch is imported only inside commands that run something, so ``convlab --help``
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import sys
@@ -13,7 +12,7 @@ import threading
 import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -23,6 +22,7 @@ from convlab import board as tensorboard_board
 from convlab.config import PADDING_MODES, POOL_MODES, SCALES, VIEWS, ConvlabError, Experiment, Interrupted, dump_toml, resolve
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
+from convlab.terminal import TerminalReporter
 
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
     from typer import TyperException as _UsageError
@@ -152,34 +152,6 @@ def _data_and_run(**opts: Any) -> dict[str, dict[str, Any]]:
         "data": {k: _str(opts[k]) for k in data_keys},
         "run": {k: _str(opts[k]) for k in run_keys},
     }
-
-
-class TerminalReporter:
-    """Plain lines on stdout; a progress bar on stderr when it is a terminal."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    def info(self, text: str) -> None:
-        if not self.quiet:
-            try:
-                typer.echo(text)
-            except BrokenPipeError:
-                # `convlab conv | head`: the reader left; the run itself goes on and is kept.
-                self.quiet = True
-
-    @contextlib.contextmanager
-    def progress(self, total: int, description: str) -> Iterator[Callable[[], None]]:
-        if self.quiet or not sys.stderr.isatty():
-            yield lambda: None
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda: bar.advance(task)
 
 
 def _execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
@@ -484,7 +456,7 @@ MatrixOpt = Annotated[
 
 
 def _show(lines: list[Any]) -> None:
-    from convlab.explain import echo
+    from convlab.terminal import echo
 
     echo(lines)
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Union
 
 from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig, parse_pair
-from convlab.explain import AxisWindows, axis_windows, fmt_number
+from convlab.explain import AxisWindows, axis_windows
 from convlab.layers import output_shape
+from convlab.terminal import fmt_number
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -483,13 +484,13 @@ def parse_cell(text: str | None) -> Pair:
 
 
 def pool_demo(layers: list[PoolConfig], matrix: Matrix) -> list["Text"]:
-    from convlab.explain import console
+    from convlab.terminal import console
 
     return render_pool(matrix, [pool_case(cfg, matrix) for cfg in layers], width=console().width)
 
 
 def conv_demo(layers: list[ConvConfig], matrix: Matrix, weight: Matrix, cell: str | None = None) -> list["Text"]:
-    from convlab.explain import console
+    from convlab.terminal import console
 
     at = parse_cell(cell)
     return render_conv(matrix, weight, [conv_case(cfg, matrix, weight) for cfg in layers], at, width=console().width)

@@ -9,7 +9,6 @@ against a real module.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,6 @@ from convlab.data import get_dataset
 from convlab.layers import AxisArithmetic, ShapeError, axis_arithmetic, output_shape, pool_stride, resolved_in_channels
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.text import Text
 
 
@@ -561,28 +559,3 @@ def explain_unpool_input(exp: Experiment, size: str | None, channels: int | None
     if size is not None:
         return explain_unpool(cfg, (c, *parse_size(size)), wanted)
     return explain_unpool(cfg, (c, *pooled_size(cfg, h, w, c)), wanted, pooled_from=(h, w))
-
-
-# ----------------------------------------------------------------------------- terminal
-
-
-def console() -> "Console":
-    """Colour on a terminal, plain text when piped (rich decides; NO_COLOR is honoured)."""
-    from rich.console import Console
-
-    return Console(highlight=False, emoji=False, markup=False, soft_wrap=True)
-
-
-def echo(lines: list["Text"], out: "Console | None" = None) -> None:
-    out = out or console()
-    for line in lines:
-        out.print(line)
-
-
-def fmt_number(value: float) -> str:
-    """Integers without a point, other floats short: what a learner would write by hand."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.4g}"
