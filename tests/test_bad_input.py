@@ -26,7 +26,7 @@ from torchvision.datasets import CIFAR10
 import conftest
 from conftest import _md5, load_events, make_cifar, register_checksums
 
-from convlab import cli
+from convlab.__main__ import main as convlab_main
 
 # Commands that take the shared data and run options: a new command joins every shared row.
 COMMANDS = ("conv", "pool")
@@ -380,7 +380,7 @@ def test_random_configs_run_or_exit_2_with_one_line(tiny_cifar, tmp_path_factory
             try:
                 # Fixed options first: a drawn --max-batches overrides the default of one batch.
                 command, *options = argv
-                cli.main([command, "--data-dir", str(tiny_cifar), "--logdir", str(logdir), "-q", "--max-batches", "1", *options])
+                convlab_main([command, "--data-dir", str(tiny_cifar), "--logdir", str(logdir), "-q", "--max-batches", "1", *options])
                 code = 0
             except SystemExit as exc:
                 code = exc.code

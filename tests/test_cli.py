@@ -226,7 +226,7 @@ def test_cuda_run_matches_cpu(cifar, run_cli, tmp_path):
 
 
 def test_help_is_fast_and_imports_no_torch():
-    code = "import sys; from convlab.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    code = "import sys; from convlab.__main__ import main\ntry: main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
     assert "conv" in out and "pool" in out

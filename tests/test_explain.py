@@ -340,7 +340,7 @@ def test_explain_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys; from convlab.cli import main\ntry: main(['explain', 'conv', '-k', '5'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    code = "import sys; from convlab.__main__ import main\ntry: main(['explain', 'conv', '-k', '5'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "multiply-adds" in out and out.strip().endswith("False")
 

@@ -141,7 +141,7 @@ class Frozen(datetime.datetime):
     def now(cls, tz=None):
         return cls(2026, 1, 2, 3, 4, 5)
 convlab.pipeline.datetime = Frozen
-from convlab.cli import main
+from convlab.__main__ import main
 main(sys.argv[1:])
 """
 
