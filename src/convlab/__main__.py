@@ -47,7 +47,7 @@ def _quiet_thread_errors(args: threading.ExceptHookArgs) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: every user error ends in one line and exit code 2.
+    """The command line, in-process (the tests call this): every user error ends in one line and exit code 2.
 
     Exit codes: 0 done, 1 internal error (a bug), 2 user error, 128 + N stopped by signal N
     (130 Ctrl-C, 143 SIGTERM).
