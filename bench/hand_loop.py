@@ -51,7 +51,7 @@ def main() -> None:
 
     writer = SummaryWriter(args.logdir)
     step = 0
-    for imgs, targets in dataloader:
+    for imgs, _targets in dataloader:
         output = layer(imgs)
         writer.add_images("input", imgs, step)
         if args.layer == "conv":

@@ -16,7 +16,7 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 from torchvision.datasets import CIFAR10
 
-from convlab import cli
+from convlab.__main__ import main as convlab_main
 from convlab.data import CIFAR10_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def run_cli(capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.M
     def invoke(*args: str) -> Result:
         capsys.readouterr()
         try:
-            cli.main([str(a) for a in args])
+            convlab_main([str(a) for a in args])
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

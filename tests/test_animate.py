@@ -8,10 +8,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from conftest import assert_user_error, images, load_events, only_run
 from convlab import animate
 from convlab.config import resolve
 from convlab.geometry import axis_windows
+
+from conftest import assert_user_error, images, load_events, only_run
 
 
 def _layout(cfg, size):

@@ -15,17 +15,18 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from PIL import Image
 
-from conftest import load_events, only_run
 from convlab import board
 from convlab.runs import SUMMARY_FILE, write_summary
+
+from conftest import load_events, only_run
 
 # More steps than the 10 images per tag TensorBoard keeps by default, so a board that does
 # not ask for more shows fewer steps and the checks below fail.
@@ -336,7 +337,7 @@ def test_board_serves_every_step_and_chromium_renders_the_images(logdir: Path, t
             query = urllib.parse.urlencode({"run": run, "tag": tag})
             entries = wait_for(
                 f"all {STEPS} steps of {tag!r}",
-                lambda: (e := get_json(f"{tb.url}data/plugin/images/images?{query}")) and len(e) >= STEPS and e,
+                lambda query=query: (e := get_json(f"{tb.url}data/plugin/images/images?{query}")) and len(e) >= STEPS and e,
             )
             assert [e["step"] for e in entries] == list(range(STEPS))
             for entry in entries:

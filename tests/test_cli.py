@@ -133,6 +133,34 @@ def test_dry_run_writes_nothing(run_cli, tmp_path):
     assert not (tmp_path / "logs").exists() and not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize(
+    "args, saved",
+    [
+        (["conv", "--in-channels", "3", "-c", "6", "-k", "5x3", "-s", "2", "-p", "1", "--padding-mode", "reflect", "-d", "2",
+          "-g", "3", "--no-bias", "--init", "random"],
+         ["in_channels = 3", "out_channels = 6", "kernel_size = [5, 3]", "stride = [2, 2]", "padding = [1, 1]",
+          'padding_mode = "reflect"', "dilation = [2, 2]", "groups = 3", "bias = false", 'init = "random"']),
+        (["pool", "-k", "2", "-s", "1", "-p", "1", "-d", "1", "--ceil", "--mode", "avg"],
+         ["kernel_size = [2, 2]", "stride = [1, 1]", "ceil_mode = true", 'mode = "avg"', "unpool = false"]),
+        (["pool", "--unpool"], ["unpool = true"]),
+    ],
+)
+def test_every_option_reaches_its_config_key(run_cli, tmp_path, args, saved):
+    """Each flag lands in the section and key it names, as a config file would set it."""
+    shared = ["--views", "channels", "--scale", "minmax", "--view-images", "2", "--zoom", "3", "--dataset", "shapes",
+              "--split", "train", "--data-dir", "dd", "--no-download", "-b", "8", "-n", "2", "--device", "cpu",
+              "--seed", "5", "--logdir", "ll", "--run-name", "rn"]
+    r = run_cli(*args, *shared, "--dry-run")
+    assert r.code == 0, r.err
+    toml = r.out.split("\n\n")
+    section = {block.splitlines()[0]: block.splitlines()[1:] for block in toml if block.startswith("[")}
+    assert set(saved) <= set(section[f"[{args[0]}]"]), section
+    assert {'split = "train"', 'data_dir = "dd"', "download = false", "batch_size = 8", "max_batches = 2"} <= set(section["[data]"])
+    assert section["[run]"] == ['device = "cpu"', "seed = 5", 'logdir = "ll"', 'run_name = "rn"']
+    assert section["[views]"] == ['show = "channels"', 'scale = "minmax"', "images = 2", "zoom = 3"]
+    assert not (tmp_path / "ll").exists()
+
+
 def test_runs_are_never_overwritten(cifar, run_cli, tmp_path, monkeypatch):
     from datetime import datetime
 
@@ -150,7 +178,7 @@ def test_runs_are_never_overwritten(cifar, run_cli, tmp_path, monkeypatch):
     assert run_cli(*args, "--run-name", "mine").code == 0
     before = sorted((tmp_path / "logs" / "mine").iterdir())
     r = run_cli(*args, "--run-name", "mine")
-    assert r.code == 2 and "already exists" in r.err
+    assert_user_error(r, "already exists")
     assert sorted((tmp_path / "logs" / "mine").iterdir()) == before
 
 
@@ -226,7 +254,7 @@ def test_cuda_run_matches_cpu(cifar, run_cli, tmp_path):
 
 
 def test_help_is_fast_and_imports_no_torch():
-    code = "import sys; from convlab.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    code = "import sys; from convlab.__main__ import main\ntry: main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
     assert "conv" in out and "pool" in out

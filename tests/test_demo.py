@@ -8,10 +8,11 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_user_error
 from convlab.config import ConfigError, ConvConfig, PoolConfig
 from convlab.demo import CONV_INPUT, CONV_WEIGHT, POOL_INPUT, conv_case, mac_terms, parse_matrix, pool_case
 from convlab.layers import ShapeError
+
+from conftest import assert_user_error
 
 
 def t(matrix):

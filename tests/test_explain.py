@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import assert_user_error
 from convlab.config import ConfigError, ConvConfig, PoolConfig, resolve
 from convlab.explain import explain, explain_unpool, pooled_size, spans, unpool_output_shape
 from convlab.geometry import layer_call
 from convlab.layers import ShapeError
+
+from conftest import assert_user_error
 
 PROPERTY = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -338,7 +339,7 @@ def test_explain_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys; from convlab.cli import main\ntry: main(['explain', 'conv', '-k', '5'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    code = "import sys; from convlab.__main__ import main\ntry: main(['explain', 'conv', '-k', '5'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "multiply-adds" in out and out.strip().endswith("False")
 

@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 
-from conftest import assert_user_error, images, load_events, only_run
 from convlab import pipeline, views
 from convlab.config import ConfigError, Experiment, resolve
+
+from conftest import assert_user_error, images, load_events, only_run
 
 
 def shapes_exp(command: str = "conv", layer: dict | None = None, **sections) -> Experiment:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import convlab
+
 from conftest import images, load_events
 
 SRC = Path(convlab.__file__).resolve().parents[1]
@@ -141,7 +142,7 @@ class Frozen(datetime.datetime):
     def now(cls, tz=None):
         return cls(2026, 1, 2, 3, 4, 5)
 convlab.runs.datetime = Frozen
-from convlab.cli import main
+from convlab.__main__ import main
 main(sys.argv[1:])
 """
 

@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from convlab.views import (
-    SEPARATOR, auto_zoom, channel_view, display_scale, kernel_view, reshape_view, tiles_per_image, upscale,
+    SEPARATOR,
+    auto_zoom,
+    channel_view,
+    display_scale,
+    kernel_view,
+    reshape_view,
+    tiles_per_image,
+    upscale,
 )
 
 from conftest import assert_user_error, images, load_events

@@ -17,9 +17,10 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tensorboard_masked_crc32c
 from torch.utils.tensorboard import SummaryWriter
 
-from conftest import images, load_events
 from convlab import writer as writer_module
 from convlab.writer import RunWriter, encode_png, image_grid
+
+from conftest import images, load_events
 
 
 def _batch(n: int, c: int, h: int = 5, w: int = 7, seed: int = 0) -> torch.Tensor:

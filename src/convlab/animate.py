@@ -112,7 +112,7 @@ def _dotted_rect(draw: Any, box: tuple[int, int, int, int], color: tuple[int, in
         draw.point([(x0, y), (x1, y)], fill=color)
 
 
-def frames(cfg: LayerConfig, size: Pair) -> list["Image.Image"]:
+def frames(cfg: LayerConfig, size: Pair) -> list[Image.Image]:
     """The intro frame, then one frame per output cell in row-major order (RGB images)."""
     from PIL import Image, ImageDraw
 
@@ -195,7 +195,7 @@ def check_size(cfg: LayerConfig, size: Pair) -> Pair:
     return (out_h, out_w)
 
 
-def save_gif(images: list["Image.Image"], path: Path) -> int:
+def save_gif(images: list[Image.Image], path: Path) -> int:
     """Write the frames as a looping GIF (atomically); returns its size in bytes."""
     durations = [INTRO_MS] * INTRO_FRAMES + [FRAME_MS] * (len(images) - INTRO_FRAMES)
     durations[-1] = LAST_MS
@@ -240,7 +240,7 @@ def animate(exp: Experiment, path: Path, *, size: Pair | None = None, logdir: Pa
             "frame_size": images[0].size, "bytes": nbytes, "run_dir": None if run_dir is None else str(run_dir)}
 
 
-def _log_frames(exp: Experiment, images: list["Image.Image"], logdir: Path) -> Path:
+def _log_frames(exp: Experiment, images: list[Image.Image], logdir: Path) -> Path:
     import numpy as np
 
     from convlab.runs import create_run_dir, default_run_name

@@ -12,8 +12,9 @@ import contextlib
 import io
 import shlex
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from convlab.config import ConvlabError
 from convlab.runs import read_summary

@@ -1,34 +1,25 @@
-"""The convlab command line: options -> an Experiment -> one call into the pipeline.
+"""The convlab command line: each option declared once; a command turns its options into an
+Experiment (config.resolve) and makes one call into :mod:`convlab.commands`.
 
-torch is imported only inside commands that run something, so ``convlab --help`` is instant.
+Option parameters are named as the config keys they set (``kernel_size`` for ``--kernel``), so
+:func:`overrides` can hand them to config.resolve without a table per command. torch is
+imported only inside commands that run something, so ``convlab --help`` is instant.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shlex
-import sys
-import threading
-import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Optional
+from typing import Annotated, Any
 
 import typer
 
-
-from convlab import __version__
+from convlab import __version__, commands
 from convlab import board as tensorboard_board
-from convlab.config import PADDING_MODES, POOL_MODES, SCALES, ConvlabError, Experiment, Interrupted, dump_toml, resolve
-from convlab.views import VIEWS
+from convlab.config import PADDING_MODES, POOL_MODES, SCALES, SPLITS, resolve
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
-
-try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
-    from typer import TyperException as _UsageError
-except ImportError:  # pragma: no cover - older typer on click
-    from click import ClickException as _UsageError
+from convlab.views import VIEWS
 
 app = typer.Typer(
     name="convlab",
@@ -43,102 +34,150 @@ app = typer.Typer(
 PaddingMode = Enum("PaddingMode", {m: m for m in PADDING_MODES}, type=str)
 PoolMode = Enum("PoolMode", {m: m for m in POOL_MODES}, type=str)
 Scale = Enum("Scale", {s: s for s in SCALES}, type=str)
+Split = Enum("Split", {s: s for s in SPLITS}, type=str)
 
+LAYER, DATA, RUN, VIEW, INPUT, ANIMATION = "Layer", "Data", "Run", "Views", "Input", "Animation"
 
-class Split(str, Enum):
-    test = "test"
-    train = "train"
+# Every option, declared once. Every setting defaults to None: an option left out never
+# overrides the config file or the built-in default (see config.resolve).
 
-
-LAYER, DATA, RUN = "Layer", "Data", "Run"
-
-# Shared options, declared once. Every default is None: an option left out never overrides
-# the config file or the built-in default (see config.resolve).
-DatasetOpt = Annotated[
-    Optional[str],
-    typer.Option("--dataset", help=f"Dataset: {', '.join(DATASETS)}. \\[default: cifar10]", rich_help_panel=DATA),
+# Layer
+InChannelsOpt = Annotated[
+    int | None, typer.Option("--in-channels", help="Must match the data. \\[default: the dataset's channels]", rich_help_panel=LAYER)
 ]
-SplitOpt = Annotated[Optional[Split], typer.Option("--split", help="\\[default: test]", rich_help_panel=DATA)]
-DataDirOpt = Annotated[
-    Optional[Path],
-    typer.Option("--data-dir", help="Where datasets live or are downloaded to; for --dataset folder, your images (a folder or one file). \\[default: ./data]", rich_help_panel=DATA),
-]
-DownloadOpt = Annotated[
-    Optional[bool],
-    typer.Option("--download/--no-download", help="Download a missing dataset. \\[default: download]", rich_help_panel=DATA),
-]
-BatchSizeOpt = Annotated[Optional[int], typer.Option("--batch-size", "-b", help="\\[default: 64]", rich_help_panel=DATA)]
-MaxBatchesOpt = Annotated[
-    Optional[int], typer.Option("--max-batches", "-n", help="Stop after this many batches. \\[default: all]", rich_help_panel=DATA)
-]
-DeviceOpt = Annotated[
-    Optional[str],
-    typer.Option("--device", help="auto, cpu, cuda or cuda:N; auto = cuda when available. \\[default: auto]", rich_help_panel=RUN),
-]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seeds the layer's weights and built-in data. \\[default: 0]", rich_help_panel=RUN)]
-LogdirOpt = Annotated[Optional[Path], typer.Option("--logdir", help="\\[default: logs]", rich_help_panel=RUN)]
-RunNameOpt = Annotated[
-    Optional[str],
-    typer.Option("--run-name", help="Directory name inside --logdir. \\[default: what ran and when]", rich_help_panel=RUN),
-]
-ConfigOpt = Annotated[
-    Optional[Path],
-    typer.Option("--config", help="TOML experiment file; flags given here override it.", rich_help_panel=RUN),
-]
-DryRunOpt = Annotated[
-    bool, typer.Option("--dry-run", help="Print the resolved config, the module and its shapes; run nothing.", rich_help_panel=RUN)
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.", rich_help_panel=RUN)]
-ImageSizeOpt = Annotated[
-    Optional[int],
-    typer.Option(
-        "--image-size", metavar="N", rich_help_panel=DATA,
-        help="For --dataset folder: shorter side resized to N, then the centre NxN crop; 0 keeps each image's size. \\[default: 128]",
-    ),
-]
-GrayscaleOpt = Annotated[
-    Optional[bool],
-    typer.Option("--grayscale/--rgb", help="For --dataset folder: read images as 1-channel grey instead of RGB. \\[default: rgb]", rich_help_panel=DATA),
-]
-
-PoolModeOpt = Annotated[
-    Optional[PoolMode], typer.Option("--mode", help="max (MaxPool2d) or avg (AvgPool2d). \\[default: max]", rich_help_panel=LAYER)
-]
+OutChannelsOpt = Annotated[int | None, typer.Option("--out-channels", "-c", help="\\[default: 6]", rich_help_panel=LAYER)]
 KernelOpt = Annotated[
-    Optional[str],
-    typer.Option("--kernel", "--kernel-size", "-k", metavar="K|HxW", help="\\[default: 3]", rich_help_panel=LAYER),
+    str | None, typer.Option("--kernel", "--kernel-size", "-k", metavar="K|HxW", help="\\[default: 3]", rich_help_panel=LAYER)
 ]
-StrideOpt = Annotated[Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", rich_help_panel=LAYER)]
-DilationOpt = Annotated[Optional[str], typer.Option("--dilation", "-d", metavar="D|HxW", help="\\[default: 1]", rich_help_panel=LAYER)]
+ConvStrideOpt = Annotated[str | None, typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: 1]", rich_help_panel=LAYER)]
+PoolStrideOpt = Annotated[
+    str | None, typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: the kernel size]", rich_help_panel=LAYER)
+]
+ConvPaddingOpt = Annotated[
+    str | None, typer.Option("--padding", "-p", metavar="P|HxW|same|valid", help="\\[default: 0]", rich_help_panel=LAYER)
+]
+PoolPaddingOpt = Annotated[str | None, typer.Option("--padding", "-p", metavar="P|HxW", help="\\[default: 0]", rich_help_panel=LAYER)]
+PaddingModeOpt = Annotated[PaddingMode | None, typer.Option("--padding-mode", help="\\[default: zeros]", rich_help_panel=LAYER)]
+DilationOpt = Annotated[str | None, typer.Option("--dilation", "-d", metavar="D|HxW", help="\\[default: 1]", rich_help_panel=LAYER)]
+GroupsOpt = Annotated[int | None, typer.Option("--groups", "-g", help="\\[default: 1]", rich_help_panel=LAYER)]
+BiasOpt = Annotated[bool | None, typer.Option("--bias/--no-bias", help="\\[default: bias]", rich_help_panel=LAYER)]
+InitOpt = Annotated[
+    str | None,
+    typer.Option("--init", metavar="NAMES", help=f"Weights: random (PyTorch's init) or one kernel per output channel, "
+                 f"comma-separated, from: {', '.join(INIT_NAMES)}. \\[default: random]", rich_help_panel=LAYER),
+]
+WeightsOpt = Annotated[
+    Path | None,
+    typer.Option("--weights", metavar="FILE", help="Load the weight (out, in/groups, kH, kW) from a .pt or .npy file.", rich_help_panel=LAYER),
+]
+CeilOpt = Annotated[
+    bool | None,
+    typer.Option("--ceil/--no-ceil", help="ceil_mode: keep windows that hang over the edge. \\[default: no-ceil]", rich_help_panel=LAYER),
+]
+PoolModeOpt = Annotated[PoolMode | None, typer.Option("--mode", help="max (MaxPool2d) or avg (AvgPool2d). \\[default: max]", rich_help_panel=LAYER)]
+UnpoolOpt = Annotated[
+    bool | None,
+    typer.Option("--unpool/--no-unpool", help="Also log tag 'unpool': MaxUnpool2d(pool(x)), only the maxima, "
+                 "at the input's size. \\[default: no-unpool]", rich_help_panel=LAYER),
+]
+OutputSizeOpt = Annotated[
+    str | None,
+    typer.Option("--output-size", metavar="HxW", help="MaxUnpool2d's output_size. \\[default: (in - 1)*stride - 2*padding + kernel]", rich_help_panel=LAYER),
+]
 
-VIEW = "Views"
-ViewsOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--views", metavar="NAMES",
-        help=f"Extra views beside the tutorial's tags, comma-separated: {', '.join(VIEWS)}, or none. "
-        "\\[default: every one that applies]",
-        rich_help_panel=VIEW,
-    ),
+# Views
+ShowOpt = Annotated[
+    str | None,
+    typer.Option("--views", metavar="NAMES", help=f"Extra views beside the tutorial's tags, comma-separated: {', '.join(VIEWS)}, or none. "
+                 "\\[default: every one that applies]", rich_help_panel=VIEW),
 ]
 ScaleOpt = Annotated[
-    Optional[Scale],
+    Scale | None,
     typer.Option("--scale", help="Grey levels of the extra views: raw (as TensorBoard), minmax, or symmetric "
                  "(0 = mid-grey). \\[default: symmetric]", rich_help_panel=VIEW),
 ]
-ViewImagesOpt = Annotated[
-    Optional[int], typer.Option("--view-images", help="Images per batch in the 'channels' view. \\[default: 4]", rich_help_panel=VIEW)
+ViewImagesOpt = Annotated[int | None, typer.Option("--view-images", help="Images per batch in the 'channels' view. \\[default: 4]", rich_help_panel=VIEW)]
+ZoomOpt = Annotated[int | None, typer.Option("--zoom", help="Nearest-neighbour upscaling of the extra views. \\[default: auto]", rich_help_panel=VIEW)]
+
+# Data
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", help=f"Dataset: {', '.join(DATASETS)}. \\[default: cifar10]", rich_help_panel=DATA)]
+SplitOpt = Annotated[Split | None, typer.Option("--split", help="\\[default: test]", rich_help_panel=DATA)]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where datasets live or are downloaded to; for --dataset folder, your images (a folder or one file). \\[default: ./data]", rich_help_panel=DATA),
 ]
-ZoomOpt = Annotated[
-    Optional[int], typer.Option("--zoom", help="Nearest-neighbour upscaling of the extra views. \\[default: auto]", rich_help_panel=VIEW)
+DownloadOpt = Annotated[bool | None, typer.Option("--download/--no-download", help="Download a missing dataset. \\[default: download]", rich_help_panel=DATA)]
+BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", "-b", help="\\[default: 64]", rich_help_panel=DATA)]
+MaxBatchesOpt = Annotated[int | None, typer.Option("--max-batches", "-n", help="Stop after this many batches. \\[default: all]", rich_help_panel=DATA)]
+ImageSizeOpt = Annotated[
+    int | None,
+    typer.Option("--image-size", metavar="N", rich_help_panel=DATA,
+                 help="For --dataset folder: shorter side resized to N, then the centre NxN crop; 0 keeps each image's size. \\[default: 128]"),
+]
+GrayscaleOpt = Annotated[
+    bool | None,
+    typer.Option("--grayscale/--rgb", help="For --dataset folder: read images as 1-channel grey instead of RGB. \\[default: rgb]", rich_help_panel=DATA),
 ]
 
+# Run
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N; auto = cuda when available. \\[default: auto]", rich_help_panel=RUN)]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seeds the layer's weights and built-in data. \\[default: 0]", rich_help_panel=RUN)]
+LogdirOpt = Annotated[Path | None, typer.Option("--logdir", help="\\[default: logs]", rich_help_panel=RUN)]
+RunNameOpt = Annotated[str | None, typer.Option("--run-name", help="Directory name inside --logdir. \\[default: what ran and when]", rich_help_panel=RUN)]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML experiment file; flags given here override it.", rich_help_panel=RUN)]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config, the module and its shapes; run nothing.", rich_help_panel=RUN)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.", rich_help_panel=RUN)]
 
-def _views(views: Any, scale: Any, view_images: Any, zoom: Any) -> dict[str, Any]:
-    return {"show": views, "scale": _str(scale), "images": view_images, "zoom": zoom}
+# Input and animation (explain, demo)
+SizeOpt = Annotated[
+    str | None,
+    typer.Option("--size", metavar="HxW", help="Input height and width. \\[default: the dataset's, 32x32 for CIFAR10]", rich_help_panel=INPUT),
+]
+UnpoolSizeOpt = Annotated[
+    str | None,
+    typer.Option("--size", metavar="HxW", help="The unpooling's input (a MaxPool2d's output). \\[default: what MaxPool2d makes of the dataset's 32x32]", rich_help_panel=INPUT),
+]
+ChannelsOpt = Annotated[int | None, typer.Option("--channels", min=1, help="Input channels. \\[default: the dataset's, 3 for CIFAR10]", rich_help_panel=INPUT)]
+MatrixOpt = Annotated[
+    str | None,
+    typer.Option("--input", metavar="ROWS", help="The input matrix: '1 2 0; 3 2 4' or '[[1, 2, 0], [3, 2, 4]]'. \\[default: the lesson's 5x5]", rich_help_panel=INPUT),
+]
+WeightOpt = Annotated[
+    str | None,
+    typer.Option("--weight", metavar="ROWS", help="The kernel's weights, as --input. \\[default: the lesson's 3x3, or ones for another --kernel]", rich_help_panel=INPUT),
+]
+CellOpt = Annotated[str | None, typer.Option("--cell", metavar="R,C", help="The output cell whose multiply-adds are shown. \\[default: 0,0]", rich_help_panel=INPUT)]
+AnimateOpt = Annotated[
+    Path | None,
+    typer.Option("--animate", metavar="FILE.gif", help="Also draw the layer sliding over a small input (or --size) as a GIF.", rich_help_panel=ANIMATION),
+]
+FramesLogdirOpt = Annotated[
+    Path | None,
+    typer.Option("--logdir", help="With --animate: also log the frames to TensorBoard here (tag 'animation', step = frame).", rich_help_panel=ANIMATION),
+]
+
+# Which section of an Experiment each shared option sets; every other setting is the layer's.
+SECTIONS = {
+    "data": ("dataset", "split", "data_dir", "download", "batch_size", "max_batches", "image_size", "grayscale"),
+    "run": ("device", "seed", "logdir", "run_name"),
+    "views": ("show", "scale", "images", "zoom"),
+}
+# Options that say what to do with an experiment, not what it is: never part of its config.
+ACTIONS = frozenset({"config", "dry_run", "quiet", "size", "channels", "output_size", "animate", "frames_logdir",
+                     "input_matrix", "weight", "cell"})
 
 
-def _str(value: Any) -> Any:
+def overrides(kind: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """config.resolve's overrides from a command's options (``ctx.params``), by section."""
+    section_of = {key: section for section, keys in SECTIONS.items() for key in keys}
+    sections: dict[str, dict[str, Any]] = {kind: {}}
+    for name, value in params.items():
+        if name not in ACTIONS:
+            sections.setdefault(section_of.get(name, kind), {})[name] = _plain(value)
+    return sections
+
+
+def _plain(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Path):
@@ -146,171 +185,41 @@ def _str(value: Any) -> Any:
     return value
 
 
-def _data_and_run(**opts: Any) -> dict[str, dict[str, Any]]:
-    data_keys = ("dataset", "split", "data_dir", "download", "batch_size", "max_batches", "image_size", "grayscale")
-    run_keys = ("device", "seed", "logdir", "run_name")
-    return {
-        "data": {k: _str(opts[k]) for k in data_keys},
-        "run": {k: _str(opts[k]) for k in run_keys},
-    }
-
-
-class TerminalReporter:
-    """Plain lines on stdout; a progress bar on stderr when it is a terminal."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    def info(self, text: str) -> None:
-        if not self.quiet:
-            try:
-                typer.echo(text)
-            except BrokenPipeError:
-                # `convlab conv | head`: the reader left; the run itself goes on and is kept.
-                self.quiet = True
-
-    @contextlib.contextmanager
-    def progress(self, total: int, description: str) -> Iterator[Callable[[], None]]:
-        if self.quiet or not sys.stderr.isatty():
-            yield lambda: None
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda: bar.advance(task)
-
-
-def _execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
-    from convlab import pipeline
-
-    if dry_run:
-        p = pipeline.plan(exp)
-        typer.echo(dump_toml(exp).rstrip())
-        typer.echo("")
-        typer.echo(pipeline.describe(p))
-        typer.echo(f"device: {p.device}; {p.num_steps} step(s) of up to {exp.data.batch_size} image(s)")
-        typer.echo("dry run: nothing was loaded or written")
-        return
-    reporter = TerminalReporter(quiet)
-    summary = pipeline.run(exp, reporter)
-    tags = ", ".join(summary["tags"])
-    board_command, tensorboard_command = tensorboard_board.view_commands(exp.run.logdir)
-    reporter.info(f"logged {summary['steps']} step(s) of {tags} to {summary['run_dir']}")
-    reporter.info(f"view it: {board_command}")
-    reporter.info(f"     or: {tensorboard_command}")
-
-
 @app.command()
 def conv(
-    in_channels: Annotated[
-        Optional[int], typer.Option("--in-channels", help="Must match the data. \\[default: the dataset's channels]", rich_help_panel=LAYER)
-    ] = None,
-    out_channels: Annotated[Optional[int], typer.Option("--out-channels", "-c", help="\\[default: 6]", rich_help_panel=LAYER)] = None,
-    kernel: KernelOpt = None,
-    stride: Annotated[Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: 1]", rich_help_panel=LAYER)] = None,
-    padding: Annotated[
-        Optional[str], typer.Option("--padding", "-p", metavar="P|HxW|same|valid", help="\\[default: 0]", rich_help_panel=LAYER)
-    ] = None,
-    padding_mode: Annotated[Optional[PaddingMode], typer.Option("--padding-mode", help="\\[default: zeros]", rich_help_panel=LAYER)] = None,
-    dilation: DilationOpt = None,
-    groups: Annotated[Optional[int], typer.Option("--groups", "-g", help="\\[default: 1]", rich_help_panel=LAYER)] = None,
-    bias: Annotated[Optional[bool], typer.Option("--bias/--no-bias", help="\\[default: bias]", rich_help_panel=LAYER)] = None,
-    init: Annotated[
-        Optional[str],
-        typer.Option("--init", metavar="NAMES", help=f"Weights: random (PyTorch's init) or one kernel per output channel, "
-                     f"comma-separated, from: {', '.join(INIT_NAMES)}. \\[default: random]", rich_help_panel=LAYER),
-    ] = None,
-    weights: Annotated[
-        Optional[Path],
-        typer.Option("--weights", metavar="FILE", help="Load the weight (out, in/groups, kH, kW) from a .pt or .npy file.",
-                     rich_help_panel=LAYER),
-    ] = None,
-    views: ViewsOpt = None,
-    scale: ScaleOpt = None,
-    view_images: ViewImagesOpt = None,
-    zoom: ZoomOpt = None,
-    dataset: DatasetOpt = None,
-    split: SplitOpt = None,
-    data_dir: DataDirOpt = None,
-    download: DownloadOpt = None,
-    batch_size: BatchSizeOpt = None,
-    max_batches: MaxBatchesOpt = None,
-    image_size: ImageSizeOpt = None,
+    ctx: typer.Context,
+    in_channels: InChannelsOpt = None, out_channels: OutChannelsOpt = None, kernel_size: KernelOpt = None,
+    stride: ConvStrideOpt = None, padding: ConvPaddingOpt = None, padding_mode: PaddingModeOpt = None,
+    dilation: DilationOpt = None, groups: GroupsOpt = None, bias: BiasOpt = None, init: InitOpt = None,
+    weights: WeightsOpt = None,
+    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
+    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
+    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
     grayscale: GrayscaleOpt = None,
-    device: DeviceOpt = None,
-    seed: SeedOpt = None,
-    logdir: LogdirOpt = None,
-    run_name: RunNameOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    quiet: QuietOpt = False,
+    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: RunNameOpt = None,
+    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Run a torch.nn.Conv2d over the dataset; log tags 'input' and 'output' (the reshape view),
     and the views 'channels' and 'kernels'."""
-    layer = dict(
-        in_channels=in_channels, out_channels=out_channels, kernel_size=kernel, stride=stride,
-        padding=padding, padding_mode=_str(padding_mode), dilation=dilation, groups=groups, bias=bias,
-        init=init, weights=_str(weights),
-    )
-    shared = _data_and_run(
-        dataset=dataset, split=split, data_dir=data_dir, download=download, batch_size=batch_size,
-        max_batches=max_batches, device=device, seed=seed, logdir=logdir, run_name=run_name,
-        image_size=image_size, grayscale=grayscale,
-    )
-    exp = resolve("conv", {"conv": layer, **shared, "views": _views(views, scale, view_images, zoom)}, config)
-    _execute(exp, dry_run=dry_run, quiet=quiet)
+    exp = resolve("conv", overrides("conv", ctx.params), config)
+    commands.execute(exp, dry_run=dry_run, quiet=quiet)
 
 
 @app.command()
 def pool(
-    kernel: KernelOpt = None,
-    stride: Annotated[
-        Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: the kernel size]", rich_help_panel=LAYER)
-    ] = None,
-    padding: Annotated[Optional[str], typer.Option("--padding", "-p", metavar="P|HxW", help="\\[default: 0]", rich_help_panel=LAYER)] = None,
-    dilation: DilationOpt = None,
-    ceil: Annotated[
-        Optional[bool], typer.Option("--ceil/--no-ceil", help="ceil_mode: keep windows that hang over the edge. \\[default: no-ceil]", rich_help_panel=LAYER)
-    ] = None,
-    mode: PoolModeOpt = None,
-    unpool: Annotated[
-        Optional[bool],
-        typer.Option("--unpool/--no-unpool", help="Also log tag 'unpool': MaxUnpool2d(pool(x)), only the maxima, "
-                     "at the input's size. \\[default: no-unpool]", rich_help_panel=LAYER),
-    ] = None,
-    views: ViewsOpt = None,
-    scale: ScaleOpt = None,
-    view_images: ViewImagesOpt = None,
-    zoom: ZoomOpt = None,
-    dataset: DatasetOpt = None,
-    split: SplitOpt = None,
-    data_dir: DataDirOpt = None,
-    download: DownloadOpt = None,
-    batch_size: BatchSizeOpt = None,
-    max_batches: MaxBatchesOpt = None,
-    image_size: ImageSizeOpt = None,
+    ctx: typer.Context,
+    kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
+    dilation: DilationOpt = None, ceil_mode: CeilOpt = None, mode: PoolModeOpt = None, unpool: UnpoolOpt = None,
+    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
+    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
+    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
     grayscale: GrayscaleOpt = None,
-    device: DeviceOpt = None,
-    seed: SeedOpt = None,
-    logdir: LogdirOpt = None,
-    run_name: RunNameOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    quiet: QuietOpt = False,
+    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: RunNameOpt = None,
+    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Run a torch.nn.MaxPool2d (or AvgPool2d) over the dataset; log tags 'input' and 'maxpool' (or 'avgpool')."""
-    layer = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil,
-                 mode=_str(mode), unpool=unpool)
-    shared = _data_and_run(
-        dataset=dataset, split=split, data_dir=data_dir, download=download, batch_size=batch_size,
-        max_batches=max_batches, device=device, seed=seed, logdir=logdir, run_name=run_name,
-        image_size=image_size, grayscale=grayscale,
-    )
-    exp = resolve("pool", {"pool": layer, **shared, "views": _views(views, scale, view_images, zoom)}, config)
-    _execute(exp, dry_run=dry_run, quiet=quiet)
+    exp = resolve("pool", overrides("pool", ctx.params), config)
+    commands.execute(exp, dry_run=dry_run, quiet=quiet)
 
 
 @app.command()
@@ -333,9 +242,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
     debug: Annotated[
         bool, typer.Option("--debug", help="On an internal error, print the traceback (for bug reports). Also accepted after any command.")
     ] = False,
@@ -343,102 +250,9 @@ def _root(
     """See what convolution and pooling do to real images, in TensorBoard."""
 
 
-def _fail(message: str, code: int) -> None:
-    # One line, no traceback: the message already says what is wrong and how to fix it.
-    message = " ".join(str(message).split())
-    typer.echo(f"convlab: error: {message}", err=True)
-    sys.exit(code)
-
-
-def _debug_flag(argv: list[str]) -> tuple[list[str], bool]:
-    """Take ``--debug`` out of the arguments wherever it is, so every command accepts it."""
-    end = argv.index("--") if "--" in argv else len(argv)
-    head = [a for a in argv[:end] if a != "--debug"]
-    debug = len(head) < end or os.environ.get("CONVLAB_DEBUG", "") not in ("", "0")
-    return head + argv[end:], debug
-
-
-def _quiet_thread_errors(args: threading.ExceptHookArgs) -> None:
-    # TensorBoard's writer thread dies on a write error (disk full) and the main thread raises
-    # the same error on its next write, where it is reported in one line; don't print it twice.
-    if issubclass(args.exc_type, OSError):
-        return
-    threading.__excepthook__(args)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: every user error ends in one line and exit code 2.
-
-    Exit codes: 0 done, 1 internal error (a bug), 2 user error, 128 + N stopped by signal N
-    (130 Ctrl-C, 143 SIGTERM).
-    """
-    argv, debug = _debug_flag(list(sys.argv[1:] if argv is None else argv))
-    hook = threading.excepthook
-    if not debug:
-        threading.excepthook = _quiet_thread_errors
-    try:
-        _run_app(argv, debug)
-    finally:
-        threading.excepthook = hook
-
-
-def console_main() -> None:
-    """The ``convlab`` command (and ``python -m convlab``): :func:`main`, then a fast exit.
-
-    Once torch is imported, the interpreter's own teardown takes about 2 s on a 2-core machine
-    and touches over 100 MB more memory (measured with bench/bench.py: longer than a whole
-    CIFAR10 run). By then every run file is closed and summary.json written, so flush the
-    standard streams and leave with ``os._exit``. In-process callers (tests) use ``main``.
-    """
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if not isinstance(exc.code, (int, type(None))):
-            typer.echo(str(exc.code), err=True)
-    if "torch" not in sys.modules:
-        sys.exit(code)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (e.g. `| head`) is no reason to fail
-            pass
-    os._exit(code)
-
-
-def _run_app(argv: list[str], debug: bool) -> None:
-    try:
-        code = app(args=argv, prog_name="convlab", standalone_mode=False)
-    except Interrupted as exc:
-        typer.echo(f"convlab: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except ConvlabError as exc:
-        _fail(str(exc), exc.exit_code)
-    except _UsageError as exc:
-        hint = ""
-        ctx = getattr(exc, "ctx", None)
-        if ctx is not None:
-            hint = f" (see: {ctx.command_path} --help)"
-        _fail(exc.format_message() + hint, getattr(exc, "exit_code", 2) or 2)
-    except KeyboardInterrupt:
-        typer.echo("convlab: interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:
-        if debug:
-            traceback.print_exc()
-        first_line = (str(exc).strip().splitlines() or [""])[0][:200]  # torch appends C++ frames
-        what = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
-        fix = "please report it with the traceback above" if debug else "rerun with --debug for the traceback and report it"
-        _fail(f"internal error ({what}); this is a bug in convlab: {fix}", 1)
-    sys.exit(code or 0)
-
-
 # ----------------------------------------------------------------------------- demo and explain
-# The worked examples and the arithmetic, as commands. The layer options are the experiment
-# commands' own, validated by the same config.resolve, so their errors read the same.
-
-INPUT, ANIMATION = "Input", "Animation"
+# The worked examples and the arithmetic, as commands, with the experiment commands' own
+# layer options.
 
 demo_app = typer.Typer(
     help="The classic 5x5 worked examples: every window, its cells and its result, in the terminal.",
@@ -452,181 +266,63 @@ explain_app = typer.Typer(
 app.add_typer(demo_app, name="demo")
 app.add_typer(explain_app, name="explain")
 
-PoolStrideOpt = Annotated[
-    Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: the kernel size]", rich_help_panel=LAYER)
-]
-ConvStrideOpt = Annotated[Optional[str], typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: 1]", rich_help_panel=LAYER)]
-PoolPaddingOpt = Annotated[Optional[str], typer.Option("--padding", "-p", metavar="P|HxW", help="\\[default: 0]", rich_help_panel=LAYER)]
-ConvPaddingOpt = Annotated[
-    Optional[str], typer.Option("--padding", "-p", metavar="P|HxW|same|valid", help="\\[default: 0]", rich_help_panel=LAYER)
-]
-CeilOpt = Annotated[
-    Optional[bool], typer.Option("--ceil/--no-ceil", help="ceil_mode: keep windows that hang over the edge. \\[default: no-ceil]", rich_help_panel=LAYER)
-]
-SizeOpt = Annotated[
-    Optional[str],
-    typer.Option("--size", metavar="HxW", help="Input height and width. \\[default: the dataset's, 32x32 for CIFAR10]", rich_help_panel=INPUT),
-]
-ChannelsOpt = Annotated[
-    Optional[int], typer.Option("--channels", min=1, help="Input channels. \\[default: the dataset's, 3 for CIFAR10]", rich_help_panel=INPUT)
-]
-AnimateOpt = Annotated[
-    Optional[Path],
-    typer.Option("--animate", metavar="FILE.gif", help="Also draw the layer sliding over a small input (or --size) as a GIF.", rich_help_panel=ANIMATION),
-]
-AnimateLogdirOpt = Annotated[
-    Optional[Path],
-    typer.Option("--logdir", help="With --animate: also log the frames to TensorBoard here (tag 'animation', step = frame).", rich_help_panel=ANIMATION),
-]
-MatrixOpt = Annotated[
-    Optional[str],
-    typer.Option("--input", metavar="ROWS", help="The input matrix: '1 2 0; 3 2 4' or '[[1, 2, 0], [3, 2, 4]]'. \\[default: the lesson's 5x5]", rich_help_panel=INPUT),
-]
-
-
-def _show(lines: list[Any]) -> None:
-    from convlab.explain import echo
-
-    echo(lines)
-
 
 @demo_app.command("pool")
 def demo_pool(
-    kernel: KernelOpt = None,
-    stride: PoolStrideOpt = None,
-    padding: PoolPaddingOpt = None,
-    dilation: DilationOpt = None,
-    ceil: CeilOpt = None,
-    input_matrix: MatrixOpt = None,
+    ctx: typer.Context,
+    kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
+    dilation: DilationOpt = None, ceil_mode: CeilOpt = None, input_matrix: MatrixOpt = None,
 ) -> None:
     """MaxPool2d by hand: the input reshaped to (1, 1, H, W), every window and its max, with ceil_mode off and on."""
-    from convlab import demo
-
-    matrix = demo.parse_matrix(input_matrix, "--input") if input_matrix is not None else demo.POOL_INPUT
-    modes = [False, True] if ceil is None else [ceil]
-    layers = [
-        resolve("pool", {"pool": dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=m)}).layer
-        for m in modes
-    ]
-    _show(demo.pool_demo(layers, matrix))
+    commands.demo_pool(layer=overrides("pool", ctx.params)["pool"], input_matrix=input_matrix)
 
 
 @demo_app.command("conv")
 def demo_conv(
-    kernel: KernelOpt = None,
-    stride: ConvStrideOpt = None,
-    padding: ConvPaddingOpt = None,
-    dilation: DilationOpt = None,
-    input_matrix: MatrixOpt = None,
-    weight: Annotated[
-        Optional[str],
-        typer.Option("--weight", metavar="ROWS", help="The kernel's weights, as --input. \\[default: the lesson's 3x3, or ones for another --kernel]", rich_help_panel=INPUT),
-    ] = None,
-    cell: Annotated[
-        Optional[str], typer.Option("--cell", metavar="R,C", help="The output cell whose multiply-adds are shown. \\[default: 0,0]", rich_help_panel=INPUT)
-    ] = None,
+    ctx: typer.Context,
+    kernel_size: KernelOpt = None, stride: ConvStrideOpt = None, padding: ConvPaddingOpt = None,
+    dilation: DilationOpt = None, input_matrix: MatrixOpt = None, weight: WeightOpt = None, cell: CellOpt = None,
 ) -> None:
     """F.conv2d by hand: the input and kernel reshaped to (1, 1, H, W), one cell's multiply-accumulate, the output;
     for stride 1, stride 2 and padding 1 unless layer options are given."""
-    from convlab import demo
-
-    matrix = demo.parse_matrix(input_matrix, "--input") if input_matrix is not None else demo.CONV_INPUT
-    settings = [dict(stride=stride, padding=padding, dilation=dilation)]
-    if stride is None and padding is None and dilation is None:
-        settings = [dict(stride=1), dict(stride=2), dict(stride=1, padding=1)]
-    # The kernel's size comes from the weights; --kernel alone asks for a box of ones.
-    kernel_size = resolve("conv", {"conv": dict(kernel_size=kernel)}).layer.kernel_size if kernel is not None else None
-    weights = demo.kernel_weights(weight, kernel_size)
-    layers = [
-        resolve("conv", {"conv": dict(kernel_size=list(demo.size_of(weights)), in_channels=1, out_channels=1, bias=False, **s)}).layer
-        for s in settings
-    ]
-    _show(demo.conv_demo(layers, matrix, weights, cell))
-
-
-def _explain_and_animate(
-    exp: Experiment, size: Optional[str], channels: Optional[int], animate: Optional[Path], logdir: Optional[Path]
-) -> None:
-    from convlab import explain
-
-    if logdir is not None and animate is None:
-        raise ConvlabError("--logdir logs the animation's frames; give --animate FILE.gif too")
-    ex = explain.explain(exp.layer, explain.input_shape(exp, size, channels))
-    _show(ex.rich())
-    if animate is not None:
-        from convlab.animate import animate as draw
-
-        report = draw(exp, animate, size=explain.parse_size(size) if size else None, logdir=logdir)
-        h, w = report["size"]
-        line = (
-            f"animation: {report['frames']} frames ({report['frame_size'][0]}x{report['frame_size'][1]} px, "
-            f"{report['bytes'] / 1024:.0f} KiB) of a {h}x{w} input -> {animate}"
-        )
-        typer.echo(line)
-        if report["run_dir"]:
-            typer.echo(f"frames in TensorBoard: {report['run_dir']} (tag 'animation'); view it: convlab board --logdir {shlex.quote(str(logdir))}")
+    commands.demo_conv(layer=overrides("conv", ctx.params)["conv"], input_matrix=input_matrix, weight=weight, cell=cell)
 
 
 @explain_app.command("conv")
 def explain_conv(
-    out_channels: Annotated[Optional[int], typer.Option("--out-channels", "-c", help="\\[default: 6]", rich_help_panel=LAYER)] = None,
-    kernel: KernelOpt = None,
-    stride: ConvStrideOpt = None,
-    padding: ConvPaddingOpt = None,
-    padding_mode: Annotated[Optional[PaddingMode], typer.Option("--padding-mode", help="\\[default: zeros]", rich_help_panel=LAYER)] = None,
-    dilation: DilationOpt = None,
-    groups: Annotated[Optional[int], typer.Option("--groups", "-g", help="\\[default: 1]", rich_help_panel=LAYER)] = None,
-    bias: Annotated[Optional[bool], typer.Option("--bias/--no-bias", help="\\[default: bias]", rich_help_panel=LAYER)] = None,
-    size: SizeOpt = None,
-    channels: ChannelsOpt = None,
-    config: ConfigOpt = None,
-    animate: AnimateOpt = None,
-    logdir: AnimateLogdirOpt = None,
+    ctx: typer.Context,
+    out_channels: OutChannelsOpt = None, kernel_size: KernelOpt = None, stride: ConvStrideOpt = None,
+    padding: ConvPaddingOpt = None, padding_mode: PaddingModeOpt = None, dilation: DilationOpt = None,
+    groups: GroupsOpt = None, bias: BiasOpt = None,
+    size: SizeOpt = None, channels: ChannelsOpt = None, config: ConfigOpt = None,
+    animate: AnimateOpt = None, frames_logdir: FramesLogdirOpt = None,
 ) -> None:
     """Explain a torch.nn.Conv2d: what 'convlab conv' with these options does to each image."""
-    layer = dict(
-        in_channels=channels, out_channels=out_channels, kernel_size=kernel, stride=stride, padding=padding,
-        padding_mode=_str(padding_mode), dilation=dilation, groups=groups, bias=bias,
-    )
-    _explain_and_animate(resolve("conv", {"conv": layer}, config), size, channels, animate, logdir)
+    settings = overrides("conv", ctx.params)
+    settings["conv"]["in_channels"] = channels  # the input's channels are the layer's in_channels
+    exp = resolve("conv", settings, config)
+    commands.explain(exp, size=size, channels=channels, animate=animate, logdir=frames_logdir)
 
 
 @explain_app.command("pool")
 def explain_pool(
-    kernel: KernelOpt = None,
-    stride: PoolStrideOpt = None,
-    padding: PoolPaddingOpt = None,
-    dilation: DilationOpt = None,
-    ceil: CeilOpt = None,
-    mode: PoolModeOpt = None,
-    size: SizeOpt = None,
-    channels: ChannelsOpt = None,
-    config: ConfigOpt = None,
-    animate: AnimateOpt = None,
-    logdir: AnimateLogdirOpt = None,
+    ctx: typer.Context,
+    kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
+    dilation: DilationOpt = None, ceil_mode: CeilOpt = None, mode: PoolModeOpt = None,
+    size: SizeOpt = None, channels: ChannelsOpt = None, config: ConfigOpt = None,
+    animate: AnimateOpt = None, frames_logdir: FramesLogdirOpt = None,
 ) -> None:
     """Explain a torch.nn.MaxPool2d (or AvgPool2d): what 'convlab pool' with these options does to each image."""
-    layer = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil, mode=_str(mode))
-    _explain_and_animate(resolve("pool", {"pool": layer}, config), size, channels, animate, logdir)
+    exp = resolve("pool", overrides("pool", ctx.params), config)
+    commands.explain(exp, size=size, channels=channels, animate=animate, logdir=frames_logdir)
 
 
 @explain_app.command("unpool")
 def explain_unpool(
-    kernel: KernelOpt = None,
-    stride: PoolStrideOpt = None,
-    padding: PoolPaddingOpt = None,
-    output_size: Annotated[
-        Optional[str],
-        typer.Option("--output-size", metavar="HxW", help="MaxUnpool2d's output_size. \\[default: (in - 1)*stride - 2*padding + kernel]", rich_help_panel=LAYER),
-    ] = None,
-    size: Annotated[
-        Optional[str],
-        typer.Option("--size", metavar="HxW", help="The unpooling's input (a MaxPool2d's output). \\[default: what MaxPool2d makes of the dataset's 32x32]", rich_help_panel=INPUT),
-    ] = None,
-    channels: ChannelsOpt = None,
+    ctx: typer.Context,
+    kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
+    output_size: OutputSizeOpt = None, size: UnpoolSizeOpt = None, channels: ChannelsOpt = None,
 ) -> None:
     """Explain a torch.nn.MaxUnpool2d, the inverse of MaxPool2d with the same kernel, stride and padding."""
-    exp = resolve("pool", {"pool": dict(kernel_size=kernel, stride=stride, padding=padding)})
-    from convlab import explain
-
-    _show(explain.explain_unpool_input(exp, size, channels, output_size).rich())
+    exp = resolve("pool", overrides("pool", ctx.params))
+    commands.explain_unpool(exp, size=size, channels=channels, output_size=output_size)

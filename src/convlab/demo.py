@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Union
 
 from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig, parse_pair
-from convlab.explain import fmt_number
 from convlab.geometry import AxisWindows, axis_windows, layer_call, tap_kind
 from convlab.layers import output_shape
+from convlab.terminal import fmt_number
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -203,7 +203,7 @@ def _cells(values: list[str]) -> int:
     return max(len(v) for v in values)
 
 
-def matrix_lines(matrix: Matrix, indent: str = "  ", style: str = "") -> list["Text"]:
+def matrix_lines(matrix: Matrix, indent: str = "  ", style: str = "") -> list[Text]:
     """A matrix as aligned rows, ``[[...], [...]]``-shaped so it can be pasted back as --input."""
     from rich.text import Text
 
@@ -240,7 +240,7 @@ def canvas_for(cfg: Union[ConvConfig, PoolConfig], matrix: Matrix, windows: list
     return Canvas(axes, rows, cols)
 
 
-def window_panel(canvas: Canvas, matrix: Matrix, window: Window, *, mark: Pair | None, pad_value: str) -> list["Text"]:
+def window_panel(canvas: Canvas, matrix: Matrix, window: Window, *, mark: Pair | None, pad_value: str) -> list[Text]:
     """The canvas with one window's taps shown by value, everything else as a marker."""
     from rich.text import Text
 
@@ -268,7 +268,7 @@ def window_panel(canvas: Canvas, matrix: Matrix, window: Window, *, mark: Pair |
     return lines
 
 
-def side_by_side(panels: list[list["Text"]], width: int, gap: int = 4) -> list["Text"]:
+def side_by_side(panels: list[list[Text]], width: int, gap: int = 4) -> list[Text]:
     """Panels (each a list of lines) laid out left to right, wrapping at ``width`` columns."""
     from rich.text import Text
 
@@ -308,13 +308,13 @@ def _max_at(matrix: Matrix, window: Window) -> Pair | None:
     return best
 
 
-def _heading(text: str) -> "Text":
+def _heading(text: str) -> Text:
     from rich.text import Text
 
     return Text(text, style="bold")
 
 
-def _input_lines(matrix: Matrix, name: str = "input") -> list["Text"]:
+def _input_lines(matrix: Matrix, name: str = "input") -> list[Text]:
     from rich.text import Text
 
     h, w = size_of(matrix)
@@ -330,7 +330,7 @@ def _span(values: tuple[int, ...]) -> str:
     return f"{values[0]}..{values[-1]}" if len(values) > 1 else str(values[0])
 
 
-def render_pool(matrix: Matrix, cases: list[PoolCase], width: int = 80) -> list["Text"]:
+def render_pool(matrix: Matrix, cases: list[PoolCase], width: int = 80) -> list[Text]:
     from rich.text import Text
 
     lines = _input_lines(matrix)
@@ -362,7 +362,7 @@ def render_pool(matrix: Matrix, cases: list[PoolCase], width: int = 80) -> list[
     return lines
 
 
-def render_conv(matrix: Matrix, weight: Matrix, cases: list[ConvCase], cell: Pair = (0, 0), width: int = 80) -> list["Text"]:
+def render_conv(matrix: Matrix, weight: Matrix, cases: list[ConvCase], cell: Pair = (0, 0), width: int = 80) -> list[Text]:
     from rich.text import Text
 
     lines = _input_lines(matrix)
@@ -388,7 +388,7 @@ def render_conv(matrix: Matrix, weight: Matrix, cases: list[ConvCase], cell: Pai
     return lines
 
 
-def mac_lines(matrix: Matrix, weight: Matrix, window: Window) -> list["Text"]:
+def mac_lines(matrix: Matrix, weight: Matrix, window: Window) -> list[Text]:
     """``out[i, j] = x*k + x*k + ...``, one kernel row a line, padding taps dimmed."""
     from rich.text import Text
 
@@ -449,14 +449,14 @@ def parse_cell(text: str | None) -> Pair:
     return cell
 
 
-def pool_demo(layers: list[PoolConfig], matrix: Matrix) -> list["Text"]:
-    from convlab.explain import console
+def pool_demo(layers: list[PoolConfig], matrix: Matrix) -> list[Text]:
+    from convlab.terminal import console
 
     return render_pool(matrix, [pool_case(cfg, matrix) for cfg in layers], width=console().width)
 
 
-def conv_demo(layers: list[ConvConfig], matrix: Matrix, weight: Matrix, cell: str | None = None) -> list["Text"]:
-    from convlab.explain import console
+def conv_demo(layers: list[ConvConfig], matrix: Matrix, weight: Matrix, cell: str | None = None) -> list[Text]:
+    from convlab.terminal import console
 
     at = parse_cell(cell)
     return render_conv(matrix, weight, [conv_case(cfg, matrix, weight) for cfg in layers], at, width=console().width)

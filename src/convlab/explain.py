@@ -10,7 +10,6 @@ against a real module.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,7 +19,6 @@ from convlab.geometry import AxisWindows, axis_windows, hw, layer_call, unpool_a
 from convlab.layers import ShapeError, output_shape, resolved_in_channels
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.text import Text
 
 
@@ -81,7 +79,7 @@ class Explanation:
     def text(self) -> str:
         return "\n".join(text for _, text in self.lines())
 
-    def rich(self) -> list["Text"]:
+    def rich(self) -> list[Text]:
         from rich.text import Text
 
         return [Text(text, style=style) for style, text in self.lines()]
@@ -390,28 +388,3 @@ def explain_unpool_input(exp: Experiment, size: str | None, channels: int | None
     if size is not None:
         return explain_unpool(cfg, (c, *parse_size(size)), wanted)
     return explain_unpool(cfg, (c, *pooled_size(cfg, h, w, c)), wanted, pooled_from=(h, w))
-
-
-# ----------------------------------------------------------------------------- terminal
-
-
-def console() -> "Console":
-    """Colour on a terminal, plain text when piped (rich decides; NO_COLOR is honoured)."""
-    from rich.console import Console
-
-    return Console(highlight=False, emoji=False, markup=False, soft_wrap=True)
-
-
-def echo(lines: list["Text"], out: "Console | None" = None) -> None:
-    out = out or console()
-    for line in lines:
-        out.print(line)
-
-
-def fmt_number(value: float) -> str:
-    """Integers without a point, other floats short: what a learner would write by hand."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.4g}"

@@ -10,7 +10,8 @@ import contextlib
 import functools
 import signal
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from convlab.config import Interrupted
 

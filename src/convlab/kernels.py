@@ -16,10 +16,12 @@ This module is torch-free at import (the CLI lists the names in its help).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from convlab.config import ConfigError, ConvConfig, names
+from convlab.geometry import pair_tuple
 
 if TYPE_CHECKING:
     import torch
@@ -87,7 +89,7 @@ def kernel(name: str, size: tuple[int, int] = (3, 3)) -> Matrix:
     raise KernelError(f"unknown kernel {name!r} in --init; choose from {', '.join(INIT_NAMES)}")
 
 
-def init_conv(conv: "nn.Conv2d", cfg: ConvConfig) -> None:
+def init_conv(conv: nn.Conv2d, cfg: ConvConfig) -> None:
     """Set ``conv``'s weights from ``cfg.init`` or ``cfg.weights``; "random" keeps PyTorch's init."""
     import torch
 
@@ -112,7 +114,7 @@ def init_conv(conv: "nn.Conv2d", cfg: ConvConfig) -> None:
                 conv.bias[channel] = 0.0
 
 
-def load_weights(path: str, shape: tuple[int, ...], has_bias: bool) -> tuple["torch.Tensor", "torch.Tensor | None"]:
+def load_weights(path: str, shape: tuple[int, ...], has_bias: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A weight tensor of exactly ``shape`` (and maybe a bias) from a .npy or .pt file.
 
     A .pt file holds a tensor, or a state dict with ``weight`` and optionally ``bias`` (what
@@ -122,7 +124,7 @@ def load_weights(path: str, shape: tuple[int, ...], has_bias: bool) -> tuple["to
     import torch
 
     file = Path(path)
-    expected = "(out_channels, in_channels/groups, kH, kW) = " + _shape(shape)
+    expected = "(out_channels, in_channels/groups, kH, kW) = " + pair_tuple(shape)
     if not file.is_file():
         raise KernelError(f"--weights file not found: {file}")
     bias = None
@@ -149,7 +151,7 @@ def load_weights(path: str, shape: tuple[int, ...], has_bias: bool) -> tuple["to
         raise KernelError(f"{file} holds {weight.dtype} values; expected real numbers")
     if tuple(weight.shape) != shape:
         raise KernelError(
-            f"{file} holds weights of shape {_shape(weight.shape)}, but this layer's weight is {expected}; "
+            f"{file} holds weights of shape {pair_tuple(weight.shape)}, but this layer's weight is {expected}; "
             "match --out-channels, --kernel and --groups to the file"
         )
     weight = weight.to(torch.float32)
@@ -159,11 +161,7 @@ def load_weights(path: str, shape: tuple[int, ...], has_bias: bool) -> tuple["to
         if not has_bias:
             raise KernelError(f"{file} holds a bias but the layer has none (--no-bias); drop --no-bias")
         if not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (shape[0],):
-            got = _shape(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
+            got = pair_tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
             raise KernelError(f"{file} holds a bias of shape {got}; expected ({shape[0]},), one per output channel")
         bias = bias.to(torch.float32)
     return weight, bias
-
-
-def _shape(shape) -> str:
-    return "(" + ", ".join(str(int(s)) for s in shape) + ")"

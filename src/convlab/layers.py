@@ -34,7 +34,7 @@ def resolved_in_channels(cfg: LayerConfig, data_channels: int) -> int:
     return data_channels
 
 
-def build_layer(cfg: LayerConfig, in_channels: int) -> "nn.Module":
+def build_layer(cfg: LayerConfig, in_channels: int) -> nn.Module:
     """The real module. ``output_shape`` comes first on every path: it turns what the
     constructor would raise (groups that do not divide in_channels) into a ShapeError."""
     from torch import nn
@@ -108,7 +108,7 @@ def describe_arithmetic(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> 
     return lines
 
 
-def max_unpool(x: "torch.Tensor", cfg: PoolConfig) -> "torch.Tensor":
+def max_unpool(x: torch.Tensor, cfg: PoolConfig) -> torch.Tensor:
     """``MaxUnpool2d(MaxPool2d(x))``: each window's maximum back at its position, 0 elsewhere.
 
     ``output_size`` is always the input's size: left out, PyTorch infers a size from the

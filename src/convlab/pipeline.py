@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
-from typing import Any, Callable, ContextManager, Iterator, Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -30,7 +32,7 @@ Shape = tuple[int, int, int]
 class Reporter(Protocol):
     def info(self, text: str) -> None: ...
 
-    def progress(self, total: int, description: str) -> ContextManager[Callable[[], None]]: ...
+    def progress(self, total: int, description: str) -> AbstractContextManager[Callable[[], None]]: ...
 
 
 class SilentReporter:
@@ -353,8 +355,7 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         bs = exp.data.batch_size
         with reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
             for step in range(num_steps):
-                batch = images.images[step * bs : (step + 1) * bs].contiguous().to(p.device)
-                x = batch.float().div_(255)
+                x = images.batch(step * bs, (step + 1) * bs).to(p.device).float().div_(255)
                 log_step(writer, p, x, _forward(modules, x), step)
                 steps_done = step + 1
                 advance()

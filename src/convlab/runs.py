@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from convlab.config import ConvConfig, ConvlabError, Experiment, Pair
-from convlab.layers import pool_stride
+from convlab.config import ConvConfig, ConvlabError, Experiment
+from convlab.geometry import hw, pool_stride
 
 CONFIG_FILE = "config.toml"
 SUMMARY_FILE = "summary.json"
@@ -23,10 +24,6 @@ SUMMARY_FILE = "summary.json"
 
 class LogdirError(ConvlabError):
     """The run directory cannot be created where asked."""
-
-
-def _hw(p: Pair) -> str:
-    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
 
 
 def default_run_name(exp: Experiment, now: datetime | None = None) -> str:
@@ -41,10 +38,9 @@ def default_run_name(exp: Experiment, now: datetime | None = None) -> str:
 def stage_name_parts(stage: Any) -> list[str]:
     """What one stage contributes to a run name: its kind and the settings that differ."""
     if isinstance(stage, ConvConfig):
-        pad = stage.padding if isinstance(stage.padding, str) else _hw(stage.padding)
-        parts = ["conv", f"c{stage.out_channels}", f"k{_hw(stage.kernel_size)}", f"s{_hw(stage.stride)}", f"p{pad}"]
+        parts = ["conv", f"c{stage.out_channels}", f"k{hw(stage.kernel_size)}", f"s{hw(stage.stride)}", f"p{hw(stage.padding)}"]
         if stage.dilation != (1, 1):
-            parts.append(f"d{_hw(stage.dilation)}")
+            parts.append(f"d{hw(stage.dilation)}")
         if stage.groups != 1:
             parts.append(f"g{stage.groups}")
         if stage.weights is not None:
@@ -52,9 +48,9 @@ def stage_name_parts(stage: Any) -> list[str]:
         elif stage.init != "random":
             parts.append(stage.init.replace(",", "+"))
         return parts
-    parts = [f"{stage.mode}pool", f"k{_hw(stage.kernel_size)}", f"s{_hw(pool_stride(stage))}", f"p{_hw(stage.padding)}"]
+    parts = [f"{stage.mode}pool", f"k{hw(stage.kernel_size)}", f"s{hw(pool_stride(stage))}", f"p{hw(stage.padding)}"]
     if stage.dilation != (1, 1):
-        parts.append(f"d{_hw(stage.dilation)}")
+        parts.append(f"d{hw(stage.dilation)}")
     if stage.ceil_mode:
         parts.append("ceil")
     if stage.unpool:

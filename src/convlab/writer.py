@@ -13,15 +13,16 @@ import struct
 import time
 import zlib
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torch.utils.tensorboard.summary import histogram as histogram_summary
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torch.utils.tensorboard.summary import scalar as scalar_summary
 from torch.utils.tensorboard.summary import text as text_summary
 from torch.utils.tensorboard.writer import FileWriter

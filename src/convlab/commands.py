@@ -1,0 +1,103 @@
+"""What each command does once its options are read: run an experiment (or only describe it),
+the demo lessons, explain and animate. :mod:`convlab.cli` declares the options and calls one
+function here; torch is imported only by the functions that run something.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from convlab import board
+from convlab.config import ConvlabError, Experiment, dump_toml, resolve
+from convlab.terminal import TerminalReporter, echo
+
+
+def execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
+    """``convlab conv|pool``: the run, its progress, and the commands that show it."""
+    from convlab import pipeline
+
+    if dry_run:
+        p = pipeline.plan(exp)
+        typer.echo(dump_toml(exp).rstrip())
+        typer.echo("")
+        typer.echo(pipeline.describe(p))
+        typer.echo(f"device: {p.device}; {p.num_steps} step(s) of up to {exp.data.batch_size} image(s)")
+        typer.echo("dry run: nothing was loaded or written")
+        return
+    reporter = TerminalReporter(quiet)
+    summary = pipeline.run(exp, reporter)
+    tags = ", ".join(summary["tags"])
+    board_command, tensorboard_command = board.view_commands(exp.run.logdir)
+    reporter.info(f"logged {summary['steps']} step(s) of {tags} to {summary['run_dir']}")
+    reporter.info(f"view it: {board_command}")
+    reporter.info(f"     or: {tensorboard_command}")
+
+
+# ----------------------------------------------------------------------------- demo
+# The layer options are the experiment commands' own, validated by the same config.resolve,
+# so their errors read the same.
+
+
+def demo_pool(*, layer: dict[str, Any], input_matrix: str | None) -> None:
+    """MaxPool2d by hand, with ceil_mode off and on unless ``layer`` says which."""
+    from convlab import demo
+
+    matrix = demo.parse_matrix(input_matrix, "--input") if input_matrix is not None else demo.POOL_INPUT
+    modes = [False, True] if layer.get("ceil_mode") is None else [layer["ceil_mode"]]
+    layers = [resolve("pool", {"pool": {**layer, "ceil_mode": m}}).layer for m in modes]
+    echo(demo.pool_demo(layers, matrix))
+
+
+def demo_conv(*, layer: dict[str, Any], input_matrix: str | None, weight: str | None, cell: str | None) -> None:
+    """F.conv2d by hand: stride 1, stride 2 and padding 1 unless ``layer`` sets stride, padding or dilation."""
+    from convlab import demo
+
+    matrix = demo.parse_matrix(input_matrix, "--input") if input_matrix is not None else demo.CONV_INPUT
+    geometry = {k: layer.get(k) for k in ("stride", "padding", "dilation")}
+    settings = [geometry]
+    if all(v is None for v in geometry.values()):
+        settings = [dict(stride=1), dict(stride=2), dict(stride=1, padding=1)]
+    # The kernel's size comes from the weights; --kernel alone asks for a box of ones.
+    kernel = layer.get("kernel_size")
+    kernel_size = resolve("conv", {"conv": dict(kernel_size=kernel)}).layer.kernel_size if kernel is not None else None
+    weights = demo.kernel_weights(weight, kernel_size)
+    layers = [
+        resolve("conv", {"conv": dict(kernel_size=list(demo.size_of(weights)), in_channels=1, out_channels=1, bias=False, **s)}).layer
+        for s in settings
+    ]
+    echo(demo.conv_demo(layers, matrix, weights, cell))
+
+
+# ----------------------------------------------------------------------------- explain
+
+
+def explain(exp: Experiment, *, size: str | None, channels: int | None, animate: Path | None, logdir: Path | None) -> None:
+    """The arithmetic of ``exp``'s layer; with ``animate``, also the GIF (and its frames in ``logdir``)."""
+    from convlab import explain
+
+    if logdir is not None and animate is None:
+        raise ConvlabError("--logdir logs the animation's frames; give --animate FILE.gif too")
+    echo(explain.explain(exp.layer, explain.input_shape(exp, size, channels)).rich())
+    if animate is None:
+        return
+    from convlab.animate import animate as draw
+
+    report = draw(exp, animate, size=explain.parse_size(size) if size else None, logdir=logdir)
+    h, w = report["size"]
+    typer.echo(
+        f"animation: {report['frames']} frames ({report['frame_size'][0]}x{report['frame_size'][1]} px, "
+        f"{report['bytes'] / 1024:.0f} KiB) of a {h}x{w} input -> {animate}"
+    )
+    if report["run_dir"]:
+        typer.echo(f"frames in TensorBoard: {report['run_dir']} (tag 'animation'); view it: convlab board --logdir {shlex.quote(str(logdir))}")
+
+
+def explain_unpool(exp: Experiment, *, size: str | None, channels: int | None, output_size: str | None) -> None:
+    """MaxUnpool2d after ``exp``'s MaxPool2d."""
+    from convlab import explain
+
+    echo(explain.explain_unpool_input(exp, size, channels, output_size).rich())
