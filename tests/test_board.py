@@ -272,6 +272,13 @@ def test_image_samples_cover_the_longest_run(tmp_path: Path) -> None:
     assert board.logged_steps(runs[0]) == 0
 
 
+@pytest.mark.parametrize("claimed", [10**30, -5, 2**63, True])
+def test_an_absurd_summary_is_ignored(tmp_path: Path, claimed) -> None:
+    (tmp_path / SUMMARY_FILE).write_text(json.dumps({"steps": claimed, "planned_steps": claimed}))
+    assert board.logged_steps(tmp_path) == 0
+    assert board.image_samples([tmp_path]) == board.MIN_IMAGE_SAMPLES
+
+
 def test_board_reads_the_summary_a_run_writes(tmp_path: Path) -> None:
     # One summary format (runs.py) for the pipeline that writes it and the board that reads it.
     write_summary(tmp_path, {"steps": 12, "planned_steps": 40, "status": "running"})

@@ -121,3 +121,67 @@ def test_a_0_1_0_config_runs_again(run_cli, tmp_path: Path):
     assert r.code == 0, r.err
     saved = (tmp_path / "logs" / "again" / "config.toml").read_text()
     assert saved == (FIXTURES / "config-0.1.0-conv.toml").read_text().replace('run_name = "c"', 'run_name = "again"')
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--run-name", "nl\n"), "run name 'nl\\n' is not allowed"),
+        (("--device", "cpu\n"), "unknown device 'cpu\\n'"),
+        (("--stride", "1" + "0" * 5000), "conv.stride: 100000000000... (5001 digits) is far too large"),
+        (("--kernel", "3x" + "9" * 40), "is far too large"),
+        (("--logdir", "a" * 300), "a name in it is 300 bytes long"),
+        (("--data-dir", "d/" + "b" * 256 + "/c"), "a name in it is 256 bytes long"),
+        (("--weights", "w" * 256 + ".pt"), "--weights: a name in it is 259 bytes long"),
+    ],
+)
+def test_hostile_values_are_one_line_errors(run_cli, tmp_path: Path, args, message):
+    from conftest import assert_user_error
+
+    assert_user_error(run_cli("conv", "--dataset", "shapes", *args), message)
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b'\xef\xbb\xbfcommand = "conv"\n', "starts with a byte-order mark (BOM)"),
+        (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deep"),
+        (b"[data]\nbatch_size = 1" + b"0" * 5000 + b"\n", "holds a value convlab cannot read"),
+        (b"[data]\ndataset = \"\xff\"\n", "it is not UTF-8 text"),
+        (b"#" * ((1 << 20) + 1), "is over 1 MiB"),
+    ],
+)
+def test_config_files_that_are_no_experiment(tmp_path: Path, content: bytes, message: str):
+    path = tmp_path / "x.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        resolve("conv", config_file=path)
+
+
+def test_a_device_or_pipe_is_no_config_file(tmp_path: Path):
+    import os
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # reading it would block forever
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(ConfigError, match="is not a regular file"):
+            resolve("conv", config_file=path)
+
+
+def test_paths_that_toml_cannot_hold_are_refused():
+    with pytest.raises(ConfigError, match=r"--data-dir x\\xff is not valid UTF-8"):
+        resolve("conv", {"data": {"data_dir": "x\udcff"}})
+    with pytest.raises(ConfigError, match="--logdir is empty"):
+        resolve("conv", {"run": {"logdir": " "}})
+    with pytest.raises(ConfigError, match="holds a NUL character"):
+        resolve("conv", {"data": {"data_dir": "a\0b"}})
+
+
+@pytest.mark.parametrize("data_dir", ["new\nline", "esc\x1b[31m", "tab\tand\\back\"quote", "del\x7f", "é ü 漢"])
+def test_every_saved_config_reads_back(tmp_path: Path, data_dir: str):
+    exp = resolve("conv", {"data": {"data_dir": data_dir}})
+    path = tmp_path / "config.toml"
+    path.write_text(dump_toml(exp), encoding="utf-8")
+    again = resolve("conv", config_file=path)
+    assert again == exp and again.data.data_dir == data_dir

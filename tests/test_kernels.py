@@ -161,6 +161,34 @@ def test_bad_weights_files_fail_cleanly(run_cli, tmp_path):
     assert "--no-bias" in _cli_error(run_cli, tmp_path, "--weights", tmp_path / "sd.pt", "--no-bias")
 
 
+def _state(weight, bias=None):
+    return {"weight": weight, "bias": bias if bias is not None else torch.zeros(6)}
+
+
+@pytest.mark.parametrize(
+    "saved, message",
+    [
+        (_state(torch.zeros(6, 3, 3, 3), torch.tensor([0, 0, float("nan"), 0, 0, 0])), "NaN or infinite values in its bias"),
+        (_state(torch.full((6, 3, 3, 3), 3e38)), "would overflow float32"),
+        (_state(torch.full((6, 3, 3, 3), 2e37)), "would overflow float32"),  # each fits, their sum does not
+        (torch.quantize_per_tensor(torch.zeros(6, 3, 3, 3), 0.1, 0, torch.qint8), "holds a quantized weight"),
+        (torch.zeros(6, 3, 3, 3).to_sparse(), "holds a sparse_coo (sparse) weight"),
+        (_state(torch.zeros(6, 3, 3, 3), torch.zeros(6).to_sparse()), "holds a sparse_coo (sparse) bias"),
+        ({"weight": [1, 2, 3]}, "holds a list as its weight, not a tensor"),
+    ],
+)
+def test_weights_that_would_fail_mid_run_are_refused_before_it(run_cli, tmp_path, saved, message):
+    torch.save(saved, tmp_path / "w.pt")
+    assert message in _cli_error(run_cli, tmp_path, "--weights", tmp_path / "w.pt")
+    assert not (tmp_path / "logs").exists()
+
+
+def test_large_finite_weights_that_fit_still_run(run_cli, tmp_path):
+    torch.save(_state(torch.full((6, 3, 3, 3), 1e36)), tmp_path / "w.pt")
+    r = run_cli("conv", "--dataset", "shapes", "-n", "1", "-b", "2", "--weights", tmp_path / "w.pt", "-q")
+    assert r.code == 0, r.err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

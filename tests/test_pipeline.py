@@ -119,3 +119,15 @@ def test_the_memory_guard_counts_each_stage():
     exp = shapes_exp(layer={"out_channels": 70_000, "padding": 100}, data={"batch_size": 64})
     with pytest.raises(ConfigError, match=r"one batch of 64 outputs of \(70000, 230, 230\)"):
         pipeline.plan(exp)
+
+
+@pytest.mark.parametrize("zoom", ["300", "2147483647"])
+def test_a_zoom_past_any_picture_is_refused_up_front(run_cli, tmp_path, zoom):
+    assert_user_error(run_cli("conv", "--dataset", "shapes", "--zoom", zoom), f"--zoom {zoom} would make the channels view")
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_zoom_for_the_kernels_alone_counts_the_kernels(run_cli):
+    # 3x3 kernels of 6 x 1 channels at zoom 1000: the channels view is off, the kernels view is not.
+    r = run_cli("conv", "--dataset", "shapes", "--views", "kernels", "--zoom", "1000", "--groups", "3", "-c", "6")
+    assert_user_error(r, "--zoom 1000 would make the kernels view")

@@ -87,3 +87,31 @@ def test_runs_does_not_import_torch():
     code = "import sys, convlab.runs; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_full_disk_rewrites_the_summary_in_place(tmp_path: Path, monkeypatch):
+    # ENOSPC for any new file: the old summary's blocks are still there to rewrite.
+    write_summary(tmp_path, {"status": "running", "steps": 0})
+    real = Path.write_bytes
+
+    def disk_full(self, data):
+        if self.name.endswith(".tmp"):
+            self.touch()  # the OS creates the file, then the write fails
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    write_summary(tmp_path, {"status": "incomplete", "steps": 7, "stopped_by": "write error: No space left on device"})
+    assert read_summary(tmp_path) == {"status": "incomplete", "steps": 7, "stopped_by": "write error: No space left on device"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SUMMARY_FILE]  # no temporary file left
+
+
+def test_a_full_disk_before_any_summary_raises_and_leaves_nothing(tmp_path: Path, monkeypatch):
+    def disk_full(self, data):
+        self.touch()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_summary(tmp_path, {"status": "running"})
+    assert list(tmp_path.iterdir()) == []

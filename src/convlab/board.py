@@ -25,6 +25,9 @@ DEFAULT_PORT = 6006
 # while the board is open keep every step too; TensorBoard holds only the images that exist.
 MIN_IMAGE_SAMPLES = 1000
 EVENT_FILE_GLOB = "*tfevents*"
+# A summary claiming more steps than this was not written by a run (TensorBoard refuses a
+# sample count past 2**63 outright); such a summary is ignored.
+MAX_STEPS = 10_000_000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 WILDCARD_HOSTS = ("0.0.0.0", "::")
 
@@ -59,7 +62,8 @@ def logged_steps(run_dir: Path) -> int:
     """The steps a convlab run logged (or planned, while it is still running); 0 if unknown."""
     summary = read_summary(run_dir) or {}
     counts = [summary.get(k) for k in ("steps", "planned_steps")]
-    return max((c for c in counts if isinstance(c, int) and not isinstance(c, bool)), default=0)
+    plausible = [c for c in counts if isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= MAX_STEPS]
+    return max(plausible, default=0)
 
 
 def image_samples(runs: list[Path]) -> int:

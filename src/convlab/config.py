@@ -158,15 +158,25 @@ class Experiment:
 SPLITS = ("test", "train")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 PADDING_WORDS = ("same", "valid")
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
+# Matched with fullmatch: "$" alone would accept a trailing newline.
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d{1,4})?")
+RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 POOL_MODES = ("max", "avg")
 SCALES = ("raw", "minmax", "symmetric")
 
 
 # ----------------------------------------------------------------------------- parsing
 
-_HXW = re.compile(r"^\s*(\d+)\s*[xX×,]\s*(\d+)\s*$")
+_HXW = re.compile(r"\s*(\d+)\s*[xX×,]\s*(\d+)\s*")
+# More digits than any size or seed PyTorch takes; int() of a huge string is slow, and Python
+# refuses past 4300 digits, so the length is checked first.
+_MAX_DIGITS = 30
+
+
+def _to_int(text: str, name: str) -> int:
+    if len(text.strip().lstrip("+-")) > _MAX_DIGITS:
+        raise ConfigError(f"{name}: {text.strip()[:12]}... ({len(text.strip())} digits) is far too large")
+    return int(text)
 
 
 def parse_pair(value: Any, name: str, *, words: tuple[str, ...] = ()) -> Union[Pair, str]:
@@ -184,11 +194,11 @@ def parse_pair(value: Any, name: str, *, words: tuple[str, ...] = ()) -> Union[P
         if text.lower() in words:
             return text.lower()
         if re.fullmatch(r"-?\d+", text):
-            n = int(text)
+            n = _to_int(text, name)
             return (n, n)
-        m = _HXW.match(text)
+        m = _HXW.fullmatch(text)
         if m:
-            return (int(m.group(1)), int(m.group(2)))
+            return (_to_int(m.group(1), name), _to_int(m.group(2), name))
     choices = ", ".join(("N", "HxW", *words))
     raise ConfigError(f"{name}: cannot read {value!r}; use one of: {choices} (e.g. 3 or 3x5)")
 
@@ -199,7 +209,7 @@ def _parse_int(value: Any, name: str) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        return int(value)
+        return _to_int(value, name)
     raise ConfigError(f"{name}: expected an integer, got {value!r}")
 
 
@@ -273,18 +283,20 @@ def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]
     A top-level ``command = "conv"`` is allowed and must match the command being run.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file is a directory: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    text = _read_text_file(path)
+    if text.startswith("\ufeff"):
+        raise ConfigError(
+            f"{path} starts with a byte-order mark (BOM), which TOML does not allow; "
+            "save it as UTF-8 without BOM"
+        )
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is not a convlab experiment: its arrays or tables are nested too deep") from None
+    except ValueError as exc:  # an integer literal of thousands of digits
+        raise ConfigError(f"{path} holds a value convlab cannot read: {exc}") from None
 
     sections = {command: STAGE_KINDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
     out: dict[str, dict[str, Any]] = {}
@@ -312,6 +324,31 @@ def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]
     return out
 
 
+# An experiment file is a few hundred bytes; past this it is not one (e.g. --config /dev/zero).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read_text_file(path: Path) -> str:
+    """A config file's text: a regular file of at most MAX_CONFIG_BYTES, in UTF-8."""
+    try:
+        if path.is_dir():
+            raise ConfigError(f"config file is a directory: {path}")
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        if not path.is_file():
+            raise ConfigError(f"config file {path} is not a regular file (a device or a pipe); give a .toml file")
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is over {MAX_CONFIG_BYTES >> 20} MiB; an experiment file is a few lines of TOML")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read config file {path}: it is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 def dump_toml(exp: Experiment) -> str:
     """The resolved experiment as TOML, readable back by ``--config`` (None values omitted)."""
     lines = [f'command = "{exp.command}"', ""]
@@ -334,8 +371,23 @@ def _toml_value(value: Any) -> str:
         return str(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(str(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    return _toml_string(str(value))
+
+
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped, so it reads back."""
+    out = []
+    for ch in text:
+        if ch in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 # ----------------------------------------------------------------------------- resolve
@@ -415,8 +467,14 @@ def validate(exp: Experiment) -> None:
     if data.image_size is not None and data.image_size < 0:
         raise ConfigError(f"image_size must be 0 (keep each image's size) or more, got {data.image_size}")
 
+    check_path(data.data_dir, "--data-dir")
+    check_path(exp.run.logdir, "--logdir")
+    for stage in exp.stages:
+        if isinstance(stage, ConvConfig) and stage.weights is not None:
+            check_path(stage.weights, "--weights")
+
     run = exp.run
-    if not DEVICE_PATTERN.match(run.device):
+    if not DEVICE_PATTERN.fullmatch(run.device):
         raise ConfigError(f"unknown device {run.device!r}; use auto, cpu, cuda or cuda:N")
     if run.seed < 0:
         raise ConfigError(f"seed must be 0 or more, got {run.seed}")
@@ -468,6 +526,33 @@ def validate_pool(pool: PoolConfig) -> None:
     validate_pool_mode(pool)
 
 
+# The file-name limit of Linux, macOS and Windows file systems, in bytes.
+MAX_NAME_BYTES = 255
+
+
+def check_path(path: str, option: str) -> None:
+    """A path convlab can use and save in config.toml: not empty, names within the OS limit,
+    UTF-8 (TOML is UTF-8, so a run with another name could not be repeated from its config)."""
+    if not path.strip():
+        raise ConfigError(f"{option} is empty; give a path (e.g. {option} .)")
+    if "\0" in path:
+        raise ConfigError(f"{option} {path!r} holds a NUL character, which no path can")
+    try:
+        raw = path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise ConfigError(
+            f"{option} {shown} is not valid UTF-8; convlab saves each run's settings as TOML (UTF-8), "
+            "which cannot hold that name: rename it or use a link with a UTF-8 name"
+        ) from None
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"{option}: a name in it is {len(longest)} bytes long ({longest[:20].decode(errors='replace')}...); "
+            f"file systems allow at most {MAX_NAME_BYTES}"
+        )
+
+
 def _within_torch_range(exp: Experiment) -> None:
     # TOML and typer give any Python int; PyTorch's layers take 32-bit sizes and a 64-bit seed.
     for name, section in exp.sections().items():
@@ -483,7 +568,7 @@ def check_run_name(name: str) -> None:
     # Below the 255-byte file-name limit, with room for the "-2" a taken generated name gets.
     if len(name) > 200:
         raise ConfigError(f"run name is {len(name)} characters long; use at most 200")
-    if not name or name in (".", "..") or "/" in name or "\\" in name or not RUN_NAME_PATTERN.match(name):
+    if not name or name in (".", "..") or "/" in name or "\\" in name or not RUN_NAME_PATTERN.fullmatch(name):
         raise ConfigError(
             f"run name {name!r} is not allowed: use letters, digits and . _ + = - "
             "(no path separators or '..'); it names one directory inside --logdir"

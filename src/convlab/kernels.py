@@ -144,24 +144,43 @@ def load_weights(path: str, shape: tuple[int, ...], has_bias: bool) -> tuple[tor
     except KernelError:
         raise
     except Exception as exc:  # torch.load / np.load raise many kinds for a file that is not theirs
-        raise KernelError(f"cannot read --weights {file}: {' '.join(str(exc).split())[:200]}") from None
-    if not isinstance(weight, torch.Tensor):
-        raise KernelError(f"{file} holds a {type(weight).__name__}, not a tensor of shape {expected}")
-    if weight.is_complex() or weight.dtype == torch.bool:
-        raise KernelError(f"{file} holds {weight.dtype} values; expected real numbers")
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise KernelError(f"cannot read --weights {file}: {reason}") from None
+    weight = _plain_tensor(weight, file, "weight", expected)
     if tuple(weight.shape) != shape:
         raise KernelError(
             f"{file} holds weights of shape {pair_tuple(weight.shape)}, but this layer's weight is {expected}; "
             "match --out-channels, --kernel and --groups to the file"
         )
-    weight = weight.to(torch.float32)
-    if not torch.isfinite(weight).all():
-        raise KernelError(f"{file} holds NaN or infinite weights")
     if bias is not None:
         if not has_bias:
             raise KernelError(f"{file} holds a bias but the layer has none (--no-bias); drop --no-bias")
-        if not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (shape[0],):
-            got = pair_tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
-            raise KernelError(f"{file} holds a bias of shape {got}; expected ({shape[0]},), one per output channel")
-        bias = bias.to(torch.float32)
+        bias = _plain_tensor(bias, file, "bias", f"({shape[0]},), one per output channel")
+        if tuple(bias.shape) != (shape[0],):
+            raise KernelError(f"{file} holds a bias of shape {pair_tuple(bias.shape)}; expected ({shape[0]},), one per output channel")
+    # Inputs are in [0, 1], so no output can exceed sum|w| + |b| per channel: past float32's
+    # range the output would be inf from the first step on.
+    reach = weight.abs().double().flatten(1).sum(1) + (bias.abs().double() if bias is not None else 0)
+    if not bool((reach < torch.finfo(torch.float32).max).all()):
+        raise KernelError(
+            f"{file} holds weights so large (largest |weight| {weight.abs().max().item():.3g}) that the "
+            "layer's output would overflow float32; scale them down"
+        )
     return weight, bias
+
+
+def _plain_tensor(value: object, file: Path, what: str, expected: str) -> torch.Tensor:
+    """A dense, real, finite float32 copy of ``value``, or a KernelError naming the tensor."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        raise KernelError(f"{file} holds a {type(value).__name__} as its {what}, not a tensor of shape {expected}")
+    if value.is_quantized or value.layout != torch.strided:
+        kind = "quantized" if value.is_quantized else f"{value.layout} (sparse)".replace("torch.", "")
+        raise KernelError(f"{file} holds a {kind} {what}; save a plain dense tensor (tensor.dequantize() / .to_dense())")
+    if value.is_complex() or value.dtype == torch.bool:
+        raise KernelError(f"{file} holds {value.dtype} values in its {what}; expected real numbers")
+    value = value.to(torch.float32)
+    if not torch.isfinite(value).all():
+        raise KernelError(f"{file} holds NaN or infinite values in its {what}")
+    return value

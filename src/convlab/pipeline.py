@@ -23,7 +23,7 @@ from convlab.explain import explain
 from convlab.interrupts import closes_on_signals
 from convlab.layers import build_layer, describe_arithmetic, max_unpool, output_shape, resolved_in_channels
 from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
-from convlab.views import StageOutput, check_views, output_images, output_tag, selected_views
+from convlab.views import StageOutput, check_views, check_zoom, output_images, output_tag, selected_views
 from convlab.writer import RunWriter, WriteError
 
 Shape = tuple[int, int, int]
@@ -152,8 +152,9 @@ def plan(exp: Experiment) -> Plan:
     for stage in exp.stages:
         shapes.append(output_shape(stage, shapes[-1]))
     device = resolve_device(exp.run.device)
-    for stage, shape in zip(exp.stages, shapes):
+    for stage, shape, out in zip(exp.stages, shapes, shapes[1:]):
         check_weights(stage, shape[0])
+        check_zoom(exp, stage, out, shape[0])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(exp.run.seed)
         modules = [build_layer(stage, resolved_in_channels(stage, shape[0])) for stage, shape in zip(exp.stages, shapes)]

@@ -123,11 +123,28 @@ def write_config(run_dir: Path, toml_text: str) -> None:
 
 
 def write_summary(run_dir: Path, summary: Mapping[str, Any]) -> None:
-    """``summary.json``, replaced atomically so a reader never sees half of it."""
+    """``summary.json``, replaced atomically so a reader never sees half of it.
+
+    On a full disk a new file cannot be made, but the old one's blocks are there: the summary
+    is then rewritten in place (it only grows by a few bytes when a run ends), so a run stopped
+    by a full disk still says ``incomplete``. No temporary file is ever left behind.
+    """
     run_dir = Path(run_dir)
-    tmp = run_dir / f".{SUMMARY_FILE}.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / SUMMARY_FILE)
+    data = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    tmp, path = run_dir / f".{SUMMARY_FILE}.tmp", run_dir / SUMMARY_FILE
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as first:
+        tmp.unlink(missing_ok=True)
+        if not path.is_file():
+            raise
+        try:
+            with path.open("r+b") as f:
+                f.write(data)
+                f.truncate()
+        except OSError:
+            raise first from None
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:

@@ -221,6 +221,34 @@ def check_views(exp: Experiment) -> None:
             raise ConfigError(f"view {name!r} does not apply to 'convlab {exp.command}'{why}")
 
 
+# A view picture past this many pixels is no lesson (and would take gigabytes to build).
+MAX_VIEW_PIXELS = 1 << 24
+
+
+def check_zoom(exp: Experiment, stage: StageConfig, output_shape: tuple[int, int, int], in_channels: int) -> None:
+    """An explicit ``--zoom`` must leave every view picture of ``stage`` a sensible size."""
+    zoom = exp.views.zoom
+    if zoom is None:
+        return
+    c, h, w = output_shape
+    sizes = {}
+    chosen = {v.name for v in selected_views(exp, stage)}
+    if "channels" in chosen:
+        rows = min(exp.views.images, exp.data.batch_size)
+        sizes["channels"] = (rows * (h * zoom + 2) + 2, c * (w * zoom + 2) + 2)
+    if "kernels" in chosen and isinstance(stage, ConvConfig):
+        kh, kw = stage.kernel_size
+        per_group = max(in_channels // stage.groups, 1)
+        rows, cols = (1, stage.out_channels) if per_group == 3 else (stage.out_channels, per_group)
+        sizes["kernels"] = (rows * (kh * zoom + 2) + 2, cols * (kw * zoom + 2) + 2)
+    for name, (height, width) in sizes.items():
+        if height * width > MAX_VIEW_PIXELS:
+            raise ConfigError(
+                f"--zoom {zoom} would make the {name} view {width:,}x{height:,} pixels (at most "
+                f"{MAX_VIEW_PIXELS:,} in all); use a smaller --zoom, or leave it out to fit the view automatically"
+            )
+
+
 def selected_views(exp: Experiment, stage: StageConfig) -> list[View]:
     """The extra views logged for ``stage``, in the registry's order."""
     applying = [v for v in VIEWS.values() if stage.kind in v.kinds]
