@@ -1,0 +1,167 @@
+"""Text from flags and TOML files -> typed values, and values -> TOML text that reads back.
+
+Torch-free and dataclass-free: :mod:`convlab.config` says which field takes which kind of
+value; this module knows how to read each kind and how to write it back.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Union
+
+from convlab.errors import ConfigError
+
+Pair = tuple[int, int]
+PADDING_WORDS = ("same", "valid")
+
+
+_HXW = re.compile(r"\s*(\d+)\s*[xX×,]\s*(\d+)\s*")
+# More digits than any size or seed PyTorch takes; int() of a huge string is slow, and Python
+# refuses past 4300 digits, so the length is checked first.
+_MAX_DIGITS = 30
+
+
+def _to_int(text: str, name: str) -> int:
+    if len(text.strip().lstrip("+-")) > _MAX_DIGITS:
+        raise ConfigError(f"{name}: {text.strip()[:12]}... ({len(text.strip())} digits) is far too large")
+    return int(text)
+
+
+def parse_pair(value: Any, name: str, *, words: tuple[str, ...] = ()) -> Union[Pair, str]:
+    """An int, ``"HxW"``, ``[h, w]`` (or one of ``words``) -> ``(h, w)``; sign is checked later."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected an integer or HxW, got {value!r}")
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, (list, tuple)):
+        if len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return (int(value[0]), int(value[1]))
+        raise ConfigError(f"{name}: expected two integers [h, w], got {list(value)!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in words:
+            return text.lower()
+        if re.fullmatch(r"-?\d+", text):
+            n = _to_int(text, name)
+            return (n, n)
+        m = _HXW.fullmatch(text)
+        if m:
+            return (_to_int(m.group(1), name), _to_int(m.group(2), name))
+    choices = ", ".join(("N", "HxW", *words))
+    raise ConfigError(f"{name}: cannot read {value!r}; use one of: {choices} (e.g. 3 or 3x5)")
+
+
+def _parse_int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return _to_int(value, name)
+    raise ConfigError(f"{name}: expected an integer, got {value!r}")
+
+
+def _parse_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{name}: expected true or false, got {value!r}")
+
+
+def _parse_str(value: Any, name: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"{name}: expected a string, got {value!r}")
+
+
+_PAIR_FIELDS = {"kernel_size", "stride", "dilation", "padding"}
+_INT_FIELDS = {"in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed", "image_size", "images", "zoom"}
+_BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale", "unpool"}
+_NAME_LIST_FIELDS = {"init", "show"}
+
+
+def _parse_names(value: Any, name: str) -> str:
+    """``"a, B"`` or ``["a", "B"]`` -> ``"a,b"``: a list of names kept as one canonical string."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = list(value)
+    else:
+        raise ConfigError(f"{name}: expected comma-separated names or a list of strings, got {value!r}")
+    names = [item.strip().lower() for item in items]
+    if not names or any(not n for n in names):
+        raise ConfigError(f"{name}: empty name in {value!r}; separate names with single commas")
+    return ",".join(names)
+
+
+def names(value: str | None) -> list[str]:
+    """A canonical name-list field (``init``, ``show``) as a list."""
+    return value.split(",") if value else []
+
+
+def parse_value(section: str, key: str, value: Any) -> Any:
+    """Coerce one raw value (from TOML or a CLI flag) to the field's type."""
+    name = f"{section}.{key}"
+    if value is None:
+        return None
+    if key in _PAIR_FIELDS:
+        words = PADDING_WORDS if (section == "conv" and key == "padding") else ()
+        return parse_pair(value, name, words=words)
+    if key in _INT_FIELDS:
+        return _parse_int(value, name)
+    if key in _BOOL_FIELDS:
+        return _parse_bool(value, name)
+    if key in _NAME_LIST_FIELDS:
+        return _parse_names(value, name)
+    return _parse_str(value, name)
+
+
+# An experiment file is a few hundred bytes; past this it is not one (e.g. --config /dev/zero).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_text_file(path: Path) -> str:
+    """A config file's text: a regular file of at most MAX_CONFIG_BYTES, in UTF-8."""
+    try:
+        if path.is_dir():
+            raise ConfigError(f"config file is a directory: {path}")
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        if not path.is_file():
+            raise ConfigError(f"config file {path} is not a regular file (a device or a pipe); give a .toml file")
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is over {MAX_CONFIG_BYTES >> 20} MiB; an experiment file is a few lines of TOML")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read config file {path}: it is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return _toml_string(str(value))
+
+
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped, so it reads back."""
+    out = []
+    for ch in text:
+        if ch in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
