@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from convlab.config import ConfigError, ConvConfig, PoolConfig, dump_toml, parse_pair, read_config_file, resolve
+from convlab.config import ConfigError, ConvConfig, PoolConfig, dump_toml, read_config_file, resolve
+from convlab.values import parse_pair
 
 
 @pytest.mark.parametrize(

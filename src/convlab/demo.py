@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Union
 
-from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig, parse_pair
+from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig
 from convlab.geometry import AxisWindows, axis_windows, layer_call, tap_kind
 from convlab.layers import output_shape
 from convlab.terminal import fmt_number
+from convlab.values import parse_pair
 
 if TYPE_CHECKING:
     from rich.text import Text

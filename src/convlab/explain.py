@@ -13,10 +13,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from convlab.config import ConfigError, ConvConfig, Experiment, LayerConfig, Pair, PoolConfig, parse_pair
+from convlab.config import ConfigError, ConvConfig, Experiment, LayerConfig, Pair, PoolConfig
 from convlab.data import get_dataset
 from convlab.geometry import AxisWindows, axis_windows, hw, layer_call, unpool_axes
 from convlab.layers import ShapeError, output_shape, resolved_in_channels
+from convlab.values import parse_pair
 
 if TYPE_CHECKING:
     from rich.text import Text
