@@ -12,13 +12,25 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any
 
 from convlab.errors import ConfigError
 from convlab.errors import ConvlabError as ConvlabError  # re-exported: raised across convlab
 from convlab.errors import Interrupted as Interrupted
+
+# The stage configs live in stages.py; modules across convlab import them from here.
+from convlab.stages import PADDING_MODES as PADDING_MODES
+from convlab.stages import POOL_MODES as POOL_MODES
+from convlab.stages import STAGE_KINDS as STAGE_KINDS
+from convlab.stages import STAGE_VALIDATORS as STAGE_VALIDATORS
+from convlab.stages import ConvConfig as ConvConfig
+from convlab.stages import LayerConfig as LayerConfig
+from convlab.stages import PoolConfig as PoolConfig
+from convlab.stages import StageConfig as StageConfig
+from convlab.stages import _at_least
 from convlab.values import PADDING_WORDS as PADDING_WORDS
-from convlab.values import Pair, names, parse_value, read_text_file, toml_value
+from convlab.values import Pair as Pair
+from convlab.values import names, parse_value, read_text_file, toml_value
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,41 +56,6 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ConvConfig:
-    kind: ClassVar[str] = "conv"
-    # None: take the dataset's channel count (3 for CIFAR10).
-    in_channels: int | None = None
-    out_channels: int = 6
-    kernel_size: Pair = (3, 3)
-    stride: Pair = (1, 1)
-    # A pair, or PyTorch's "same" / "valid".
-    padding: Union[Pair, str] = (0, 0)
-    padding_mode: str = "zeros"
-    dilation: Pair = (1, 1)
-    groups: int = 1
-    bias: bool = True
-    # "random" (PyTorch's default init) or named kernels, one per output channel (see kernels.py).
-    init: str = "random"
-    # A .pt / .npy file with the layer's weight (out_channels, in_channels/groups, kH, kW).
-    weights: str | None = None
-
-
-@dataclass(frozen=True)
-class PoolConfig:
-    kind: ClassVar[str] = "pool"
-    kernel_size: Pair = (3, 3)
-    # None: the kernel size, as in PyTorch.
-    stride: Pair | None = None
-    padding: Pair = (0, 0)
-    dilation: Pair = (1, 1)
-    ceil_mode: bool = False
-    # "max" (MaxPool2d) or "avg" (AvgPool2d).
-    mode: str = "max"
-    # Also log MaxUnpool2d(pool(x)): only the maxima, back at their input positions.
-    unpool: bool = False
-
-
-@dataclass(frozen=True)
 class RunConfig:
     # "auto" = cuda when available, else cpu.
     device: str = "auto"
@@ -98,13 +75,6 @@ class ViewConfig:
     # Nearest-neighbour upscaling factor of the extra image views; None: so small maps are
     # at least 64 pixels wide.
     zoom: int | None = None
-
-
-# One stage of an experiment: a layer kind and its arguments. A new stage kind is one config
-# class here (with ``kind`` and a ``validate`` function below) and one factory in layers.py.
-StageConfig = Union[ConvConfig, PoolConfig]
-LayerConfig = StageConfig
-STAGE_KINDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig}
 
 
 @dataclass(frozen=True)
@@ -134,11 +104,9 @@ class Experiment:
 
 
 SPLITS = ("test", "train")
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 # Matched with fullmatch: "$" alone would accept a trailing newline.
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d{1,4})?")
 RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
-POOL_MODES = ("max", "avg")
 SCALES = ("raw", "minmax", "symmetric")
 
 
@@ -265,21 +233,6 @@ def _out_channels_from_init(conv: dict[str, Any]) -> None:
         conv["out_channels"] = len(names(init))
 
 
-def _at_least(value: int | None, name: str, minimum: int = 1) -> None:
-    """``None`` (not set) passes; anything below ``minimum`` is a one-line error."""
-    if value is not None and value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-
-
-def _positive_pair(value: Any, name: str, *, minimum: int = 1) -> None:
-    if value is None or isinstance(value, str):
-        return
-    h, w = value
-    if h < minimum or w < minimum:
-        what = "at least 1" if minimum == 1 else "0 or more"
-        raise ConfigError(f"{name} must be {what}, got {h}x{w}")
-
-
 def validate(exp: Experiment) -> None:
     """Check every value the config alone decides (no input size, data or machine needed)."""
     _within_torch_range(exp)
@@ -312,45 +265,6 @@ def validate(exp: Experiment) -> None:
         raise ConfigError(f"unknown scale {views.scale!r}; choose from {', '.join(SCALES)}")
     _at_least(views.images, "views.images")
     _at_least(views.zoom, "zoom")
-
-
-def _window(stage: StageConfig) -> None:
-    _positive_pair(stage.kernel_size, "kernel_size")
-    _positive_pair(stage.stride, "stride")
-    _positive_pair(stage.dilation, "dilation")
-    _positive_pair(stage.padding, "padding", minimum=0)
-
-
-def validate_conv(conv: ConvConfig) -> None:
-    _window(conv)
-    _at_least(conv.out_channels, "out_channels")
-    _at_least(conv.in_channels, "in_channels")
-    _at_least(conv.groups, "groups")
-    if conv.out_channels % conv.groups:
-        raise ConfigError(
-            f"groups={conv.groups} must divide out_channels={conv.out_channels}; "
-            f"try --groups 1 or an out_channels that is a multiple of {conv.groups}"
-        )
-    if conv.padding_mode not in PADDING_MODES:
-        raise ConfigError(f"unknown padding_mode {conv.padding_mode!r}; choose from {', '.join(PADDING_MODES)}")
-    if conv.padding == "same" and conv.stride != (1, 1):
-        raise ConfigError(
-            "padding 'same' needs stride 1 (PyTorch does not support it for strided "
-            "convolutions); use a number for --padding"
-        )
-    validate_init(conv)
-
-
-def validate_pool(pool: PoolConfig) -> None:
-    _window(pool)
-    kh, kw = pool.kernel_size
-    ph, pw = pool.padding
-    if ph > kh // 2 or pw > kw // 2:
-        raise ConfigError(
-            f"pool padding {ph}x{pw} is too large for kernel {kh}x{kw}: PyTorch allows at most "
-            f"half the kernel size ({kh // 2}x{kw // 2})"
-        )
-    validate_pool_mode(pool)
 
 
 # The file-name limit of Linux, macOS and Windows file systems, in bytes.
@@ -402,34 +316,3 @@ def check_run_name(name: str) -> None:
         )
 
 
-def validate_init(conv: ConvConfig) -> None:
-    """Named kernels: one per output channel, and not together with --weights.
-
-    The names themselves are checked where the kernels live (``kernels.py``), when the layer
-    is built, which is still before anything is loaded or written.
-    """
-    init = names(conv.init)
-    if conv.weights is not None and init != ["random"]:
-        raise ConfigError("--init and --weights both set the layer's weights; use one of them")
-    if init != ["random"] and len(init) != conv.out_channels:
-        raise ConfigError(
-            f"--init names {len(init)} kernel(s) ({', '.join(init)}) but out_channels={conv.out_channels}; "
-            "give one name per output channel (use 'random' for a channel with PyTorch's default "
-            "init), or leave out --out-channels"
-        )
-
-
-def validate_pool_mode(pool: PoolConfig) -> None:
-    if pool.mode not in POOL_MODES:
-        raise ConfigError(f"unknown pool mode {pool.mode!r}; choose from {', '.join(POOL_MODES)}")
-    if pool.mode == "avg":
-        if pool.unpool:
-            raise ConfigError(
-                "--unpool needs --mode max: MaxUnpool2d puts each window's maximum back where it was, "
-                "and average pooling keeps no positions to put anything back"
-            )
-        if pool.dilation != (1, 1):
-            raise ConfigError("--mode avg has no dilation (torch.nn.AvgPool2d has none); use --dilation 1")
-
-
-STAGE_VALIDATORS = {"conv": validate_conv, "pool": validate_pool}
