@@ -6,6 +6,7 @@ fast with one clear line (a :class:`ConfigError`) and never leaves a run directo
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import sys
@@ -17,6 +18,8 @@ from typing import Any
 from convlab.errors import ConfigError
 from convlab.errors import ConvlabError as ConvlabError  # re-exported: raised across convlab
 from convlab.errors import Interrupted as Interrupted
+from convlab.modules import call_text, parse_layers
+from convlab.pretrained import pretrained_layers
 
 # The stage configs live in stages.py; modules across convlab import them from here.
 from convlab.stages import PADDING_MODES as PADDING_MODES
@@ -78,6 +81,25 @@ class ViewConfig:
 
 
 @dataclass(frozen=True)
+class StackConfig:
+    """``convlab stack``: the layers, as PyTorch code, and where their weights come from."""
+
+    # Each layer as written in PyTorch, e.g. "Conv2d(3, 32, 5, padding=2)"; parsed, never evaluated.
+    layers: tuple[str, ...] = ()
+    # A .pt/.pth file: a state_dict (or a whole model of torch.nn layers) matching the stack's parameters in order.
+    weights: str | None = None
+    # A torchvision model whose first `upto` stages, with ImageNet weights, are the stack.
+    pretrained: str | None = None
+    upto: int | None = None
+    # Channels shown per map stage in its picture (the first ones).
+    max_channels: int = 16
+
+
+# What each experiment command's own config section is.
+COMMANDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig}
+
+
+@dataclass(frozen=True)
 class Experiment:
     """Data, an ordered tuple of stages the images go through, how to run, what to show.
 
@@ -90,6 +112,8 @@ class Experiment:
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
+    # convlab stack only: where the stages came from (their text is derived from ``stages``).
+    stack: StackConfig = field(default_factory=StackConfig)
 
     @property
     def layer(self) -> StageConfig:
@@ -100,7 +124,12 @@ class Experiment:
 
     def sections(self) -> dict[str, Any]:
         """Section name -> dataclass, in the order a config file lists them."""
-        return {self.command: self.layer, "data": self.data, "run": self.run, "views": self.views}
+        if self.command == "stack":
+            layers = () if self.stack.pretrained else tuple(call_text(s) for s in self.stages)
+            head: Any = dataclasses.replace(self.stack, layers=layers)
+        else:
+            head = self.layer
+        return {self.command: head, "data": self.data, "run": self.run, "views": self.views}
 
 
 SPLITS = ("test", "train")
@@ -123,7 +152,8 @@ def _unknown_key(where: str, key: str, valid: list[str]) -> ConfigError:
 def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]]:
     """Read a TOML experiment file into ``{section: {key: raw value}}``, rejecting unknown keys.
 
-    Sections are ``[conv]`` or ``[pool]`` (the one matching ``command``), ``[data]`` and ``[run]``.
+    Sections are ``[conv]``, ``[pool]`` or ``[stack]`` (the one matching ``command``), ``[data]``,
+    ``[run]`` and ``[views]``.
     A top-level ``command = "conv"`` is allowed and must match the command being run.
     """
     path = Path(path)
@@ -142,7 +172,7 @@ def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]
     except ValueError as exc:  # an integer literal of thousands of digits
         raise ConfigError(f"{path} holds a value convlab cannot read: {exc}") from None
 
-    sections = {command: STAGE_KINDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
+    sections = {command: COMMANDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
     out: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         if key == "command":
@@ -151,7 +181,7 @@ def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"
                 )
             continue
-        if key in STAGE_KINDS and key != command:
+        if key in COMMANDS and key != command:
             raise ConfigError(
                 f"{path} has a [{key}] section, but this is 'convlab {command}'; "
                 f"run it with: convlab {key} --config {path}"
@@ -198,9 +228,9 @@ def resolve(
     ``overrides`` maps a section name (``conv``/``pool``, ``data``, ``run``) to raw values;
     ``None`` values mean "not given" and never override anything.
     """
-    if command not in STAGE_KINDS:
-        raise ConfigError(f"unknown command {command!r}; choose from {', '.join(STAGE_KINDS)}")
-    layers = {command: STAGE_KINDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
+    if command not in COMMANDS:
+        raise ConfigError(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
+    layers = {command: COMMANDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
     merged: dict[str, dict[str, Any]] = {name: {} for name in layers}
     if config_file is not None:
         for name, values in read_config_file(config_file, command).items():
@@ -221,9 +251,32 @@ def resolve(
                 raise _unknown_key(f"[{name}]", key, sorted(valid))
             kwargs[key] = parse_value(name, key, value)
         built[name] = cls(**kwargs)
-    exp = Experiment(command=command, stages=(built[command],), data=built["data"], run=built["run"], views=built["views"])
+    sections = dict(data=built["data"], run=built["run"], views=built["views"])
+    if command == "stack":
+        stack = built["stack"]
+        stages = stack_stages(stack)
+        exp = Experiment(command=command, stages=stages, stack=dataclasses.replace(stack, layers=()), **sections)
+        exp = dataclasses.replace(exp, stack=exp.sections()["stack"])
+    else:
+        exp = Experiment(command=command, stages=(built[command],), **sections)
     validate(exp)
     return exp
+
+
+def stack_stages(stack: StackConfig) -> tuple[StageConfig, ...]:
+    """The stages of ``convlab stack``: its layers parsed, or a pretrained model's first ones."""
+    if stack.pretrained is not None:
+        if stack.layers:
+            raise ConfigError(f"--pretrained {stack.pretrained} gives the layers; leave out the LAYER arguments (or [stack] layers)")
+        return parse_layers(pretrained_layers(stack.pretrained, stack.upto))
+    if stack.upto is not None:
+        raise ConfigError("--upto counts the first stages of a --pretrained model; give --pretrained NAME too")
+    if not stack.layers:
+        raise ConfigError(
+            'a stack needs layers: convlab stack "Conv2d(3, 32, 5, padding=2)" "ReLU()" ..., '
+            "a --config file with [stack] layers = [...], or --pretrained NAME"
+        )
+    return parse_layers(stack.layers)
 
 
 def _out_channels_from_init(conv: dict[str, Any]) -> None:
@@ -252,6 +305,12 @@ def validate(exp: Experiment) -> None:
     for stage in exp.stages:
         if isinstance(stage, ConvConfig) and stage.weights is not None:
             check_path(stage.weights, "--weights")
+    if exp.command == "stack":
+        _at_least(exp.stack.max_channels, "max_channels")
+        if exp.stack.weights is not None:
+            check_path(exp.stack.weights, "--weights")
+            if exp.stack.pretrained is not None:
+                raise ConfigError("--weights and --pretrained both set the stack's weights; use one of them")
 
     run = exp.run
     if not DEVICE_PATTERN.fullmatch(run.device):

@@ -53,10 +53,118 @@ class PoolConfig:
     unpool: bool = False
 
 
+# ----------------------------------------------------------------------------- what a stack adds
+# The other torch.nn layers ``convlab stack`` builds. Fields are PyTorch's arguments, named,
+# ordered and defaulted as PyTorch has them (device and dtype aside: see modules.py).
+# ``inplace`` is kept as written but never used: each stage's output is shown after the
+# next stage has run, so no stage may overwrite its input.
+
+
+@dataclass(frozen=True)
+class ReLUConfig:
+    kind: ClassVar[str] = "relu"
+    inplace: bool = False
+
+
+@dataclass(frozen=True)
+class LeakyReLUConfig:
+    kind: ClassVar[str] = "leakyrelu"
+    negative_slope: float = 0.01
+    inplace: bool = False
+
+
+@dataclass(frozen=True)
+class SigmoidConfig:
+    kind: ClassVar[str] = "sigmoid"
+
+
+@dataclass(frozen=True)
+class TanhConfig:
+    kind: ClassVar[str] = "tanh"
+
+
+@dataclass(frozen=True)
+class GELUConfig:
+    kind: ClassVar[str] = "gelu"
+    approximate: str = "none"
+
+
+@dataclass(frozen=True)
+class ELUConfig:
+    kind: ClassVar[str] = "elu"
+    alpha: float = 1.0
+    inplace: bool = False
+
+
+@dataclass(frozen=True)
+class BatchNorm2dConfig:
+    """Run in eval mode: normalised with the running statistics (0 and 1 until weights are loaded)."""
+
+    kind: ClassVar[str] = "batchnorm2d"
+    num_features: int
+    eps: float = 1e-05
+    momentum: float | None = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
+
+
+@dataclass(frozen=True)
+class DropoutConfig:
+    """Eval mode, as a trained model is used: nothing is dropped."""
+
+    kind: ClassVar[str] = "dropout"
+    p: float = 0.5
+    inplace: bool = False
+
+
+@dataclass(frozen=True)
+class Dropout2dConfig:
+    kind: ClassVar[str] = "dropout2d"
+    p: float = 0.5
+    inplace: bool = False
+
+
+@dataclass(frozen=True)
+class FlattenConfig:
+    kind: ClassVar[str] = "flatten"
+    start_dim: int = 1
+    end_dim: int = -1
+
+
+@dataclass(frozen=True)
+class LinearConfig:
+    kind: ClassVar[str] = "linear"
+    in_features: int
+    out_features: int
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class SoftmaxConfig:
+    kind: ClassVar[str] = "softmax"
+    # None: PyTorch's implicit choice, dim 1 for a batch of maps or of feature vectors.
+    dim: int | None = None
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    kind: ClassVar[str] = "identity"
+
+
 # One stage of an experiment: a layer kind and its arguments.
-StageConfig = Union[ConvConfig, PoolConfig]
-LayerConfig = StageConfig
-STAGE_KINDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig}
+StageConfig = Union[
+    ConvConfig, PoolConfig, ReLUConfig, LeakyReLUConfig, SigmoidConfig, TanhConfig, GELUConfig, ELUConfig,
+    BatchNorm2dConfig, DropoutConfig, Dropout2dConfig, FlattenConfig, LinearConfig, SoftmaxConfig, IdentityConfig,
+]
+LayerConfig = Union[ConvConfig, PoolConfig]  # the window layers: geometry, explain and the demos take these
+STAGE_KINDS: dict[str, type] = {
+    cls.kind: cls
+    for cls in (ConvConfig, PoolConfig, ReLUConfig, LeakyReLUConfig, SigmoidConfig, TanhConfig, GELUConfig, ELUConfig,
+                BatchNorm2dConfig, DropoutConfig, Dropout2dConfig, FlattenConfig, LinearConfig, SoftmaxConfig, IdentityConfig)
+}
+# Stages that change each value on its own, keeping the shape: a one-stage stack of one of
+# these is the activation lesson, logged as 'input' and 'output'.
+ELEMENTWISE_KINDS = ("relu", "leakyrelu", "sigmoid", "tanh", "gelu", "elu", "dropout", "dropout2d", "identity")
 
 
 # ----------------------------------------------------------------------------- validators
@@ -146,4 +254,36 @@ def validate_pool_mode(pool: PoolConfig) -> None:
             raise ConfigError("--mode avg has no dilation (torch.nn.AvgPool2d has none); use --dilation 1")
 
 
-STAGE_VALIDATORS = {"conv": validate_conv, "pool": validate_pool}
+def _nothing(stage: Any) -> None:
+    """A stage whose arguments PyTorch accepts whatever they are (or that has none)."""
+
+
+def validate_gelu(gelu: GELUConfig) -> None:
+    if gelu.approximate not in GELU_APPROXIMATIONS:
+        raise ConfigError(f"GELU approximate={gelu.approximate!r}; PyTorch takes {' or '.join(map(repr, GELU_APPROXIMATIONS))}")
+
+
+def validate_batchnorm2d(bn: BatchNorm2dConfig) -> None:
+    _at_least(bn.num_features, "num_features")
+    if not bn.eps > 0:
+        raise ConfigError(f"BatchNorm2d eps must be above 0 (it keeps the division finite), got {bn.eps}")
+
+
+def validate_dropout(dropout: DropoutConfig | Dropout2dConfig) -> None:
+    if not 0 <= dropout.p <= 1:
+        raise ConfigError(f"dropout probability p must be between 0 and 1, got {dropout.p}")
+
+
+def validate_linear(linear: LinearConfig) -> None:
+    _at_least(linear.in_features, "in_features")
+    _at_least(linear.out_features, "out_features")
+
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+STAGE_VALIDATORS = {
+    "conv": validate_conv, "pool": validate_pool, "relu": _nothing, "leakyrelu": _nothing, "sigmoid": _nothing,
+    "tanh": _nothing, "gelu": validate_gelu, "elu": _nothing, "batchnorm2d": validate_batchnorm2d,
+    "dropout": validate_dropout, "dropout2d": validate_dropout, "flatten": _nothing, "linear": validate_linear,
+    "softmax": _nothing, "identity": _nothing,
+}
