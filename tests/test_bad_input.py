@@ -154,7 +154,7 @@ SHARED_CASES = [
     case("--config", "dir.toml", message="config file is a directory: dir.toml", files={"dir.toml/x": ""}, id="config-is-a-directory"),
     case("--config", "c.toml", message="c.toml is not valid TOML: Expected ']'", files={"c.toml": "[data\n"}, id="toml-malformed"),
     case("--config", "c.toml", message="c.toml is not valid TOML", files={"c.toml": "[data]\nbatch_size = \n"}, id="toml-missing-value"),
-    case("--config", "c.toml", message="cannot read config file c.toml: 'utf-8' codec", files={"c.toml": b"\xff\xfe[data]"}, id="toml-not-utf8"),
+    case("--config", "c.toml", message="cannot read config file c.toml: it is not UTF-8 text (invalid start byte at byte 0)", files={"c.toml": b"\xff\xfe[data]"}, id="toml-not-utf8"),
     case("--config", "c.toml", message="data.batch_size: expected an integer, got 'big'", files={"c.toml": '[data]\nbatch_size = "big"\n'}, id="toml-string-int"),
     case("--config", "c.toml", message="data.batch_size: expected an integer, got 8.0", files={"c.toml": "[data]\nbatch_size = 8.0\n"}, id="toml-float-int"),
     case("--config", "c.toml", message="data.download: expected true or false, got 'no'", files={"c.toml": '[data]\ndownload = "no"\n'}, id="toml-string-bool"),
