@@ -1,8 +1,8 @@
 """The downloaded datasets: CIFAR10, CIFAR100, MNIST and Fashion-MNIST.
 
-Every fixture is built here (CIFAR10's in conftest), in the dataset's own format; torchvision's
-MD5 lists are pointed at the fixtures' checksums (test harness only) and its mirrors at a dead
-loopback port, so nothing is ever downloaded.
+Every fixture is built here (CIFAR10's in conftest), in the dataset's own format; the fixtures'
+checksums are registered with convlab.data.register_checksums (test harness only) and
+torchvision's mirrors pointed at a dead loopback port, so nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST
 
 from conftest import assert_user_error, grid_size, images, load_events
 from convlab.config import DataConfig
-from convlab.data import DataError, get_dataset, load
+from convlab.data import ACCEPTED_CHECKSUMS, CHECKSUMS, DataError, downloaded, get_dataset, load, register_checksums
+from convlab.data.downloaded import LAYOUTS
 
 
 DEAD = "http://127.0.0.1:9/"  # a loopback port nobody listens on: refused at once, as offline
@@ -30,6 +31,12 @@ DEAD = "http://127.0.0.1:9/"  # a loopback port nobody listens on: refused at on
 
 def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _register(monkeypatch: pytest.MonkeyPatch, dataset: str, md5s: dict[str, str]) -> None:
+    """Accept a fixture's MD5s (test harness only), until the test ends."""
+    monkeypatch.setitem(ACCEPTED_CHECKSUMS, dataset, {})  # so that monkeypatch undoes the registration
+    register_checksums(dataset, md5s)
 
 
 def _user_error(r, message: str, tmp_path: Path) -> str:
@@ -103,12 +110,12 @@ def make_mnist(root: Path, cls: type, monkeypatch: pytest.MonkeyPatch, n_test: i
         "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
         "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
     }
-    resources = []
+    md5s = {}
     for name, array in arrays.items():
         archive = raw / f"{name}.gz"
         archive.write_bytes(gzip.compress(_idx(array), mtime=0))
-        resources.append((archive.name, _md5(archive)))
-    monkeypatch.setattr(cls, "resources", resources)
+        md5s[archive.name] = _md5(archive)
+    _register(monkeypatch, {"MNIST": "mnist", "FashionMNIST": "fashion-mnist"}[cls.__name__], md5s)
     monkeypatch.setattr(cls, "mirrors", [DEAD])
     return MnistFixture(root, raw, arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"],
                         arrays["train-images-idx3-ubyte"])
@@ -182,9 +189,7 @@ def make_cifar100(root: Path, monkeypatch: pytest.MonkeyPatch, n: int = 10) -> n
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
     fine = [f"class{i}" for i in range(100)]
     (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": fine, "coarse_label_names": ["x"] * 20}, protocol=2))
-    monkeypatch.setattr(CIFAR100, "train_list", [["train", _md5(folder / "train")]])
-    monkeypatch.setattr(CIFAR100, "test_list", [["test", _md5(folder / "test")]])
-    monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": _md5(folder / "meta")})
+    _register(monkeypatch, "cifar100", {name: _md5(folder / name) for name in ("train", "test", "meta")})
     return test
 
 
@@ -252,3 +257,36 @@ def test_in_channels_3_on_one_channel_data_is_an_error(tmp_path, monkeypatch, ru
     fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
     _user_error(run_cli("conv", "--dataset", "mnist", "--data-dir", fx.root, "--in-channels", "3", "--logdir", "logs"),
                 "in_channels=3 but the images have 1 channel(s)", tmp_path)
+
+
+# ----------------------------------------------------------------------------- the checksum table
+
+
+def test_checksums_are_torchvision_s():
+    """The one table of official MD5s, and where each split's files lie, is torchvision's: it cannot drift."""
+    for name, cls in (("cifar10", CIFAR10), ("cifar100", CIFAR100)):
+        official = {cls.filename: cls.tgz_md5, **dict(cls.train_list), **dict(cls.test_list),
+                    cls.meta["filename"]: cls.meta["md5"]}
+        assert CHECKSUMS[name] == official
+        layout = LAYOUTS[name]
+        assert (layout.torchvision_class, layout.folder) == (cls.__name__, cls.base_folder)
+        assert (layout.meta, layout.meta_key) == (cls.meta["filename"], cls.meta["key"])
+        assert layout.splits == {"train": tuple(f for f, _ in cls.train_list), "test": tuple(f for f, _ in cls.test_list)}
+    for name, cls in MNISTS:
+        assert CHECKSUMS[name] == dict(cls.resources)
+        layout = LAYOUTS[name]
+        assert (layout.torchvision_class, layout.folder, layout.classes) == (cls.__name__, f"{cls.__name__}/raw", tuple(cls.classes))
+        extracted = sorted(f.removesuffix(".gz") for f, _ in cls.resources)
+        assert sorted(f for files in layout.splits.values() for f in files) == extracted
+
+
+def test_register_checksums_refuses_what_it_cannot_use(monkeypatch):
+    monkeypatch.setitem(ACCEPTED_CHECKSUMS, "cifar10", {})
+    with pytest.raises(ValueError, match="cifar10 has no file named data_batch_6"):
+        register_checksums("cifar10", {"data_batch_6": "0" * 32})
+    with pytest.raises(ValueError, match="no checksums for dataset 'shapes'"):
+        register_checksums("shapes", {})
+    register_checksums("cifar10", {"test_batch": "0" * 32})
+    assert downloaded.checksums("cifar10") == {**CHECKSUMS["cifar10"], "test_batch": "0" * 32}
+    register_checksums("cifar10", {})
+    assert downloaded.checksums("cifar10") == CHECKSUMS["cifar10"]
