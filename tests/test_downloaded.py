@@ -25,11 +25,11 @@ import torch
 from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST
 
 import convlab
-from conftest import assert_user_error, grid_size, images, load_events, make_cifar
 from convlab.config import DataConfig
 from convlab.data import ACCEPTED_CHECKSUMS, CHECKSUMS, DataError, downloaded, get_dataset, load, register_checksums
 from convlab.data.downloaded import LAYOUTS
 
+from conftest import assert_user_error, grid_size, images, load_events, make_cifar
 
 DEAD = "http://127.0.0.1:9/"  # a loopback port nobody listens on: refused at once, as offline
 
@@ -188,9 +188,9 @@ def make_cifar100(root: Path, monkeypatch: pytest.MonkeyPatch, n: int = 10) -> n
     folder = root / CIFAR100.base_folder
     folder.mkdir(parents=True)
     test = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    for name, images in (("test", test), ("train", test[:4])):
-        batch = {"data": images.transpose(0, 3, 1, 2).reshape(len(images), 3072),
-                 "fine_labels": [i % 100 for i in range(len(images))], "coarse_labels": [0] * len(images)}
+    for name, split in (("test", test), ("train", test[:4])):
+        batch = {"data": split.transpose(0, 3, 1, 2).reshape(len(split), 3072),
+                 "fine_labels": [i % 100 for i in range(len(split))], "coarse_labels": [0] * len(split)}
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
     fine = [f"class{i}" for i in range(100)]
     (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": fine, "coarse_label_names": ["x"] * 20}, protocol=2))

@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from conftest import assert_user_error, grid_size, images, load_events, only_run
 from convlab.config import DataConfig
 from convlab.data import DataError, folder_shape, get_dataset, load
+
+from conftest import assert_user_error, grid_size, images, load_events, only_run
 
 
 def _user_error(r, message: str, tmp_path: Path) -> str:

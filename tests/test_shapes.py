@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import images, load_events
 from convlab.config import DataConfig
 from convlab.data import SHAPES_CLASSES, get_dataset, load, make_shapes
 from convlab.data.shapes import SHAPES_CHUNK, _chunk_seed, _draw_shapes
+
+from conftest import images, load_events
 
 
 def test_shapes_is_deterministic_and_well_formed():
