@@ -257,3 +257,34 @@ def test_grayscale_folder_end_to_end(photos, run_cli, tmp_path):
     (out,) = images(acc, "output")
     assert (out.height, out.width) == grid_size(len(ORDER) * 2, 126, 126)
     assert "grayscale = true" in (tmp_path / "logs" / "g" / "config.toml").read_text()
+
+
+@pytest.mark.parametrize("width, height, size, mode", [
+    (300, 200, 128, "RGB"), (200, 300, 128, "RGB"), (129, 128, 128, "L"), (128, 128, 128, "RGB"),
+    (37, 1000, 64, "RGB"), (1000, 37, 32, "L"), (64, 48, 128, "RGB"), (7, 5, 3, "RGB"),
+])
+def test_resize_and_crop_is_torchvisions_resize_and_center_crop(width, height, size, mode):
+    from torchvision.transforms.v2 import functional as F
+
+    from convlab.data.folder import resize_and_crop
+
+    rng = np.random.default_rng(width * height)
+    shape = (height, width, 3) if mode == "RGB" else (height, width)
+    im = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+    expected = np.asarray(F.center_crop(F.resize(im, [size]), [size, size]))
+    got = np.asarray(resize_and_crop(im, size))
+    assert got.shape == expected.shape and np.array_equal(got, expected)
+
+
+def test_reading_a_folder_imports_no_torchvision(tmp_path):
+    import subprocess
+    import sys
+
+    Image.fromarray(np.zeros((40, 60, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    code = (
+        "import sys\nfrom convlab.config import DataConfig\nfrom convlab.data import load\n"
+        f"s = load(DataConfig(dataset='folder', data_dir={str(tmp_path)!r}), 0)\n"
+        "print(s.image_shape, 'torchvision' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "(3, 128, 128) False"

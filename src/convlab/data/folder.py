@@ -154,11 +154,31 @@ def _to_mode(im: Image.Image, mode: str) -> Image.Image:
     return im.convert(mode)
 
 
+def resize_and_crop(im: Image.Image, size: int) -> Image.Image:
+    """torchvision's ``Resize(size)`` + ``CenterCrop(size)`` on a PIL image, pixel for pixel.
+
+    The shorter side goes to ``size`` (the longer to ``int(size * long / short)``, bilinear,
+    as torchvision asks PIL), then the centre square is cut (top/left rounded as torchvision
+    rounds). Done with PIL directly because importing torchvision's transforms costs 1.2-1.9 s
+    (they load ``torch._dynamo``), more than reading a folder of images; tests/test_folder.py
+    holds it to torchvision's result.
+    """
+    from PIL import Image
+
+    w, h = im.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = size, int(size * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    if (new_w, new_h) != (w, h):
+        im = im.resize((new_w, new_h), resample=Image.BILINEAR)
+    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    return im.crop((left, top, left + size, top + size))
+
+
 def read_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
     """One image as uint8 (H, W, C): upright, RGB or grey, resized and centre-cropped to size x size (0: as is)."""
     import numpy as np
     from PIL import Image, ImageOps
-    from torchvision.transforms.v2 import functional as F
 
     with Image.open(path, formats=FOLDER_FORMATS) as im:
         w, h = im.size
@@ -168,8 +188,7 @@ def read_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
             im.draft(None, (math.ceil(w * size / min(w, h)), math.ceil(h * size / min(w, h))))
         im = _to_mode(ImageOps.exif_transpose(im), "L" if grayscale else "RGB")
     if size:
-        # Exactly torchvision's Resize(size) + CenterCrop(size): shorter side to size, centre square.
-        im = F.center_crop(F.resize(im, [size]), [size, size])
+        im = resize_and_crop(im, size)
     pixels = np.asarray(im)
     return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
