@@ -288,3 +288,57 @@ def test_reading_a_folder_imports_no_torchvision(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "(3, 128, 128) False"
+
+
+def test_a_fifo_named_like_an_image_is_skipped_not_read(run_cli, tmp_path):
+    import os
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.full((40, 40, 3), 200, dtype=np.uint8)).save(folder / "a.png")
+    os.mkfifo(folder / "x.png")  # opening it for reading would block forever
+    r = run_cli("conv", "--dataset", "folder", "--data-dir", folder, "--image-size", "32", "--logdir", "logs")
+    assert r.code == 0, r.err
+    assert "1 image(s) from" in r.out and "skipped 1 file(s) that are not readable images (x.png)" in r.out
+    assert_user_error(run_cli("conv", "--dataset", "folder", "--data-dir", folder / "x.png"), "no images")
+
+
+def test_an_image_too_long_to_resize_is_skipped_before_decoding(run_cli, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.zeros((1, 300_000), dtype=np.uint8)).save(folder / "line.png")  # a few hundred bytes
+    Image.fromarray(np.full((40, 60, 3), 90, dtype=np.uint8)).save(folder / "ok.png")
+    r = run_cli("conv", "--dataset", "folder", "--data-dir", folder, "--logdir", "logs")
+    assert r.code == 0, r.err
+    assert "skipped 1 image(s) too long to resize to --image-size 128 (e.g. line.png: 1x300000 would become 128x38,400,000)" in r.out
+    (folder / "ok.png").unlink()
+    assert_user_error(run_cli("conv", "--dataset", "folder", "--data-dir", folder), "1 image(s) too long to resize")
+
+
+def test_a_decompression_bomb_is_skipped_without_a_warning(run_cli, tmp_path, recwarn):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.fromarray(np.zeros((limit // 4000 + 10, 4000), dtype=np.uint8)).save(folder / "bomb.png")
+    Image.fromarray(np.full((40, 60, 3), 90, dtype=np.uint8)).save(folder / "ok.png")
+    r = run_cli("conv", "--dataset", "folder", "--data-dir", folder, "--logdir", "logs")
+    assert r.code == 0, r.err
+    assert "skipped 1 file(s) that are not readable images (bomb.png)" in r.out
+    assert "DecompressionBomb" not in r.out + r.err
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+
+
+def test_names_that_are_not_utf8_are_shown_escaped(run_cli, tmp_path):
+    import os
+
+    folder = tmp_path / "imgs"
+    for cls in (b"cl\xffass", b"plain"):
+        (folder / os.fsdecode(cls)).mkdir(parents=True)
+        Image.fromarray(np.full((40, 40, 3), 60, dtype=np.uint8)).save(folder / os.fsdecode(cls) / "a.png")
+    (folder / "plain" / os.fsdecode(b"n\xfeote.txt")).write_text("not an image")
+    r = run_cli("conv", "--dataset", "folder", "--data-dir", folder, "--image-size", "32", "--logdir", "logs")
+    assert r.code == 0, r.err
+    assert "classes from the first-level subfolders: cl\\xffass, plain" in r.out
+    assert "(plain/n\\xfeote.txt)" in r.out
+    acc = load_events(only_run(tmp_path / "logs"))
+    assert "0 cl\\xffass (1), 1 plain (1)" in acc.Tensors("data/text_summary")[0].tensor_proto.string_val[0].decode()
