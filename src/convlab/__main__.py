@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def console_main() -> None:
-    """The ``convlab`` command (and ``python -m convlab``): :func:`main`, then a fast exit.
+    """The ``convlab`` command (and ``python -m convlab``): standard streams that never raise
+    (terminal.guard_standard_streams), :func:`main`, the exit code for lost output, a fast exit.
 
     Once torch is imported, the interpreter's own teardown takes about 2 s on a 2-core machine
     and touches over 100 MB more memory (measured with bench/bench.py: longer than a whole

@@ -112,9 +112,10 @@ def guard_standard_streams() -> StreamSink:
 
     - A closed descriptor (``>&-``) is opened on /dev/null first, so no file a run opens can
       take its number and receive what is printed.
-    - Names that are not valid in the terminal's encoding (non-UTF-8 file names, a C locale)
-      are printed escaped (``\\xff``) instead of failing: errors="backslashreplace". An ASCII
-      encoding is the C locale's guess, not a terminal's: UTF-8 is used, as Python's UTF-8 mode does.
+    - Text the terminal's encoding cannot hold (a non-UTF-8 file name, whose byte 0xff Python
+      reads as ``\\udcff``) is printed escaped instead of failing: errors="backslashreplace".
+      An ASCII encoding is the C locale's guess, not a terminal's: UTF-8 is used, as Python's
+      UTF-8 mode does.
     """
     sinks = []
     for fd, name in ((1, "stdout"), (2, "stderr")):
