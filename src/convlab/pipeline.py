@@ -354,6 +354,69 @@ def _forward(modules: list[torch.nn.Module], x: torch.Tensor) -> list[torch.Tens
     return outputs
 
 
+class RunLog:
+    """One run being logged: its directory and event file, the header, a call per batch, and
+    how it ended. :func:`run` drives one; a sweep drives several over the same batches."""
+
+    def __init__(self, p: Plan, images: datasets.ImageSet, num_steps: int, *, name: str | None = None, logdir: str | None = None):
+        exp = p.exp
+        self.plan = p
+        logdir = exp.run.logdir if logdir is None else logdir
+        explicit = name is not None or exp.run.run_name is not None
+        self.run_dir = create_run_dir(logdir, name or exp.run.run_name or default_run_name(exp), explicit=explicit)
+        self.writer = RunWriter(self.run_dir)
+        self.summary: dict[str, Any] = {
+            "status": "running",
+            "command": exp.command,
+            "run_dir": str(self.run_dir),
+            "dataset": images.name,
+            "split": images.split,
+            "images": len(images),
+            "steps": 0,
+            "planned_steps": num_steps,
+            "device": p.device,
+            "input_shape": list(p.input_shape),
+            "output_shape": list(p.output_shape),
+            "tags": logged_tags(p),
+        }
+        self._data_text = images.describe()
+
+    def start(self) -> None:
+        """config.toml, summary.json, the texts, hparams and the views logged once."""
+        p, writer = self.plan, self.writer
+        write_config(self.run_dir, dump_toml(p.exp))
+        write_summary(self.run_dir, self.summary)
+        writer.text("config", _markdown_block(dump_toml(p.exp)))
+        if p.exp.command == "stack":
+            layer_text = describe(p)
+        else:
+            layer_text = "\n\n".join(explain(s.cfg, s.input_shape).text() for s in p.stages)
+        writer.text("layer", _markdown_block(layer_text))
+        writer.text("data", _markdown_block(self._data_text))
+        last = p.stages[-1].prefix
+        writer.hparams(hparams(p.exp), [view_tag(last, "output/mean"), view_tag(last, "output/std")])
+        log_once(writer, p)
+
+    def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int, **named: Any) -> None:
+        """``named``: the batch's ``labels`` and the dataset's ``classes`` (a stack's 'classes' view)."""
+        log_step(self.writer, self.plan, x, outputs, step, **named)
+        if step == 0:
+            # When the learner can first look (bench/bench.py measures it from the imports).
+            self.summary["first_step_time"] = round(time.time(), 3)
+        self.summary["steps"] = step + 1
+
+    def complete(self, seconds: float) -> dict[str, Any]:
+        self.summary.update(status="complete", seconds=round(seconds, 3))
+        self.writer.close()  # every event is on disk before summary.json says "complete"
+        write_summary(self.run_dir, self.summary)
+        return self.summary
+
+    def stopped(self, exc: BaseException) -> None:
+        """Keep what was logged (marked incomplete) or, before the first step, nothing."""
+        self.summary["status"] = "incomplete"
+        _stopped(self.writer, self.summary, exc)
+
+
 @closes_on_signals
 def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run the experiment and log it; returns the run's summary (also saved as summary.json)."""
@@ -367,41 +430,12 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     for note in images.notes:
         reporter.info(note)
 
-    name = exp.run.run_name or default_run_name(exp)
-    run_dir = create_run_dir(exp.run.logdir, name, explicit=exp.run.run_name is not None)
-    writer = RunWriter(run_dir)
-    summary: dict[str, Any] = {
-        "status": "running",
-        "command": exp.command,
-        "run_dir": str(run_dir),
-        "dataset": images.name,
-        "split": images.split,
-        "images": len(images),
-        "steps": 0,
-        "planned_steps": num_steps,
-        "device": p.device,
-        "input_shape": list(p.input_shape),
-        "output_shape": list(p.output_shape),
-        "tags": logged_tags(p),
-    }
-    steps_done = 0
+    log = RunLog(p, images, num_steps)
     torch_threads = torch.get_num_threads()
     try:
-        write_config(run_dir, dump_toml(exp))
-        write_summary(run_dir, summary)
-        writer.text("config", _markdown_block(dump_toml(exp)))
-        if exp.command == "stack":
-            layer_text = describe(p)
-        else:
-            layer_text = "\n\n".join(explain(s.cfg, s.input_shape).text() for s in p.stages)
-        writer.text("layer", _markdown_block(layer_text))
-        writer.text("data", _markdown_block(images.describe()))
-        last = p.stages[-1].prefix
-        writer.hparams(hparams(exp), [view_tag(last, "output/mean"), view_tag(last, "output/std")])
-        log_once(writer, p)
-
+        log.start()
         reporter.info(describe(p))
-        reporter.info(f"run: {run_dir}")
+        reporter.info(f"run: {log.run_dir}")
         modules = [s.module.to(p.device).eval() for s in p.stages]
         if p.device == "cpu":
             # A batch is too small to gain from intra-op threads, whose spin-waiting competes
@@ -416,16 +450,11 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
                 outputs = _forward(modules, x if p.normalize is None else _normalized(x, p.normalize))
                 # The labels name a stack's images for its 'classes' view.
                 named = dict(labels=images.batch_labels(step * bs, (step + 1) * bs), classes=images.classes) if in_stack else {}
-                log_step(writer, p, x, outputs, step, **named)
-                steps_done = step + 1
+                log.step(x, outputs, step, **named)
                 advance()
-        summary.update(status="complete", steps=steps_done, seconds=round(time.perf_counter() - started, 3))
-        writer.close()  # every event is on disk before summary.json says "complete"
-        write_summary(run_dir, summary)
+        return log.complete(time.perf_counter() - started)
     except BaseException as exc:
-        summary.update(status="incomplete", steps=steps_done)
-        _stopped(writer, summary, exc)
+        log.stopped(exc)
         raise
     finally:
         torch.set_num_threads(torch_threads)
-    return summary
