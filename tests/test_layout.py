@@ -14,9 +14,10 @@ SRC = Path(convlab.__file__).resolve().parent
 
 # The order of README.md's layout section: data flows from the top down.
 ORDER = [
-    "errors", "values", "stages", "modules", "pretrained", "config", "geometry",
+    "errors", "values", "stages", "modules", "pretrained", "optimizers", "config", "geometry",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
-    "kernels", "layers", "stack", "weights", "views", "runs", "writer", "interrupts", "explain", "pipeline",
+    "kernels", "layers", "stack", "weights", "views", "confusion", "runs", "writer", "interrupts", "explain", "pipeline",
+    "train",
     "terminal", "demo", "animate", "board", "commands", "cli", "__main__",
 ]
 

@@ -44,7 +44,8 @@ from convlab.writer import RunWriter, WriteError
 class Reporter(Protocol):
     def info(self, text: str) -> None: ...
 
-    def progress(self, total: int, description: str) -> AbstractContextManager[Callable[[], None]]: ...
+    def progress(self, total: int, description: str) -> AbstractContextManager[Callable[..., None]]:
+        """Yields ``advance(status=None)``, called after each step."""
 
 
 class SilentReporter:
@@ -52,8 +53,8 @@ class SilentReporter:
         pass
 
     @contextlib.contextmanager
-    def progress(self, total: int, description: str) -> Iterator[Callable[[], None]]:
-        yield lambda: None
+    def progress(self, total: int, description: str) -> Iterator[Callable[..., None]]:
+        yield lambda status=None: None
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def plan(exp: Experiment) -> Plan:
     spec = datasets.get_dataset(exp.data.dataset)
     input_shape = spec.shape(exp.data)
     check_views(exp)
-    in_stack = exp.command == "stack"
+    in_stack = exp.is_stack
     shapes = output_shapes(exp.stages, input_shape, name_stages=in_stack)
     if in_stack:
         check_stack_views(exp, shapes)
@@ -221,7 +222,7 @@ def hparams(exp: Experiment) -> dict[str, Any]:
 
 def describe(p: Plan) -> str:
     """The module, its shapes and the arithmetic, as plain text (terminal and TensorBoard)."""
-    if p.exp.command == "stack":
+    if p.exp.is_stack:
         table = explain_stack(p.exp.stages, p.input_shape, max_channels=p.exp.stack.max_channels)
         return "\n".join([table.text(), *p.notes])
     lines = []
@@ -387,7 +388,7 @@ class RunLog:
         write_config(self.run_dir, dump_toml(p.exp))
         write_summary(self.run_dir, self.summary)
         writer.text("config", _markdown_block(dump_toml(p.exp)))
-        if p.exp.command == "stack":
+        if p.exp.is_stack:
             layer_text = describe(p)
         else:
             layer_text = "\n\n".join(explain(s.cfg, s.input_shape).text() for s in p.stages)
@@ -443,7 +444,7 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
             # times slower (measured with bench/bench.py). Restored below.
             torch.set_num_threads(1)
         started = time.perf_counter()
-        bs, in_stack = exp.data.batch_size, exp.command == "stack"
+        bs, in_stack = exp.data.batch_size, exp.is_stack
         with reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
             for step in range(num_steps):
                 x = images.batch(step * bs, (step + 1) * bs).to(p.device).float().div_(255)

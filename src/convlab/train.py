@@ -1,0 +1,410 @@
+"""``convlab train``: a stack trained as a classifier, its kernels and feature maps logged as
+they learn.
+
+The step is the training step throughout (the number of optimizer steps taken, as the lesson
+counts ``total_train_step``), so TensorBoard's step slider is time: ``train/loss`` and
+``train/accuracy`` every step; ``test/loss``, ``test/accuracy`` and a confusion matrix at each
+evaluation; at each snapshot (step 0 included) the kernels of every conv stage, on one fixed
+range per stage, and every stage's view of one fixed probe batch from the eval set. ``model.pt``
+(a state_dict, replaced atomically) is saved at each evaluation and at the end.
+
+Everything is checked by :func:`plan_training` before any data is loaded. torch is imported
+inside the functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from convlab.config import ConfigError, ConvConfig, ConvlabError, Experiment
+from convlab.data import get_dataset
+from convlab.modules import call_text
+
+if TYPE_CHECKING:
+    import torch
+
+    from convlab.pipeline import Plan, Reporter
+
+MODEL_FILE = "model.pt"
+# A folder is one set of images: this fraction of it is kept out of training and evaluated on.
+FOLDER_HOLDOUT = 0.2
+METRICS = ["test/accuracy", "test/loss", "train/loss"]
+
+
+class TrainingError(ConvlabError):
+    """Training cannot go on (the loss is no longer a finite number)."""
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What a training run will do, decided before any data is loaded."""
+
+    stack: Plan  # the stages, their modules (seeded, --init-weights loaded), device
+    classes: int
+    holdout: float | None  # the fraction of the training images evaluated on instead of eval_split
+    train_images: int
+    eval_images: int
+    steps_per_epoch: int
+    num_steps: int
+    eval_every: int
+
+    @property
+    def exp(self) -> Experiment:
+        return self.stack.exp
+
+
+def _data_for_training(exp: Experiment) -> Experiment:
+    """A folder has no splits: its one set of images is what --split names, whichever it says."""
+    if get_dataset(exp.data.dataset).has_splits:
+        return exp
+    return dataclasses.replace(exp, data=dataclasses.replace(exp.data, split="test"))
+
+
+def check_classifier(exp: Experiment, output_shape: tuple[int, ...], classes: int) -> None:
+    """The last stage must give one score per class of the dataset."""
+    index, last = len(exp.stages), exp.stages[-1]
+    stage = f"stage {index} {call_text(last)}"
+    if len(output_shape) != 1:
+        raise ConfigError(
+            f"{stage} gives maps {tuple(output_shape)}, but a classifier's last stage gives one score per class: "
+            f"end with Flatten() and Linear(..., {classes}) ({exp.data.dataset} has {classes} classes)"
+        )
+    if output_shape[0] != classes:
+        fits = f"Linear({last.in_features}, {classes})" if last.kind == "linear" else f"a last Linear(..., {classes})"
+        raise ConfigError(
+            f"{stage} gives {output_shape[0]} features per image, but {exp.data.dataset} has {classes} classes and "
+            f"nn.CrossEntropyLoss needs one score per class; use {fits}"
+        )
+
+
+def plan_training(exp: Experiment) -> TrainPlan:
+    from convlab import pipeline
+
+    exp = _data_for_training(exp)
+    spec = get_dataset(exp.data.dataset)
+    classes = spec.class_count(exp.data)
+    if classes == 0:
+        raise ConfigError(
+            f"--dataset folder: {exp.data.data_dir} has no class subfolders, so its images have no labels to train on; "
+            "put each class's images in its own subfolder (e.g. DIR/cat/1.jpg, DIR/dog/2.jpg)"
+        )
+    p = pipeline.plan(exp)
+    check_classifier(exp, p.output_shape, classes)
+    t = exp.train
+    holdout = t.holdout if t.holdout is not None or spec.has_splits else FOLDER_HOLDOUT
+    total = spec.num_images(exp.data)
+    if holdout is not None:
+        held = holdout_count(total, holdout)
+        train_images, eval_images = total - held, held
+    else:
+        train_images = total
+        eval_images = spec.num_images(dataclasses.replace(exp.data, split=t.eval_split))
+    if t.eval_batches is not None:
+        eval_images = min(eval_images, t.eval_batches * exp.data.batch_size)
+    steps_per_epoch = math.ceil(train_images / exp.data.batch_size)
+    num_steps = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
+    return TrainPlan(p, classes, holdout, train_images, eval_images, steps_per_epoch, num_steps, t.eval_every or steps_per_epoch)
+
+
+def holdout_count(total: int, holdout: float) -> int:
+    if total < 2:
+        raise ConfigError(f"--holdout needs at least 2 images to keep some for evaluation; the training set has {total}")
+    return min(total - 1, max(1, round(total * holdout)))
+
+
+def describe_training(tp: TrainPlan) -> str:
+    t, data = tp.exp.train, tp.exp.data
+    where = f"{data.dataset}/{t.eval_split}" if tp.holdout is None else f"{tp.holdout:g} of {data.dataset}/{data.split}, held out"
+    return "\n".join([
+        f"training: {tp.num_steps} step(s) ({t.epochs} epoch(s) of {tp.steps_per_epoch}) of {data.batch_size} image(s) "
+        f"from {tp.train_images} of {data.dataset}/{data.split}, {_order(data.dataset)}; nn.CrossEntropyLoss, "
+        f"{t.optimizer} lr={t.lr:g}",
+        f"evaluation: every {tp.eval_every} step(s) and at the end, on {tp.eval_images} image(s) of {where}",
+        f"snapshots: every {t.snapshot_every} step(s), at step 0 and at the end: each conv stage's kernels on one "
+        "fixed range per stage (mid-grey = 0, black/white = -/+ the stage's largest |weight| at step 0, clipped "
+        "beyond), and every stage's view of the same probe images from the evaluation set",
+    ])
+
+
+def _order(dataset: str) -> str:
+    # shapes is drawn on demand, batch by batch, already in a random order of classes.
+    return "in the random order they are drawn" if dataset == "shapes" else "shuffled each epoch"
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class TrainingData:
+    """The images a run trains on (read batch by batch), and its evaluation set in memory."""
+
+    images: Any  # convlab.data.ImageSet
+    indices: torch.Tensor | None  # the training images' indices (None: all, in the stream's order)
+    eval_x: torch.Tensor  # uint8 (N, C, H, W)
+    eval_y: torch.Tensor
+    eval_name: str
+
+    def epoch_order(self, generator: torch.Generator) -> torch.Tensor | None:
+        import torch
+
+        if self.indices is None:  # drawn in a random order already (shapes): read as it comes
+            return None
+        return self.indices[torch.randperm(len(self.indices), generator=generator)]
+
+    def batch(self, order: torch.Tensor | None, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if order is None:
+            return self.images.batch(start, stop), self.images.batch_labels(start, stop)
+        picked = order[start:stop]
+        return self.images.images[picked].contiguous(), self.images.labels[picked]
+
+
+def load_data(tp: TrainPlan) -> TrainingData:
+    import torch
+
+    from convlab import data as datasets
+
+    exp = tp.exp
+    images = datasets.load(exp.data, exp.run.seed)
+    n, limit = len(images), tp.eval_images
+    in_memory = isinstance(images.images, torch.Tensor)
+    if tp.holdout is not None:
+        held = holdout_count(n, tp.holdout)
+        if in_memory:  # a folder lists its images class by class: hold out a random sample
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(exp.run.seed))
+            kept, out = perm[held:].sort().values, perm[:held].sort().values[:limit]
+            return TrainingData(images, kept, images.images[out].contiguous(), images.labels[out], f"{images.name}/{images.split} (held out)")
+        return TrainingData(images, None, images.batch(n - held, n - held + limit), images.batch_labels(n - held, n - held + limit),
+                            f"{images.name}/{images.split} (held out)")
+    indices = torch.arange(n) if in_memory else None
+    test = datasets.load(dataclasses.replace(exp.data, split=exp.train.eval_split), exp.run.seed)
+    return TrainingData(images, indices, test.batch(0, limit), test.batch_labels(0, limit), f"{test.name}/{test.split}")
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def save_model(model: torch.nn.Module, run_dir: Path) -> Path:
+    """model.pt, a state_dict, replaced atomically: a reader never sees half of one."""
+    import torch
+
+    path, tmp = run_dir / MODEL_FILE, run_dir / f".{MODEL_FILE}.tmp"
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def evaluate(model: torch.nn.Module, data: TrainingData, tp: TrainPlan, device: str) -> tuple[float, float, torch.Tensor]:
+    """(mean loss, accuracy, confusion counts [true, predicted]) over the evaluation set."""
+    import torch
+    import torch.nn.functional as F
+
+    k, bs, n = tp.classes, tp.exp.data.batch_size, len(data.eval_y)
+    model.eval()
+    loss = torch.zeros((), device=device)
+    confusion = torch.zeros(k * k, dtype=torch.int64, device=device)
+    with torch.inference_mode():
+        for start in range(0, n, bs):
+            x = data.eval_x[start : start + bs].to(device).float().div_(255)
+            y = data.eval_y[start : start + bs].to(device)
+            out = model(x)
+            loss += F.cross_entropy(out, y, reduction="sum")
+            confusion += torch.bincount(y * k + out.argmax(1), minlength=k * k)
+    confusion = confusion.view(k, k).cpu()
+    return loss.item() / n, confusion.diag().sum().item() / n, confusion
+
+
+class Snapshots:
+    """Kernels and the probe batch's views, logged at the steps asked."""
+
+    def __init__(self, tp: TrainPlan, writer: Any, data: TrainingData, device: str):
+        from convlab.views import selected_views
+
+        self.tp, self.writer, self.device = tp, writer, device
+        views = tp.exp.views
+        self.probe = data.eval_x[: views.images].to(device).float().div_(255)
+        self.probe_labels = data.eval_y[: views.images]
+        self.kernels = [
+            s for s in tp.stack.stages
+            if isinstance(s.cfg, ConvConfig) and any(v.name == "kernels" for v in selected_views(tp.exp, s.cfg, s.output_shape))
+        ]
+        self.limits: dict[str, float] = {}
+        self.last = -1
+
+    def log(self, step: int, classes: tuple[str, ...]) -> None:
+        from convlab import pipeline
+        from convlab.views import kernel_view
+
+        p = self.tp.stack
+        modules = [s.module for s in p.stages]
+        for m in modules:
+            m.eval()
+        pipeline.log_step(self.writer, p, self.probe, pipeline._forward(modules, self.probe), step,
+                          labels=self.probe_labels, classes=classes)
+        for s in self.kernels:
+            tag = f"{s.prefix}/kernels"
+            weight = s.module.weight.detach()
+            if tag not in self.limits:  # one range per stage, from the first snapshot
+                self.limits[tag] = float(weight.abs().max()) or 1.0
+            self.writer.images(tag, kernel_view(weight, zoom=p.exp.views.zoom, limit=self.limits[tag]), step)
+        self.last = step
+
+
+def graph_nodes(p: Plan, batch_size: int) -> list:
+    """The stack as TensorBoard's Graphs tab draws it: one box per stage, holding its layer and
+    its parameters, in stage order; shapes for one batch."""
+    from convlab.modules import torch_name
+    from convlab.writer import GraphNode
+
+    nodes = [GraphNode("input", "Input", (), (batch_size, *p.input_shape), "images, floats in [0, 1]")]
+    previous = "input"
+    for s in p.stages:
+        scope = f"Sequential/{s.prefix}"
+        inputs = [previous]
+        for name, tensor in s.module.named_parameters():
+            nodes.append(GraphNode(f"{scope}/{name}", "Parameter", (), tuple(tensor.shape)))
+            inputs.append(f"{scope}/{name}")
+        previous = f"{scope}/{torch_name(s.cfg)}"
+        nodes.append(GraphNode(previous, torch_name(s.cfg), tuple(inputs), (batch_size, *s.output_shape), call_text(s.cfg)))
+    nodes.append(GraphNode("output", "Output", (previous,), (batch_size, *p.output_shape), "one score per class"))
+    return nodes
+
+
+def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Train and log the run; returns its summary (also saved as summary.json)."""
+    import torch
+
+    from convlab import pipeline
+    from convlab.interrupts import stop_signals_between_steps
+    from convlab.runs import check_logdir
+
+    reporter = reporter or pipeline.SilentReporter()
+    with stop_signals_between_steps() as guard:
+        tp = plan_training(exp)
+        exp = tp.exp
+        check_logdir(exp.run.logdir, exp.run.run_name)
+        data = load_data(tp)
+        for note in data.images.notes:
+            reporter.info(note)
+        log = pipeline.RunLog(tp.stack, data.images, tp.num_steps)
+        try:
+            return _train(tp, data, log, guard, reporter)
+        except BaseException as exc:
+            model_note = ""
+            if log.summary["steps"] and not isinstance(exc, TrainingError):
+                model_note = f"; {log.run_dir / MODEL_FILE} holds the weights after step {log.summary['steps']}"
+                save_model(torch.nn.Sequential(*(s.module for s in tp.stack.stages)), log.run_dir)
+            log.stopped(exc)
+            if hasattr(exc, "detail") and model_note:
+                exc.detail += model_note
+            raise
+
+
+def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Reporter) -> dict[str, Any]:
+    import torch
+
+    from convlab import pipeline
+    from convlab.confusion import confusion_image
+    from convlab.optimizers import create_optimizer
+
+    exp, p, writer, t = tp.exp, tp.stack, log.writer, tp.exp.train
+    device, classes, bs = p.device, data.images.classes, exp.data.batch_size
+    torch.manual_seed(exp.run.seed)  # dropout's masks
+    model = torch.nn.Sequential(*(s.module for s in p.stages)).to(device)
+    optimizer = create_optimizer(t.optimizer, model.parameters(), t.lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    live = list(model.state_dict().values())
+    backup = [v.clone() for v in live]  # the weights whose loss was finite, kept through a NaN
+    order_rng = torch.Generator().manual_seed(exp.run.seed)
+    snapshots = Snapshots(tp, writer, data, device)
+    summary = log.summary
+    summary.update(command="train", tags=[*summary["tags"], "test/confusion"],
+                   planned_steps=tp.num_steps, train_images=tp.train_images, eval_images=len(data.eval_y),
+                   eval_set=data.eval_name)
+
+    # The header: config, the stage table, the plan, hparams (the HParams tab ranks runs by the
+    # last test/accuracy), the graph.
+    from convlab.config import dump_toml
+    from convlab.runs import write_config, write_summary
+
+    write_config(log.run_dir, dump_toml(exp))
+    write_summary(log.run_dir, summary)
+    writer.text("config", pipeline._markdown_block(dump_toml(exp)))
+    writer.text("layer", pipeline._markdown_block(pipeline.describe(p)))
+    writer.text("training", pipeline._markdown_block(describe_training(tp)))
+    writer.text("data", pipeline._markdown_block(data.images.describe()))
+    writer.hparams(pipeline.hparams(exp), METRICS)
+    writer.graph(graph_nodes(p, bs))
+    snapshots.log(0, classes)
+    summary["kernel_scale"] = snapshots.limits
+    reporter.info(pipeline.describe(p))
+    reporter.info(describe_training(tp))
+    reporter.info(f"run: {log.run_dir}")
+
+    def evaluation(step: int) -> None:
+        loss, accuracy, confusion = evaluate(model, data, tp, device)
+        writer.scalar("test/loss", loss, step)
+        writer.scalar("test/accuracy", accuracy, step)
+        title = f"step {step}: accuracy {accuracy:.1%} on {len(data.eval_y)} images of {data.eval_name}"
+        writer.image("test/confusion", confusion_image(confusion.tolist(), classes or [str(i) for i in range(tp.classes)], title), step)
+        summary.update(test_loss=round(loss, 6), test_accuracy=round(accuracy, 6), evaluated_at=step)
+        summary["model"] = str(save_model(model, log.run_dir))
+
+    started = time.perf_counter()
+    window, window_images, window_start = 0, 0, started
+    step, epoch, order = 0, -1, None
+    with reporter.progress(tp.num_steps, f"train {data.images.name}/{data.images.split}") as advance:
+        while step < tp.num_steps:
+            position = step % tp.steps_per_epoch
+            if position == 0:
+                epoch += 1
+                order = data.epoch_order(order_rng)
+            with guard.step():
+                x, y = data.batch(order, position * bs, min((position + 1) * bs, tp.train_images))
+                x, y = x.to(device).float().div_(255), y.to(device)
+                model.train()
+                out = model(x)
+                loss = loss_fn(out, y)
+                loss_value, correct = torch.stack([loss.detach(), (out.argmax(1) == y).sum()]).tolist()
+                if not math.isfinite(loss_value):
+                    _stop_on_nan(model, live, backup, log, step + 1, loss_value, t)
+                torch._foreach_copy_(backup, live)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                step += 1
+            writer.scalar("train/loss", loss_value, step)
+            writer.scalar("train/accuracy", correct / len(y), step)
+            summary["steps"] = step
+            if step % tp.eval_every == 0 or step == tp.num_steps:
+                evaluation(step)
+            if step % t.snapshot_every == 0 or step == tp.num_steps:
+                snapshots.log(step, classes)
+            window, window_images = window + 1, window_images + len(y)
+            now = time.perf_counter()
+            advance(status=f"epoch {epoch + 1} loss {loss_value:.3f} {window_images / max(now - window_start, 1e-9):,.0f} img/s")
+            if now - window_start > 2:
+                window, window_images, window_start = 0, 0, now
+    summary["seconds_training"] = round(time.perf_counter() - started, 3)
+    return log.complete(time.perf_counter() - started)
+
+
+def _stop_on_nan(model: Any, live: list, backup: list, log: Any, step: int, value: float, t: Any) -> None:
+    """The loss is NaN or infinite: keep the weights whose loss was finite, and stop in one line."""
+    import torch
+
+    kept = f"the weights of step {step - 1}, the last with a finite loss, are in {log.run_dir / MODEL_FILE}"
+    if step > 1:
+        torch._foreach_copy_(live, backup)
+        save_model(model, log.run_dir)
+    else:
+        kept = "the initial weights already gave it, so nothing was kept"
+    raise TrainingError(
+        f"the training loss is {value} at step {step} ({t.optimizer}, lr={t.lr:g}): the weights have diverged; "
+        f"{kept}; try a smaller --lr (e.g. --lr {t.lr / 10:g})"
+    )
