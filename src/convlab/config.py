@@ -213,13 +213,14 @@ def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]
     except ValueError as exc:  # an integer literal of thousands of digits
         raise ConfigError(f"{path} holds a value convlab cannot read: {exc}") from None
 
-    sections = {command: COMMANDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
+    sections = command_sections(command)
     out: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         if key == "command":
-            if not isinstance(value, str) or value not in STAGE_KINDS:
-                raise ConfigError(f"{path}: unknown command {value!r}; choose from {', '.join(STAGE_KINDS)}")
-            if value != command:
+            if not isinstance(value, str) or value not in COMMANDS:
+                raise ConfigError(f"{path}: unknown command {value!r}; choose from {', '.join(COMMANDS)}")
+            # convlab train trains the stack a 'stack' experiment file describes.
+            if value != command and not (command == "train" and value == "stack"):
                 raise ConfigError(
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"
                 )
