@@ -17,7 +17,7 @@ ORDER = [
     "errors", "values", "stages", "modules", "pretrained", "optimizers", "config", "geometry",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
     "kernels", "layers", "stack", "weights", "views", "confusion", "runs", "writer", "interrupts", "explain", "pipeline",
-    "train",
+    "snapshots", "train",
     "terminal", "demo", "animate", "board", "commands", "cli", "__main__",
 ]
 

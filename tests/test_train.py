@@ -276,3 +276,28 @@ def test_training_on_cuda(run_cli, tmp_path):
     assert summary["device"] == "cuda" and summary["status"] == "complete" and summary["steps"] == 30
     state = torch.load(tmp_path / "logs" / "g" / "model.pt", weights_only=True)
     assert all(t.device.type == "cpu" for t in state.values())
+
+
+def test_without_shuffling_a_run_is_the_lessons_loop_step_for_step(cifar, run_cli, tmp_path):
+    r = run_cli("train", "Flatten()", "Linear(3072, 10)", "--data-dir", cifar.root, "--batch-size", "16", "--epochs", "2",
+                "--no-shuffle", "--logdir", "logs", "--run-name", "same")
+    assert r.code == 0, r.err
+    logged = [s.value for s in load_events(tmp_path / "logs" / "same").Scalars("train/loss")]
+
+    # The lesson's loop: the model seeded, the images as ToTensor gives them, in order, SGD(lr=0.01).
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.from_numpy(cifar.train_images).permute(0, 3, 1, 2).float().div(255)
+    y = torch.tensor([i % 10 for i in range(1, 6) for _ in range(12)])
+    expected = []
+    for _ in range(2):
+        for start in range(0, 60, 16):
+            loss = torch.nn.functional.cross_entropy(model(x[start : start + 16]), y[start : start + 16])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            expected.append(loss.item())
+    assert logged == pytest.approx(expected, rel=1e-6)
+    state = torch.load(tmp_path / "logs" / "same" / "model.pt", weights_only=True)
+    assert torch.equal(state["1.weight"], model[1].weight.detach())

@@ -117,6 +117,10 @@ InitWeightsOpt = Annotated[
 ]
 OptimizerOpt = Annotated[Optimizer | None, typer.Option("--optimizer", help="torch.optim.SGD or Adam. \\[default: sgd]", rich_help_panel=TRAIN)]
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Learning rate. \\[default: 0.01, as the lesson]", rich_help_panel=TRAIN)]
+ShuffleOpt = Annotated[
+    bool | None, typer.Option("--shuffle/--no-shuffle", help="A new random order of the training images each epoch (seeded; the "
+                              "built-in shapes are drawn in random order either way). \\[default: shuffle]", rich_help_panel=TRAIN),
+]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Passes over the training images. \\[default: 1]", rich_help_panel=TRAIN)]
 MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps (batches) in all. \\[default: when the epochs end]", rich_help_panel=TRAIN)]
 EvalEveryOpt = Annotated[
@@ -299,7 +303,7 @@ def stack(
 def train(
     ctx: typer.Context,
     layers: LayersArg = None, weights: InitWeightsOpt = None,
-    optimizer: OptimizerOpt = None, lr: LrOpt = None, epochs: EpochsOpt = None, max_steps: MaxStepsOpt = None,
+    optimizer: OptimizerOpt = None, lr: LrOpt = None, epochs: EpochsOpt = None, shuffle: ShuffleOpt = None, max_steps: MaxStepsOpt = None,
     eval_every: EvalEveryOpt = None, snapshot_every: SnapshotEveryOpt = None, eval_split: EvalSplitOpt = None,
     eval_batches: EvalBatchesOpt = None, holdout: HoldoutOpt = None,
     show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,

@@ -105,6 +105,9 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float = 0.01  # the lesson's SGD learning rate
     epochs: int = 1
+    # A new random order of the training images each epoch (seeded); off: in order, as the
+    # lesson's DataLoader(batch_size=64) reads them.
+    shuffle: bool = True
     # Stop after this many steps (batches) in all, even mid-epoch; None: when the epochs are done.
     max_steps: int | None = None
     # Evaluate on the eval set every this many steps; None: at the end of each epoch. Always at the end.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvConfig, ConvlabError, Experiment
+from convlab.config import ConfigError, ConvlabError, Experiment
 from convlab.data import get_dataset
 from convlab.modules import call_text
 
@@ -105,11 +105,18 @@ def plan_training(exp: Experiment) -> TrainPlan:
     else:
         train_images = total
         eval_images = spec.num_images(dataclasses.replace(exp.data, split=t.eval_split))
+    return _counted(TrainPlan(p, classes, holdout, train_images, eval_images, 0, 0, 0), train_images, eval_images)
+
+
+def _counted(tp: TrainPlan, train_images: int, eval_images: int) -> TrainPlan:
+    """The plan's steps for this many training and evaluation images."""
+    t, batch_size = tp.exp.train, tp.exp.data.batch_size
     if t.eval_batches is not None:
-        eval_images = min(eval_images, t.eval_batches * exp.data.batch_size)
-    steps_per_epoch = math.ceil(train_images / exp.data.batch_size)
+        eval_images = min(eval_images, t.eval_batches * batch_size)
+    steps_per_epoch = math.ceil(train_images / batch_size)
     num_steps = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
-    return TrainPlan(p, classes, holdout, train_images, eval_images, steps_per_epoch, num_steps, t.eval_every or steps_per_epoch)
+    return dataclasses.replace(tp, train_images=train_images, eval_images=eval_images, steps_per_epoch=steps_per_epoch,
+                               num_steps=num_steps, eval_every=t.eval_every or steps_per_epoch)
 
 
 def holdout_count(total: int, holdout: float) -> int:
@@ -123,7 +130,7 @@ def describe_training(tp: TrainPlan) -> str:
     where = f"{data.dataset}/{t.eval_split}" if tp.holdout is None else f"{tp.holdout:g} of {data.dataset}/{data.split}, held out"
     return "\n".join([
         f"training: {tp.num_steps} step(s) ({t.epochs} epoch(s) of {tp.steps_per_epoch}) of {data.batch_size} image(s) "
-        f"from {tp.train_images} of {data.dataset}/{data.split}, {_order(data.dataset)}; nn.CrossEntropyLoss, "
+        f"from {tp.train_images} of {data.dataset}/{data.split}, {_order(tp.exp)}; nn.CrossEntropyLoss, "
         f"{t.optimizer} lr={t.lr:g}",
         f"evaluation: every {tp.eval_every} step(s) and at the end, on {tp.eval_images} image(s) of {where}",
         f"snapshots: every {t.snapshot_every} step(s), at step 0 and at the end: each conv stage's kernels on one "
@@ -132,9 +139,10 @@ def describe_training(tp: TrainPlan) -> str:
     ])
 
 
-def _order(dataset: str) -> str:
-    # shapes is drawn on demand, batch by batch, already in a random order of classes.
-    return "in the random order they are drawn" if dataset == "shapes" else "shuffled each epoch"
+def _order(exp: Experiment) -> str:
+    if exp.data.dataset == "shapes":  # drawn on demand, batch by batch, in a random order of classes
+        return "in the random order they are drawn"
+    return "shuffled each epoch" if exp.train.shuffle else "in order"
 
 
 # ----------------------------------------------------------------------------- data
@@ -145,16 +153,18 @@ class TrainingData:
     """The images a run trains on (read batch by batch), and its evaluation set in memory."""
 
     images: Any  # convlab.data.ImageSet
-    indices: torch.Tensor | None  # the training images' indices (None: all, in the stream's order)
+    train_count: int  # how many of them it trains on
+    indices: torch.Tensor | None  # their indices; None: the first train_count, read in order (a stream)
     eval_x: torch.Tensor  # uint8 (N, C, H, W)
     eval_y: torch.Tensor
     eval_name: str
+    shuffle: bool = True
 
     def epoch_order(self, generator: torch.Generator) -> torch.Tensor | None:
         import torch
 
-        if self.indices is None:  # drawn in a random order already (shapes): read as it comes
-            return None
+        if self.indices is None or not self.shuffle:  # shapes, a stream, is drawn in a random order already
+            return self.indices
         return self.indices[torch.randperm(len(self.indices), generator=generator)]
 
     def batch(self, order: torch.Tensor | None, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,19 +181,19 @@ def load_data(tp: TrainPlan) -> TrainingData:
 
     exp = tp.exp
     images = datasets.load(exp.data, exp.run.seed)
-    n, limit = len(images), tp.eval_images
+    n, limit, shuffle = len(images), tp.eval_images, exp.train.shuffle
     in_memory = isinstance(images.images, torch.Tensor)
     if tp.holdout is not None:
-        held = holdout_count(n, tp.holdout)
+        held, name = holdout_count(n, tp.holdout), f"{images.name}/{images.split} (held out)"
         if in_memory:  # a folder lists its images class by class: hold out a random sample
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(exp.run.seed))
             kept, out = perm[held:].sort().values, perm[:held].sort().values[:limit]
-            return TrainingData(images, kept, images.images[out].contiguous(), images.labels[out], f"{images.name}/{images.split} (held out)")
-        return TrainingData(images, None, images.batch(n - held, n - held + limit), images.batch_labels(n - held, n - held + limit),
-                            f"{images.name}/{images.split} (held out)")
-    indices = torch.arange(n) if in_memory else None
+            return TrainingData(images, n - held, kept, images.images[out].contiguous(), images.labels[out], name, shuffle)
+        end = n - held + limit
+        return TrainingData(images, n - held, None, images.batch(n - held, end), images.batch_labels(n - held, end), name, shuffle)
     test = datasets.load(dataclasses.replace(exp.data, split=exp.train.eval_split), exp.run.seed)
-    return TrainingData(images, indices, test.batch(0, limit), test.batch_labels(0, limit), f"{test.name}/{test.split}")
+    indices = torch.arange(n) if in_memory else None
+    return TrainingData(images, n, indices, test.batch(0, limit), test.batch_labels(0, limit), f"{test.name}/{test.split}", shuffle)
 
 
 # ----------------------------------------------------------------------------- steps
@@ -219,62 +229,6 @@ def evaluate(model: torch.nn.Module, data: TrainingData, tp: TrainPlan, device: 
     return loss.item() / n, confusion.diag().sum().item() / n, confusion
 
 
-class Snapshots:
-    """Kernels and the probe batch's views, logged at the steps asked."""
-
-    def __init__(self, tp: TrainPlan, writer: Any, data: TrainingData, device: str):
-        from convlab.views import selected_views
-
-        self.tp, self.writer, self.device = tp, writer, device
-        views = tp.exp.views
-        self.probe = data.eval_x[: views.images].to(device).float().div_(255)
-        self.probe_labels = data.eval_y[: views.images]
-        self.kernels = [
-            s for s in tp.stack.stages
-            if isinstance(s.cfg, ConvConfig) and any(v.name == "kernels" for v in selected_views(tp.exp, s.cfg, s.output_shape))
-        ]
-        self.limits: dict[str, float] = {}
-        self.last = -1
-
-    def log(self, step: int, classes: tuple[str, ...]) -> None:
-        from convlab import pipeline
-        from convlab.views import kernel_view
-
-        p = self.tp.stack
-        modules = [s.module for s in p.stages]
-        for m in modules:
-            m.eval()
-        pipeline.log_step(self.writer, p, self.probe, pipeline._forward(modules, self.probe), step,
-                          labels=self.probe_labels, classes=classes)
-        for s in self.kernels:
-            tag = f"{s.prefix}/kernels"
-            weight = s.module.weight.detach()
-            if tag not in self.limits:  # one range per stage, from the first snapshot
-                self.limits[tag] = float(weight.abs().max()) or 1.0
-            self.writer.images(tag, kernel_view(weight, zoom=p.exp.views.zoom, limit=self.limits[tag]), step)
-        self.last = step
-
-
-def graph_nodes(p: Plan, batch_size: int) -> list:
-    """The stack as TensorBoard's Graphs tab draws it: one box per stage, holding its layer and
-    its parameters, in stage order; shapes for one batch."""
-    from convlab.modules import torch_name
-    from convlab.writer import GraphNode
-
-    nodes = [GraphNode("input", "Input", (), (batch_size, *p.input_shape), "images, floats in [0, 1]")]
-    previous = "input"
-    for s in p.stages:
-        scope = f"Sequential/{s.prefix}"
-        inputs = [previous]
-        for name, tensor in s.module.named_parameters():
-            nodes.append(GraphNode(f"{scope}/{name}", "Parameter", (), tuple(tensor.shape)))
-            inputs.append(f"{scope}/{name}")
-        previous = f"{scope}/{torch_name(s.cfg)}"
-        nodes.append(GraphNode(previous, torch_name(s.cfg), tuple(inputs), (batch_size, *s.output_shape), call_text(s.cfg)))
-    nodes.append(GraphNode("output", "Output", (previous,), (batch_size, *p.output_shape), "one score per class"))
-    return nodes
-
-
 def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     """Train and log the run; returns its summary (also saved as summary.json)."""
     import torch
@@ -288,12 +242,16 @@ def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         tp = plan_training(exp)
         exp = tp.exp
         check_logdir(exp.run.logdir, exp.run.run_name)
+        loading = time.perf_counter()
         data = load_data(tp)
+        loading = time.perf_counter() - loading
+        # The images there are (a dataset's files may hold fewer than its official split).
+        tp = _counted(tp, data.train_count, len(data.eval_y))
         for note in data.images.notes:
             reporter.info(note)
         log = pipeline.RunLog(tp.stack, data.images, tp.num_steps)
         try:
-            return _train(tp, data, log, guard, reporter)
+            return _train(tp, data, log, guard, reporter, loading)
         except BaseException as exc:
             model_note = ""
             if log.summary["steps"] and not isinstance(exc, TrainingError):
@@ -305,12 +263,13 @@ def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
             raise
 
 
-def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Reporter) -> dict[str, Any]:
+def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Reporter, loading: float) -> dict[str, Any]:
     import torch
 
     from convlab import pipeline
     from convlab.confusion import confusion_image
     from convlab.optimizers import create_optimizer
+    from convlab.snapshots import Snapshots, graph_nodes
 
     exp, p, writer, t = tp.exp, tp.stack, log.writer, tp.exp.train
     device, classes, bs = p.device, data.images.classes, exp.data.batch_size
@@ -321,11 +280,21 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     live = list(model.state_dict().values())
     backup = [v.clone() for v in live]  # the weights whose loss was finite, kept through a NaN
     order_rng = torch.Generator().manual_seed(exp.run.seed)
-    snapshots = Snapshots(tp, writer, data, device)
+    snapshots = Snapshots(tp.stack, writer, data.eval_x, data.eval_y, device)
     summary = log.summary
     summary.update(command="train", tags=[*summary["tags"], "test/confusion"],
                    planned_steps=tp.num_steps, train_images=tp.train_images, eval_images=len(data.eval_y),
                    eval_set=data.eval_name)
+
+    # Where the time goes, in seconds (bench/train_bench.py reports it).
+    timing = summary["timing"] = {"loading": round(loading, 3), "header": 0.0, "steps": 0.0, "evaluations": 0.0, "snapshots": 0.0}
+    clock = time.perf_counter()
+
+    def lap(what: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timing[what] = round(timing[what] + now - clock, 3)
+        clock = now
 
     # The header: config, the stage table, the plan, hparams (the HParams tab ranks runs by the
     # last test/accuracy), the graph.
@@ -340,7 +309,9 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     writer.text("data", pipeline._markdown_block(data.images.describe()))
     writer.hparams(pipeline.hparams(exp), METRICS)
     writer.graph(graph_nodes(p, bs))
+    lap("header")
     snapshots.log(0, classes)
+    lap("snapshots")
     summary["kernel_scale"] = snapshots.limits
     reporter.info(pipeline.describe(p))
     reporter.info(describe_training(tp))
@@ -356,7 +327,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
         summary["model"] = str(save_model(model, log.run_dir))
 
     started = time.perf_counter()
-    window, window_images, window_start = 0, 0, started
+    window_images, window_start = 0, started
     step, epoch, order = 0, -1, None
     with reporter.progress(tp.num_steps, f"train {data.images.name}/{data.images.split}") as advance:
         while step < tp.num_steps:
@@ -381,16 +352,18 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
             writer.scalar("train/loss", loss_value, step)
             writer.scalar("train/accuracy", correct / len(y), step)
             summary["steps"] = step
+            lap("steps")
             if step % tp.eval_every == 0 or step == tp.num_steps:
                 evaluation(step)
+                lap("evaluations")
             if step % t.snapshot_every == 0 or step == tp.num_steps:
                 snapshots.log(step, classes)
-            window, window_images = window + 1, window_images + len(y)
+                lap("snapshots")
+            window_images += len(y)
             now = time.perf_counter()
             advance(status=f"epoch {epoch + 1} loss {loss_value:.3f} {window_images / max(now - window_start, 1e-9):,.0f} img/s")
-            if now - window_start > 2:
-                window, window_images, window_start = 0, 0, now
-    summary["seconds_training"] = round(time.perf_counter() - started, 3)
+            if now - window_start > 2:  # throughput over the last few seconds
+                window_images, window_start = 0, now
     return log.complete(time.perf_counter() - started)
 
 

@@ -97,7 +97,7 @@ _INT_FIELDS = {
     "upto", "max_channels", "epochs", "max_steps", "eval_every", "snapshot_every", "eval_batches",
 }
 _FLOAT_FIELDS = {"lr", "holdout"}
-_BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale", "unpool"}
+_BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale", "unpool", "shuffle"}
 _NAME_LIST_FIELDS = {"init", "show"}
 _TEXT_LIST_FIELDS = {"layers"}
 
