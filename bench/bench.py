@@ -11,7 +11,10 @@ torchvision, convlab reads the pickles itself). Checks that both event files hol
 tags, steps, sizes and pixels, then prints a table (with the time from the end of imports to
 convlab's first logged step, and --help/demo/explain times) and writes ``bench/results/latest.json``.
 
-    python bench/bench.py [--repeat 3] [--layers conv,pool] [--data auto|shared|shapes]
+Then, unless ``--suite layers``, ``bench/train_bench.py``: ``convlab train`` against the lesson's
+plain training loop (one epoch of the lesson's model; issue 16).
+
+    python bench/bench.py [--repeat 3] [--layers conv,pool] [--data auto|shared|shapes] [--suite layers,train]
 """
 
 from __future__ import annotations
@@ -192,8 +195,14 @@ def main() -> None:
     parser.add_argument("--layers", default="conv,pool")
     parser.add_argument("--data", choices=["auto", "shared", "shapes"], default="auto")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--suite", default="layers,train", help="layers (convlab conv/pool), train (convlab train), or both")
+    parser.add_argument("--train-repeat", type=int, default=1, help="runs of each training program (each is an epoch)")
+    # One intra-op thread for every training program: on a shared 2-core machine two threads
+    # spin-wait against each other and the other processes, and the times swing by 2-5x.
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads of every training program")
     args = parser.parse_args()
-    layers = [name.strip() for name in args.layers.split(",")]
+    suites = {name.strip() for name in args.suite.split(",")}
+    layers = [name.strip() for name in args.layers.split(",")] if "layers" in suites else []
 
     with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
         tmp = Path(tmp)
@@ -242,10 +251,15 @@ def main() -> None:
                 print(f"  python -c 'import torch': {floor[-1]:6.2f} s", flush=True)
             check = compare(tmp / f"{layer}-hand-0", tmp / f"{layer}-convlab-0" / "run")
             results[layer] = {"samples": samples, "check": check, **summarize(samples)}
-        torch_s = statistics.median(floor)
+        torch_s = statistics.median(floor) if floor else None
         for r in results.values():
             r["ratios"]["torch_floor"] = r["median"]["convlab"]["wall_s"] / torch_s
-        instant = instant_times(args.repeat)
+        instant = instant_times(args.repeat) if layers else {}
+        train = None
+        if "train" in suites:
+            from train_bench import run_train_bench
+
+            train = run_train_bench(measure, data_dir, md5_arg, tmp, threads=args.threads, repeat=args.train_repeat)
         load_after = os.getloadavg()
 
     report = {
@@ -256,12 +270,14 @@ def main() -> None:
         "import_torch_s": torch_s,
         "instant_s": instant,
         "layers": results,
+        "train": train,
     }
-    print_table(report)
+    if layers:
+        print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")
-    if not all(r["check"]["same"] for r in results.values()):
+    if not all(r["check"]["same"] for r in results.values()) or (train and not train["check"]["same"]):
         sys.exit(1)
 
 

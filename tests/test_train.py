@@ -23,6 +23,7 @@ import convlab
 from convlab.__main__ import main as convlab_main
 from convlab.config import Interrupted, resolve
 from convlab.interrupts import stop_signals_between_steps
+from convlab.snapshots import kernel_zoom
 from convlab.train import plan_training
 from convlab.views import kernel_view
 from convlab.writer import image_grid
@@ -94,7 +95,7 @@ def test_snapshots_and_evaluations_at_the_steps_asked(trained):
 
 
 def _kernel_pixels(weight: torch.Tensor, limit: float) -> np.ndarray:
-    return image_grid(kernel_view(weight, limit=limit)).numpy()
+    return image_grid(kernel_view(weight, zoom=kernel_zoom(tuple(weight.shape)), limit=limit)).numpy()
 
 
 def test_kernels_are_on_one_scale_and_the_last_snapshot_is_the_saved_model(trained):

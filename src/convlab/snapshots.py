@@ -11,6 +11,10 @@ from convlab.config import ConvConfig
 from convlab.modules import call_text, torch_name
 from convlab.writer import GraphNode
 
+# A snapshot's kernel picture is drawn again at every snapshot: auto zoom keeps it within this
+# many pixels (a deep layer's 64x32 kernels of 5x5 at the stack's zoom would be 8 MP, 0.3 s a snapshot).
+SNAPSHOT_KERNEL_PIXELS = 1 << 20
+
 if TYPE_CHECKING:
     import torch
 
@@ -49,7 +53,20 @@ class Snapshots:
             weight = s.module.weight.detach()
             if tag not in self.limits:  # one range per stage, from the first snapshot
                 self.limits[tag] = float(weight.abs().max()) or 1.0
-            self.writer.images(tag, kernel_view(weight, zoom=p.exp.views.zoom, limit=self.limits[tag]), step)
+            zoom = p.exp.views.zoom or kernel_zoom(tuple(weight.shape))
+            self.writer.images(tag, kernel_view(weight, zoom=zoom, limit=self.limits[tag]), step)
+
+
+def kernel_zoom(shape: tuple[int, ...]) -> int:
+    """The views' auto zoom for a conv weight's picture, less if the picture would pass SNAPSHOT_KERNEL_PIXELS."""
+    from convlab.views import auto_zoom
+
+    out, cin, kh, kw = shape
+    rows, columns = (1, out) if cin == 3 else (out, cin)
+    zoom = auto_zoom(kh, kw, columns)
+    while zoom > 1 and rows * (kh * zoom + 2) * columns * (kw * zoom + 2) > SNAPSHOT_KERNEL_PIXELS:
+        zoom -= 1
+    return zoom
 
 
 def graph_nodes(p: Plan, batch_size: int) -> list[GraphNode]:
