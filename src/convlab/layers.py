@@ -50,7 +50,7 @@ def _conv(cfg: ConvConfig, in_channels: int) -> nn.Module:
     from torch import nn
 
     conv = nn.Conv2d(
-        in_channels,
+        cfg.in_channels if cfg.in_channels is not None else in_channels,
         cfg.out_channels,
         kernel_size=cfg.kernel_size,
         stride=cfg.stride,
