@@ -176,6 +176,8 @@ def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]
     out: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         if key == "command":
+            if not isinstance(value, str) or value not in COMMANDS:
+                raise ConfigError(f"{path}: unknown command {value!r}; choose from {', '.join(COMMANDS)}")
             if value != command:
                 raise ConfigError(
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"

@@ -92,6 +92,13 @@ class Plan:
     def output_shape(self) -> Shape:
         return self.stages[-1].output_shape
 
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the first stage takes: the images, normalised where pretrained weights expect it."""
+        if self.normalize is None:
+            return x
+        mean, std = (torch.tensor(v, device=x.device).view(1, -1, 1, 1) for v in self.normalize)
+        return (x - mean) / std
+
     @property
     def module(self) -> torch.nn.Module:
         """The layer of a one-stage experiment."""
@@ -339,11 +346,6 @@ def _stopped(writer: RunWriter, summary: dict[str, Any], exc: BaseException) -> 
         ) from exc
 
 
-def _normalized(x: torch.Tensor, normalize: tuple[tuple[float, ...], tuple[float, ...]]) -> torch.Tensor:
-    mean, std = (torch.tensor(v, device=x.device).view(1, -1, 1, 1) for v in normalize)
-    return (x - mean) / std
-
-
 def _forward(modules: list[torch.nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
     """Every stage's output for one batch, in order."""
     outputs = []
@@ -352,6 +354,74 @@ def _forward(modules: list[torch.nn.Module], x: torch.Tensor) -> list[torch.Tens
             x = module(x)
             outputs.append(x)
     return outputs
+
+
+class RunLog:
+    """One run being logged: its directory and event file, the header, a call per batch, and
+    how it ended. :func:`run` drives one; a sweep drives several over the same batches."""
+
+    def __init__(self, p: Plan, images: datasets.ImageSet, num_steps: int, *, name: str | None = None, logdir: str | None = None):
+        exp = p.exp
+        self.plan = p
+        logdir = exp.run.logdir if logdir is None else logdir
+        explicit = name is not None or exp.run.run_name is not None
+        self.run_dir = create_run_dir(logdir, name or exp.run.run_name or default_run_name(exp), explicit=explicit)
+        self.writer = RunWriter(self.run_dir)
+        self.summary: dict[str, Any] = {
+            "status": "running",
+            "command": exp.command,
+            "run_dir": str(self.run_dir),
+            "dataset": images.name,
+            "split": images.split,
+            "images": len(images),
+            "steps": 0,
+            "planned_steps": num_steps,
+            "device": p.device,
+            "input_shape": list(p.input_shape),
+            "output_shape": list(p.output_shape),
+            "tags": logged_tags(p),
+        }
+        self._data_text = images.describe()
+        self._classes = images.classes
+
+    def start(self) -> None:
+        """config.toml, summary.json, the texts, hparams and the views logged once."""
+        p, writer = self.plan, self.writer
+        write_config(self.run_dir, dump_toml(p.exp))
+        write_summary(self.run_dir, self.summary)
+        writer.text("config", _markdown_block(dump_toml(p.exp)))
+        if p.exp.command == "stack":
+            layer_text = describe(p)
+        else:
+            layer_text = "\n\n".join(explain(s.cfg, s.input_shape).text() for s in p.stages)
+        writer.text("layer", _markdown_block(layer_text))
+        writer.text("data", _markdown_block(self._data_text))
+        last = p.stages[-1].prefix
+        writer.hparams(hparams(p.exp), [view_tag(last, "output/mean"), view_tag(last, "output/std")])
+        log_once(writer, p)
+
+    def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int, labels: torch.Tensor | None = None) -> None:
+        """One batch: ``x`` as loaded (floats in [0, 1]), every stage's output, and the batch's
+        labels (a stack's 'classes' view names the images with them)."""
+        if self.plan.exp.command == "stack":
+            log_step(self.writer, self.plan, x, outputs, step, labels=labels, classes=self._classes)
+        else:
+            log_step(self.writer, self.plan, x, outputs, step)
+        if step == 0:
+            # When the learner can first look (bench/bench.py measures it from the imports).
+            self.summary["first_step_time"] = round(time.time(), 3)
+        self.summary["steps"] = step + 1
+
+    def complete(self, seconds: float) -> dict[str, Any]:
+        self.summary.update(status="complete", seconds=round(seconds, 3))
+        self.writer.close()  # every event is on disk before summary.json says "complete"
+        write_summary(self.run_dir, self.summary)
+        return self.summary
+
+    def stopped(self, exc: BaseException) -> None:
+        """Keep what was logged (marked incomplete) or, before the first step, nothing."""
+        self.summary["status"] = "incomplete"
+        _stopped(self.writer, self.summary, exc)
 
 
 @closes_on_signals
@@ -367,41 +437,12 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     for note in images.notes:
         reporter.info(note)
 
-    name = exp.run.run_name or default_run_name(exp)
-    run_dir = create_run_dir(exp.run.logdir, name, explicit=exp.run.run_name is not None)
-    writer = RunWriter(run_dir)
-    summary: dict[str, Any] = {
-        "status": "running",
-        "command": exp.command,
-        "run_dir": str(run_dir),
-        "dataset": images.name,
-        "split": images.split,
-        "images": len(images),
-        "steps": 0,
-        "planned_steps": num_steps,
-        "device": p.device,
-        "input_shape": list(p.input_shape),
-        "output_shape": list(p.output_shape),
-        "tags": logged_tags(p),
-    }
-    steps_done = 0
+    log = RunLog(p, images, num_steps)
     torch_threads = torch.get_num_threads()
     try:
-        write_config(run_dir, dump_toml(exp))
-        write_summary(run_dir, summary)
-        writer.text("config", _markdown_block(dump_toml(exp)))
-        if exp.command == "stack":
-            layer_text = describe(p)
-        else:
-            layer_text = "\n\n".join(explain(s.cfg, s.input_shape).text() for s in p.stages)
-        writer.text("layer", _markdown_block(layer_text))
-        writer.text("data", _markdown_block(images.describe()))
-        last = p.stages[-1].prefix
-        writer.hparams(hparams(exp), [view_tag(last, "output/mean"), view_tag(last, "output/std")])
-        log_once(writer, p)
-
+        log.start()
         reporter.info(describe(p))
-        reporter.info(f"run: {run_dir}")
+        reporter.info(f"run: {log.run_dir}")
         modules = [s.module.to(p.device).eval() for s in p.stages]
         if p.device == "cpu":
             # A batch is too small to gain from intra-op threads, whose spin-waiting competes
@@ -409,23 +450,16 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
             # times slower (measured with bench/bench.py). Restored below.
             torch.set_num_threads(1)
         started = time.perf_counter()
-        bs, in_stack = exp.data.batch_size, exp.command == "stack"
+        bs = exp.data.batch_size
         with reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
             for step in range(num_steps):
                 x = images.batch(step * bs, (step + 1) * bs).to(p.device).float().div_(255)
-                outputs = _forward(modules, x if p.normalize is None else _normalized(x, p.normalize))
-                # The labels name a stack's images for its 'classes' view.
-                named = dict(labels=images.batch_labels(step * bs, (step + 1) * bs), classes=images.classes) if in_stack else {}
-                log_step(writer, p, x, outputs, step, **named)
-                steps_done = step + 1
+                labels = images.batch_labels(step * bs, (step + 1) * bs)
+                log.step(x, _forward(modules, p.model_input(x)), step, labels=labels)
                 advance()
-        summary.update(status="complete", steps=steps_done, seconds=round(time.perf_counter() - started, 3))
-        writer.close()  # every event is on disk before summary.json says "complete"
-        write_summary(run_dir, summary)
+        return log.complete(time.perf_counter() - started)
     except BaseException as exc:
-        summary.update(status="incomplete", steps=steps_done)
-        _stopped(writer, summary, exc)
+        log.stopped(exc)
         raise
     finally:
         torch.set_num_threads(torch_threads)
-    return summary
