@@ -61,7 +61,9 @@ def _sequential(texts):
         (["Flatten()", "Dropout2d()"], "on features use Dropout()"),
         (["Conv2d(3, 6, 5)", "MaxPool2d(2)", "Conv2d(6, 6, 5)", "MaxPool2d(2)", "Conv2d(6, 6, 7)"],
          "stage 5 Conv2d(6, 6, 7): kernel 7 does not fit the input's height: 5 + 2*0 padding = 5 < 7"),
-        (["MaxPool2d(2)"] * 6, "stage 6 MaxPool2d(2): kernel 2 does not fit the input's height: 1 + 2*0 padding = 1 < 2"),
+        (["MaxPool2d(2)"] * 6, "stage 6 MaxPool2d(2): kernel 2 does not fit the input's height: 1 + 2*0 padding = 1 < 2; "
+                               "use a smaller kernel_size or dilation, or more padding"),
+        (["Conv2d(3, 6, 3, padding=40, padding_mode='reflect')"], "use less padding or padding_mode='zeros'"),
         (["Softmax(dim=0)"], "stage 1 Softmax(dim=0): Softmax(dim=0) would normalise across the images of a batch"),
         (["Softmax(dim=4)"], "Softmax dim=4: a batch of a (3, 32, 32) map (C, H, W) has dims 0..3"),
         (["Flatten(0)"], "would flatten the whole batch"),

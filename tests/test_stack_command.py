@@ -253,3 +253,23 @@ def test_a_stack_on_the_gpu_equals_the_cpu(cifar, run_cli, tmp_path):
     cpu, gpu = load_events(tmp_path / "logs" / "cpu"), load_events(tmp_path / "logs" / "gpu".replace("gpu", "cuda"))
     for tag in ("01-conv2d/max", "05-linear/mean"):
         assert [e.value for e in cpu.Scalars(tag)] == pytest.approx([e.value for e in gpu.Scalars(tag)], rel=1e-3, abs=1e-4)
+
+
+@pytest.mark.realdata
+def test_the_lesson_model_on_real_images(shared_cifar, run_cli, tmp_path):
+    r = run_cli("stack", "--config", CONFIGS / "cifar10-model.toml", "--data-dir", shared_cifar, "--no-download", "-n", "1",
+                "--logdir", "logs", "--run-name", "real", "-q")
+    assert r.code == 0, r.err
+    acc = load_events(tmp_path / "logs" / "real")
+    stages = ["01-conv2d", "02-maxpool2d", "03-conv2d", "04-maxpool2d", "05-conv2d", "06-maxpool2d", "07-flatten",
+              "08-linear", "09-linear"]
+    assert [t for t in sorted(acc.Tags()["images"]) if "/" not in t] == [*stages, "input"]
+    for tag in stages:
+        pixels = images(acc, tag)[0].pixels
+        assert pixels.std() > 10, tag  # real content, not a flat picture
+    text = acc.Tensors("09-linear/classes/text_summary")[0].tensor_proto.string_val[0].decode()
+    from convlab.data import CIFAR10_CLASSES
+
+    first = text.splitlines()[0]
+    truth = first.split("(", 1)[1].split(")", 1)[0]
+    assert first.startswith("- image 0 (") and truth in CIFAR10_CLASSES  # each image named by its label
