@@ -21,8 +21,16 @@ from convlab import data as datasets
 from convlab.config import ConfigError, ConvConfig, Experiment, Interrupted, PoolConfig, StageConfig, dump_toml, names
 from convlab.explain import explain
 from convlab.interrupts import closes_on_signals
-from convlab.layers import Shape, build_layer, describe_arithmetic, max_unpool, resolved_in_channels
-from convlab.modules import call_text, stage_tag
+from convlab.layers import (
+    Shape,
+    build_layer,
+    check_batch_memory,
+    check_weights,
+    describe_arithmetic,
+    max_unpool,
+    resolved_in_channels,
+)
+from convlab.modules import stage_tag
 from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
 from convlab.stack import explain_stack, output_shapes
 from convlab.views import (
@@ -113,41 +121,6 @@ class Plan:
     @property
     def arithmetic(self) -> list[str]:
         return [line for s in self.stages for line in describe_arithmetic(s.cfg, s.input_shape)]
-
-
-# 4 GiB of float32 for one batch's output or the weights: far beyond any lesson (the tutorial's
-# batch is 1.4 MB); past it a typo (-p 10000, -c 1000000) would exhaust memory mid-run.
-MAX_TENSOR_ELEMENTS = 2**30
-
-
-def check_weights(stage: StageConfig, in_channels: int) -> None:
-    """Refuse, before allocating them, weights that no lesson means."""
-    if isinstance(stage, ConvConfig):
-        kh, kw = stage.kernel_size
-        per_group = max(in_channels // stage.groups, 1)
-        elements = stage.out_channels * per_group * kh * kw
-        if elements > MAX_TENSOR_ELEMENTS:
-            raise ConfigError(
-                f"the weights ({stage.out_channels} x {per_group} x {kh} x {kw}) would need "
-                f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --out-channels or --kernel"
-            )
-    if stage.kind == "linear" and stage.in_features * stage.out_features > MAX_TENSOR_ELEMENTS:
-        raise ConfigError(
-            f"the weights of {call_text(stage)} ({stage.out_features} x {stage.in_features}) would need "
-            f"{stage.in_features * stage.out_features * 4 / 2**30:,.0f} GiB; use fewer features"
-        )
-
-
-def check_batch_memory(batch_size: int, num_images: int, shape: Shape) -> None:
-    """Refuse a stage whose one batch of output no lesson means, before anything runs."""
-    batch = min(batch_size, num_images)
-    elements = batch * math.prod(shape)
-    if elements > MAX_TENSOR_ELEMENTS:
-        what = "(C, H, W)" if len(shape) == 3 else "features"
-        raise ConfigError(
-            f"one batch of {batch} outputs of {shape} {what} would need "
-            f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --batch-size, --padding or --out-channels"
-        )
 
 
 def resolve_device(name: str) -> str:
