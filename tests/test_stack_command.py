@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +243,21 @@ def test_explain_stack(run_cli):
     r = run_cli("explain", "stack", "--pretrained", "vgg16", "--upto", "5")
     assert r.code == 0, r.err
     assert "(64, 16, 16)" in r.out and "38,720" in r.out
+
+
+def test_explain_stack_and_the_stack_help_import_no_torch():
+    code = (
+        "import sys\n"
+        "from convlab.__main__ import main\n"
+        "for argv in (['stack', '--help'], ['explain', 'stack', *sys.argv[1:]], ['explain', 'stack', 'Relu()']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules, 'torchvision' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *SMALL], capture_output=True, text=True, check=True).stdout
+    assert "Linear(2048, 10)" in out and out.strip().splitlines()[-1] == "False False"
 
 
 @pytest.mark.cuda
