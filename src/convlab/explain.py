@@ -368,10 +368,17 @@ def explain_unpool(
 # ----------------------------------------------------------------------------- inputs
 
 
-def parse_size(value: str, name: str = "--size") -> Pair:
+# PyTorch's sizes are 32-bit, as config holds every layer setting to.
+MAX_SIZE = 2**31 - 1
+
+
+def parse_size(value: str, name: str = "--size", minimum: int = 1) -> Pair:
     size = parse_pair(value, name)
-    if isinstance(size, str) or min(size) < 1:
-        raise ConfigError(f"{name} must be at least 1x1, got {value}")
+    if isinstance(size, str) or min(size) < minimum:
+        least = "at least 1x1" if minimum == 1 else f"{minimum} or more"
+        raise ConfigError(f"{name} must be {least}, got {value}")
+    if max(size) > MAX_SIZE:
+        raise ConfigError(f"{name}: {max(size)} is far too large; PyTorch takes at most {MAX_SIZE}")
     return size
 
 
@@ -393,9 +400,7 @@ def explain_unpool_input(exp: Experiment, size: str | None, channels: int | None
     c, h, w = input_shape(exp, None, channels)
     wanted = None
     if output_size is not None:
-        wanted = parse_pair(output_size, "--output-size")
-        if isinstance(wanted, str) or min(wanted) < 0:
-            raise ConfigError(f"--output-size must be 0 or more, got {output_size}")
+        wanted = parse_size(output_size, "--output-size", minimum=0)
     if size is not None:
         return explain_unpool(cfg, (c, *parse_size(size)), wanted)
     return explain_unpool(cfg, (c, *pooled_size(cfg, h, w, c)), wanted, pooled_from=(h, w))
