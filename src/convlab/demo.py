@@ -31,6 +31,13 @@ CONV_WEIGHT: Matrix = [[1, 2, 1], [0, 1, 0], [2, 1, 0]]
 
 LEGEND = ". input outside the window   _ padding   x past the edge (ignored)"
 
+# A demo is worked by hand: what it draws (the input with its padding, and each pooling
+# window as a panel) must fit a terminal, which also keeps every demo to a second or so.
+MAX_SIDE = 24
+MAX_WINDOWS = 64
+# Integers of at most 12 digits: the cells stay narrow enough to read side by side.
+MAX_INT = 10**12 - 1
+
 
 # ----------------------------------------------------------------------------- matrices
 
@@ -64,7 +71,16 @@ def parse_matrix(text: str, name: str) -> Matrix:
                 f"{name} is ragged: row {i + 1} has {len(row)} number(s) but row 1 has {len(rows[0])}; "
                 "every row needs the same count"
             )
+    check_side(size_of(rows), name)
     return rows
+
+
+def check_side(size: Pair, name: str) -> None:
+    """A matrix (or kernel) small enough to draw; beyond, ``convlab explain`` has the arithmetic."""
+    h, w = size
+    if max(h, w) > MAX_SIDE:
+        hint = f"; convlab explain conv|pool --size {h}x{w} gives the arithmetic at any size" if name == "--input" else ""
+        raise ConfigError(f"{name} is {h}x{w}, too large for a demo, which draws at most {MAX_SIDE}x{MAX_SIDE}{hint}")
 
 
 def _number(value: object, name: str, row: int) -> Number:
@@ -81,6 +97,8 @@ def _number(value: object, name: str, row: int) -> Number:
         raise ConfigError(f"{name}: {value!r} in row {row} is not a number")
     if not math.isfinite(value):
         raise ConfigError(f"{name}: {value!r} in row {row} is not a finite number")
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        raise ConfigError(f"{name}: a {len(str(abs(value)))}-digit number in row {row} is too large for a demo (at most 12 digits)")
     return value
 
 
@@ -172,6 +190,28 @@ class ConvCase:
     cfg: ConvConfig
     windows: list[Window]
     output: Matrix
+
+
+def check_drawable(cfg: Union[ConvConfig, PoolConfig], size: Pair, *, panels: bool) -> None:
+    """The layer fits ``size`` (or a ShapeError) and what the demo draws of it fits a terminal:
+    the input with its padding and any window past the edge, and, with ``panels``, one panel
+    per window."""
+    h, w = size
+    _, out_h, out_w = output_shape(cfg, (1, h, w))
+    call = layer_call(cfg, form="lesson")
+    # ceil_mode's extra windows are drawn too (over the edge), even where they are dropped.
+    wide = replace(cfg, ceil_mode=True) if isinstance(cfg, PoolConfig) else cfg
+    rows, cols = (len(a.extent()) for a in axis_windows(wide, h, w))
+    if max(rows, cols) > MAX_SIDE:
+        raise ConfigError(
+            f"{call} on a {h}x{w} input draws {rows}x{cols} cells (with its padding and any window past the edge), "
+            f"too many for a demo, which draws at most {MAX_SIDE}x{MAX_SIDE}; use less --padding or a smaller --input"
+        )
+    if panels and out_h * out_w > MAX_WINDOWS:
+        raise ConfigError(
+            f"the demo draws every window, and {call} on a {h}x{w} input has {out_h}x{out_w} = {out_h * out_w} "
+            f"(at most {MAX_WINDOWS}); use a larger --stride or --kernel, or a smaller --input"
+        )
 
 
 def pool_case(cfg: PoolConfig, matrix: Matrix) -> PoolCase:
@@ -429,6 +469,7 @@ def kernel_weights(text: str | None, kernel_size: Pair | None) -> Matrix:
     if text is None:
         if kernel_size is None or kernel_size == size_of(CONV_WEIGHT):
             return CONV_WEIGHT
+        check_side(kernel_size, "--kernel")
         return [[1] * kernel_size[1] for _ in range(kernel_size[0])]
     weight = parse_matrix(text, "--weight")
     if kernel_size is not None and size_of(weight) != tuple(kernel_size):
@@ -452,6 +493,8 @@ def parse_cell(text: str | None) -> Pair:
 def pool_demo(layers: list[PoolConfig], matrix: Matrix) -> list["Text"]:
     from convlab.explain import console
 
+    for cfg in layers:
+        check_drawable(cfg, size_of(matrix), panels=True)
     return render_pool(matrix, [pool_case(cfg, matrix) for cfg in layers], width=console().width)
 
 
@@ -459,4 +502,6 @@ def conv_demo(layers: list[ConvConfig], matrix: Matrix, weight: Matrix, cell: st
     from convlab.explain import console
 
     at = parse_cell(cell)
+    for cfg in layers:
+        check_drawable(cfg, size_of(matrix), panels=False)
     return render_conv(matrix, weight, [conv_case(cfg, matrix, weight) for cfg in layers], at, width=console().width)
