@@ -1,4 +1,4 @@
-"""convlab demo: the lesson's numbers exactly, every result against torch.nn.functional, the CLI."""
+"""convlab demo and convlab.lessons: the lessons' numbers exactly, every result against torch.nn.functional, the CLI."""
 
 import re
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import assert_user_error
 from convlab.config import ConfigError, ConvConfig, PoolConfig
-from convlab.demo import CONV_INPUT, CONV_WEIGHT, MAX_SIDE, POOL_INPUT, conv_case, mac_terms, parse_matrix, pool_case
+from convlab.lessons import CONV_INPUT, CONV_WEIGHT, MAX_SIDE, POOL_INPUT, conv_case, mac_terms, parse_matrix, pool_case
 from convlab.layers import ShapeError
 
 
