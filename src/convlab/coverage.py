@@ -10,15 +10,15 @@ against a tap-by-tap listing and real modules.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from math import gcd
 
 from convlab.geometry import AxisWindows, UnpoolAxis
 
-# Rows traced one by one, per axis, at most: an input up to this size is traced outright;
-# beyond it the ends and one stride are, unless a window or stride this long makes them too
-# long too, and then the rows never read are not listed at all (None).
+# The most rows traced one by one per axis (well under a second): inputs up to this size are
+# traced outright, larger ones at their ends and over one stride; where windows or strides this
+# long make even that too much, the rows are not listed (None).
 TRACE_LIMIT = 1 << 17
 
 Run = tuple[int, int]  # [start, stop)
@@ -80,6 +80,7 @@ class Rows:
 
     @classmethod
     def of(cls, rows: Iterable[int]) -> Rows:
+        """From rows in increasing order."""
         runs: list[list[int]] = []
         for r in rows:
             if runs and r == runs[-1][1]:
@@ -116,8 +117,10 @@ class Rows:
             yield from range(lo, hi)
 
     def __contains__(self, r: object) -> bool:
+        if not isinstance(r, int):
+            return False
         for b in self.blocks:
-            if isinstance(r, int) and b.start <= r < b.stop:
+            if b.start <= r < b.stop:
                 q = (r - b.start) % b.period
                 if any(offset <= q < offset + n for offset, n in b.runs):
                     return True
@@ -170,6 +173,7 @@ class Taps:
     def irregular(self, t: int) -> bool:
         return -self.pad_before <= t < self.stop and not self.periodic[0] <= t <= self.periodic[1]
 
+
 # A view: rows r in [lo, hi) read tap t = sign*r + shift (the input itself, or a padding mode's copy).
 View = tuple[int, int, int, int]
 
@@ -203,7 +207,7 @@ def never_written(ax: UnpoolAxis, *, outright: int = TRACE_LIMIT, limit: int = T
     return _trace(lambda r: r in taps, ax.out, taps, [(1, 0, 0, ax.out)], outright, limit)
 
 
-def _trace(read, size: int, taps: Taps, views: list[View], outright: int, limit: int) -> Rows | None:
+def _trace(read: Callable[[int], bool], size: int, taps: Taps, views: list[View], outright: int, limit: int) -> Rows | None:
     if size <= outright:
         return Rows.of(r for r in range(size) if not read(r))
     # Where the regime can change: each view's ends, and the ends of the taps' periodic part.
@@ -242,7 +246,7 @@ def _trace(read, size: int, taps: Taps, views: list[View], outright: int, limit:
         blocks.append(Block(start, period, tuple((a, b - a) for a, b in unread.runs()), repeats))
         rest = start + repeats * period
         blocks += Rows.of(r for r in range(rest, hi) if not rotated[r - rest]).blocks
-    return Rows(tuple(b for b in blocks if b.runs))
+    return Rows(tuple(b for b in blocks if b.runs and b.repeats))
 
 
 def inner(rows: Rows, size: int) -> Rows:

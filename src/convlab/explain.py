@@ -332,7 +332,8 @@ def explain_unpool(
     warnings, notes, unwritten = [], [], []
     alike = dataclasses.replace(axes[0], axis="W") == axes[1]
     missed = [never_written(a) for a in axes]
-    for a, names, rows in [(axes[0], _NAMES["HW"], missed[0])] if alike else [(axes[0], _NAMES["H"], missed[0]), (axes[1], _NAMES["W"], missed[1])]:
+    told = [(axes[0], _NAMES["HW"], missed[0])] if alike else [(axes[0], _NAMES["H"], missed[0]), (axes[1], _NAMES["W"], missed[1])]
+    for a, names, rows in told:
         if rows is None:
             unwritten.append(_not_traced(names, a.kernel, a.stride, a.out))
         elif rows:

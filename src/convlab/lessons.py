@@ -93,7 +93,8 @@ def _number(value: object, name: str, row: int) -> Number:
     if not math.isfinite(value):
         raise ConfigError(f"{name}: {value!r} in row {row} is not a finite number")
     if isinstance(value, int) and abs(value) > MAX_INT:
-        raise ConfigError(f"{name}: a {len(str(abs(value)))}-digit number in row {row} is too large for a demo (at most 12 digits)")
+        digits = len(str(abs(value)))
+        raise ConfigError(f"{name}: a {digits}-digit number in row {row} is too large for a demo (at most 12 digits)")
     return value
 
 
