@@ -14,10 +14,10 @@ SRC = Path(convlab.__file__).resolve().parent
 
 # The order of README.md's layout section: data flows from the top down.
 ORDER = [
-    "errors", "values", "config", "geometry",
+    "errors", "values", "config", "geometry", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
     "kernels", "layers", "views", "runs", "writer", "interrupts", "explain", "pipeline",
-    "terminal", "demo", "animate", "board", "commands", "cli", "__main__",
+    "terminal", "lessons", "demo", "animate", "board", "commands", "cli", "__main__",
 ]
 
 
