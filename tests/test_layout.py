@@ -14,10 +14,10 @@ SRC = Path(convlab.__file__).resolve().parent
 
 # The order of README.md's layout section: data flows from the top down.
 ORDER = [
-    "errors", "values", "stages", "modules", "pretrained", "config", "geometry",
+    "errors", "values", "stages", "modules", "pretrained", "config", "geometry", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
     "kernels", "layers", "stack", "views", "runs", "writer", "weights", "interrupts", "explain", "pipeline",
-    "terminal", "demo", "animate", "board", "commands", "cli", "__main__",
+    "terminal", "lessons", "demo", "animate", "board", "commands", "cli", "__main__",
 ]
 
 
