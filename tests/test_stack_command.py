@@ -267,7 +267,7 @@ def test_a_stack_on_the_gpu_equals_the_cpu(cifar, run_cli, tmp_path):
     for device in ("cpu", "cuda"):
         r = run_cli("stack", *SMALL, "--data-dir", cifar.root, "-n", "1", "--device", device, "--logdir", "logs", "--run-name", device, "-q")
         assert r.code == 0, r.err
-    cpu, gpu = load_events(tmp_path / "logs" / "cpu"), load_events(tmp_path / "logs" / "gpu".replace("gpu", "cuda"))
+    cpu, gpu = load_events(tmp_path / "logs" / "cpu"), load_events(tmp_path / "logs" / "cuda")
     for tag in ("01-conv2d/max", "05-linear/mean"):
         assert [e.value for e in cpu.Scalars(tag)] == pytest.approx([e.value for e in gpu.Scalars(tag)], rel=1e-3, abs=1e-4)
 
