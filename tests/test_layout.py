@@ -14,11 +14,11 @@ SRC = Path(convlab.__file__).resolve().parent
 
 # The order of README.md's layout section: data flows from the top down.
 ORDER = [
-    "errors", "values", "stages", "modules", "pretrained", "optimizers", "config", "geometry",
+    "errors", "values", "stages", "modules", "pretrained", "optimizers", "config", "geometry", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
-    "kernels", "layers", "stack", "weights", "views", "confusion", "runs", "writer", "interrupts", "explain", "pipeline",
+    "kernels", "layers", "stack", "views", "confusion", "runs", "writer", "weights", "interrupts", "explain", "pipeline",
     "snapshots", "train",
-    "terminal", "demo", "animate", "board", "commands", "cli", "__main__",
+    "terminal", "lessons", "demo", "animate", "board", "commands", "cli", "__main__",
 ]
 
 

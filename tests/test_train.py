@@ -111,6 +111,11 @@ def test_kernels_are_on_one_scale_and_the_last_snapshot_is_the_saved_model(train
     assert limit == pytest.approx(float(initial.detach().abs().max()))
     assert np.array_equal(kernels[0].pixels, _kernel_pixels(initial, limit))
     assert not np.array_equal(kernels[0].pixels, kernels[-1].pixels)
+    # What training added: nothing at step 0 (all mid-grey), then the kernels minus step 0's, on the same range.
+    change = images(acc, "01-conv2d/kernels-change")
+    assert [im.step for im in change] == [0, 75, 150, 200]
+    assert np.array_equal(change[0].pixels, _kernel_pixels(torch.zeros_like(initial), limit))
+    assert np.array_equal(change[-1].pixels, _kernel_pixels(state["0.weight"] - initial.detach(), limit))
 
 
 def test_model_pt_round_trips_through_convlab_stack(trained, run_cli, tmp_path):

@@ -18,7 +18,13 @@ import sys
 import threading
 import traceback
 
-import typer
+# numpy's OpenBLAS runs a thread per core for vector work (TensorBoard's histogram takes a dot
+# product over every output value): on 2 busy cores those threads spin against the PNG encoders,
+# and one histogram took ~15 ms instead of under 1 ms (cProfile of a CIFAR10 conv run). One
+# thread, as pipeline.run does for torch; set before numpy loads, unless the user chose.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import typer  # noqa: E402 - after the thread setting above
 
 from convlab import terminal
 from convlab.cli import app

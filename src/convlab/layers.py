@@ -4,7 +4,8 @@
 (:data:`FACTORIES`, one entry per stage kind). ``stage_output_shape`` predicts a stage's
 output per image, a ``(C, H, W)`` map or ``(F,)`` features (:data:`SHAPE_RULES`); a window
 layer's output size comes from :mod:`convlab.geometry`'s arithmetic (PyTorch's documented
-formulas), and every impossible shape is a :class:`ShapeError` that says the sizes.
+formulas), and every impossible shape is a :class:`ShapeError` that says the sizes. The
+memory guards refuse, before anything is allocated, weights or a batch no lesson means.
 torch is imported inside the factories only.
 """
 
@@ -50,7 +51,7 @@ def _conv(cfg: ConvConfig, in_channels: int) -> nn.Module:
     from torch import nn
 
     conv = nn.Conv2d(
-        in_channels,
+        cfg.in_channels if cfg.in_channels is not None else in_channels,
         cfg.out_channels,
         kernel_size=cfg.kernel_size,
         stride=cfg.stride,
@@ -230,6 +231,43 @@ SHAPE_RULES: dict[str, Callable[[Any, Shape], Shape]] = {
     "linear": _linear,
     "softmax": _softmax,
 }
+
+
+# ----------------------------------------------------------------------------- memory guards
+
+# 4 GiB of float32 for one batch's output or the weights: far beyond any lesson (the tutorial's
+# batch is 1.4 MB); past it a typo (-p 10000, -c 1000000) would exhaust memory mid-run.
+MAX_TENSOR_ELEMENTS = 2**30
+
+
+def check_weights(stage: StageConfig, in_channels: int) -> None:
+    """Refuse, before allocating them, weights that no lesson means."""
+    if isinstance(stage, ConvConfig):
+        kh, kw = stage.kernel_size
+        per_group = max(in_channels // stage.groups, 1)
+        elements = stage.out_channels * per_group * kh * kw
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise ConfigError(
+                f"the weights ({stage.out_channels} x {per_group} x {kh} x {kw}) would need "
+                f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --out-channels or --kernel"
+            )
+    if stage.kind == "linear" and stage.in_features * stage.out_features > MAX_TENSOR_ELEMENTS:
+        raise ConfigError(
+            f"the weights of {call_text(stage)} ({stage.out_features} x {stage.in_features}) would need "
+            f"{stage.in_features * stage.out_features * 4 / 2**30:,.0f} GiB; use fewer features"
+        )
+
+
+def check_batch_memory(batch_size: int, num_images: int, shape: Shape) -> None:
+    """Refuse a stage whose one batch of output no lesson means, before anything runs."""
+    batch = min(batch_size, num_images)
+    elements = batch * math.prod(shape)
+    if elements > MAX_TENSOR_ELEMENTS:
+        what = "(C, H, W)" if len(shape) == 3 else "features"
+        raise ConfigError(
+            f"one batch of {batch} outputs of {shape} {what} would need "
+            f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --batch-size, --padding or --out-channels"
+        )
 
 
 def stage_output_shape(cfg: StageConfig, input_shape: Shape) -> Shape:

@@ -21,8 +21,16 @@ from convlab import data as datasets
 from convlab.config import ConfigError, ConvConfig, Experiment, Interrupted, PoolConfig, StageConfig, dump_toml, names
 from convlab.explain import explain
 from convlab.interrupts import closes_on_signals
-from convlab.layers import Shape, build_layer, describe_arithmetic, max_unpool, resolved_in_channels
-from convlab.modules import call_text, stage_tag
+from convlab.layers import (
+    Shape,
+    build_layer,
+    check_batch_memory,
+    check_weights,
+    describe_arithmetic,
+    max_unpool,
+    resolved_in_channels,
+)
+from convlab.modules import stage_tag
 from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
 from convlab.stack import explain_stack, output_shapes
 from convlab.views import (
@@ -93,6 +101,13 @@ class Plan:
     def output_shape(self) -> Shape:
         return self.stages[-1].output_shape
 
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the first stage takes: the images, normalised where pretrained weights expect it."""
+        if self.normalize is None:
+            return x
+        mean, std = (torch.tensor(v, device=x.device).view(1, -1, 1, 1) for v in self.normalize)
+        return (x - mean) / std
+
     @property
     def module(self) -> torch.nn.Module:
         """The layer of a one-stage experiment."""
@@ -107,41 +122,6 @@ class Plan:
     @property
     def arithmetic(self) -> list[str]:
         return [line for s in self.stages for line in describe_arithmetic(s.cfg, s.input_shape)]
-
-
-# 4 GiB of float32 for one batch's output or the weights: far beyond any lesson (the tutorial's
-# batch is 1.4 MB); past it a typo (-p 10000, -c 1000000) would exhaust memory mid-run.
-MAX_TENSOR_ELEMENTS = 2**30
-
-
-def check_weights(stage: StageConfig, in_channels: int) -> None:
-    """Refuse, before allocating them, weights that no lesson means."""
-    if isinstance(stage, ConvConfig):
-        kh, kw = stage.kernel_size
-        per_group = max(in_channels // stage.groups, 1)
-        elements = stage.out_channels * per_group * kh * kw
-        if elements > MAX_TENSOR_ELEMENTS:
-            raise ConfigError(
-                f"the weights ({stage.out_channels} x {per_group} x {kh} x {kw}) would need "
-                f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --out-channels or --kernel"
-            )
-    if stage.kind == "linear" and stage.in_features * stage.out_features > MAX_TENSOR_ELEMENTS:
-        raise ConfigError(
-            f"the weights of {call_text(stage)} ({stage.out_features} x {stage.in_features}) would need "
-            f"{stage.in_features * stage.out_features * 4 / 2**30:,.0f} GiB; use fewer features"
-        )
-
-
-def check_batch_memory(batch_size: int, num_images: int, shape: Shape) -> None:
-    """Refuse a stage whose one batch of output no lesson means, before anything runs."""
-    batch = min(batch_size, num_images)
-    elements = batch * math.prod(shape)
-    if elements > MAX_TENSOR_ELEMENTS:
-        what = "(C, H, W)" if len(shape) == 3 else "features"
-        raise ConfigError(
-            f"one batch of {batch} outputs of {shape} {what} would need "
-            f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --batch-size, --padding or --out-channels"
-        )
 
 
 def resolve_device(name: str) -> str:
@@ -340,11 +320,6 @@ def _stopped(writer: RunWriter, summary: dict[str, Any], exc: BaseException) -> 
         ) from exc
 
 
-def _normalized(x: torch.Tensor, normalize: tuple[tuple[float, ...], tuple[float, ...]]) -> torch.Tensor:
-    mean, std = (torch.tensor(v, device=x.device).view(1, -1, 1, 1) for v in normalize)
-    return (x - mean) / std
-
-
 def _forward(modules: list[torch.nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
     """Every stage's output for one batch, in order."""
     outputs = []
@@ -381,6 +356,7 @@ class RunLog:
             "tags": logged_tags(p),
         }
         self._data_text = images.describe()
+        self._classes = images.classes
 
     def start(self) -> None:
         """config.toml, summary.json, the texts, hparams and the views logged once."""
@@ -398,9 +374,13 @@ class RunLog:
         writer.hparams(hparams(p.exp), [view_tag(last, "output/mean"), view_tag(last, "output/std")])
         log_once(writer, p)
 
-    def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int, **named: Any) -> None:
-        """``named``: the batch's ``labels`` and the dataset's ``classes`` (a stack's 'classes' view)."""
-        log_step(self.writer, self.plan, x, outputs, step, **named)
+    def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int, labels: torch.Tensor | None = None) -> None:
+        """One batch: ``x`` as loaded (floats in [0, 1]), every stage's output, and the batch's
+        labels (a stack's 'classes' view names the images with them)."""
+        if self.plan.exp.is_stack:
+            log_step(self.writer, self.plan, x, outputs, step, labels=labels, classes=self._classes)
+        else:
+            log_step(self.writer, self.plan, x, outputs, step)
         if step == 0:
             # When the learner can first look (bench/bench.py measures it from the imports).
             self.summary["first_step_time"] = round(time.time(), 3)
@@ -444,14 +424,12 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
             # times slower (measured with bench/bench.py). Restored below.
             torch.set_num_threads(1)
         started = time.perf_counter()
-        bs, in_stack = exp.data.batch_size, exp.is_stack
+        bs = exp.data.batch_size
         with reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
             for step in range(num_steps):
                 x = images.batch(step * bs, (step + 1) * bs).to(p.device).float().div_(255)
-                outputs = _forward(modules, x if p.normalize is None else _normalized(x, p.normalize))
-                # The labels name a stack's images for its 'classes' view.
-                named = dict(labels=images.batch_labels(step * bs, (step + 1) * bs), classes=images.classes) if in_stack else {}
-                log.step(x, outputs, step, **named)
+                labels = images.batch_labels(step * bs, (step + 1) * bs)
+                log.step(x, _forward(modules, p.model_input(x)), step, labels=labels)
                 advance()
         return log.complete(time.perf_counter() - started)
     except BaseException as exc:

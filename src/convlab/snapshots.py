@@ -1,6 +1,8 @@
 """What a training run shows of its model besides the numbers: at each snapshot, the kernels of
-every conv stage on one fixed range per stage (so change over time is not renormalised away) and
-every stage's view of one fixed probe batch; once, the model's graph for TensorBoard's Graphs tab.
+every conv stage on one fixed range per stage (so change over time is not renormalised away), what
+training has added to them so far (the kernels minus those of step 0, on the same range: early
+layers' initial noise hides it), and every stage's view of one fixed probe batch; once, the
+model's graph for TensorBoard's Graphs tab.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Snapshots:
             if isinstance(s.cfg, ConvConfig) and any(v.name == "kernels" for v in selected_views(p.exp, s.cfg, s.output_shape))
         ]
         self.limits: dict[str, float] = {}
+        self.initial: dict[str, torch.Tensor] = {}
 
     def log(self, step: int, classes: tuple[str, ...]) -> None:
         from convlab import pipeline
@@ -46,15 +49,17 @@ class Snapshots:
         modules = [s.module for s in p.stages]
         for m in modules:
             m.eval()
-        pipeline.log_step(self.writer, p, self.probe, pipeline._forward(modules, self.probe), step,
+        pipeline.log_step(self.writer, p, self.probe, pipeline._forward(modules, p.model_input(self.probe)), step,
                           labels=self.probe_labels, classes=classes)
         for s in self.kernels:
             tag = f"{s.prefix}/kernels"
             weight = s.module.weight.detach()
             if tag not in self.limits:  # one range per stage, from the first snapshot
                 self.limits[tag] = float(weight.abs().max()) or 1.0
+                self.initial[tag] = weight.clone()
             zoom = p.exp.views.zoom or kernel_zoom(tuple(weight.shape))
             self.writer.images(tag, kernel_view(weight, zoom=zoom, limit=self.limits[tag]), step)
+            self.writer.images(f"{tag}-change", kernel_view(weight - self.initial[tag], zoom=zoom, limit=self.limits[tag]), step)
 
 
 def kernel_zoom(shape: tuple[int, ...]) -> int:

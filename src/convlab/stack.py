@@ -74,8 +74,19 @@ def output_shapes(stages: Sequence[StageConfig], input_shape: Shape, *, name_sta
         except ShapeError as exc:
             if not name_stages:
                 raise
-            raise ShapeError(f"stage {index} {call_text(cfg)}: {exc}") from None
+            raise ShapeError(f"stage {index} {call_text(cfg)}: {_in_pytorchs_words(str(exc))}") from None
     return shapes
+
+
+# A window layer's shape errors name the conv/pool flags; a stack's layers take PyTorch's arguments.
+_FLAG_WORDS = (("--padding-mode zeros", "padding_mode='zeros'"), ("--kernel", "kernel_size"), ("--dilation", "dilation"),
+               ("--padding", "padding"), ("--groups", "groups"))
+
+
+def _in_pytorchs_words(message: str) -> str:
+    for flag, argument in _FLAG_WORDS:
+        message = message.replace(flag, argument)
+    return message
 
 
 # ----------------------------------------------------------------------------- costs

@@ -135,7 +135,8 @@ def describe_training(tp: TrainPlan) -> str:
         f"evaluation: every {tp.eval_every} step(s) and at the end, on {tp.eval_images} image(s) of {where}",
         f"snapshots: every {t.snapshot_every} step(s), at step 0 and at the end: each conv stage's kernels on one "
         "fixed range per stage (mid-grey = 0, black/white = -/+ the stage's largest |weight| at step 0, clipped "
-        "beyond), and every stage's view of the same probe images from the evaluation set",
+        "beyond), what training has added to them (kernels-change: the kernels minus step 0's, on the same range), "
+        "and every stage's view of the same probe images from the evaluation set",
     ])
 
 
@@ -220,7 +221,7 @@ def evaluate(model: torch.nn.Module, data: TrainingData, tp: TrainPlan, device: 
     confusion = torch.zeros(k * k, dtype=torch.int64, device=device)
     with torch.inference_mode():
         for start in range(0, n, bs):
-            x = data.eval_x[start : start + bs].to(device).float().div_(255)
+            x = tp.stack.model_input(data.eval_x[start : start + bs].to(device).float().div_(255))
             y = data.eval_y[start : start + bs].to(device)
             out = model(x)
             loss += F.cross_entropy(out, y, reduction="sum")
@@ -282,7 +283,8 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     order_rng = torch.Generator().manual_seed(exp.run.seed)
     snapshots = Snapshots(tp.stack, writer, data.eval_x, data.eval_y, device)
     summary = log.summary
-    summary.update(command="train", tags=[*summary["tags"], "test/confusion"],
+    changes = [f"{s.prefix}/kernels-change" for s in snapshots.kernels]
+    summary.update(command="train", tags=[*summary["tags"], *changes, "test/confusion"],
                    planned_steps=tp.num_steps, train_images=tp.train_images, eval_images=len(data.eval_y),
                    eval_set=data.eval_name)
 
@@ -337,7 +339,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
                 order = data.epoch_order(order_rng)
             with guard.step():
                 x, y = data.batch(order, position * bs, min((position + 1) * bs, tp.train_images))
-                x, y = x.to(device).float().div_(255), y.to(device)
+                x, y = p.model_input(x.to(device).float().div_(255)), y.to(device)
                 model.train()
                 out = model(x)
                 loss = loss_fn(out, y)

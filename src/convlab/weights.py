@@ -10,12 +10,12 @@ ever executed. torch is imported inside the functions.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convlab.config import ConfigError, Experiment, StageConfig
-from convlab.geometry import pair_tuple
 from convlab.modules import SIGNATURES, call_text
 
 if TYPE_CHECKING:
@@ -65,7 +65,9 @@ def read_state(path: str | Path, option: str = "--weights") -> list[tuple[str, t
             f"{path} holds {foreign[0]}, which convlab does not load (unpickling it could run its code); {_how_to_save(path)}"
         )
     try:
-        with torch.serialization.safe_globals(allowed):
+        # torch warns about pickle protocols it may not read; the error below says it all.
+        with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
@@ -74,8 +76,9 @@ def read_state(path: str | Path, option: str = "--weights") -> list[tuple[str, t
                 f"{path} holds {found.group(1)}, which convlab does not load (unpickling it could run its code); "
                 f"{_how_to_save(path)}"
             ) from None
-        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
-        raise WeightsError(f"cannot read {option} {path}: {reason}") from None
+        inner = re.search(r"WeightsUnpickler error: ([^\n]*)", str(exc))
+        reason = " ".join((inner.group(1) if inner else str(exc)).split())[:160] or type(exc).__name__
+        raise WeightsError(f"cannot read {option} {path}: not a file torch.save wrote ({reason})") from None
     if isinstance(data, nn.Module):
         data = data.state_dict()
     if isinstance(data, Mapping) and not all(isinstance(v, torch.Tensor) for v in data.values()):
@@ -83,7 +86,7 @@ def read_state(path: str | Path, option: str = "--weights") -> list[tuple[str, t
         if nested:
             data = nested[0]
     if not isinstance(data, Mapping) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        what = type(data).__name__ if not isinstance(data, Mapping) else "a dict that is not a state_dict"
+        what = f"a {type(data).__name__}" if not isinstance(data, Mapping) else "a dict that is not a state_dict"
         raise WeightsError(f"{path} holds {what}; expected a state_dict, e.g. torch.save(model.state_dict(), '{path.name}')")
     return [(str(k), v) for k, v in data.items()]
 
@@ -97,6 +100,10 @@ def _check_tensor(key: str, value: torch.Tensor, path: Path) -> None:
         raise WeightsError(f"{path}: {key!r} holds complex numbers; expected real ones")
     if value.is_floating_point() and not bool(torch.isfinite(value).all()):
         raise WeightsError(f"{path}: {key!r} holds NaN or infinite values")
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return str(tuple(tensor.shape))
 
 
 def load_into(
@@ -114,14 +121,14 @@ def load_into(
         stage = f"stage {index} {call_text(stages[index - 1])}"
         if position >= len(state):
             raise WeightsError(
-                f"{stage}: {path} has no tensor left for its {name} {pair_tuple(target.shape)}; the file holds "
+                f"{stage}: {path} has no tensor left for its {name} {_shape(target)}; the file holds "
                 f"{len(state)} tensor(s), the stack needs {len(targets)}"
             )
         key, value = state[position]
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(target.shape):
-            shape = pair_tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            shape = _shape(value) if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
             raise WeightsError(
-                f"{stage}: its {name} is {pair_tuple(target.shape)} but the file's tensor {position + 1}, {key!r}, is "
+                f"{stage}: its {name} is {_shape(target)} but the file's tensor {position + 1}, {key!r}, is "
                 f"{shape}; the stack's layers must match the saved model's, in order"
             )
         _check_tensor(key, value, path)
