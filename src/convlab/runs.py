@@ -35,6 +35,15 @@ def default_run_name(exp: Experiment, now: datetime | None = None) -> str:
     return "-".join([*parts, stamp])
 
 
+def default_sweep_name(exp: Experiment, now: datetime | None = None) -> str:
+    """A sweep's directory, holding one run per combination: e.g. ``sweep-pool-20261128-142501``."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    parts = ["sweep", exp.command]
+    if exp.data.dataset != "cifar10":
+        parts.append(exp.data.dataset)
+    return "-".join([*parts, stamp])
+
+
 def stage_name_parts(stage: Any) -> list[str]:
     """What one stage contributes to a run name: its kind and the settings that differ."""
     if isinstance(stage, ConvConfig):
