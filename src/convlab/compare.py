@@ -1,0 +1,291 @@
+"""A sweep's ``compare`` picture: the same images through every combination, side by side.
+
+Column 0 is the input; then one column per combination, labelled with its run name and
+output size, each image in a row. Every map is shown at its own size times one common zoom,
+so a ceil_mode column really is a row and a column larger, framed in the views' blue. One display scale covers every output column of a step (see
+:func:`shared_scale`), so brightness compares honestly across combinations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from convlab.animate import label_font
+from convlab.config import ConfigError, PoolConfig, StageConfig
+from convlab.views import MAX_VIEW_PIXELS, SEPARATOR, ZOOM_MAX_WIDTH, display_scale, output_images, reshape_view, tiles_per_image
+
+if TYPE_CHECKING:
+    import torch
+
+    from convlab.sweep import Sweep
+
+# The smallest map is zoomed to at least this many pixels (a 10x10 pooled map -> 40x40).
+SMALLEST_TILE = 40
+PAD = 2
+FONT_SIZE = 11
+LINE_HEIGHT = 14
+HEADER = 2 * LINE_HEIGHT + 4
+INK, PAPER = (40, 40, 40), (255, 255, 255)
+SEPARATOR_PIXEL = tuple(int(c * 255) for c in SEPARATOR)
+
+
+def compare_tiles(stage: StageConfig, output: torch.Tensor) -> torch.Tensor:
+    """A stage's output as the run's own tag shows it: ``maxpool`` as it is, a conv through the
+    reshape view; maps of another channel count (pooling after a conv) through the reshape view."""
+    tiles = output_images(stage, output)
+    return tiles if tiles.shape[1] in (1, 3) else reshape_view(output)
+
+
+def compare_scale(stages: list[StageConfig], scale: str) -> str:
+    """Pooled images are pixel values in [0, 1]: shown as they are (``raw``, as their own tags
+    show them, one scale by nature). Other outputs: the views' ``--scale``, shared by all."""
+    return "raw" if all(isinstance(s, PoolConfig) for s in stages) else scale
+
+
+def shared_scale(columns: list[torch.Tensor], scale: str) -> list[torch.Tensor]:
+    """Every column mapped to [0, 1] by one :func:`display_scale` over all their values together
+    (one minimum and maximum, or one largest |value|, for the whole step)."""
+    import torch
+
+    flat = torch.cat([c.float().flatten() for c in columns]).unsqueeze(0)
+    scaled = display_scale(flat, scale)[0]
+    return [part.view(c.shape) for part, c in zip(scaled.split([c.numel() for c in columns]), columns)]
+
+
+def to_pixels(tiles: torch.Tensor, zoom: int) -> np.ndarray:
+    """Tiles (N, 1 or 3, H, W) in [0, 1] -> uint8 (N, H*zoom, W*zoom, 3), converted as
+    TensorBoard converts floats (x 255, clipped, truncated), so a tile equals its tag's pixels."""
+    import torch
+
+    pixels = (tiles.float() * 255).clamp(0, 255).to(torch.uint8)
+    pixels = pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
+    pixels = pixels.repeat_interleave(zoom, dim=-2).repeat_interleave(zoom, dim=-1)
+    return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    tiles: int  # tiles per image (a conv of 6 channels: 2 RGB tiles)
+    height: int  # one tile, before the zoom
+    width: int
+
+
+class ComparePicture:
+    """The layout (header, zoom, where each tile goes) of one sweep's compare picture."""
+
+    def __init__(self, columns: list[Column], rows: int, zoom: int | None = None):
+        self.columns, self.rows = columns, rows
+        font = label_font(FONT_SIZE)
+        self.zoom = zoom or self.auto_zoom(columns)
+        labels = [c.label.split("\n") for c in columns]
+        self.widths = [
+            max(c.tiles * c.width * self.zoom + (c.tiles - 1) * PAD, *(_text_width(font, t) for t in lines))
+            for c, lines in zip(columns, labels)
+        ]
+        self.xs = [PAD + sum(w + PAD for w in self.widths[:j]) for j in range(len(columns))]
+        self.row_height = max(c.height for c in columns) * self.zoom
+        self.width = PAD + sum(w + PAD for w in self.widths)
+        self.header = _draw_header(self.width, [(x, lines) for x, lines in zip(self.xs, labels)], font)
+
+    @staticmethod
+    def auto_zoom(columns: list[Column]) -> int:
+        smallest = min(min(c.height, c.width) for c in columns)
+        zoom = max(1, math.ceil(SMALLEST_TILE / smallest))
+        while zoom > 1 and sum(c.tiles * (c.width * zoom + PAD) + PAD for c in columns) > ZOOM_MAX_WIDTH:
+            zoom -= 1
+        return zoom
+
+    def height(self, rows: int) -> int:
+        return HEADER + PAD + rows * (self.row_height + PAD)
+
+    def pixel_count(self) -> int:
+        return self.width * self.height(self.rows)
+
+    def box(self, column: int, row: int, tile: int = 0) -> tuple[int, int]:
+        """(y, x) of the top-left pixel of image ``row``'s ``tile``-th tile in ``column``."""
+        c = self.columns[column]
+        return HEADER + PAD + row * (self.row_height + PAD), self.xs[column] + tile * (c.width * self.zoom + PAD)
+
+    def draw(self, columns: list[torch.Tensor]) -> np.ndarray:
+        """Tiles in [0, 1] for each column, ``rows * tiles`` each, image by image -> (H, W, 3) uint8."""
+        rows = columns[0].shape[0] // self.columns[0].tiles
+        canvas = np.empty((self.height(rows), self.width, 3), dtype=np.uint8)
+        canvas[:] = PAPER
+        canvas[:HEADER] = self.header
+        for j, (c, tiles) in enumerate(zip(self.columns, columns)):
+            pixels = to_pixels(tiles, self.zoom)
+            h, w = c.height * self.zoom, c.width * self.zoom
+            for n in range(pixels.shape[0]):
+                y, x = self.box(j, n // c.tiles, n % c.tiles)
+                canvas[y - 1 : y + h + 1, x - 1 : x + w + 1] = SEPARATOR_PIXEL  # a frame where the map ends
+                canvas[y : y + h, x : x + w] = pixels[n]
+        return canvas
+
+
+def check_size(picture: ComparePicture) -> None:
+    if picture.pixel_count() > MAX_VIEW_PIXELS:
+        raise ConfigError(
+            f"the compare picture would be {picture.width:,}x{picture.height(picture.rows):,} pixels (at most "
+            f"{MAX_VIEW_PIXELS:,} in all); use fewer --view-images, a smaller --zoom or --image-size, or fewer values"
+        )
+
+
+def _text_width(font: object, text: str) -> int:
+    left, _, right, _ = font.getbbox(text)  # type: ignore[attr-defined]
+    return int(right - left)
+
+
+def _draw_header(width: int, labels: list[tuple[int, list[str]]], font: object) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, HEADER), PAPER)
+    draw = ImageDraw.Draw(image)
+    for x, lines in labels:
+        for i, line in enumerate(lines):
+            draw.text((x, 2 + i * LINE_HEIGHT), line, fill=INK, font=font)
+    return np.asarray(image)
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+class OutputStats:
+    """Mean and std of every output value over the run, merged batch by batch (Chan et al.),
+    in float64; the std is the sample std, as ``torch.std`` gives it."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, y: torch.Tensor) -> None:
+        import torch
+
+        var, mean = torch.stack(torch.var_mean(y.double(), correction=0)).tolist()
+        n, total = y.numel(), self.count + y.numel()
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += var * n + delta * delta * self.count * n / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(max(self.m2, 0.0) / (self.count - 1)) if self.count > 1 else 0.0
+
+
+def table_rows(sw: Sweep, stats: list[OutputStats] | None = None) -> list[list[str]]:
+    """A header and one row per run: what varies, output shape, parameters, multiply-adds
+    (per image, as ``convlab explain`` counts them) and, with ``stats``, the output's mean and std."""
+    from convlab.explain import explain
+    from convlab.sweep import shown
+
+    header = ["run", *(v.key for v in sw.varied), "output (C, H, W)", "parameters", "multiply-adds"]
+    if stats is not None:
+        header += ["output mean", "output std"]
+    rows = [header]
+    for i, c in enumerate(sw.runs):
+        facts = [explain(s.cfg, s.input_shape) for s in c.plan.stages]
+        row = [c.name, *(shown(v) for _, v in c.settings), str(tuple(c.plan.output_shape))]
+        row += [f"{sum(f.parameters for f in facts):,}", f"{sum(f.multiply_adds for f in facts):,}"]
+        if stats is not None:
+            row += [f"{stats[i].mean:.4g}", f"{stats[i].std:.4g}"]
+        rows.append(row)
+    return rows
+
+
+def markdown_table(sw: Sweep, stats: list[OutputStats], steps: int) -> str:
+    rows = table_rows(sw, stats)
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    lines.insert(1, "|" + " --- |" * len(rows[0]))
+    lines += ["", f"Output mean and std over {steps} step(s) ({stats[0].count // max(math.prod(sw.runs[0].plan.output_shape), 1):,} images); "
+              "multiply-adds per image (0 for pooling, which compares or adds)."]
+    lines += [f"- skipped {c.name}: {c.error}" for c in sw.skipped]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class CompareLog:
+    """The sweep's run ``compare``: image tag ``compare`` every step, text tag ``combinations``
+    (at step 0 and at the last step), and a summary.json like every run's."""
+
+    def __init__(self, sw: Sweep, sweep_dir: Path, num_steps: int):
+        from convlab.runs import create_run_dir
+        from convlab.writer import RunWriter
+
+        exp = sw.exp
+        self.sw, self.num_steps = sw, num_steps
+        self.run_dir = create_run_dir(sweep_dir, "compare", explicit=True)
+        self.writer = RunWriter(self.run_dir)
+        self.stats = [OutputStats() for _ in sw.runs]
+        self.scale = compare_scale([c.plan.stages[-1].cfg for c in sw.runs], exp.views.scale)
+        self.picture = compare_picture(sw)
+        self.summary: dict[str, Any] = {
+            "status": "running", "command": f"sweep {sw.command}", "run_dir": str(self.run_dir), "steps": 0,
+            "planned_steps": num_steps, "runs": [c.name for c in sw.runs], "tags": ["compare"],
+        }
+
+    def start(self) -> None:
+        from convlab.runs import write_summary
+
+        write_summary(self.run_dir, self.summary)
+
+    def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int) -> None:
+        """``outputs``: each run's last stage output for batch ``x``."""
+        k = self.sw.exp.views.images
+        stages = [c.plan.stages[-1].cfg for c in self.sw.runs]
+        for s, y in zip(self.stats, outputs):
+            s.add(y)
+        columns = shared_scale([compare_tiles(cfg, y[:k]) for cfg, y in zip(stages, outputs)], self.scale)
+        self.writer.image("compare", self.picture.draw([display_scale(x[:k], "raw"), *columns]), step)
+        if step == 0 and self.num_steps > 1:
+            self.writer.text("combinations", markdown_table(self.sw, self.stats, 1), 0)
+        self.summary["steps"] = step + 1
+
+    def complete(self, seconds: float) -> dict[str, Any]:
+        from convlab.runs import write_summary
+
+        self._table()
+        self.summary.update(status="complete", seconds=round(seconds, 3))
+        self.writer.close()
+        write_summary(self.run_dir, self.summary)
+        return self.summary
+
+    def stopped(self, exc: BaseException) -> None:
+        """Keep the steps logged (marked incomplete), or nothing before the first."""
+        import contextlib
+
+        from convlab.runs import write_summary
+
+        self.summary.update(status="incomplete", stopped_by=getattr(exc, "name", type(exc).__name__))
+        with contextlib.suppress(Exception):  # already failing: the first error is the one to report
+            if self.summary["steps"]:
+                self._table()
+            self.writer.close()
+        if not self.summary["steps"]:
+            self.writer.discard()
+            return
+        with contextlib.suppress(OSError):
+            write_summary(self.run_dir, self.summary)
+
+    def _table(self) -> None:
+        steps = self.summary["steps"]
+        if steps:
+            self.writer.text("combinations", markdown_table(self.sw, self.stats, steps), steps - 1)
+
+
+def compare_picture(sw: Sweep) -> ComparePicture:
+    """The layout for ``sw``: the input, then each run's last output, labelled."""
+    p = sw.runs[0].plan
+    c, h, w = p.input_shape
+    columns = [Column(f"input\n{h}x{w}", 1, h, w)]
+    for run in sw.runs:
+        oc, oh, ow = run.plan.output_shape
+        columns.append(Column(f"{run.name}\n{oh}x{ow}", tiles_per_image(oc), oh, ow))
+    rows = min(sw.exp.views.images, sw.exp.data.batch_size, p.num_images)
+    return ComparePicture(columns, rows, sw.exp.views.zoom)
