@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from convlab.config import DataConfig
-from convlab.data import DATASETS, DataError, dataset_help, get_dataset, load
+from convlab.data import (
+    DATASETS,
+    SHAPES_CLASSES,
+    DataError,
+    ImageSet,
+    dataset_help,
+    get_dataset,
+    make_shapes,
+)
 
 
 def test_unknown_dataset():
@@ -22,8 +30,9 @@ def test_every_dataset_says_its_shape_without_loading():
 
 
 def test_batch_is_a_contiguous_slice_of_the_split():
-    ds = load(DataConfig(dataset="shapes", max_batches=2, batch_size=10), seed=1)
-    images = ds.images.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # a strided view, as CIFAR's NHWC
+    pixels, labels = make_shapes(20, seed=1)
+    ds = ImageSet("shapes", "test", pixels, labels, SHAPES_CLASSES)
+    images = pixels.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # a strided view, as of NHWC data
     strided = dataclasses.replace(ds, images=images)
     assert not strided.images.is_contiguous()
     for s in (ds, strided):

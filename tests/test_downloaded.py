@@ -1,16 +1,20 @@
 """The downloaded datasets: CIFAR10, CIFAR100, MNIST and Fashion-MNIST.
 
-Every fixture is built here (CIFAR10's in conftest), in the dataset's own format; torchvision's
-MD5 lists are pointed at the fixtures' checksums (test harness only) and its mirrors at a dead
-loopback port, so nothing is ever downloaded.
+Every fixture is built here (CIFAR10's in conftest), in the dataset's own format; the fixtures'
+checksums are registered with convlab.data.register_checksums (test harness only) and
+torchvision's mirrors pointed at a dead loopback port, so nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import os
 import pickle
 import struct
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +24,24 @@ import pytest
 import torch
 from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST
 
+import convlab
 from convlab.config import DataConfig
-from convlab.data import DataError, get_dataset, load
+from convlab.data import ACCEPTED_CHECKSUMS, CHECKSUMS, DataError, downloaded, get_dataset, load, register_checksums
+from convlab.data.downloaded import LAYOUTS
 
-from conftest import assert_user_error, grid_size, images, load_events
+from conftest import assert_user_error, grid_size, images, load_events, make_cifar
 
 DEAD = "http://127.0.0.1:9/"  # a loopback port nobody listens on: refused at once, as offline
 
 
 def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _register(monkeypatch: pytest.MonkeyPatch, dataset: str, md5s: dict[str, str]) -> None:
+    """Accept a fixture's MD5s (test harness only), until the test ends."""
+    monkeypatch.setitem(ACCEPTED_CHECKSUMS, dataset, {})  # so that monkeypatch undoes the registration
+    register_checksums(dataset, md5s)
 
 
 def _user_error(r, message: str, tmp_path: Path) -> str:
@@ -42,7 +54,7 @@ def _user_error(r, message: str, tmp_path: Path) -> str:
 # ----------------------------------------------------------------------------- CIFAR10
 
 
-def test_cifar10_loads_through_torchvision(cifar):
+def test_cifar10_loads_from_its_pickles(cifar):
     test = load(DataConfig(data_dir=str(cifar.root)), seed=0)
     assert test.images.shape == (80, 3, 32, 32) and test.images.dtype == torch.uint8
     assert np.array_equal(test.images.permute(0, 2, 3, 1).numpy(), cifar.test_images)
@@ -103,12 +115,12 @@ def make_mnist(root: Path, cls: type, monkeypatch: pytest.MonkeyPatch, n_test: i
         "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
         "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
     }
-    resources = []
+    md5s = {}
     for name, array in arrays.items():
         archive = raw / f"{name}.gz"
         archive.write_bytes(gzip.compress(_idx(array), mtime=0))
-        resources.append((archive.name, _md5(archive)))
-    monkeypatch.setattr(cls, "resources", resources)
+        md5s[archive.name] = _md5(archive)
+    _register(monkeypatch, {"MNIST": "mnist", "FashionMNIST": "fashion-mnist"}[cls.__name__], md5s)
     monkeypatch.setattr(cls, "mirrors", [DEAD])
     return MnistFixture(root, raw, arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"],
                         arrays["train-images-idx3-ubyte"])
@@ -182,13 +194,11 @@ def make_cifar100(root: Path, monkeypatch: pytest.MonkeyPatch, n: int = 10) -> n
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
     fine = [f"class{i}" for i in range(100)]
     (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": fine, "coarse_label_names": ["x"] * 20}, protocol=2))
-    monkeypatch.setattr(CIFAR100, "train_list", [["train", _md5(folder / "train")]])
-    monkeypatch.setattr(CIFAR100, "test_list", [["test", _md5(folder / "test")]])
-    monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": _md5(folder / "meta")})
+    _register(monkeypatch, "cifar100", {name: _md5(folder / name) for name in ("train", "test", "meta")})
     return test
 
 
-def test_cifar100_loads_through_torchvision(tmp_path, monkeypatch):
+def test_cifar100_loads_from_its_pickles(tmp_path, monkeypatch):
     test = make_cifar100(tmp_path, monkeypatch)
     ds = load(DataConfig(dataset="cifar100", data_dir=str(tmp_path)), seed=0)
     assert ds.images.shape == (10, 3, 32, 32)
@@ -252,3 +262,114 @@ def test_in_channels_3_on_one_channel_data_is_an_error(tmp_path, monkeypatch, ru
     fx = make_mnist(tmp_path / "data", MNIST, monkeypatch)
     _user_error(run_cli("conv", "--dataset", "mnist", "--data-dir", fx.root, "--in-channels", "3", "--logdir", "logs"),
                 "in_channels=3 but the images have 1 channel(s)", tmp_path)
+
+
+# ----------------------------------------------------------------------------- files on disk, without torchvision
+
+
+def test_checksums_are_torchvision_s():
+    """The one table of official MD5s, and where each split's files lie, is torchvision's: it cannot drift."""
+    for name, cls in (("cifar10", CIFAR10), ("cifar100", CIFAR100)):
+        official = {cls.filename: cls.tgz_md5, **dict(cls.train_list), **dict(cls.test_list),
+                    cls.meta["filename"]: cls.meta["md5"]}
+        assert CHECKSUMS[name] == official
+        layout = LAYOUTS[name]
+        assert (layout.torchvision_class, layout.folder) == (cls.__name__, cls.base_folder)
+        assert (layout.meta, layout.meta_key) == (cls.meta["filename"], cls.meta["key"])
+        assert layout.splits == {"train": tuple(f for f, _ in cls.train_list), "test": tuple(f for f, _ in cls.test_list)}
+    for name, cls in MNISTS:
+        assert CHECKSUMS[name] == dict(cls.resources)
+        layout = LAYOUTS[name]
+        assert (layout.torchvision_class, layout.folder, layout.classes) == (cls.__name__, f"{cls.__name__}/raw", tuple(cls.classes))
+        extracted = sorted(f.removesuffix(".gz") for f, _ in cls.resources)
+        assert sorted(f for files in layout.splits.values() for f in files) == extracted
+
+
+def test_register_checksums_refuses_what_it_cannot_use(monkeypatch):
+    monkeypatch.setitem(ACCEPTED_CHECKSUMS, "cifar10", {})
+    with pytest.raises(ValueError, match="cifar10 has no file named data_batch_6"):
+        register_checksums("cifar10", {"data_batch_6": "0" * 32})
+    with pytest.raises(ValueError, match="no checksums for dataset 'shapes'"):
+        register_checksums("shapes", {})
+    register_checksums("cifar10", {"test_batch": "0" * 32})
+    assert downloaded.checksums("cifar10") == {**CHECKSUMS["cifar10"], "test_batch": "0" * 32}
+    register_checksums("cifar10", {})
+    assert downloaded.checksums("cifar10") == CHECKSUMS["cifar10"]
+
+
+def _on_disk(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fixture copy of ``name`` as torchvision leaves it once downloaded and extracted; its --data-dir."""
+    root = tmp_path / "data"
+    if name == "cifar10":
+        make_cifar(root)
+        _register(monkeypatch, "cifar10", {p.name: _md5(p) for p in (root / "cifar-10-batches-py").iterdir()})
+    elif name == "cifar100":
+        make_cifar100(root, monkeypatch)
+    else:
+        make_mnist(root, dict(MNISTS)[name], monkeypatch)
+        load(DataConfig(dataset=name, data_dir=str(root)), seed=0)  # torchvision checks and extracts the archives
+    return root
+
+
+def _never(*args):
+    raise AssertionError("went through torchvision")
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "mnist", "fashion-mnist"])
+def test_files_on_disk_read_without_torchvision_give_torchvision_s_tensors(tmp_path, monkeypatch, name):
+    root = _on_disk(name, tmp_path, monkeypatch)
+    for split in ("test", "train"):
+        cfg = DataConfig(dataset=name, split=split, data_dir=str(root), download=False)
+        with monkeypatch.context() as m:
+            m.setattr(downloaded, "load_torchvision", _never)
+            ours = load(cfg, seed=0)
+        theirs = downloaded.load_torchvision(cfg, name)  # torchvision's class reads the same files
+        assert ours.images.dtype == torch.uint8 and ours.image_shape == theirs.image_shape and len(ours) == len(theirs) > 0
+        assert torch.equal(ours.batch(0, len(ours)), theirs.batch(0, len(theirs)))
+        assert ours.labels.dtype == torch.int64 and torch.equal(ours.labels, theirs.labels)
+        assert ours.classes == theirs.classes and len(ours.classes) in (10, 100)
+
+
+def test_reading_present_data_leaves_torchvision_unimported(tmp_path, monkeypatch):
+    root = _on_disk("mnist", tmp_path, monkeypatch)
+    make_cifar(root)
+    md5s = {p.name: _md5(p) for p in (root / "cifar-10-batches-py").iterdir()}
+    code = """if True:
+        import json, sys
+        from convlab.config import DataConfig
+        from convlab.data import load, register_checksums
+        register_checksums("cifar10", json.loads(sys.argv[2]))
+        for name, split in (("cifar10", "test"), ("cifar10", "train"), ("mnist", "test"), ("mnist", "train")):
+            ds = load(DataConfig(dataset=name, split=split, data_dir=sys.argv[1], download=False), seed=0)
+            print(name, split, len(ds))
+        print("torchvision imported:", "torchvision" in sys.modules)
+    """
+    env = {**os.environ, "PYTHONPATH": str(Path(convlab.__file__).resolve().parents[1])}
+    r = subprocess.run([sys.executable, "-c", code, str(root), json.dumps(md5s)], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["cifar10 test 80", "cifar10 train 60", "mnist test 20", "mnist train 12",
+                                     "torchvision imported: False"]
+
+
+def _payload(marker: Path) -> bytes:
+    """A pickle that makes the folder ``marker`` when it is unpickled: proof that it was."""
+
+    class MakesFolder:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    return pickle.dumps({"data": MakesFolder(), "labels": [0]}, protocol=2)
+
+
+@pytest.mark.parametrize("download", ["--no-download", "--download"])
+def test_cifar10_damaged_file_is_refused_before_it_is_unpickled(cifar, run_cli, tmp_path, monkeypatch, download):
+    proof = tmp_path / "proof"
+    pickle.loads(_payload(proof))  # the payload does run when unpickled
+    assert proof.is_dir()
+    marker = tmp_path / "unpickled"
+    (cifar.root / "cifar-10-batches-py" / "test_batch").write_bytes(_payload(marker))
+    monkeypatch.setattr(CIFAR10, "url", DEAD + "cifar-10-python.tar.gz")
+    r = run_cli("conv", "--data-dir", cifar.root, download, "--logdir", "logs")
+    _user_error(r, "fail torchvision's integrity (MD5) check", tmp_path)
+    assert not marker.exists()

@@ -247,3 +247,33 @@ def test_sobel_x_lights_up_vertical_edges_on_real_images(shared_cifar, run_cli, 
     sx = [across_and_along(t) for t in tiles(1)]
     sy = [across_and_along(t) for t in tiles(2)]
     assert sum(a > b for a, b in sx) >= 12 and sum(b > a for a, b in sy) >= 12
+
+
+@pytest.mark.parametrize("n, c, h, w, columns, padding", [
+    (1, 1, 5, 7, 4, 2), (1, 3, 4, 4, 1, 2), (2, 1, 3, 3, 8, 2), (6, 3, 4, 5, 4, 2), (7, 1, 2, 9, 3, 1), (12, 3, 6, 6, 12, 0),
+])
+def test_tile_grid_lays_tiles_out_as_make_grid(n, c, h, w, columns, padding):
+    from torchvision.utils import make_grid
+
+    from convlab.views import SEPARATOR, tile_grid
+
+    tiles = torch.rand(n, c, h, w)
+    expected = make_grid(tiles, nrow=columns, padding=padding, pad_value=float("nan"))
+    colour = torch.tensor(SEPARATOR).view(3, 1, 1)
+    expected = torch.where(expected.isnan(), colour, expected).unsqueeze(0)
+    got = tile_grid(tiles, columns, padding)
+    assert got.shape == expected.shape and torch.equal(got, expected)
+
+
+def test_a_run_imports_no_torchvision_for_its_views():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from convlab.views import channel_view, kernel_view\n"
+        "channel_view(torch.rand(4, 6, 30, 30)); kernel_view(torch.rand(6, 3, 3, 3))\n"
+        "print('torchvision' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

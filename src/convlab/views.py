@@ -104,15 +104,33 @@ def upscale(tiles: torch.Tensor, zoom: int) -> torch.Tensor:
 def tile_grid(tiles: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
     """(N, 1 or 3, H, W) tiles in [0, 1] -> one image (1, 3, H', W'), ``columns`` tiles a row.
 
-    The grid is torchvision's ``make_grid``; it pads with one scalar, so it pads with NaN
-    and the padding is painted SEPARATOR afterwards.
+    The layout of torchvision's ``make_grid`` (``padding`` around every tile, empty cells
+    left as padding; a single tile is returned as it is), with the padding painted SEPARATOR.
+    Written here with three torch ops rather than imported: ``torchvision.utils`` costs
+    1.2-1.9 s of imports (it loads ``torch._dynamo``), more than a whole CIFAR10 run's own work
+    (measured with ``python -X importtime``); tests/test_views.py holds it to make_grid.
     """
     import torch
-    from torchvision.utils import make_grid
+    import torch.nn.functional as F
 
-    grid = make_grid(tiles, nrow=columns, padding=padding, pad_value=float("nan"))
-    colour = torch.tensor(SEPARATOR, dtype=grid.dtype, device=grid.device).view(3, 1, 1)
-    return torch.where(grid.isnan(), colour, grid).unsqueeze(0)
+    if tiles.shape[1] == 1:
+        tiles = tiles.expand(-1, 3, -1, -1)
+    n, c, h, w = tiles.shape
+    colour = torch.tensor(SEPARATOR, dtype=tiles.dtype, device=tiles.device).view(1, 3, 1, 1)
+    if n == 1:
+        return tiles.clone()
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    cells = torch.empty(rows * cols, c, h + padding, w + padding, dtype=tiles.dtype, device=tiles.device)
+    cells.copy_(colour.expand_as(cells))
+    cells[:n, :, :h, :w] = tiles
+    grid = cells.view(rows, cols, c, h + padding, w + padding).permute(2, 0, 3, 1, 4)
+    grid = grid.reshape(c, rows * (h + padding), cols * (w + padding))
+    # make_grid's padding before the first row and column
+    grid = F.pad(grid, (padding, 0, padding, 0))
+    grid[:, :padding, :] = colour.view(3, 1, 1)
+    grid[:, :, :padding] = colour.view(3, 1, 1)
+    return grid.unsqueeze(0)
 
 
 def channel_view(output: torch.Tensor, images: int = 4, scale: str = "symmetric", zoom: int | None = None) -> torch.Tensor:

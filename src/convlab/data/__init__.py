@@ -1,11 +1,12 @@
-"""Datasets by name -> whole splits as one uint8 tensor (N, C, H, W).
+"""Datasets by name -> an ImageSet: a split's uint8 images (N, C, H, W), read batch by batch.
 
-Holding a split as one uint8 tensor (CIFAR10's test split is 30 MB) lets the pipeline slice
-batches without per-image PIL -> ToTensor work. Adding a dataset is one ``DatasetSpec`` in
-``DATASETS``: a function that says the image shape without loading, and one that loads.
+A split is one uint8 tensor (CIFAR10's test split is 30 MB), so batches are slices with no
+per-image PIL -> ToTensor work, or, for the built-in shapes, drawn as they are asked for.
+Adding a dataset is one ``DatasetSpec`` in ``DATASETS``: a function that says the image shape
+without loading, and one that loads.
 
-Where each dataset is read: ``downloaded`` (CIFAR10, CIFAR100, MNIST, Fashion-MNIST, through
-torchvision), ``shapes`` (the built-in offline set), ``folder`` (your own images).
+Where each dataset is read: ``downloaded`` (CIFAR10, CIFAR100, MNIST, Fashion-MNIST: from disk,
+torchvision only to download), ``shapes`` (the built-in offline set), ``folder`` (your own images).
 """
 
 from __future__ import annotations
@@ -15,14 +16,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from convlab.config import DataConfig
-from convlab.data.downloaded import CIFAR10_CLASSES, load_cifar10, load_cifar100, load_fashion_mnist, load_mnist
+from convlab.data.downloaded import (
+    ACCEPTED_CHECKSUMS,
+    CHECKSUMS,
+    CIFAR10_CLASSES,
+    load_cifar10,
+    load_cifar100,
+    load_fashion_mnist,
+    load_mnist,
+    register_checksums,
+)
 from convlab.data.folder import count_folder, folder_shape, load_folder
 from convlab.data.imageset import DataError, ImageSet
 from convlab.data.shapes import SHAPES_CLASSES, SHAPES_SIZE, load_shapes, make_shapes
 
 __all__ = [
-    "CIFAR10_CLASSES", "DATASETS", "SHAPES_CLASSES", "SHAPES_SPLITS", "DataError", "DatasetSpec", "ImageSet",
-    "dataset_help", "folder_shape", "get_dataset", "load", "make_shapes",
+    "ACCEPTED_CHECKSUMS", "CHECKSUMS", "CIFAR10_CLASSES", "DATASETS", "SHAPES_CLASSES", "SHAPES_SPLITS", "DataError",
+    "DatasetSpec", "ImageSet", "dataset_help", "folder_shape", "get_dataset", "load", "make_shapes",
+    "register_checksums",
 ]
 
 
@@ -70,7 +81,7 @@ SHAPES_SPLITS = CIFAR_SPLITS
 DATASETS: dict[str, DatasetSpec] = {
     "cifar10": DatasetSpec(
         "cifar10",
-        "CIFAR10 through torchvision (downloads on first use, MD5-checked)",
+        "CIFAR10 (downloads on first use, MD5-checked)",
         _fixed_shape(3, 32, 32),
         load_cifar10,
         CIFAR_SPLITS,
@@ -91,21 +102,21 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "mnist": DatasetSpec(
         "mnist",
-        "MNIST handwritten digits, 28x28 grey, through torchvision (downloads on first use, MD5-checked)",
+        "MNIST handwritten digits, 28x28 grey (downloads on first use, MD5-checked)",
         _fixed_shape(1, 28, 28),
         load_mnist,
         MNIST_SPLITS,
     ),
     "fashion-mnist": DatasetSpec(
         "fashion-mnist",
-        "Fashion-MNIST clothes, 28x28 grey, through torchvision (downloads on first use, MD5-checked)",
+        "Fashion-MNIST clothes, 28x28 grey (downloads on first use, MD5-checked)",
         _fixed_shape(1, 28, 28),
         load_fashion_mnist,
         MNIST_SPLITS,
     ),
     "cifar100": DatasetSpec(
         "cifar100",
-        "CIFAR100 (100 fine classes) through torchvision (downloads on first use, MD5-checked)",
+        "CIFAR100 (100 fine classes; downloads on first use, MD5-checked)",
         _fixed_shape(3, 32, 32),
         load_cifar100,
         CIFAR_SPLITS,

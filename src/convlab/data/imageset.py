@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from convlab.config import ConvlabError
 
@@ -15,11 +15,26 @@ class DataError(ConvlabError):
     """The data cannot be had: missing, corrupted, or no network to download it."""
 
 
+class Pixels(Protocol):
+    """uint8 images (N, C, H, W) that slice like a tensor: ``pixels[a:b]`` is a uint8 tensor.
+
+    A tensor is one; so is a source that draws its images only when a slice asks for them
+    (the built-in shapes).
+    """
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __getitem__(self, index: slice) -> torch.Tensor: ...
+
+
 @dataclass(frozen=True)
 class ImageSet:
     name: str
     split: str
-    images: torch.Tensor  # uint8, (N, C, H, W); may be a strided view (e.g. of NHWC data)
+    # uint8, (N, C, H, W): a tensor (may be a strided view, e.g. of NHWC data) or a source drawing
+    # them on demand; read it with batch(), which works for both.
+    images: Pixels
     labels: torch.Tensor  # int64, (N,); -1 where the images have no class
     classes: tuple[str, ...]
     # What the user should know about where the images came from (shown in the terminal).
