@@ -16,9 +16,9 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from convlab import pipeline, sweep
 from convlab.compare import HEADER, OutputStats, compare_picture
 from convlab.config import ConfigError, resolve
+from test_signals import start
 
 from conftest import assert_user_error, images, load_events
-from test_signals import start
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ("--vary", "kernel_size=2,3", "--vary", "ceil_mode=false,true")

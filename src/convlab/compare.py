@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
     from convlab.sweep import Sweep
 
-# The smallest map is zoomed to at least this many pixels (a 10x10 pooled map -> 40x40).
+# The auto zoom makes the smallest map at least this many pixels (a 10x10 pooled map -> 40x40),
+# unless that would make the largest more than LARGEST_TILE.
 SMALLEST_TILE = 40
+LARGEST_TILE = 160
 PAD = 2
 FONT_SIZE = 11
 LINE_HEIGHT = 14
@@ -91,12 +93,28 @@ class ComparePicture:
         self.xs = [PAD + sum(w + PAD for w in self.widths[:j]) for j in range(len(columns))]
         self.row_height = max(c.height for c in columns) * self.zoom
         self.width = PAD + sum(w + PAD for w in self.widths)
-        self.header = _draw_header(self.width, [(x, lines) for x, lines in zip(self.xs, labels)], font)
+        if self.pixel_count() > MAX_VIEW_PIXELS:
+            raise ConfigError(
+                f"the compare picture would be {self.width:,}x{self.height(rows):,} pixels (at most "
+                f"{MAX_VIEW_PIXELS:,} in all); use fewer --view-images, a smaller --zoom or --image-size, or fewer values"
+            )
+        # Everything but the maps is the same every step: the labels, the paper, the frames.
+        self.blank = np.empty((self.height(rows), self.width, 3), dtype=np.uint8)
+        self.blank[:] = PAPER
+        self.blank[:HEADER] = _draw_header(self.width, [(x, lines) for x, lines in zip(self.xs, labels)], font)
+        for j, c in enumerate(columns):
+            for row in range(rows):
+                for tile in range(c.tiles):
+                    y, x = self.box(j, row, tile)
+                    self.blank[y - 1 : y + c.height * self.zoom + 1, x - 1 : x + c.width * self.zoom + 1] = SEPARATOR_PIXEL
 
     @staticmethod
     def auto_zoom(columns: list[Column]) -> int:
+        """The smallest map at least SMALLEST_TILE pixels, the largest at most LARGEST_TILE, and
+        the picture at most ZOOM_MAX_WIDTH wide (a map is never shrunk)."""
         smallest = min(min(c.height, c.width) for c in columns)
-        zoom = max(1, math.ceil(SMALLEST_TILE / smallest))
+        largest = max(max(c.height, c.width) for c in columns)
+        zoom = max(1, min(math.ceil(SMALLEST_TILE / smallest), LARGEST_TILE // largest))
         while zoom > 1 and sum(c.tiles * (c.width * zoom + PAD) + PAD for c in columns) > ZOOM_MAX_WIDTH:
             zoom -= 1
         return zoom
@@ -114,26 +132,15 @@ class ComparePicture:
 
     def draw(self, columns: list[torch.Tensor]) -> np.ndarray:
         """Tiles in [0, 1] for each column, ``rows * tiles`` each, image by image -> (H, W, 3) uint8."""
-        rows = columns[0].shape[0] // self.columns[0].tiles
-        canvas = np.empty((self.height(rows), self.width, 3), dtype=np.uint8)
-        canvas[:] = PAPER
-        canvas[:HEADER] = self.header
+        rows = columns[0].shape[0] // self.columns[0].tiles  # the last batch may hold fewer images
+        canvas = self.blank[: self.height(rows)].copy()
         for j, (c, tiles) in enumerate(zip(self.columns, columns)):
             pixels = to_pixels(tiles, self.zoom)
             h, w = c.height * self.zoom, c.width * self.zoom
             for n in range(pixels.shape[0]):
                 y, x = self.box(j, n // c.tiles, n % c.tiles)
-                canvas[y - 1 : y + h + 1, x - 1 : x + w + 1] = SEPARATOR_PIXEL  # a frame where the map ends
                 canvas[y : y + h, x : x + w] = pixels[n]
         return canvas
-
-
-def check_size(picture: ComparePicture) -> None:
-    if picture.pixel_count() > MAX_VIEW_PIXELS:
-        raise ConfigError(
-            f"the compare picture would be {picture.width:,}x{picture.height(picture.rows):,} pixels (at most "
-            f"{MAX_VIEW_PIXELS:,} in all); use fewer --view-images, a smaller --zoom or --image-size, or fewer values"
-        )
 
 
 def _text_width(font: object, text: str) -> int:

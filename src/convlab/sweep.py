@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from convlab import data as datasets
-from convlab.compare import CompareLog, check_size, compare_picture, table_rows
+from convlab.compare import CompareLog, compare_picture, table_rows
 from convlab.config import (
     STAGE_KINDS,
     SWEEP_SECTION,
@@ -39,7 +39,7 @@ from convlab.interrupts import closes_on_signals
 from convlab.pipeline import Plan, Reporter, RunLog, SilentReporter, _forward, count_steps, plan
 from convlab.runs import check_logdir, create_run_dir, default_sweep_name, remove_run_dir, write_config, write_summary
 from convlab.values import parse_value, switch_or_text, toml_value
-from convlab.writer import WriteError
+from convlab.writer import SharedBatch, WriteError
 
 # A compare picture of more columns is too wide to read, and each combination costs one
 # run's logging per batch.
@@ -242,7 +242,7 @@ def prepare(
         fix = f"or give --skip-invalid to sweep the other {len(runs)}" if runs else "no combination is valid"
         raise ConfigError(f"invalid combination(s): {listed}; change or drop those values, {fix}")
     sw = Sweep(command, varied, runs, tuple(bad), run_name)
-    check_size(compare_picture(sw))
+    compare_picture(sw)  # refuses a picture past MAX_VIEW_PIXELS
     return sw
 
 
@@ -311,6 +311,9 @@ def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
         for c in sw.runs:
             logs.append(RunLog(c.plan, images, num_steps, name=c.name, logdir=str(sweep_dir), hparams_first=sw.hparams_first))
         compare = CompareLog(sw, sweep_dir, num_steps)
+        shared = SharedBatch()  # every run logs the same input: its grid is encoded once
+        for log in logs:
+            log.writer.shared = shared
         for log in logs:
             log.start()
         compare.start()
@@ -325,6 +328,7 @@ def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
         with reporter.progress(num_steps, f"sweep {sw.command} {images.name}/{images.split}, {len(logs)} runs") as advance:
             for step in range(num_steps):
                 x = images.batch(step * bs, (step + 1) * bs).to(device).float().div_(255)
+                shared.set(x)
                 last = []
                 for log, stages in zip(logs, modules):
                     outputs = _forward(stages, x)
