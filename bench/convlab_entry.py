@@ -8,7 +8,8 @@ does: bench harness only.
 
 import time  # noqa: I001 - imports are timed
 
-from convlab import cli, pipeline  # noqa: F401 - the modules a run imports (torch, tensorboard)
+from convlab import pipeline  # noqa: F401 - the modules a run imports (torch, tensorboard)
+from convlab.__main__ import console_main
 
 import json
 import os
@@ -28,7 +29,7 @@ def main() -> None:
         with open(os.environ["BENCH_MARK_FILE"], "w") as f:
             json.dump({"imported": time.time()}, f)
     sys.argv[1:] = argv
-    cli.console_main()  # what the `convlab` command runs
+    console_main()  # what the `convlab` command runs
 
 
 if __name__ == "__main__":
