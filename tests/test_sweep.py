@@ -302,6 +302,8 @@ def test_names_say_what_varies():
         ("weights", "w/my kernel.pt"), ("out_channels", 6), ("bias", True),
     ]] == ["k3x5", "s2", "psame", "ceil", "floor", "nounpool", "avgpool", "sobel-x+laplacian", "reflect", "my_kernel", "c6", "bias"]
     assert sweep.run_names([(("weights", "a/w.pt"),), (("weights", "b/w.pt"),), (("init", "compare"),)]) == ["w", "w-2", "compare-2"]
+    long = [tuple((key, "x" * 100) for key in ("padding_mode", "init", "weights", "mode"))] * 2
+    assert [len(n) for n in sweep.run_names(long)] == [190, 192]
 
 
 def test_config_files_sweep_and_flags_pin_what_they_vary(run_cli, tmp_path):

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 SMALLEST_TILE = 40
 LARGEST_TILE = 160
 PAD = 2
+# Space after a label wider than its maps, so two labels never run together.
+LABEL_GAP = 6
 FONT_SIZE = 11
 LINE_HEIGHT = 14
 HEADER = 2 * LINE_HEIGHT + 4
@@ -87,7 +89,7 @@ class ComparePicture:
         self.zoom = zoom or self.auto_zoom(columns)
         labels = [c.label.split("\n") for c in columns]
         self.widths = [
-            max(c.tiles * c.width * self.zoom + (c.tiles - 1) * PAD, *(_text_width(font, t) for t in lines))
+            max(c.tiles * c.width * self.zoom + (c.tiles - 1) * PAD, *(_text_width(font, t) + LABEL_GAP for t in lines))
             for c, lines in zip(columns, labels)
         ]
         self.xs = [PAD + sum(w + PAD for w in self.widths[:j]) for j in range(len(columns))]

@@ -51,6 +51,8 @@ SWEEP_KEYS = ("vary", "skip_invalid")
 # How a setting reads in a run name (kernel_size 3 -> "k3"), as in single runs' names.
 LETTERS = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "out_channels": "c", "in_channels": "in", "groups": "g"}
 SWITCH_WORDS = {"ceil_mode": ("ceil", "floor")}
+# A run name is one directory: within the file systems' 255 bytes, with room for a "-2".
+MAX_NAME = 190
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def run_names(settings: list[tuple[tuple[str, Any], ...]]) -> list[str]:
     """One distinct name per combination ('compare' is the sweep's own run)."""
     taken, names = {"compare"}, []
     for combo in settings:
-        name = "-".join(setting_name(k, v) for k, v in combo)
+        name = "-".join(setting_name(k, v) for k, v in combo)[:MAX_NAME]
         unique, n = name, 2
         while unique in taken:
             unique, n = f"{name}-{n}", n + 1
