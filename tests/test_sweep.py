@@ -391,3 +391,31 @@ def test_a_signal_before_the_first_step_leaves_nothing(cifar, run_cli, tmp_path,
         "convlab: interrupted by SIGTERM after 0 of 2 step(s) of the sweep; nothing was logged yet, so nothing was kept"
     ]
     assert list((tmp_path / "logs").iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- devices and real data
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_a_cuda_sweep_logs_what_a_cpu_sweep_logs(cifar, run_cli, tmp_path):
+    for device in ("cpu", "cuda"):
+        r = run_cli("sweep", "pool", *SWEEP, "--device", device, "--data-dir", cifar.root, "--logdir", "logs", "--run-name", device)
+        assert r.code == 0, r.err
+    for run in [*NAMES, "compare"]:
+        cpu, gpu = load_events(tmp_path / "logs" / "cpu" / run), load_events(tmp_path / "logs" / "cuda" / run)
+        for tag in cpu.Tags()["images"]:
+            # max pooling is exact on both devices: the same pixels
+            assert all(np.array_equal(c.pixels, g.pixels) for c, g in zip(images(cpu, tag), images(gpu, tag), strict=True)), (run, tag)
+
+
+@pytest.mark.realdata
+def test_the_ceil_sweep_on_real_cifar10(shared_cifar, run_cli, tmp_path):
+    r = run_cli("sweep", "pool", "--config", REPO / "configs" / "sweep-ceil.toml", "--data-dir", shared_cifar, "--logdir", "logs",
+                "--run-name", "ceil", "-n", "2", "-q")
+    assert r.code == 0, r.err
+    compare = images(load_events(tmp_path / "logs" / "ceil" / "compare"), "compare")
+    assert [im.step for im in compare] == [0, 1] and compare[0].height == 2 * 14 + 4 + 2 + 4 * (32 * 4 + 2)  # labels, 4 rows at zoom 4
+    for name, size in zip(NAMES, [16, 16, 10, 11]):
+        pooled = images(load_events(tmp_path / "logs" / "ceil" / name), "maxpool")
+        assert [(im.height, im.width) for im in pooled] == [(8 * size, 8 * size)] * 2
