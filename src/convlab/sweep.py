@@ -239,7 +239,7 @@ def prepare(
     bad = [c for c in combos if c.plan is None]
     if not runs and len({str(c.error) for c in bad}) == 1:
         raise bad[0].error  # the same for every combination: not about what varies
-    if bad and not (skip_invalid or skip) or not runs:
+    if (bad and not (skip_invalid or skip)) or not runs:
         listed = "; ".join(f"{c.name}: {c.error}" for c in bad)
         fix = f"or give --skip-invalid to sweep the other {len(runs)}" if runs else "no combination is valid"
         raise ConfigError(f"invalid combination(s): {listed}; change or drop those values, {fix}")
