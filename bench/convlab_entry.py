@@ -1,14 +1,14 @@
 """convlab's CLI as ``bench.py`` runs it: the real entry point, timed like the hand loop.
 
-Imports exactly what a convlab run imports, records when that is done, then calls
-``convlab.cli.main``. ``--md5 JSON`` (first argument) registers the checksums of a
+Imports exactly what a convlab run imports, records when that is done, then runs the
+``convlab`` command's entry point (``convlab.__main__.console_main``). ``--md5 JSON`` (first argument) registers the checksums of a
 non-official CIFAR10 copy with ``convlab.data.register_checksums``, as tests/conftest.py
 does: bench harness only.
 """
 
 import time  # noqa: I001 - imports are timed
 
-from convlab import pipeline  # noqa: F401 - the modules a run imports (torch, tensorboard)
+from convlab import cli, pipeline  # noqa: F401 - the modules a run imports (torch, tensorboard)
 from convlab.__main__ import console_main
 
 import json

@@ -260,6 +260,13 @@ def test_help_is_fast_and_imports_no_torch():
     assert "conv" in out and "pool" in out
 
 
+@pytest.mark.parametrize("args", [[], ["demo"], ["explain"]], ids=["convlab", "demo", "explain"])
+def test_a_command_alone_prints_its_help_and_exits_0(run_cli, args):
+    r = run_cli(*args)
+    assert r.code == 0 and r.err == "", r.err
+    assert f"Usage: {' '.join(['convlab', *args])} [OPTIONS] COMMAND [ARGS]..." in r.out
+
+
 def test_python_m_convlab_and_version():
     r = subprocess.run([sys.executable, "-m", "convlab", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("convlab ")

@@ -1,4 +1,4 @@
-"""convlab demo: the lesson's numbers exactly, every result against torch.nn.functional, the CLI."""
+"""convlab demo and convlab.lessons: the lessons' numbers exactly, every result against torch.nn.functional, the CLI."""
 
 import re
 
@@ -9,8 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from convlab.config import ConfigError, ConvConfig, PoolConfig
-from convlab.demo import CONV_INPUT, CONV_WEIGHT, POOL_INPUT, conv_case, mac_terms, parse_matrix, pool_case
 from convlab.layers import ShapeError
+from convlab.lessons import CONV_INPUT, CONV_WEIGHT, MAX_SIDE, POOL_INPUT, conv_case, mac_terms, parse_matrix, pool_case
 
 from conftest import assert_user_error
 
@@ -192,3 +192,74 @@ def test_cli_demo_is_coloured_on_a_terminal(run_cli, monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
     r = run_cli("demo", "pool")
     assert r.code == 0 and "\x1b[" in r.out
+
+
+# ----------------------------------------------------------------------------- what a terminal shows
+
+
+def spawn(*args: str):
+    """``python -m convlab ...`` as a real process: a hang fails the test instead of stalling it."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "convlab", *args], capture_output=True, text=True, timeout=30)
+
+
+def square(n: int) -> str:
+    return "; ".join(" ".join(str((7 * i + j) % 10) for j in range(n)) for i in range(n))
+
+
+@pytest.mark.parametrize("n", [100, 250])
+def test_a_large_input_is_refused_at_once(n):
+    r = spawn("demo", "pool", "--input", square(n))
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr.splitlines() == [
+        f"convlab: error: --input is {n}x{n}, too large for a demo, which draws at most {MAX_SIDE}x{MAX_SIDE}; "
+        f"convlab explain conv|pool --size {n}x{n} gives the arithmetic at any size"
+    ]
+
+
+def test_the_largest_demo_takes_seconds():
+    import time
+
+    # The most a demo draws: 2 x 64 panels of 24x24 cells, of 12-digit numbers.
+    matrix = "; ".join(" ".join(str(-(10**11) - 7 * i - j) for j in range(24)) for i in range(24))
+    start = time.perf_counter()
+    r = spawn("demo", "pool", "--input", matrix)
+    assert r.returncode == 0, r.stderr
+    assert time.perf_counter() - start < 15
+    assert r.stdout.count("): max -1") == 2 * 64
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("pool", "--input", square(24), "-k", "1", "--stride", "3"), ("conv", "--input", square(24), "-k", "12", "--stride", "1")],
+)
+def test_cli_demo_draws_up_to_the_limits(run_cli, args):
+    r = run_cli("demo", *args)
+    assert r.code == 0, r.err
+    assert "legend" in r.out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("demo", "pool", "--input", square(25)), f"--input is 25x25, too large for a demo, which draws at most {MAX_SIDE}x{MAX_SIDE}"),
+        (("demo", "conv", "--weight", square(30)), "--weight is 30x30, too large for a demo, which draws at most 24x24"),
+        (("demo", "conv", "--kernel", "2147483647"), "--kernel is 2147483647x2147483647, too large for a demo"),
+        (("demo", "pool", "--input", "1 2; 3 4", "-k", "1001", "--padding", "500"),
+         "nn.MaxPool2d(kernel_size=1001, padding=500, ceil_mode=False) on a 2x2 input draws 1002x1002 cells"),
+        (("demo", "conv", "--padding", "1000"),
+         "F.conv2d(input, kernel, stride=1, padding=1000) on a 5x5 input draws 2005x2005 cells (with its padding and "
+         "any window past the edge), too many for a demo, which draws at most 24x24; use less --padding or a smaller --input"),
+        (("demo", "pool", "--input", square(24), "-k", "1", "--stride", "1"),
+         "the demo draws every window, and nn.MaxPool2d(kernel_size=1, stride=1, ceil_mode=False) on a 24x24 input "
+         "has 24x24 = 576 (at most 64); use a larger --stride or --kernel, or a smaller --input"),
+        (("demo", "pool", "--input", "[[1234567890123, 1]]", "-k", "1"),
+         "--input: a 13-digit number in row 1 is too large for a demo (at most 12 digits)"),
+    ],
+)
+def test_cli_demo_refuses_what_a_terminal_cannot_show(run_cli, args, message):
+    r = run_cli(*args)
+    assert_user_error(r, message)
+    assert r.out == ""

@@ -373,3 +373,18 @@ def test_cifar10_damaged_file_is_refused_before_it_is_unpickled(cifar, run_cli, 
     r = run_cli("conv", "--data-dir", cifar.root, download, "--logdir", "logs")
     _user_error(r, "fail torchvision's integrity (MD5) check", tmp_path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("images, labels, found", [
+    ((20, 10, 10), 20, "20 images of 10x10 and 20 labels"),
+    ((20, 28, 28), 7, "20 images of 28x28 and 7 labels"),
+])
+def test_extracted_mnist_files_of_the_wrong_content_are_named(run_cli, tmp_path, images, labels, found):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "t10k-images-idx3-ubyte").write_bytes(_idx(np.zeros(images, dtype=np.uint8)))
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(_idx(np.zeros(labels, dtype=np.uint8)))
+    r = run_cli("conv", "--dataset", "mnist", "--data-dir", tmp_path / "data", "--no-download", "-n", "1")
+    assert_user_error(r, f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte in {raw} are corrupted: they hold {found}")
+    assert "delete them and run again" in r.err
+    assert not (tmp_path / "logs").exists()

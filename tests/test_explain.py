@@ -353,3 +353,58 @@ def test_runs_log_the_explanation_as_layer_text(cifar, run_cli, tmp_path):
     text = acc.Tensors("layer/text_summary")[0].tensor_proto.string_val[0].decode()
     assert explain(PoolConfig(ceil_mode=True), (3, 32, 32)).text().splitlines()[0] in text
     assert "ceil_mode on H and W: one more window than floor rounding (11 outputs instead of 10)" in text
+
+
+# ----------------------------------------------------------------------------- any size, in seconds
+
+
+def spawn(*args: str):
+    """``python -m convlab ...`` as a real process: a hang fails the test instead of stalling it."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "convlab", *args], capture_output=True, text=True, timeout=30)
+
+
+def test_the_largest_input_is_explained_in_seconds_and_a_larger_one_refused():
+    r = spawn("explain", "conv", "--size", "2147483647x2147483647")
+    assert r.returncode == 0, r.stderr
+    assert "never read       none: every input row and column is read" in r.stdout
+    r = spawn("explain", "conv", "--size", "99999999999x5")
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr.splitlines() == ["convlab: error: --size: 99999999999 is far too large; PyTorch takes at most 2147483647"]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["conv", "-k", "1", "--stride", "3", "--size", "2147483647"],
+         "never read       rows/columns 1-2, 4-5, 7-8, 10-11, 13-14, 16-17, ..., 2147483644-2147483645 (1431655764 of 2147483647)"),
+        (["pool", "-k", "2", "--stride", "3", "--padding", "1", "--ceil", "--size", "2147483647x5"],
+         "never read       rows 1, 4, 7, 10, 13, 16, ..., 2147483644 (715827882 of 2147483647); columns 1, 4 (2 of 5)"),
+        (["conv", "-k", "3", "--dilation", "3", "--stride", "4", "--padding", "5", "--padding-mode", "reflect",
+          "--size", "2147483647"],
+         "never read       rows/columns 0, 4, 8, 12, 16, 20, ..., 2147483644 (536870912 of 2147483647)"),
+        (["unpool", "-k", "2", "--stride", "5", "--size", "2147483647x3"],
+         "never written    rows 2-4, 7-9, 12-14, 17-19, 22-24, 27-29, ..., 10737418227-10737418229 (6442450938 of 10737418232)"),
+        (["conv", "-k", "1000", "--dilation", "1000", "--stride", "999", "--size", "2147483647x999001"],
+         "never read       rows not listed: windows spanning 999001 with stride 999 over 2147483647 rows would take "
+         "tracing more than 131,072 of them one by one"),
+    ],
+)
+def test_cli_explain_lists_what_the_largest_sizes_never_read(run_cli, args, expected):
+    r = run_cli("explain", *args)
+    assert r.code == 0, r.err
+    assert expected in r.out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["pool", "--size", "2147483648"], "--size: 2147483648 is far too large"),
+        (["unpool", "--size", "5x2147483648"], "--size: 2147483648 is far too large"),
+        (["unpool", "--output-size", "99999999999"], "--output-size: 99999999999 is far too large"),
+    ],
+)
+def test_cli_explain_refuses_sizes_pytorch_cannot_hold(run_cli, args, message):
+    assert_user_error(run_cli("explain", *args), message)

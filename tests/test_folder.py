@@ -257,3 +257,88 @@ def test_grayscale_folder_end_to_end(photos, run_cli, tmp_path):
     (out,) = images(acc, "output")
     assert (out.height, out.width) == grid_size(len(ORDER) * 2, 126, 126)
     assert "grayscale = true" in (tmp_path / "logs" / "g" / "config.toml").read_text()
+
+
+@pytest.mark.parametrize("width, height, size, mode", [
+    (300, 200, 128, "RGB"), (200, 300, 128, "RGB"), (129, 128, 128, "L"), (128, 128, 128, "RGB"),
+    (37, 1000, 64, "RGB"), (1000, 37, 32, "L"), (64, 48, 128, "RGB"), (7, 5, 3, "RGB"),
+])
+def test_resize_and_crop_is_torchvisions_resize_and_center_crop(width, height, size, mode):
+    from torchvision.transforms.v2 import functional as F
+
+    from convlab.data.folder import resize_and_crop
+
+    rng = np.random.default_rng(width * height)
+    shape = (height, width, 3) if mode == "RGB" else (height, width)
+    im = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+    expected = np.asarray(F.center_crop(F.resize(im, [size]), [size, size]))
+    got = np.asarray(resize_and_crop(im, size))
+    assert got.shape == expected.shape and np.array_equal(got, expected)
+
+
+def test_reading_a_folder_imports_no_torchvision(tmp_path):
+    import subprocess
+    import sys
+
+    Image.fromarray(np.zeros((40, 60, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    code = (
+        "import sys\nfrom convlab.config import DataConfig\nfrom convlab.data import load\n"
+        f"s = load(DataConfig(dataset='folder', data_dir={str(tmp_path)!r}), 0)\n"
+        "print(s.image_shape, 'torchvision' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "(3, 128, 128) False"
+
+
+def test_a_fifo_named_like_an_image_is_skipped_not_read(run_cli, tmp_path):
+    import os
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.full((40, 40, 3), 200, dtype=np.uint8)).save(folder / "a.png")
+    os.mkfifo(folder / "x.png")  # opening it for reading would block forever
+    r = run_cli("conv", "--dataset", "folder", "--data-dir", folder, "--image-size", "32", "--logdir", "logs")
+    assert r.code == 0, r.err
+    assert "1 image(s) from" in r.out and "skipped 1 file(s) that are not readable images (x.png)" in r.out
+    assert_user_error(run_cli("conv", "--dataset", "folder", "--data-dir", folder / "x.png"), "no images")
+
+
+def test_an_image_too_long_to_resize_is_skipped_before_decoding(run_cli, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.zeros((1, 300_000), dtype=np.uint8)).save(folder / "line.png")  # a few hundred bytes
+    Image.fromarray(np.full((40, 60, 3), 90, dtype=np.uint8)).save(folder / "ok.png")
+    r = run_cli("conv", "--dataset", "folder", "--data-dir", folder, "--logdir", "logs")
+    assert r.code == 0, r.err
+    assert "skipped 1 image(s) too long to resize to --image-size 128 (e.g. line.png: 1x300000 would become 128x38,400,000)" in r.out
+    (folder / "ok.png").unlink()
+    assert_user_error(run_cli("conv", "--dataset", "folder", "--data-dir", folder), "1 image(s) too long to resize")
+
+
+def test_a_decompression_bomb_is_skipped_without_a_warning(run_cli, tmp_path, recwarn):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.fromarray(np.zeros((limit // 4000 + 10, 4000), dtype=np.uint8)).save(folder / "bomb.png")
+    Image.fromarray(np.full((40, 60, 3), 90, dtype=np.uint8)).save(folder / "ok.png")
+    r = run_cli("conv", "--dataset", "folder", "--data-dir", folder, "--logdir", "logs")
+    assert r.code == 0, r.err
+    assert "skipped 1 file(s) that are not readable images (bomb.png)" in r.out
+    assert "DecompressionBomb" not in r.out + r.err
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+
+
+def test_names_that_are_not_utf8_are_shown_escaped(run_cli, tmp_path):
+    import os
+
+    folder = tmp_path / "imgs"
+    for cls in (b"cl\xffass", b"plain"):
+        (folder / os.fsdecode(cls)).mkdir(parents=True)
+        Image.fromarray(np.full((40, 40, 3), 60, dtype=np.uint8)).save(folder / os.fsdecode(cls) / "a.png")
+    (folder / "plain" / os.fsdecode(b"n\xfeote.txt")).write_text("not an image")
+    r = run_cli("conv", "--dataset", "folder", "--data-dir", folder, "--image-size", "32", "--logdir", "logs")
+    assert r.code == 0, r.err
+    assert "classes from the first-level subfolders: cl\\xffass, plain" in r.out
+    assert "(plain/n\\xfeote.txt)" in r.out
+    acc = load_events(only_run(tmp_path / "logs"))
+    assert "0 cl\\xffass (1), 1 plain (1)" in acc.Tensors("data/text_summary")[0].tensor_proto.string_val[0].decode()

@@ -1,16 +1,29 @@
-"""convlab.terminal: what a run and the lessons print, and what happens when no one reads it."""
+"""convlab.terminal: what a run and the lessons print, and what happens when no one reads it.
+
+The rule, held by real processes below: a closed, full or abandoned stdout never costs a run.
+"""
 
 from __future__ import annotations
 
+import errno
 import io
+import json
 import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from convlab.terminal import TerminalReporter, echo, fmt_number
+import convlab
+from convlab.terminal import StreamSink, TerminalReporter, echo, fmt_number
+
+SRC = Path(convlab.__file__).resolve().parents[1]
+RUN = ("conv", "--dataset", "shapes", "--batch-size", "8", "--max-batches", "1", "--views", "none")
+DRY_RUN = ("conv", "--dataset", "shapes", "--dry-run")
+PRINTS = {"explain": ("explain", "conv", "-k", "5"), "demo": ("demo", "pool"), "help": ("--help",), "dry-run": DRY_RUN}
+FULL = "convlab: error: cannot write to stdout: No space left on device; only the printed output was lost, never a run"
 
 
 def test_reporter_prints_lines_on_stdout(capsys):
@@ -51,6 +64,32 @@ def test_a_reader_that_left_makes_the_reporter_quiet(monkeypatch):
             stdout.close()  # what was buffered for the closed pipe cannot be flushed
 
 
+def test_a_full_stdout_makes_the_reporter_quiet(monkeypatch):
+    """A write error on the terminal is the terminal's: it never reaches the run's error path."""
+    stdout = open("/dev/full", "w")  # noqa: SIM115 - closed below, after the reporter is done
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        reporter = TerminalReporter(quiet=False)
+        reporter.info("run: logs/x")  # ENOSPC
+        assert reporter.quiet
+    finally:
+        monkeypatch.undo()
+        with pytest.raises(OSError):
+            stdout.close()
+
+
+def test_a_stream_sink_keeps_the_first_error_and_drops_the_rest():
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        sink = StreamSink(write_end)
+        assert sink.write(b"first") == 5 and sink.error.errno == errno.EPIPE
+        first = sink.error
+        assert sink.write(b"second") == 6 and sink.error is first
+    finally:
+        os.close(write_end)
+
+
 def test_echo_prints_one_line_per_text():
     from rich.console import Console
     from rich.text import Text
@@ -73,3 +112,93 @@ def test_terminal_imports_neither_torch_nor_rich():
     code = "import sys, convlab.terminal; print('torch' in sys.modules, 'rich' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+# ----------------------------------------------------------------------------- real processes
+
+
+def start(cwd: Path, *args: str | bytes, stdout=None, env: dict[str, str] | None = None, preexec_fn=None) -> subprocess.Popen:
+    """``python -m convlab ARGS`` on this checkout's source; stderr is captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "convlab", *args], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, preexec_fn=preexec_fn,
+        env={**os.environ, "PYTHONPATH": str(SRC), "CONVLAB_DEBUG": "", **(env or {})},
+    )
+
+
+def finish(procs: dict[str, subprocess.Popen]) -> dict[str, tuple[int, str]]:
+    """Wait for processes started together (they share the cores): {name: (exit code, stderr)}."""
+    return {name: (p.wait(timeout=300), p.stderr.read().decode("utf-8", "backslashreplace")) for name, p in procs.items()}
+
+
+def assert_complete(logdir: Path) -> None:
+    [run_dir] = [p for p in logdir.iterdir() if p.is_dir()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["steps"] == 1, summary
+
+
+def close_stdout() -> None:
+    os.close(1)
+
+
+@pytest.mark.slow
+def test_a_closed_stdout_costs_nothing(tmp_path):
+    """`convlab conv ... >&-`: no traceback, exit 0, the run complete."""
+    results = finish({
+        "run": start(tmp_path, *RUN, "--logdir", "logs", preexec_fn=close_stdout),
+        "dry-run": start(tmp_path, *DRY_RUN, "--logdir", "dry", preexec_fn=close_stdout),
+    })
+    assert results == {"run": (0, ""), "dry-run": (0, "")}
+    assert_complete(tmp_path / "logs")
+    assert not (tmp_path / "dry").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_stdout_is_one_line_and_exit_2_and_the_run_is_kept(tmp_path):
+    """`> /dev/full`: the printed output is lost, reported in one line; the run is complete, not blamed on --logdir."""
+    with open("/dev/full", "wb") as full:
+        procs = {"run": start(tmp_path, *RUN, "--logdir", "logs", stdout=full)}
+        procs.update({name: start(tmp_path, *args, stdout=full) for name, args in PRINTS.items() if name != "dry-run"})
+        results = finish(procs)
+    assert results == {name: (2, FULL + "\n") for name in procs}
+    assert_complete(tmp_path / "logs")
+
+
+@pytest.mark.slow
+def test_a_reader_that_left_is_exit_0(tmp_path):
+    """`convlab explain ... | head -1`, deterministically: the reader is gone before the first write."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        results = finish({name: start(tmp_path, *args, stdout=write_end) for name, args in PRINTS.items()})
+    finally:
+        os.close(write_end)
+    assert results == {name: (0, "") for name in PRINTS}
+
+
+C_LOCALE = {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+
+
+@pytest.mark.slow
+def test_names_the_terminal_cannot_encode_are_shown_escaped(tmp_path):
+    """Non-UTF-8 file names, and non-ASCII ones under a C locale: printed escaped, never a UnicodeEncodeError."""
+    animate = ("explain", "pool", "--size", "4x4", "--animate")
+    procs = {
+        "help-c": start(tmp_path, "--help", stdout=subprocess.PIPE, env=C_LOCALE),
+        "conv-help-c": start(tmp_path, "conv", "--help", stdout=subprocess.PIPE, env=C_LOCALE),
+        "animate-c": start(tmp_path, *animate, "c\u00fc.gif", stdout=subprocess.PIPE, env=C_LOCALE),
+        "animate": start(tmp_path, *animate, b"u\xff.gif", stdout=subprocess.PIPE),
+        "error-c": start(tmp_path, "conv", "--config", "\u00fc.toml", stdout=subprocess.PIPE, env=C_LOCALE),
+        "error": start(tmp_path, "conv", "--config", b"\xff.toml", stdout=subprocess.PIPE),
+    }
+    out = {name: p.stdout.read() for name, p in procs.items()}
+    results = finish(procs)
+    assert {name: code for name, (code, _) in results.items()} == {
+        "help-c": 0, "conv-help-c": 0, "animate-c": 0, "animate": 0, "error-c": 2, "error": 2}, results
+    assert b"Usage: convlab [OPTIONS] COMMAND" in out["help-c"] and b"--max-batches" in out["conv-help-c"]
+    # The C locale decodes the bytes of a name as surrogates: each byte is shown as its escape.
+    assert out["animate-c"].endswith(b"input -> c\\udcc3\\udcbc.gif\n") and (tmp_path / "c\u00fc.gif").is_file()
+    assert out["animate"].endswith(b"input -> u\\udcff.gif\n") and (tmp_path / os.fsdecode(b"u\xff.gif")).is_file()
+    assert results["error-c"][1] == "convlab: error: config file not found: \\udcc3\\udcbc.toml\n"
+    assert results["error"][1] == "convlab: error: config file not found: \\udcff.toml\n"
+    assert not any("Traceback" in err for _, err in results.values())

@@ -2,18 +2,31 @@
 
 Every user error ends in one line ``convlab: error: ...`` and exit code 2; exit code 1 is
 kept for bugs. :func:`main` runs in-process (the tests call it); :func:`console_main` is the
-process entry and leaves fast once torch is loaded.
+process entry: it owns the standard streams and leaves fast once torch is loaded.
+
+Output that cannot be written never costs a run (see convlab.terminal): a reader that left
+(``| head -1``) or a closed stdout (``>&-``) end in exit 0 as if everything was read; a stdout
+that fails (``> /dev/full``, EIO) ends, once the work is done and kept, in one line on stderr
+and exit 2, since what was asked to be printed was lost.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
 import traceback
 
-import typer
+# numpy's OpenBLAS runs a thread per core for vector work (TensorBoard's histogram takes a dot
+# product over every output value): on 2 busy cores those threads spin against the PNG encoders,
+# and one histogram took ~15 ms instead of under 1 ms (cProfile of a CIFAR10 conv run). One
+# thread, as pipeline.run does for torch; set before numpy loads, unless the user chose.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import typer  # noqa: E402 - after the thread setting above
+
+from convlab import terminal
 from convlab.cli import app
 from convlab.config import ConvlabError, Interrupted
 
@@ -63,13 +76,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def console_main() -> None:
-    """The ``convlab`` command (and ``python -m convlab``): :func:`main`, then a fast exit.
+    """The ``convlab`` command (and ``python -m convlab``): standard streams that never raise
+    (terminal.guard_standard_streams), :func:`main`, the exit code for lost output, a fast exit.
 
     Once torch is imported, the interpreter's own teardown takes about 2 s on a 2-core machine
     and touches over 100 MB more memory (measured with bench/bench.py: longer than a whole
     CIFAR10 run). By then every run file is closed and summary.json written, so flush the
     standard streams and leave with ``os._exit``. In-process callers (tests) use ``main``.
     """
+    stdout = terminal.guard_standard_streams()
     try:
         main()
         code = 0
@@ -77,14 +92,21 @@ def console_main() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if not isinstance(exc.code, (int, type(None))):
             typer.echo(str(exc.code), err=True)
+    sys.stdout.flush()  # the guarded streams never raise; what failed is in stdout.error
+    code = _exit_code_after_output(stdout.error, code)
     if "torch" not in sys.modules:
         sys.exit(code)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (e.g. `| head`) is no reason to fail
-            pass
+    sys.stderr.flush()
     os._exit(code)
+
+
+def _exit_code_after_output(error: OSError | None, code: int) -> int:
+    """A stdout that failed turns a success into exit 2; a reader that left changes nothing."""
+    if error is None or error.errno == errno.EPIPE or code != 0:
+        return code
+    reason = error.strerror or type(error).__name__
+    typer.echo(f"convlab: error: cannot write to stdout: {reason}; only the printed output was lost, never a run", err=True)
+    return 2
 
 
 def _run_app(argv: list[str], debug: bool) -> None:
@@ -96,6 +118,11 @@ def _run_app(argv: list[str], debug: bool) -> None:
     except ConvlabError as exc:
         _fail(str(exc), exc.exit_code)
     except _UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `convlab` or `convlab demo` alone: the help was asked for
+            text = exc.format_message()  # typer's rich help is already printed, and this is empty
+            if text.strip():
+                typer.echo(text)
+            sys.exit(0)
         hint = ""
         ctx = getattr(exc, "ctx", None)
         if ctx is not None:

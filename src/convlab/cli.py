@@ -66,8 +66,9 @@ InitOpt = Annotated[
     typer.Option("--init", metavar="NAMES", help=f"Weights: random (PyTorch's init) or one kernel per output channel, "
                  f"comma-separated, from: {', '.join(INIT_NAMES)}. \\[default: random]", rich_help_panel=LAYER),
 ]
+# Paths convlab saves in config.toml are taken as typed: a Path would turn '' into '.'.
 WeightsOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option("--weights", metavar="FILE", help="Load the weight (out, in/groups, kH, kW) from a .pt or .npy file.", rich_help_panel=LAYER),
 ]
 CeilOpt = Annotated[
@@ -103,8 +104,8 @@ ZoomOpt = Annotated[int | None, typer.Option("--zoom", help="Nearest-neighbour u
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", help=f"Dataset: {', '.join(DATASETS)}. \\[default: cifar10]", rich_help_panel=DATA)]
 SplitOpt = Annotated[Split | None, typer.Option("--split", help="\\[default: test]", rich_help_panel=DATA)]
 DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Where datasets live or are downloaded to; for --dataset folder, your images (a folder or one file). \\[default: ./data]", rich_help_panel=DATA),
+    str | None,
+    typer.Option("--data-dir", metavar="PATH", help="Where datasets live or are downloaded to; for --dataset folder, your images (a folder or one file). \\[default: ./data]", rich_help_panel=DATA),
 ]
 DownloadOpt = Annotated[bool | None, typer.Option("--download/--no-download", help="Download a missing dataset. \\[default: download]", rich_help_panel=DATA)]
 BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", "-b", help="\\[default: 64]", rich_help_panel=DATA)]
@@ -122,7 +123,7 @@ GrayscaleOpt = Annotated[
 # Run
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N; auto = cuda when available. \\[default: auto]", rich_help_panel=RUN)]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seeds the layer's weights and built-in data. \\[default: 0]", rich_help_panel=RUN)]
-LogdirOpt = Annotated[Path | None, typer.Option("--logdir", help="\\[default: logs]", rich_help_panel=RUN)]
+LogdirOpt = Annotated[str | None, typer.Option("--logdir", metavar="DIR", help="\\[default: logs]", rich_help_panel=RUN)]
 RunNameOpt = Annotated[str | None, typer.Option("--run-name", help="Directory name inside --logdir. \\[default: what ran and when]", rich_help_panel=RUN)]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML experiment file; flags given here override it.", rich_help_panel=RUN)]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config, the module and its shapes; run nothing.", rich_help_panel=RUN)]

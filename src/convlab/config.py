@@ -182,6 +182,8 @@ def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> 
     out: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         if key == "command":
+            if not isinstance(value, str) or value not in STAGE_KINDS:
+                raise ConfigError(f"{path}: unknown command {value!r}; choose from {', '.join(STAGE_KINDS)}")
             if value != command:
                 raise ConfigError(
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"

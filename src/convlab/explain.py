@@ -10,10 +10,12 @@ against a real module.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from convlab.config import ConfigError, ConvConfig, Experiment, LayerConfig, Pair, PoolConfig
+from convlab.coverage import TRACE_LIMIT, Rows, inner, never_read, never_written
 from convlab.data import get_dataset
 from convlab.geometry import AxisWindows, axis_windows, hw, layer_call, unpool_axes
 from convlab.layers import ShapeError, output_shape, resolved_in_channels
@@ -30,18 +32,13 @@ def _n(value: int) -> str:
     return f"{value:,}"
 
 
-def spans(indices: list[int], limit: int = 8) -> str:
+def spans(rows: Rows | list[int], limit: int = 8) -> str:
     """``[0, 1, 2, 5, 9, 10]`` -> ``"0-2, 5, 9-10"``, shortened in the middle when long."""
-    runs: list[tuple[int, int]] = []
-    for i in indices:
-        if runs and i == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], i)
-        else:
-            runs.append((i, i))
-    parts = [str(a) if a == b else f"{a}-{b}" for a, b in runs]
-    if len(parts) > limit:
-        parts = [*parts[: limit - 2], "...", parts[-1]]
-    return ", ".join(parts)
+    rows = rows if isinstance(rows, Rows) else Rows.of(rows)
+    runs = list(itertools.islice(rows.runs(), limit + 1))
+    if len(runs) > limit:
+        runs = [*runs[: limit - 2], None, next(rows.runs(reverse=True))]
+    return ", ".join("..." if r is None else str(r[0]) if r[1] - r[0] == 1 else f"{r[0]}-{r[1] - 1}" for r in runs)
 
 
 # ----------------------------------------------------------------------------- explanation
@@ -61,8 +58,9 @@ class Explanation:
     parameters: int = 0
     # Per image; for pooling, the comparisons are in the facts instead.
     multiply_adds: int = 0
-    # Input rows and columns no window reads (for unpooling: output ones no value reaches).
-    never_read: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+    # Input rows and columns no window reads (for unpooling: output ones no value reaches);
+    # None where they were too irregular to trace at this size.
+    never_read: tuple[Rows | None, Rows | None] = (Rows(), Rows())
 
     def lines(self) -> list[tuple[str, str]]:
         """``(style, text)`` lines; the style is decoration only, the text says it all."""
@@ -139,12 +137,15 @@ def explain(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> Explanation:
     warnings: list[str] = []
     notes: list[str] = []
     unread = []
+    missed = {ax.arith.axis: never_read(ax) for ax in axes}
     for ax, names in _axes_to_tell(axes):
-        missed = ax.uncovered()
-        if missed:
-            unread.append(f"{names.rows} {spans(missed)} ({len(missed)} of {ax.arith.size})")
+        rows = missed[ax.arith.axis]
+        if rows is None:
+            unread.append(_not_traced(names, ax.arith.span, ax.arith.stride, ax.arith.size))
+        elif rows:
+            unread.append(f"{names.rows} {spans(rows)} ({len(rows)} of {ax.arith.size})")
         warnings += _tiling_warnings(cfg, ax, names)
-        warnings += _gap_warnings(ax, names)
+        warnings += _gap_warnings(ax, names, rows)
         notes += _ceil_notes(ax, names)
         if ax.arith.same:
             before, after = ax.pad_before, ax.pad_after
@@ -164,7 +165,7 @@ def explain(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> Explanation:
         notes=notes,
         parameters=parameters,
         multiply_adds=multiply_adds,
-        never_read=(tuple(axes[0].uncovered()), tuple(axes[1].uncovered())),
+        never_read=(missed["H"], missed["W"]),
     )
 
 
@@ -191,20 +192,26 @@ def _axes_to_tell(axes: tuple[AxisWindows, AxisWindows]) -> list[tuple[AxisWindo
     return [(h, _NAMES["H"]), (w, _NAMES["W"])]
 
 
-def _gap_warnings(ax: AxisWindows, names: AxisNames) -> list[str]:
+def _not_traced(names: AxisNames, span: int, stride: int, size: int) -> str:
+    """What 'never read' says where the rows are too irregular to trace at this size."""
+    return (
+        f"{names.rows} not listed: windows spanning {span} with stride {stride} over {size} {names.rows} "
+        f"would take tracing more than {_n(TRACE_LIMIT)} of them one by one"
+    )
+
+
+def _gap_warnings(ax: AxisWindows, names: AxisNames, missed: Rows | None) -> list[str]:
     """Rows skipped between the first and last read: stride larger than the window, or dilation gaps."""
     a = ax.arith
-    covered = ax.covered()
-    hits = [r for r, hit in enumerate(covered) if hit]
-    inner = [r for r in range(hits[0], hits[-1]) if not covered[r]] if hits else []
-    if not inner:
+    gaps = inner(missed, a.size) if missed is not None else Rows()
+    if not gaps:
         return []
     if a.stride > a.span:
         gap = a.stride - a.span
         why = f"stride {a.stride} is larger than the window ({a.span}): a gap of {gap} {names.row if gap == 1 else names.rows} between windows"
     else:
         why = f"dilation {a.dilation} leaves gaps between taps that no window fills"
-    return [f"{why} on {names.axis}; {names.rows} {spans(inner)} are never read"]
+    return [f"{why} on {names.axis}; {names.rows} {spans(gaps)} are never read"]
 
 
 def _tiling_warnings(cfg: LayerConfig, ax: AxisWindows, names: AxisNames) -> list[str]:
@@ -215,14 +222,14 @@ def _tiling_warnings(cfg: LayerConfig, ax: AxisWindows, names: AxisNames) -> lis
         return []
     rest = n % a.stride
     last_tap = ax.taps(ax.count - 1)[-1]
-    tail = list(range(last_tap + 1, a.size))
+    tail = range(last_tap + 1, a.size)
     head = (
         f"stride {a.stride} does not tile the {names.dim} evenly: {a.size} + 2*{a.pad} - {a.span} = {n} "
         f"leaves {rest} after {n // a.stride} stride(s)"
     )
     if not tail:
         return [f"{head}; only padding is left over, every input {names.row} is read"]
-    lost = f"{names.rows} {spans(tail)} are" if len(tail) > 1 else f"{names.row} {tail[0]} is"
+    lost = f"{names.rows} {spans(Rows.of(tail))} are" if len(tail) > 1 else f"{names.row} {tail[0]} is"
     even = [s for s in (a.size - rest, a.size + a.stride - rest) if s + 2 * a.pad >= a.span]
     fix = f"; an input {names.dim} of {' or '.join(map(str, even))} would tile evenly"
     if isinstance(cfg, PoolConfig):
@@ -323,10 +330,13 @@ def explain_unpool(
     ]
     warnings, notes, unwritten = [], [], []
     alike = dataclasses.replace(axes[0], axis="W") == axes[1]
-    for a, names in [(axes[0], _NAMES["HW"])] if alike else [(axes[0], _NAMES["H"]), (axes[1], _NAMES["W"])]:
-        missed = a.unwritten()
-        if missed:
-            unwritten.append(f"{names.rows} {spans(missed)} ({len(missed)} of {a.out})")
+    missed = [never_written(a) for a in axes]
+    told = [(axes[0], _NAMES["HW"], missed[0])] if alike else [(axes[0], _NAMES["H"], missed[0]), (axes[1], _NAMES["W"], missed[1])]
+    for a, names, rows in told:
+        if rows is None:
+            unwritten.append(_not_traced(names, a.kernel, a.stride, a.out))
+        elif rows:
+            unwritten.append(f"{names.rows} {spans(rows)} ({len(rows)} of {a.out})")
         if a.stride > 1:
             notes.append(
                 f"on {names.axis}, MaxPool2d(kernel {a.kernel}, stride {a.stride}, padding {a.pad}) maps any input "
@@ -351,17 +361,24 @@ def explain_unpool(
         facts=facts,
         warnings=warnings,
         notes=notes,
-        never_read=(tuple(axes[0].unwritten()), tuple(axes[1].unwritten())),
+        never_read=(missed[0], missed[1]),
     )
 
 
 # ----------------------------------------------------------------------------- inputs
 
 
-def parse_size(value: str, name: str = "--size") -> Pair:
+# PyTorch's sizes are 32-bit, as config holds every layer setting to.
+MAX_SIZE = 2**31 - 1
+
+
+def parse_size(value: str, name: str = "--size", minimum: int = 1) -> Pair:
     size = parse_pair(value, name)
-    if isinstance(size, str) or min(size) < 1:
-        raise ConfigError(f"{name} must be at least 1x1, got {value}")
+    if isinstance(size, str) or min(size) < minimum:
+        least = "at least 1x1" if minimum == 1 else f"{minimum} or more"
+        raise ConfigError(f"{name} must be {least}, got {value}")
+    if max(size) > MAX_SIZE:
+        raise ConfigError(f"{name}: {max(size)} is far too large; PyTorch takes at most {MAX_SIZE}")
     return size
 
 
@@ -383,9 +400,7 @@ def explain_unpool_input(exp: Experiment, size: str | None, channels: int | None
     c, h, w = input_shape(exp, None, channels)
     wanted = None
     if output_size is not None:
-        wanted = parse_pair(output_size, "--output-size")
-        if isinstance(wanted, str) or min(wanted) < 0:
-            raise ConfigError(f"--output-size must be 0 or more, got {output_size}")
+        wanted = parse_size(output_size, "--output-size", minimum=0)
     if size is not None:
         return explain_unpool(cfg, (c, *parse_size(size)), wanted)
     return explain_unpool(cfg, (c, *pooled_size(cfg, h, w, c)), wanted, pooled_from=(h, w))

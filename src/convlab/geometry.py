@@ -177,32 +177,6 @@ class AxisWindows:
         last = max((self.taps(i)[-1] for i in range(count)), default=0)
         return range(-self.pad_before, max(self.limit, last + 1))
 
-    def source(self, t: int) -> int | None:
-        """The input row a tap at ``t`` reads: itself, a padding mode's copy, or None (zeros, edge)."""
-        kind, n = self.kind(t), self.arith.size
-        if kind == "input":
-            return t
-        if kind == "edge" or self.padding_mode == "zeros":
-            return None
-        if self.padding_mode == "reflect":
-            return -t if t < 0 else 2 * (n - 1) - t
-        if self.padding_mode == "replicate":
-            return 0 if t < 0 else n - 1
-        return t % n  # circular
-
-    def covered(self) -> list[bool]:
-        seen = [False] * self.arith.size
-        for i in range(self.count):
-            for t in self.taps(i):
-                r = self.source(t)
-                if r is not None:
-                    seen[r] = True
-        return seen
-
-    def uncovered(self) -> list[int]:
-        return [r for r, hit in enumerate(self.covered()) if not hit]
-
-
 def axis_windows(cfg: LayerConfig, height: int, width: int) -> tuple[AxisWindows, AxisWindows]:
     mode = cfg.padding_mode if isinstance(cfg, ConvConfig) else "zeros"
     return tuple(
@@ -245,15 +219,6 @@ class UnpoolAxis:
     @property
     def out(self) -> int:
         return self.default if self.output_size is None else self.output_size
-
-    def unwritten(self) -> list[int]:
-        """Output rows outside every window: no input value can land there (stride > kernel)."""
-        hit = [False] * self.out
-        for i in range(self.size):
-            start = i * self.stride - self.pad
-            for t in range(max(start, 0), min(start + self.kernel, self.out)):
-                hit[t] = True
-        return [r for r, h in enumerate(hit) if not h]
 
     def formula(self) -> str:
         text = f"{self.axis}_out = ({self.size} - 1)*{self.stride} - 2*{self.pad} + {self.kernel} = {self.default}"

@@ -351,6 +351,9 @@ class RunLog:
 
     def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int) -> None:
         log_step(self.writer, self.plan, x, outputs, step)
+        if step == 0:
+            # When the learner can first look (bench/bench.py measures it from the imports).
+            self.summary["first_step_time"] = round(time.time(), 3)
         self.summary["steps"] = step + 1
 
     def complete(self, seconds: float) -> dict[str, Any]:

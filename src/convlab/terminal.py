@@ -1,11 +1,18 @@
 """What reaches the terminal: a run's progress lines, rich text for the lessons, numbers as
-a learner writes them. No torch and no rich at import time, so ``--help`` stays instant.
+a learner writes them, and the process's standard streams. No torch and no rich at import
+time, so ``--help`` stays instant.
+
+The rule for output: a closed, full or abandoned stdout never costs a run. Writes that fail
+stop the output, never the work; the process entry (``convlab.__main__``) decides the exit code.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import io
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -27,8 +34,9 @@ class TerminalReporter:
         if not self.quiet:
             try:
                 typer.echo(text)
-            except BrokenPipeError:
-                # `convlab conv | head`: the reader left; the run itself goes on and is kept.
+            except OSError:
+                # `convlab conv | head` (the reader left) or a full device: the output stops,
+                # the run goes on and is kept. Never the run's own write error.
                 self.quiet = True
 
     @contextlib.contextmanager
@@ -65,3 +73,75 @@ def fmt_number(value: float) -> str:
     if float(value).is_integer():
         return str(int(value))
     return f"{value:.4g}"
+
+
+# ----------------------------------------------------------------------------- standard streams
+
+
+class StreamSink(io.RawIOBase):
+    """A standard stream's file descriptor whose write errors stop the output, not the program.
+
+    The first error (EPIPE when the reader left, ENOSPC on /dev/full, EIO) is kept in
+    :attr:`error`; what is written after it is dropped.
+    """
+
+    def __init__(self, fd: int):
+        super().__init__()
+        self._fd = fd
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        if self.error is None:
+            try:
+                return os.write(self._fd, data)
+            except OSError as exc:
+                self.error = exc
+        return len(data)
+
+
+def guard_standard_streams() -> StreamSink:
+    """Give this process a stdout and a stderr that never raise; returns stdout's sink.
+
+    - A closed descriptor (``>&-``) is opened on /dev/null first, so no file a run opens can
+      take its number and receive what is printed.
+    - Text the terminal's encoding cannot hold (a non-UTF-8 file name, whose byte 0xff Python
+      reads as ``\\udcff``) is printed escaped instead of failing: errors="backslashreplace".
+      An ASCII encoding is the C locale's guess, not a terminal's: UTF-8 is used, as Python's
+      UTF-8 mode does.
+    """
+    sinks = []
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        old = getattr(sys, name)
+        if old is not None:
+            with contextlib.suppress(OSError, ValueError):
+                old.flush()
+        _open_on_devnull_if_closed(fd)
+        encoding = getattr(old, "encoding", None) or "utf-8"
+        if codecs.lookup(encoding).name == "ascii":
+            encoding = "utf-8"
+        sink = StreamSink(fd)
+        # stdout line-buffered on a terminal and block-buffered otherwise; stderr always line-buffered.
+        line_buffering = name == "stderr" or sink.isatty()
+        stream = io.TextIOWrapper(io.BufferedWriter(sink), encoding=encoding, errors="backslashreplace", line_buffering=line_buffering)
+        setattr(sys, name, stream)
+        sinks.append(sink)
+    return sinks[0]
+
+
+def _open_on_devnull_if_closed(fd: int) -> None:
+    try:
+        os.fstat(fd)
+    except OSError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)

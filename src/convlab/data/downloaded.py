@@ -302,6 +302,9 @@ def _read_cifar(
     return images, torch.tensor(labels, dtype=torch.int64), tuple(meta[layout.meta_key])
 
 
+MNIST_SIZE = (28, 28)  # MNIST's and Fashion-MNIST's (H, W)
+
+
 def _read_idx(path: Path, ndim: int) -> torch.Tensor:
     """An idx file of unsigned bytes (MNIST's format: magic 0, 0, 0x08, ndim; big-endian sizes; data)."""
     import torch
@@ -324,9 +327,19 @@ def _read_mnist(folder: Path, files: tuple[str, ...]) -> tuple[torch.Tensor, tor
     """
     images_file, labels_file = (folder / f for f in files)
     try:
-        return _read_idx(images_file, 3).unsqueeze(1), _read_idx(labels_file, 1).long()
+        images, labels = _read_idx(images_file, 3).unsqueeze(1), _read_idx(labels_file, 1).long()
     except (OSError, ValueError):
         return None
+    # Well-formed idx files of the wrong content: torchvision would read them just the same,
+    # so say what is wrong with them rather than hand a run images of another size.
+    found = f"{len(images)} images of {images.shape[2]}x{images.shape[3]} and {len(labels)} labels"
+    if tuple(images.shape[2:]) != MNIST_SIZE or len(images) != len(labels):
+        raise DataError(
+            f"{images_file.name} and {labels_file.name} in {folder} are corrupted: they hold {found}, where "
+            f"the dataset has {MNIST_SIZE[0]}x{MNIST_SIZE[1]} images, one label each; delete them and run again "
+            "(torchvision extracts them again from the MD5-checked archives)"
+        )
+    return images, labels
 
 
 def load_downloaded(cfg: DataConfig, name: str) -> ImageSet:

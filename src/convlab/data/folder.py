@@ -43,12 +43,19 @@ class FolderScan:
     skipped: tuple[Path, ...]  # files that are not readable images in FOLDER_FORMATS
 
     def name(self, path: Path) -> str:
-        return path.name if path == self.root else path.relative_to(self.root).as_posix()
+        shown = path.name if path == self.root else path.relative_to(self.root).as_posix()
+        return printable(shown)
+
+
+def printable(name: str) -> str:
+    """A file or folder name as text: bytes that are not UTF-8 (kept by Python as surrogates)
+    shown as ``\\xff`` escapes, so terminals and TensorBoard's text records can hold it."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _walk(root: Path) -> list[Path]:
     """Every file under ``root`` (or ``root`` itself), hidden names left out, in a fixed order."""
-    if root.is_file():
+    if not root.is_dir():
         return [root]
     found = []
     for folder, dirs, names in os.walk(root):
@@ -59,10 +66,20 @@ def _walk(root: Path) -> list[Path]:
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:
+    """(H, W) as shown, from the file's header alone; None for anything that is not an image
+    convlab reads: not a regular file (a pipe would block, a device never end), not one of
+    FOLDER_FORMATS, or over Pillow's decompression-bomb limit (refused here, never a warning)."""
+    import warnings
+
     from PIL import Image
 
+    if not path.is_file():
+        return None
     try:
-        with Image.open(path, formats=FOLDER_FORMATS) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path, formats=FOLDER_FORMATS)
+        with im:
             w, h = im.size
             if im.format == "PNG":  # Pillow's PNG getexif() decodes the image to look for a late eXIf
                 exif = Image.Exif()
@@ -71,7 +88,7 @@ def _header_size(path: Path) -> tuple[int, int] | None:
             else:
                 exif = im.getexif()
             turned = exif.get(_EXIF_ORIENTATION) in (5, 6, 7, 8)
-    except (*_UNREADABLE, Image.DecompressionBombError):
+    except (*_UNREADABLE, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None
     return (w, h) if turned else (h, w)
 
@@ -103,6 +120,7 @@ def scan_folder(root: Path) -> FolderScan:
         classes = tuple(sorted({part[0] for part in parts}))
         index = {name: i for i, name in enumerate(classes)}
         labels = tuple(index[part[0]] for part in parts)
+        classes = tuple(printable(c) for c in classes)
     else:
         classes, labels = (), (-1,) * len(files)
     return dataclasses.replace(scan, labels=labels, classes=classes)
@@ -154,11 +172,41 @@ def _to_mode(im: Image.Image, mode: str) -> Image.Image:
     return im.convert(mode)
 
 
+# An image whose shorter side is resized to --image-size must not become absurdly long: a
+# 300000x1 PNG of 957 bytes would be 38,400,000x128 (14 GiB) before its centre is cut.
+MAX_RESIZED_PIXELS = 1 << 26
+
+
+def resized_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """(H, W) after torchvision's ``Resize(size)``: the shorter side to ``size``."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_long = int(size * long / short)
+    return (new_long, size) if width <= height else (size, new_long)
+
+
+def resize_and_crop(im: Image.Image, size: int) -> Image.Image:
+    """torchvision's ``Resize(size)`` + ``CenterCrop(size)`` on a PIL image, pixel for pixel.
+
+    The shorter side goes to ``size`` (the longer to ``int(size * long / short)``, bilinear,
+    as torchvision asks PIL), then the centre square is cut (top/left rounded as torchvision
+    rounds). Done with PIL directly because importing torchvision's transforms costs 1.2-1.9 s
+    (they load ``torch._dynamo``), more than reading a folder of images; tests/test_folder.py
+    holds it to torchvision's result.
+    """
+    from PIL import Image
+
+    w, h = im.size
+    new_h, new_w = resized_size(h, w, size)
+    if (new_w, new_h) != (w, h):
+        im = im.resize((new_w, new_h), resample=Image.BILINEAR)
+    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    return im.crop((left, top, left + size, top + size))
+
+
 def read_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
     """One image as uint8 (H, W, C): upright, RGB or grey, resized and centre-cropped to size x size (0: as is)."""
     import numpy as np
     from PIL import Image, ImageOps
-    from torchvision.transforms.v2 import functional as F
 
     with Image.open(path, formats=FOLDER_FORMATS) as im:
         w, h = im.size
@@ -168,8 +216,7 @@ def read_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
             im.draft(None, (math.ceil(w * size / min(w, h)), math.ceil(h * size / min(w, h))))
         im = _to_mode(ImageOps.exif_transpose(im), "L" if grayscale else "RGB")
     if size:
-        # Exactly torchvision's Resize(size) + CenterCrop(size): shorter side to size, centre square.
-        im = F.center_crop(F.resize(im, [size]), [size, size])
+        im = resize_and_crop(im, size)
     pixels = np.asarray(im)
     return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
@@ -195,9 +242,13 @@ def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
     # (measured 2.3 s vs 0.02 s for 300 images of 128x128 on a busy 2-core machine).
     images = np.empty((wanted, c, h, w), dtype=np.uint8)
     labels, unreadable, n = [], [], 0
-    for path, label in zip(scan.files, scan.labels):
+    too_long = []
+    for path, label, (ih, iw) in zip(scan.files, scan.labels, scan.sizes):
         if n == wanted:
             break
+        if size and math.prod(resized_size(ih, iw, size)) > MAX_RESIZED_PIXELS:
+            too_long.append((path, (ih, iw)))  # refused from its header, before any decoding
+            continue
         try:
             pixels = read_image(path, size, cfg.grayscale)
         except (*_UNREADABLE, Image.DecompressionBombError):
@@ -210,8 +261,17 @@ def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
         labels.append(label)
         n += 1
     scan = dataclasses.replace(scan, skipped=scan.skipped + tuple(unreadable))
+    long_text = ""
+    if too_long:
+        path, (ih, iw) = too_long[0]
+        rh, rw = resized_size(ih, iw, size)
+        long_text = (
+            f"{len(too_long)} image(s) too long to resize to --image-size {size} "
+            f"(e.g. {scan.name(path)}: {ih}x{iw} would become {rh:,}x{rw:,})"
+        )
     if n == 0:
-        raise DataError(f"--dataset folder found {_skipped_text(scan)} under {root}, and no image it could read")
+        found = "; ".join(t for t in (_skipped_text(scan) if scan.skipped else "", long_text) if t)
+        raise DataError(f"--dataset folder found {found} under {root}, and no image it could read")
 
     first = f", the first of {total} for --max-batches" if wanted < total else ""
     notes = [f"{n} image(s) from {root}{first}"]
@@ -219,6 +279,8 @@ def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
         notes.append(f"{len(scan.classes)} classes from the first-level subfolders: {', '.join(scan.classes)}")
     if size:
         notes.append(f"each resized (shorter side to {size}) and centre-cropped to {size}x{size}")
+    if long_text:
+        notes.append(f"skipped {long_text}")
     if scan.skipped:
         notes.append(f"skipped {_skipped_text(scan)}")
     label_tensor = torch.tensor(labels, dtype=torch.int64)

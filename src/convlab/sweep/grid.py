@@ -1,45 +1,28 @@
-"""convlab sweep: one experiment over every combination of a few layer settings, in one pass.
+"""What a sweep is, decided before any data is loaded: the keys to vary and their values, the
+combinations and their run names, each resolved and planned as the single command would.
 
-A sweep is what ``convlab conv|pool`` would run (flags and ``--config``, resolved as usual)
-and the layer keys to vary: ``--vary KEY=V1,V2`` (repeatable) or a ``[sweep]`` table in the
-config file. Every combination goes through :func:`config.resolve` and :func:`pipeline.plan`
-before any data is loaded. The data is then read once: each batch goes through every
-combination, each logged exactly as the single command logs it (one :class:`RunLog` each),
-before the next batch is read; the run ``compare`` shows them side by side.
+Values come from ``--vary KEY=V1,V2`` (repeatable) and a ``[sweep]`` table in the config file,
+and parse exactly as the same flag or config key would: every combination goes through
+:func:`config.resolve` and :func:`pipeline.plan` (shapes, memory, device).
 """
 
 from __future__ import annotations
 
-import contextlib
+import difflib
 import itertools
 import math
 import re
-import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from convlab import data as datasets
-from convlab.compare import CompareLog, compare_picture, table_rows
-from convlab.config import (
-    STAGE_KINDS,
-    SWEEP_SECTION,
-    ConfigError,
-    ConvlabError,
-    Experiment,
-    Interrupted,
-    dump_toml,
-    read_config_file,
-    resolve,
-)
+from convlab.config import STAGE_KINDS, SWEEP_SECTION, ConfigError, ConvlabError, Experiment, read_config_file, resolve
+from convlab.explain import explain
 from convlab.geometry import hw
-from convlab.interrupts import closes_on_signals
-from convlab.pipeline import Plan, Reporter, RunLog, SilentReporter, _forward, count_steps, plan
-from convlab.runs import check_logdir, create_run_dir, default_sweep_name, remove_run_dir, write_config, write_summary
+from convlab.pipeline import Plan, plan
+from convlab.sweep.compare import Column, ComparePicture, OutputStats
 from convlab.values import parse_value, switch_or_text, toml_value
-from convlab.writer import SharedBatch, WriteError
+from convlab.views import tiles_per_image
 
 # A compare picture of more columns is too wide to read, and each combination costs one
 # run's logging per batch.
@@ -96,8 +79,6 @@ def layer_keys(command: str) -> list[str]:
 
 
 def _check_key(key: str, command: str, where: str) -> None:
-    import difflib
-
     valid = layer_keys(command)
     if key not in valid:
         close = difflib.get_close_matches(key, valid, n=1)
@@ -274,7 +255,21 @@ def _toml(value: Any) -> str:
     return toml_value(value)
 
 
-# ----------------------------------------------------------------------------- the run
+def table_rows(sw: Sweep, stats: list[OutputStats] | None = None) -> list[list[str]]:
+    """A header and one row per run: what varies, output shape, parameters, multiply-adds
+    (per image, as ``convlab explain`` counts them) and, with ``stats``, the output's mean and std."""
+    header = ["run", *(v.key for v in sw.varied), "output (C, H, W)", "parameters", "multiply-adds"]
+    if stats is not None:
+        header += ["output mean", "output std"]
+    rows = [header]
+    for i, c in enumerate(sw.runs):
+        facts = [explain(s.cfg, s.input_shape) for s in c.plan.stages]
+        row = [c.name, *(shown(v) for _, v in c.settings), str(tuple(c.plan.output_shape))]
+        row += [f"{sum(f.parameters for f in facts):,}", f"{sum(f.multiply_adds for f in facts):,}"]
+        if stats is not None:
+            row += [f"{stats[i].mean:.4g}", f"{stats[i].std:.4g}"]
+        rows.append(row)
+    return rows
 
 
 def describe(sw: Sweep) -> str:
@@ -288,93 +283,13 @@ def describe(sw: Sweep) -> str:
     return "\n".join([head, *lines, *(f"skipped {c.name}: {c.error}" for c in sw.skipped)])
 
 
-@closes_on_signals
-def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
-    """Load the data once; every batch through every run, then the next. Returns the sweep's
-    summary (also its summary.json): its directory, steps, and each run's summary."""
-    reporter = reporter or SilentReporter()
-    exp = sw.exp
-    check_logdir(exp.run.logdir, sw.name)
-    images = datasets.load(exp.data, exp.run.seed)
-    num_steps = count_steps(len(images), exp.data.batch_size, exp.data.max_batches)
-    for note in images.notes:
-        reporter.info(note)
-
-    sweep_dir = create_run_dir(exp.run.logdir, sw.name or default_sweep_name(exp), explicit=sw.name is not None)
-    logs: list[RunLog] = []
-    compare: CompareLog | None = None
-    summary: dict[str, Any] = {
-        "status": "running", "command": f"sweep {sw.command}", "sweep_dir": str(sweep_dir), "steps": 0,
-        "planned_steps": num_steps, "runs": [c.name for c in sw.runs], "skipped": {c.name: str(c.error) for c in sw.skipped},
-    }
-    torch_threads = torch.get_num_threads()
-    try:
-        write_config(sweep_dir, config_text(sw, dump_toml(exp)))
-        for c in sw.runs:
-            logs.append(RunLog(c.plan, images, num_steps, name=c.name, logdir=str(sweep_dir), hparams_first=sw.hparams_first))
-        compare = CompareLog(sw, sweep_dir, num_steps)
-        shared = SharedBatch()  # every run logs the same input: its grid is encoded once
-        for log in logs:
-            log.writer.shared = shared
-        for log in logs:
-            log.start()
-        compare.start()
-        reporter.info(describe(sw))
-        reporter.info(f"sweep: {sweep_dir}")
-        device = sw.runs[0].plan.device
-        modules = [[s.module.to(device).eval() for s in c.plan.stages] for c in sw.runs]
-        if device == "cpu":
-            torch.set_num_threads(1)  # as pipeline.run: a batch is too small to gain from intra-op threads
-        started = time.perf_counter()
-        bs = exp.data.batch_size
-        with reporter.progress(num_steps, f"sweep {sw.command} {images.name}/{images.split}, {len(logs)} runs") as advance:
-            for step in range(num_steps):
-                x = images.batch(step * bs, (step + 1) * bs).to(device).float().div_(255)
-                shared.set(x)
-                last = []
-                for log, stages in zip(logs, modules):
-                    outputs = _forward(stages, x)
-                    log.step(x, outputs, step)
-                    last.append(outputs[-1])
-                compare.step(x, last, step)
-                summary["steps"] = step + 1
-                advance()
-        seconds = time.perf_counter() - started
-        for log in logs:
-            log.complete(seconds)
-        compare.complete(seconds)
-        summary.update(status="complete", seconds=round(seconds, 3))
-        write_summary(sweep_dir, summary)
-        return summary
-    except BaseException as exc:
-        _stopped(sweep_dir, logs, compare, summary, exc)
-        raise
-    finally:
-        torch.set_num_threads(torch_threads)
-
-
-def _stopped(sweep_dir: Path, logs: list[RunLog], compare: CompareLog | None, summary: dict[str, Any], exc: BaseException) -> None:
-    """Every run keeps the steps it logged (marked incomplete); a sweep stopped before its first
-    step leaves nothing. Raises the first write error, if stopping met one."""
-    error: BaseException | None = None
-    for log in logs:
-        try:
-            log.stopped(exc)
-        except WriteError as write_error:
-            error = error or write_error
-    if compare is not None:
-        compare.stopped(exc)
-    steps, planned = summary["steps"], summary["planned_steps"]
-    if not any(log.summary["steps"] for log in logs):
-        remove_run_dir(sweep_dir)
-        kept = "nothing was logged yet, so nothing was kept"
-    else:
-        summary.update(status="incomplete", stopped_by=getattr(exc, "name", type(exc).__name__))
-        with contextlib.suppress(OSError):
-            write_summary(sweep_dir, summary)
-        kept = (f"the steps logged by its {len(logs)} run(s) and 'compare' stay readable in {sweep_dir} "
-                "(each summary.json marks its run incomplete)")
-    if isinstance(exc, Interrupted):
-        exc.detail = f"after {steps} of {planned} step(s) of the sweep; {kept}"
-    if error is not None:
-        raise error from exc
+def compare_picture(sw: Sweep) -> ComparePicture:
+    """The layout for ``sw``: the input, then each run's last output, labelled."""
+    p = sw.runs[0].plan
+    c, h, w = p.input_shape
+    columns = [Column(f"input\n{h}x{w}", 1, h, w)]
+    for run in sw.runs:
+        oc, oh, ow = run.plan.output_shape
+        columns.append(Column(f"{run.name}\n{oh}x{ow}", tiles_per_image(oc), oh, ow))
+    rows = min(sw.exp.views.images, sw.exp.data.batch_size, p.num_images)
+    return ComparePicture(columns, rows, sw.exp.views.zoom)

@@ -1,28 +1,26 @@
-"""A sweep's ``compare`` picture: the same images through every combination, side by side.
+"""The ``compare`` picture: the same images through every combination of a sweep, side by side.
 
 Column 0 is the input; then one column per combination, labelled with its run name and
 output size, each image in a row. Every map is shown at its own size times one common zoom,
-so a ceil_mode column really is a row and a column larger, framed in the views' blue. One display scale covers every output column of a step (see
-:func:`shared_scale`), so brightness compares honestly across combinations.
+framed in the views' blue, so a ceil_mode column really is a row and a column larger. One
+display scale covers every output column of a step (see :func:`shared_scale`), so brightness
+compares honestly across combinations. Pure: tensors in, an (H, W, 3) uint8 picture out.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from convlab.animate import label_font
 from convlab.config import ConfigError, PoolConfig, StageConfig
-from convlab.views import MAX_VIEW_PIXELS, SEPARATOR, ZOOM_MAX_WIDTH, display_scale, output_images, reshape_view, tiles_per_image
+from convlab.views import MAX_VIEW_PIXELS, SEPARATOR, ZOOM_MAX_WIDTH, display_scale, output_images, reshape_view
 
 if TYPE_CHECKING:
     import torch
-
-    from convlab.sweep import Sweep
 
 # The auto zoom makes the smallest map at least this many pixels (a 10x10 pooled map -> 40x40),
 # unless that would make the largest more than LARGEST_TILE.
@@ -161,9 +159,6 @@ def _draw_header(width: int, labels: list[tuple[int, list[str]]], font: object) 
     return np.asarray(image)
 
 
-# ----------------------------------------------------------------------------- the table
-
-
 class OutputStats:
     """Mean and std of every output value over the run, merged batch by batch (Chan et al.),
     in float64; the std is the sample std, as ``torch.std`` gives it."""
@@ -184,117 +179,3 @@ class OutputStats:
     @property
     def std(self) -> float:
         return math.sqrt(max(self.m2, 0.0) / (self.count - 1)) if self.count > 1 else 0.0
-
-
-def table_rows(sw: Sweep, stats: list[OutputStats] | None = None) -> list[list[str]]:
-    """A header and one row per run: what varies, output shape, parameters, multiply-adds
-    (per image, as ``convlab explain`` counts them) and, with ``stats``, the output's mean and std."""
-    from convlab.explain import explain
-    from convlab.sweep import shown
-
-    header = ["run", *(v.key for v in sw.varied), "output (C, H, W)", "parameters", "multiply-adds"]
-    if stats is not None:
-        header += ["output mean", "output std"]
-    rows = [header]
-    for i, c in enumerate(sw.runs):
-        facts = [explain(s.cfg, s.input_shape) for s in c.plan.stages]
-        row = [c.name, *(shown(v) for _, v in c.settings), str(tuple(c.plan.output_shape))]
-        row += [f"{sum(f.parameters for f in facts):,}", f"{sum(f.multiply_adds for f in facts):,}"]
-        if stats is not None:
-            row += [f"{stats[i].mean:.4g}", f"{stats[i].std:.4g}"]
-        rows.append(row)
-    return rows
-
-
-def markdown_table(sw: Sweep, stats: list[OutputStats], steps: int) -> str:
-    rows = table_rows(sw, stats)
-    lines = ["| " + " | ".join(r) + " |" for r in rows]
-    lines.insert(1, "|" + " --- |" * len(rows[0]))
-    lines += ["", f"Output mean and std over {steps} step(s) ({stats[0].count // max(math.prod(sw.runs[0].plan.output_shape), 1):,} images); "
-              "multiply-adds per image (0 for pooling, which compares or adds)."]
-    lines += [f"- skipped {c.name}: {c.error}" for c in sw.skipped]
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- the run
-
-
-class CompareLog:
-    """The sweep's run ``compare``: image tag ``compare`` every step, text tag ``combinations``
-    (at step 0 and at the last step), and a summary.json like every run's."""
-
-    def __init__(self, sw: Sweep, sweep_dir: Path, num_steps: int):
-        from convlab.runs import create_run_dir
-        from convlab.writer import RunWriter
-
-        exp = sw.exp
-        self.sw, self.num_steps = sw, num_steps
-        self.run_dir = create_run_dir(sweep_dir, "compare", explicit=True)
-        self.writer = RunWriter(self.run_dir)
-        self.stats = [OutputStats() for _ in sw.runs]
-        self.scale = compare_scale([c.plan.stages[-1].cfg for c in sw.runs], exp.views.scale)
-        self.picture = compare_picture(sw)
-        self.summary: dict[str, Any] = {
-            "status": "running", "command": f"sweep {sw.command}", "run_dir": str(self.run_dir), "steps": 0,
-            "planned_steps": num_steps, "runs": [c.name for c in sw.runs], "tags": ["compare"],
-        }
-
-    def start(self) -> None:
-        from convlab.runs import write_summary
-
-        write_summary(self.run_dir, self.summary)
-
-    def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int) -> None:
-        """``outputs``: each run's last stage output for batch ``x``."""
-        k = self.sw.exp.views.images
-        stages = [c.plan.stages[-1].cfg for c in self.sw.runs]
-        for s, y in zip(self.stats, outputs):
-            s.add(y)
-        columns = shared_scale([compare_tiles(cfg, y[:k]) for cfg, y in zip(stages, outputs)], self.scale)
-        self.writer.image("compare", self.picture.draw([display_scale(x[:k], "raw"), *columns]), step)
-        if step == 0 and self.num_steps > 1:
-            self.writer.text("combinations", markdown_table(self.sw, self.stats, 1), 0)
-        self.summary["steps"] = step + 1
-
-    def complete(self, seconds: float) -> dict[str, Any]:
-        from convlab.runs import write_summary
-
-        self._table()
-        self.summary.update(status="complete", seconds=round(seconds, 3))
-        self.writer.close()
-        write_summary(self.run_dir, self.summary)
-        return self.summary
-
-    def stopped(self, exc: BaseException) -> None:
-        """Keep the steps logged (marked incomplete), or nothing before the first."""
-        import contextlib
-
-        from convlab.runs import write_summary
-
-        self.summary.update(status="incomplete", stopped_by=getattr(exc, "name", type(exc).__name__))
-        with contextlib.suppress(Exception):  # already failing: the first error is the one to report
-            if self.summary["steps"]:
-                self._table()
-            self.writer.close()
-        if not self.summary["steps"]:
-            self.writer.discard()
-            return
-        with contextlib.suppress(OSError):
-            write_summary(self.run_dir, self.summary)
-
-    def _table(self) -> None:
-        steps = self.summary["steps"]
-        if steps:
-            self.writer.text("combinations", markdown_table(self.sw, self.stats, steps), steps - 1)
-
-
-def compare_picture(sw: Sweep) -> ComparePicture:
-    """The layout for ``sw``: the input, then each run's last output, labelled."""
-    p = sw.runs[0].plan
-    c, h, w = p.input_shape
-    columns = [Column(f"input\n{h}x{w}", 1, h, w)]
-    for run in sw.runs:
-        oc, oh, ow = run.plan.output_shape
-        columns.append(Column(f"{run.name}\n{oh}x{ow}", tiles_per_image(oc), oh, ow))
-    rows = min(sw.exp.views.images, sw.exp.data.batch_size, p.num_images)
-    return ComparePicture(columns, rows, sw.exp.views.zoom)

@@ -1,0 +1,87 @@
+"""The layout a newcomer can walk: every module in one order, each importing only modules
+before it (no cycles, nothing climbing back up), and torch kept out of the instant commands."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import convlab
+
+SRC = Path(convlab.__file__).resolve().parent
+
+# The order of README.md's layout section: data flows from the top down.
+ORDER = [
+    "errors", "values", "config", "geometry", "coverage",
+    "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
+    "kernels", "layers", "views", "runs", "writer", "interrupts", "explain", "pipeline",
+    "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
+    "board", "commands", "cli", "__main__",
+]
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in SRC.rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        name = ".".join(parts).removesuffix(".__init__").removesuffix("__init__")
+        if name:
+            found[name] = path
+    return found
+
+
+def convlab_imports(path: Path) -> set[str]:
+    """Every convlab module ``path`` imports, at the top or inside a function."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("convlab"):
+            if node.module == "convlab":
+                out |= {a.name for a in node.names if a.name != "__version__"}
+            else:
+                out.add(node.module.removeprefix("convlab."))
+        elif isinstance(node, ast.Import):
+            out |= {a.name.removeprefix("convlab.") for a in node.names if a.name.startswith("convlab.")}
+    return out
+
+
+def test_every_module_has_its_place_in_the_order():
+    assert sorted(modules()) == sorted(ORDER)
+
+
+def test_each_module_imports_only_modules_before_it():
+    climbing = []
+    for name, path in modules().items():
+        for dep in convlab_imports(path) - {name}:
+            if ORDER.index(dep) >= ORDER.index(name):
+                climbing.append(f"{name} imports {dep}")
+    assert climbing == []
+
+
+def test_the_readme_lists_every_module_in_this_order():
+    readme = (SRC.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("Layout (data flows one way") :]
+    listed = []
+    for line in section.splitlines():
+        line = line.strip()
+        if line.startswith("src/convlab/"):
+            listed.append(line.split()[0].removeprefix("src/convlab/").removesuffix(".py").rstrip("/"))
+    packages = {"data", "sweep"}
+    expected = [m for m in ORDER if "." not in m or m.split(".")[0] not in packages]
+    assert listed == expected
+
+
+def test_help_demo_and_explain_import_no_torch():
+    code = (
+        "import sys\n"
+        "from convlab.__main__ import main\n"
+        "for argv in (['--help'], ['demo', 'pool'], ['explain', 'conv', '-s', '2']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules, 'torchvision' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False False"
