@@ -163,7 +163,7 @@ SHARED_CASES = [
          files={"c.toml": "[data]\nbatch_sise = 8\n"}, id="toml-key-typo"),
     case("--config", "c.toml", message="c.toml: unknown key 'model'", files={"c.toml": "[model]\nx = 1\n"}, id="toml-unknown-section"),
     case("--config", "c.toml", message="c.toml: unknown command 5; choose from conv, pool", files={"c.toml": "command = 5\n"}, id="toml-command-not-a-name"),
-    case("--config", "c.toml", message="c.toml: unknown command 'stack'; choose from conv, pool", files={"c.toml": 'command = "stack"\n'},
+    case("--config", "c.toml", message="c.toml: unknown command 'dense'; choose from conv, pool, stack", files={"c.toml": 'command = "dense"\n'},
          id="toml-command-unknown"),
     case("--config", "c.toml", message="c.toml: 'data' must be a [data] table", files={"c.toml": "data = 3\n"}, id="toml-section-not-a-table"),
     case("--config", "c.toml", message="c.toml: 'run' must be a [run] table", files={"c.toml": "[[run]]\nseed = 1\n"}, id="toml-array-of-tables"),

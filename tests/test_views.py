@@ -225,7 +225,8 @@ def test_every_ready_experiment_plans(path):
     from convlab.config import read_config_file, resolve
     from convlab.pipeline import plan
 
-    command = "pool" if "[pool]" in path.read_text() else "conv"
+    text = path.read_text()
+    command = "stack" if "[stack]" in text else "pool" if "[pool]" in text else "conv"
     assert read_config_file(path, command)
     plan(resolve(command, config_file=path))
 

@@ -19,6 +19,8 @@ from convlab import board as tensorboard_board
 from convlab.config import PADDING_MODES, POOL_MODES, SCALES, SPLITS, resolve
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
+from convlab.modules import SIGNATURES
+from convlab.pretrained import PRETRAINED
 from convlab.views import VIEWS
 
 app = typer.Typer(
@@ -84,6 +86,27 @@ UnpoolOpt = Annotated[
 OutputSizeOpt = Annotated[
     str | None,
     typer.Option("--output-size", metavar="HxW", help="MaxUnpool2d's output_size. \\[default: (in - 1)*stride - 2*padding + kernel]", rich_help_panel=LAYER),
+]
+
+# Stack
+LayersArg = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="LAYER...", show_default=False, help=f"Each layer as PyTorch code, e.g. \"Conv2d(3, 32, 5, padding=2)\" "
+                   f"\"ReLU()\"; literal arguments only, never run as code. Layers: {', '.join(SIGNATURES)}."),
+]
+StackWeightsOpt = Annotated[
+    Path | None,
+    typer.Option("--weights", metavar="FILE", help="A .pt/.pth state_dict (or whole model of torch.nn layers) whose parameters "
+                 "match the stack's in order and shape; read with torch.load(weights_only=True).", rich_help_panel=LAYER),
+]
+PretrainedOpt = Annotated[
+    str | None,
+    typer.Option("--pretrained", metavar="NAME", help=f"The first stages of a torchvision model with its ImageNet weights: "
+                 f"{', '.join(PRETRAINED)}.", rich_help_panel=LAYER),
+]
+UptoOpt = Annotated[int | None, typer.Option("--upto", metavar="K", help="With --pretrained: its first K stages. \\[default: all convlab knows]", rich_help_panel=LAYER)]
+MaxChannelsOpt = Annotated[
+    int | None, typer.Option("--max-channels", help="Channels shown per map stage (the first ones). \\[default: 16]", rich_help_panel=VIEW)
 ]
 
 # Views
@@ -193,6 +216,8 @@ def overrides(kind: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and not value:  # a variadic argument left out
+        return None
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Path):
@@ -234,6 +259,25 @@ def pool(
 ) -> None:
     """Run a torch.nn.MaxPool2d (or AvgPool2d) over the dataset; log tags 'input' and 'maxpool' (or 'avgpool')."""
     exp = resolve("pool", overrides("pool", ctx.params), config)
+    commands.execute(exp, dry_run=dry_run, quiet=quiet)
+
+
+@app.command()
+def stack(
+    ctx: typer.Context,
+    layers: LayersArg = None,
+    weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None,
+    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
+    max_channels: MaxChannelsOpt = None,
+    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
+    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
+    grayscale: GrayscaleOpt = None,
+    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: RunNameOpt = None,
+    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Run a stack of torch.nn layers over the dataset, each written as in PyTorch; log 'input' and each stage's
+    output in stage order ('01-conv2d', '02-relu', ...). One activation alone logs the lesson's 'input' and 'output'."""
+    exp = resolve("stack", overrides("stack", ctx.params), config)
     commands.execute(exp, dry_run=dry_run, quiet=quiet)
 
 
@@ -380,6 +424,18 @@ def explain_pool(
     """Explain a torch.nn.MaxPool2d (or AvgPool2d): what 'convlab pool' with these options does to each image."""
     exp = resolve("pool", overrides("pool", ctx.params), config)
     commands.explain(exp, size=size, channels=channels, animate=animate, logdir=frames_logdir)
+
+
+@explain_app.command("stack")
+def explain_stack(
+    ctx: typer.Context,
+    layers: LayersArg = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None,
+    size: SizeOpt = None, channels: ChannelsOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Explain a stack of torch.nn layers: per stage its output shape, parameters, multiply-adds, receptive field
+    and jump in input pixels, and the totals."""
+    exp = resolve("stack", overrides("stack", ctx.params), config)
+    commands.explain_stack(exp, size=size, channels=channels)
 
 
 @explain_app.command("unpool")

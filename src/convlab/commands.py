@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from convlab import board
-from convlab.config import ConvlabError, Experiment, dump_toml, resolve
+from convlab.config import ConvConfig, ConvlabError, Experiment, dump_toml, resolve
 from convlab.terminal import TerminalReporter, echo
 
 
@@ -123,3 +123,20 @@ def explain_unpool(exp: Experiment, *, size: str | None, channels: int | None, o
     from convlab import explain
 
     echo(explain.explain_unpool_input(exp, size, channels, output_size).rich())
+
+
+def explain_stack(exp: Experiment, *, size: str | None, channels: int | None) -> None:
+    """The stack's table on the dataset's images, or on ``--channels`` x ``--size``."""
+    from convlab import explain
+    from convlab.data import get_dataset
+    from convlab.stack import explain_stack as table
+
+    c, h, w = get_dataset(exp.data.dataset).shape(exp.data)
+    first = exp.stages[0]
+    if channels is not None:
+        c = channels
+    elif isinstance(first, ConvConfig) and first.in_channels is not None:
+        c = first.in_channels  # explain the stack as written, whatever the default dataset has
+    if size is not None:
+        h, w = explain.parse_size(size)
+    echo(table(exp.stages, (c, h, w)).rich())

@@ -6,19 +6,34 @@ fast with one clear line (a :class:`ConfigError`) and never leaves a run directo
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any
 
 from convlab.errors import ConfigError
 from convlab.errors import ConvlabError as ConvlabError  # re-exported: raised across convlab
 from convlab.errors import Interrupted as Interrupted
+from convlab.modules import call_text, parse_layers
+from convlab.pretrained import pretrained_layers
+
+# The stage configs live in stages.py; modules across convlab import them from here.
+from convlab.stages import PADDING_MODES as PADDING_MODES
+from convlab.stages import POOL_MODES as POOL_MODES
+from convlab.stages import STAGE_KINDS as STAGE_KINDS
+from convlab.stages import STAGE_VALIDATORS as STAGE_VALIDATORS
+from convlab.stages import ConvConfig as ConvConfig
+from convlab.stages import LayerConfig as LayerConfig
+from convlab.stages import PoolConfig as PoolConfig
+from convlab.stages import StageConfig as StageConfig
+from convlab.stages import _at_least
 from convlab.values import PADDING_WORDS as PADDING_WORDS
-from convlab.values import Pair, names, parse_value, read_text_file, toml_value
+from convlab.values import Pair as Pair
+from convlab.values import names, parse_value, read_text_file, toml_value
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,41 +59,6 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ConvConfig:
-    kind: ClassVar[str] = "conv"
-    # None: take the dataset's channel count (3 for CIFAR10).
-    in_channels: int | None = None
-    out_channels: int = 6
-    kernel_size: Pair = (3, 3)
-    stride: Pair = (1, 1)
-    # A pair, or PyTorch's "same" / "valid".
-    padding: Union[Pair, str] = (0, 0)
-    padding_mode: str = "zeros"
-    dilation: Pair = (1, 1)
-    groups: int = 1
-    bias: bool = True
-    # "random" (PyTorch's default init) or named kernels, one per output channel (see kernels.py).
-    init: str = "random"
-    # A .pt / .npy file with the layer's weight (out_channels, in_channels/groups, kH, kW).
-    weights: str | None = None
-
-
-@dataclass(frozen=True)
-class PoolConfig:
-    kind: ClassVar[str] = "pool"
-    kernel_size: Pair = (3, 3)
-    # None: the kernel size, as in PyTorch.
-    stride: Pair | None = None
-    padding: Pair = (0, 0)
-    dilation: Pair = (1, 1)
-    ceil_mode: bool = False
-    # "max" (MaxPool2d) or "avg" (AvgPool2d).
-    mode: str = "max"
-    # Also log MaxUnpool2d(pool(x)): only the maxima, back at their input positions.
-    unpool: bool = False
-
-
-@dataclass(frozen=True)
 class RunConfig:
     # "auto" = cuda when available, else cpu.
     device: str = "auto"
@@ -100,11 +80,23 @@ class ViewConfig:
     zoom: int | None = None
 
 
-# One stage of an experiment: a layer kind and its arguments. A new stage kind is one config
-# class here (with ``kind`` and a ``validate`` function below) and one factory in layers.py.
-StageConfig = Union[ConvConfig, PoolConfig]
-LayerConfig = StageConfig
-STAGE_KINDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig}
+@dataclass(frozen=True)
+class StackConfig:
+    """``convlab stack``: the layers, as PyTorch code, and where their weights come from."""
+
+    # Each layer as written in PyTorch, e.g. "Conv2d(3, 32, 5, padding=2)"; parsed, never evaluated.
+    layers: tuple[str, ...] = ()
+    # A .pt/.pth file: a state_dict (or a whole model of torch.nn layers) matching the stack's parameters in order.
+    weights: str | None = None
+    # A torchvision model whose first `upto` stages, with ImageNet weights, are the stack.
+    pretrained: str | None = None
+    upto: int | None = None
+    # Channels shown per map stage in its picture (the first ones).
+    max_channels: int = 16
+
+
+# What each experiment command's own config section is.
+COMMANDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig}
 
 
 @dataclass(frozen=True)
@@ -120,6 +112,8 @@ class Experiment:
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
+    # convlab stack only: where the stages came from (their text is derived from ``stages``).
+    stack: StackConfig = field(default_factory=StackConfig)
 
     @property
     def layer(self) -> StageConfig:
@@ -130,15 +124,18 @@ class Experiment:
 
     def sections(self) -> dict[str, Any]:
         """Section name -> dataclass, in the order a config file lists them."""
-        return {self.command: self.layer, "data": self.data, "run": self.run, "views": self.views}
+        if self.command == "stack":
+            layers = () if self.stack.pretrained else tuple(call_text(s) for s in self.stages)
+            head: Any = dataclasses.replace(self.stack, layers=layers)
+        else:
+            head = self.layer
+        return {self.command: head, "data": self.data, "run": self.run, "views": self.views}
 
 
 SPLITS = ("test", "train")
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 # Matched with fullmatch: "$" alone would accept a trailing newline.
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d{1,4})?")
 RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
-POOL_MODES = ("max", "avg")
 SCALES = ("raw", "minmax", "symmetric")
 # The section of a config file that makes it a sweep over settings (see convlab.sweep).
 SWEEP_SECTION = "sweep"
@@ -157,7 +154,8 @@ def _unknown_key(where: str, key: str, valid: list[str]) -> ConfigError:
 def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> dict[str, dict[str, Any]]:
     """Read a TOML experiment file into ``{section: {key: raw value}}``, rejecting unknown keys.
 
-    Sections are ``[conv]`` or ``[pool]`` (the one matching ``command``), ``[data]`` and ``[run]``.
+    Sections are ``[conv]``, ``[pool]`` or ``[stack]`` (the one matching ``command``), ``[data]``,
+    ``[run]`` and ``[views]``.
     A top-level ``command = "conv"`` is allowed and must match the command being run. A
     ``[sweep]`` section is returned as it is when ``sweep`` (convlab.sweep checks its keys);
     otherwise the file is a sweep and the error says how to run it.
@@ -178,12 +176,12 @@ def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> 
     except ValueError as exc:  # an integer literal of thousands of digits
         raise ConfigError(f"{path} holds a value convlab cannot read: {exc}") from None
 
-    sections = {command: STAGE_KINDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
+    sections = {command: COMMANDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
     out: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         if key == "command":
-            if not isinstance(value, str) or value not in STAGE_KINDS:
-                raise ConfigError(f"{path}: unknown command {value!r}; choose from {', '.join(STAGE_KINDS)}")
+            if not isinstance(value, str) or value not in COMMANDS:
+                raise ConfigError(f"{path}: unknown command {value!r}; choose from {', '.join(COMMANDS)}")
             if value != command:
                 raise ConfigError(
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"
@@ -198,7 +196,7 @@ def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> 
                 raise ConfigError(f"{path}: '{key}' must be a [{key}] table, got {value!r}")
             out[key] = dict(value)
             continue
-        if key in STAGE_KINDS and key != command:
+        if key in COMMANDS and key != command:
             raise ConfigError(
                 f"{path} has a [{key}] section, but this is 'convlab {command}'; "
                 f"run it with: convlab {key} --config {path}"
@@ -248,9 +246,9 @@ def resolve(
     ``None`` values mean "not given" and never override anything. With ``sweep``, the file
     may hold a ``[sweep]`` section, which is not part of any one experiment and is skipped.
     """
-    if command not in STAGE_KINDS:
-        raise ConfigError(f"unknown command {command!r}; choose from {', '.join(STAGE_KINDS)}")
-    layers = {command: STAGE_KINDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
+    if command not in COMMANDS:
+        raise ConfigError(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
+    layers = {command: COMMANDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
     merged: dict[str, dict[str, Any]] = {name: {} for name in layers}
     if config_file is not None:
         for name, values in read_config_file(config_file, command, sweep=sweep).items():
@@ -272,9 +270,32 @@ def resolve(
                 raise _unknown_key(f"[{name}]", key, sorted(valid))
             kwargs[key] = parse_value(name, key, value)
         built[name] = cls(**kwargs)
-    exp = Experiment(command=command, stages=(built[command],), data=built["data"], run=built["run"], views=built["views"])
+    sections = dict(data=built["data"], run=built["run"], views=built["views"])
+    if command == "stack":
+        stack = built["stack"]
+        stages = stack_stages(stack)
+        exp = Experiment(command=command, stages=stages, stack=dataclasses.replace(stack, layers=()), **sections)
+        exp = dataclasses.replace(exp, stack=exp.sections()["stack"])
+    else:
+        exp = Experiment(command=command, stages=(built[command],), **sections)
     validate(exp)
     return exp
+
+
+def stack_stages(stack: StackConfig) -> tuple[StageConfig, ...]:
+    """The stages of ``convlab stack``: its layers parsed, or a pretrained model's first ones."""
+    if stack.pretrained is not None:
+        if stack.layers:
+            raise ConfigError(f"--pretrained {stack.pretrained} gives the layers; leave out the LAYER arguments (or [stack] layers)")
+        return parse_layers(pretrained_layers(stack.pretrained, stack.upto))
+    if stack.upto is not None:
+        raise ConfigError("--upto counts the first stages of a --pretrained model; give --pretrained NAME too")
+    if not stack.layers:
+        raise ConfigError(
+            'a stack needs layers: convlab stack "Conv2d(3, 32, 5, padding=2)" "ReLU()" ..., '
+            "a --config file with [stack] layers = [...], or --pretrained NAME"
+        )
+    return parse_layers(stack.layers)
 
 
 def _out_channels_from_init(conv: dict[str, Any]) -> None:
@@ -282,21 +303,6 @@ def _out_channels_from_init(conv: dict[str, Any]) -> None:
     init = parse_value("conv", "init", conv.get("init"))
     if init and init != "random" and conv.get("out_channels") is None:
         conv["out_channels"] = len(names(init))
-
-
-def _at_least(value: int | None, name: str, minimum: int = 1) -> None:
-    """``None`` (not set) passes; anything below ``minimum`` is a one-line error."""
-    if value is not None and value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-
-
-def _positive_pair(value: Any, name: str, *, minimum: int = 1) -> None:
-    if value is None or isinstance(value, str):
-        return
-    h, w = value
-    if h < minimum or w < minimum:
-        what = "at least 1" if minimum == 1 else "0 or more"
-        raise ConfigError(f"{name} must be {what}, got {h}x{w}")
 
 
 def validate(exp: Experiment) -> None:
@@ -318,6 +324,12 @@ def validate(exp: Experiment) -> None:
     for stage in exp.stages:
         if isinstance(stage, ConvConfig) and stage.weights is not None:
             check_path(stage.weights, "--weights")
+    if exp.command == "stack":
+        _at_least(exp.stack.max_channels, "max_channels")
+        if exp.stack.weights is not None:
+            check_path(exp.stack.weights, "--weights")
+            if exp.stack.pretrained is not None:
+                raise ConfigError("--weights and --pretrained both set the stack's weights; use one of them")
 
     run = exp.run
     if not DEVICE_PATTERN.fullmatch(run.device):
@@ -331,45 +343,6 @@ def validate(exp: Experiment) -> None:
         raise ConfigError(f"unknown scale {views.scale!r}; choose from {', '.join(SCALES)}")
     _at_least(views.images, "views.images")
     _at_least(views.zoom, "zoom")
-
-
-def _window(stage: StageConfig) -> None:
-    _positive_pair(stage.kernel_size, "kernel_size")
-    _positive_pair(stage.stride, "stride")
-    _positive_pair(stage.dilation, "dilation")
-    _positive_pair(stage.padding, "padding", minimum=0)
-
-
-def validate_conv(conv: ConvConfig) -> None:
-    _window(conv)
-    _at_least(conv.out_channels, "out_channels")
-    _at_least(conv.in_channels, "in_channels")
-    _at_least(conv.groups, "groups")
-    if conv.out_channels % conv.groups:
-        raise ConfigError(
-            f"groups={conv.groups} must divide out_channels={conv.out_channels}; "
-            f"try --groups 1 or an out_channels that is a multiple of {conv.groups}"
-        )
-    if conv.padding_mode not in PADDING_MODES:
-        raise ConfigError(f"unknown padding_mode {conv.padding_mode!r}; choose from {', '.join(PADDING_MODES)}")
-    if conv.padding == "same" and conv.stride != (1, 1):
-        raise ConfigError(
-            "padding 'same' needs stride 1 (PyTorch does not support it for strided "
-            "convolutions); use a number for --padding"
-        )
-    validate_init(conv)
-
-
-def validate_pool(pool: PoolConfig) -> None:
-    _window(pool)
-    kh, kw = pool.kernel_size
-    ph, pw = pool.padding
-    if ph > kh // 2 or pw > kw // 2:
-        raise ConfigError(
-            f"pool padding {ph}x{pw} is too large for kernel {kh}x{kw}: PyTorch allows at most "
-            f"half the kernel size ({kh // 2}x{kw // 2})"
-        )
-    validate_pool_mode(pool)
 
 
 # The file-name limit of Linux, macOS and Windows file systems, in bytes.
@@ -421,34 +394,3 @@ def check_run_name(name: str) -> None:
         )
 
 
-def validate_init(conv: ConvConfig) -> None:
-    """Named kernels: one per output channel, and not together with --weights.
-
-    The names themselves are checked where the kernels live (``kernels.py``), when the layer
-    is built, which is still before anything is loaded or written.
-    """
-    init = names(conv.init)
-    if conv.weights is not None and init != ["random"]:
-        raise ConfigError("--init and --weights both set the layer's weights; use one of them")
-    if init != ["random"] and len(init) != conv.out_channels:
-        raise ConfigError(
-            f"--init names {len(init)} kernel(s) ({', '.join(init)}) but out_channels={conv.out_channels}; "
-            "give one name per output channel (use 'random' for a channel with PyTorch's default "
-            "init), or leave out --out-channels"
-        )
-
-
-def validate_pool_mode(pool: PoolConfig) -> None:
-    if pool.mode not in POOL_MODES:
-        raise ConfigError(f"unknown pool mode {pool.mode!r}; choose from {', '.join(POOL_MODES)}")
-    if pool.mode == "avg":
-        if pool.unpool:
-            raise ConfigError(
-                "--unpool needs --mode max: MaxUnpool2d puts each window's maximum back where it was, "
-                "and average pooling keeps no positions to put anything back"
-            )
-        if pool.dilation != (1, 1):
-            raise ConfigError("--mode avg has no dilation (torch.nn.AvgPool2d has none); use --dilation 1")
-
-
-STAGE_VALIDATORS = {"conv": validate_conv, "pool": validate_pool}

@@ -1,18 +1,25 @@
-"""Layer factories and the shape checks that guard them.
+"""Stage kind -> the real nn.Module, and each kind's shape rule.
 
-``build_layer`` returns a real ``torch.nn.Conv2d`` / ``torch.nn.MaxPool2d`` with exactly the
-configured arguments. ``output_shape`` predicts the output with :mod:`convlab.geometry`'s
-arithmetic (PyTorch's documented formulas) and turns every impossible shape into a
-:class:`ShapeError` that says the sizes.
+``build_layer`` returns a real ``torch.nn`` module with exactly the configured arguments
+(:data:`FACTORIES`, one entry per stage kind). ``stage_output_shape`` predicts a stage's
+output per image, a ``(C, H, W)`` map or ``(F,)`` features (:data:`SHAPE_RULES`); a window
+layer's output size comes from :mod:`convlab.geometry`'s arithmetic (PyTorch's documented
+formulas), and every impossible shape is a :class:`ShapeError` that says the sizes. The
+memory guards refuse, before anything is allocated, weights or a batch no lesson means.
+torch is imported inside the factories only.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvConfig, LayerConfig, PoolConfig
+from convlab.config import ConfigError, ConvConfig, LayerConfig, PoolConfig, StageConfig
 from convlab.geometry import axis_arithmetic, pool_stride, span
 from convlab.kernels import init_conv
+from convlab.modules import call_text, torch_name
+from convlab.stages import ELEMENTWISE_KINDS
 
 if TYPE_CHECKING:
     import torch
@@ -34,25 +41,33 @@ def resolved_in_channels(cfg: LayerConfig, data_channels: int) -> int:
     return data_channels
 
 
-def build_layer(cfg: LayerConfig, in_channels: int) -> nn.Module:
+def build_layer(cfg: StageConfig, in_channels: int) -> nn.Module:
     """The real module. ``output_shape`` comes first on every path: it turns what the
     constructor would raise (groups that do not divide in_channels) into a ShapeError."""
+    return FACTORIES[cfg.kind](cfg, in_channels)
+
+
+def _conv(cfg: ConvConfig, in_channels: int) -> nn.Module:
     from torch import nn
 
-    if isinstance(cfg, ConvConfig):
-        conv = nn.Conv2d(
-            in_channels,
-            cfg.out_channels,
-            kernel_size=cfg.kernel_size,
-            stride=cfg.stride,
-            padding=cfg.padding,
-            dilation=cfg.dilation,
-            groups=cfg.groups,
-            bias=cfg.bias,
-            padding_mode=cfg.padding_mode,
-        )
-        init_conv(conv, cfg)
-        return conv
+    conv = nn.Conv2d(
+        cfg.in_channels if cfg.in_channels is not None else in_channels,
+        cfg.out_channels,
+        kernel_size=cfg.kernel_size,
+        stride=cfg.stride,
+        padding=cfg.padding,
+        dilation=cfg.dilation,
+        groups=cfg.groups,
+        bias=cfg.bias,
+        padding_mode=cfg.padding_mode,
+    )
+    init_conv(conv, cfg)
+    return conv
+
+
+def _pool(cfg: PoolConfig, in_channels: int) -> nn.Module:
+    from torch import nn
+
     if cfg.mode == "avg":
         # count_include_pad stays PyTorch's default (True): padded zeros count in the average.
         return nn.AvgPool2d(kernel_size=cfg.kernel_size, stride=pool_stride(cfg), padding=cfg.padding, ceil_mode=cfg.ceil_mode)
@@ -63,6 +78,38 @@ def build_layer(cfg: LayerConfig, in_channels: int) -> nn.Module:
         dilation=cfg.dilation,
         ceil_mode=cfg.ceil_mode,
     )
+
+
+def _torch(build: Callable[[Any], nn.Module]) -> Callable[[Any, int], nn.Module]:
+    """A factory that needs only the config (and torch.nn, imported on first use)."""
+
+    def factory(cfg: Any, in_channels: int) -> nn.Module:
+        from torch import nn
+
+        return build(nn, cfg)
+
+    return factory
+
+
+# inplace is never passed on: every stage's output is still shown after the next stage ran.
+FACTORIES: dict[str, Callable[[Any, int], nn.Module]] = {
+    "conv": _conv,
+    "pool": _pool,
+    "relu": _torch(lambda nn, c: nn.ReLU()),
+    "leakyrelu": _torch(lambda nn, c: nn.LeakyReLU(c.negative_slope)),
+    "sigmoid": _torch(lambda nn, c: nn.Sigmoid()),
+    "tanh": _torch(lambda nn, c: nn.Tanh()),
+    "gelu": _torch(lambda nn, c: nn.GELU(approximate=c.approximate)),
+    "elu": _torch(lambda nn, c: nn.ELU(c.alpha)),
+    "batchnorm2d": _torch(lambda nn, c: nn.BatchNorm2d(c.num_features, c.eps, c.momentum, c.affine, c.track_running_stats)),
+    "dropout": _torch(lambda nn, c: nn.Dropout(c.p)),
+    "dropout2d": _torch(lambda nn, c: nn.Dropout2d(c.p)),
+    "flatten": _torch(lambda nn, c: nn.Flatten(c.start_dim, c.end_dim)),
+    "linear": _torch(lambda nn, c: nn.Linear(c.in_features, c.out_features, c.bias)),
+    # dim None is PyTorch's implicit dim 1 for batches of maps or features; given, it warns no more.
+    "softmax": _torch(lambda nn, c: nn.Softmax(dim=1 if c.dim is None else c.dim)),
+    "identity": _torch(lambda nn, c: nn.Identity()),
+}
 
 
 def output_shape(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -99,8 +146,140 @@ def output_shape(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> tuple[i
     return (out_channels, axes[0].out, axes[1].out)
 
 
-def describe_arithmetic(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> list[str]:
+# ----------------------------------------------------------------------------- shapes of any stage
+
+# Per image: (C, H, W) for a map, (F,) for feature vectors.
+Shape = tuple[int, ...]
+
+
+def shape_text(shape: Shape) -> str:
+    return f"{shape[0]} features" if len(shape) == 1 else f"a {tuple(shape)} map (C, H, W)"
+
+
+def _need_map(cfg: StageConfig, shape: Shape, fix: str = "put it before Flatten()") -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeError(f"{torch_name(cfg)} works on (C, H, W) maps, but its input is {shape_text(shape)} per image; {fix}")
+    return shape  # type: ignore[return-value]
+
+
+def _window_shape(cfg: LayerConfig, shape: Shape) -> Shape:
+    return output_shape(cfg, _need_map(cfg, shape))
+
+
+def _same(cfg: StageConfig, shape: Shape) -> Shape:
+    return shape
+
+
+def _batchnorm2d(cfg: Any, shape: Shape) -> Shape:
+    channels = _need_map(cfg, shape)[0]
+    if cfg.num_features != channels:
+        raise ShapeError(f"num_features={cfg.num_features} but the input has {channels} channels; use BatchNorm2d({channels})")
+    return shape
+
+
+def _dropout2d(cfg: Any, shape: Shape) -> Shape:
+    return _need_map(cfg, shape, "Dropout2d zeroes whole channels; on features use Dropout()")
+
+
+def _flatten(cfg: Any, shape: Shape) -> Shape:
+    dims = 1 + len(shape)  # the batch's dims: N first
+    for name, dim in (("start_dim", cfg.start_dim), ("end_dim", cfg.end_dim)):
+        if not -dims <= dim < dims:
+            raise ShapeError(f"Flatten {name}={dim}: a batch of {shape_text(shape)} has dims 0..{dims - 1} (or -{dims}..-1)")
+    start, end = cfg.start_dim % dims, cfg.end_dim % dims
+    if start == 0:
+        raise ShapeError("Flatten(start_dim=0) would flatten the whole batch into one vector; convlab shows images one by one: use Flatten()")
+    if start > end:
+        raise ShapeError(f"Flatten start_dim={cfg.start_dim} comes after end_dim={cfg.end_dim}; use Flatten()")
+    out = (*shape[: start - 1], math.prod(shape[start - 1 : end]), *shape[end:])
+    if len(out) not in (1, 3):
+        raise ShapeError(
+            f"{call_text(cfg)} gives {tuple(out)} per image, neither a (C, H, W) map nor a feature vector; use Flatten()"
+        )
+    return out
+
+
+def _linear(cfg: Any, shape: Shape) -> Shape:
+    if len(shape) != 1:
+        raise ShapeError(
+            f"Linear takes feature vectors, but its input is {shape_text(shape)} per image; put Flatten() before it "
+            f"(it gives {math.prod(shape)} = {'x'.join(map(str, shape))} features)"
+        )
+    if cfg.in_features != shape[0]:
+        raise ShapeError(f"in_features={cfg.in_features} but the input has {shape[0]} features; use Linear({shape[0]}, {cfg.out_features})")
+    return (cfg.out_features,)
+
+
+def _softmax(cfg: Any, shape: Shape) -> Shape:
+    if cfg.dim is None:
+        return shape
+    dims = 1 + len(shape)
+    if not -dims <= cfg.dim < dims:
+        raise ShapeError(f"Softmax dim={cfg.dim}: a batch of {shape_text(shape)} has dims 0..{dims - 1} (or -{dims}..-1)")
+    if cfg.dim % dims == 0:
+        raise ShapeError(f"Softmax(dim={cfg.dim}) would normalise across the images of a batch; use Softmax(dim=1)")
+    return shape
+
+
+SHAPE_RULES: dict[str, Callable[[Any, Shape], Shape]] = {
+    "conv": _window_shape,
+    "pool": _window_shape,
+    **{kind: _same for kind in ELEMENTWISE_KINDS if kind != "dropout2d"},
+    "dropout2d": _dropout2d,
+    "batchnorm2d": _batchnorm2d,
+    "flatten": _flatten,
+    "linear": _linear,
+    "softmax": _softmax,
+}
+
+
+# ----------------------------------------------------------------------------- memory guards
+
+# 4 GiB of float32 for one batch's output or the weights: far beyond any lesson (the tutorial's
+# batch is 1.4 MB); past it a typo (-p 10000, -c 1000000) would exhaust memory mid-run.
+MAX_TENSOR_ELEMENTS = 2**30
+
+
+def check_weights(stage: StageConfig, in_channels: int) -> None:
+    """Refuse, before allocating them, weights that no lesson means."""
+    if isinstance(stage, ConvConfig):
+        kh, kw = stage.kernel_size
+        per_group = max(in_channels // stage.groups, 1)
+        elements = stage.out_channels * per_group * kh * kw
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise ConfigError(
+                f"the weights ({stage.out_channels} x {per_group} x {kh} x {kw}) would need "
+                f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --out-channels or --kernel"
+            )
+    if stage.kind == "linear" and stage.in_features * stage.out_features > MAX_TENSOR_ELEMENTS:
+        raise ConfigError(
+            f"the weights of {call_text(stage)} ({stage.out_features} x {stage.in_features}) would need "
+            f"{stage.in_features * stage.out_features * 4 / 2**30:,.0f} GiB; use fewer features"
+        )
+
+
+def check_batch_memory(batch_size: int, num_images: int, shape: Shape) -> None:
+    """Refuse a stage whose one batch of output no lesson means, before anything runs."""
+    batch = min(batch_size, num_images)
+    elements = batch * math.prod(shape)
+    if elements > MAX_TENSOR_ELEMENTS:
+        what = "(C, H, W)" if len(shape) == 3 else "features"
+        raise ConfigError(
+            f"one batch of {batch} outputs of {shape} {what} would need "
+            f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --batch-size, --padding or --out-channels"
+        )
+
+
+def stage_output_shape(cfg: StageConfig, input_shape: Shape) -> Shape:
+    """A stage's output per image, or a ShapeError saying why it cannot take this input."""
+    return SHAPE_RULES[cfg.kind](cfg, tuple(input_shape))
+
+
+def describe_arithmetic(cfg: StageConfig, input_shape: Shape) -> list[str]:
     """Human-readable lines: the output-size formula with the numbers substituted."""
+    if not isinstance(cfg, (ConvConfig, PoolConfig)):
+        out = stage_output_shape(cfg, input_shape)
+        return [f"{shape_text(tuple(input_shape))} -> {shape_text(out)}"]
     _, height, width = input_shape
     out = output_shape(cfg, input_shape)
     lines = [a.formula() for a in axis_arithmetic(cfg, height, width)]

@@ -21,12 +21,32 @@ from convlab import data as datasets
 from convlab.config import ConfigError, ConvConfig, Experiment, Interrupted, PoolConfig, StageConfig, dump_toml, names
 from convlab.explain import explain
 from convlab.interrupts import closes_on_signals
-from convlab.layers import build_layer, describe_arithmetic, max_unpool, output_shape, resolved_in_channels
+from convlab.layers import (
+    Shape,
+    build_layer,
+    check_batch_memory,
+    check_weights,
+    describe_arithmetic,
+    max_unpool,
+    resolved_in_channels,
+)
+from convlab.modules import stage_tag
 from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
-from convlab.views import StageOutput, check_views, check_zoom, output_images, output_tag, selected_views
+from convlab.stack import explain_stack, output_shapes
+from convlab.views import (
+    StageOutput,
+    check_stack_views,
+    check_views,
+    check_zoom,
+    is_activation_lesson,
+    output_images,
+    output_tag,
+    records,
+    selected_views,
+)
+from convlab.views import stage_tag as view_tag
+from convlab.weights import stack_weights
 from convlab.writer import RunWriter, WriteError
-
-Shape = tuple[int, int, int]
 
 
 class Reporter(Protocol):
@@ -52,10 +72,13 @@ class StagePlan:
     module: torch.nn.Module
     input_shape: Shape
     output_shape: Shape
+    # In a stack: the stage's tag ('01-conv2d'), every tag of its views goes under it;
+    # None: a one-layer lesson, logged with the lesson's tags ('output', 'maxpool').
+    prefix: str | None = None
 
     @property
-    def output_tag(self) -> str:
-        return output_tag(self.cfg)
+    def output_tag(self) -> str | None:
+        return output_tag(self.cfg) if self.prefix is None else None
 
 
 @dataclass(frozen=True)
@@ -68,10 +91,21 @@ class Plan:
     stages: tuple[StagePlan, ...]
     num_images: int
     num_steps: int
+    # What the user should know about the weights (where they came from, what was left out).
+    notes: tuple[str, ...] = ()
+    # Pretrained weights expect their images normalised: (mean, std) per channel.
+    normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def output_shape(self) -> Shape:
         return self.stages[-1].output_shape
+
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the first stage takes: the images, normalised where pretrained weights expect it."""
+        if self.normalize is None:
+            return x
+        mean, std = (torch.tensor(v, device=x.device).view(1, -1, 1, 1) for v in self.normalize)
+        return (x - mean) / std
 
     @property
     def module(self) -> torch.nn.Module:
@@ -87,35 +121,6 @@ class Plan:
     @property
     def arithmetic(self) -> list[str]:
         return [line for s in self.stages for line in describe_arithmetic(s.cfg, s.input_shape)]
-
-
-# 4 GiB of float32 for one batch's output or the weights: far beyond any lesson (the tutorial's
-# batch is 1.4 MB); past it a typo (-p 10000, -c 1000000) would exhaust memory mid-run.
-MAX_TENSOR_ELEMENTS = 2**30
-
-
-def check_weights(stage: StageConfig, in_channels: int) -> None:
-    """Refuse, before allocating them, conv weights that no lesson means."""
-    if isinstance(stage, ConvConfig):
-        kh, kw = stage.kernel_size
-        per_group = max(in_channels // stage.groups, 1)
-        elements = stage.out_channels * per_group * kh * kw
-        if elements > MAX_TENSOR_ELEMENTS:
-            raise ConfigError(
-                f"the weights ({stage.out_channels} x {per_group} x {kh} x {kw}) would need "
-                f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --out-channels or --kernel"
-            )
-
-
-def check_batch_memory(batch_size: int, num_images: int, shape: Shape) -> None:
-    """Refuse a stage whose one batch of output no lesson means, before anything runs."""
-    batch = min(batch_size, num_images)
-    elements = batch * math.prod(shape)
-    if elements > MAX_TENSOR_ELEMENTS:
-        raise ConfigError(
-            f"one batch of {batch} outputs of {shape} (C, H, W) would need "
-            f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --batch-size, --padding or --out-channels"
-        )
 
 
 def resolve_device(name: str) -> str:
@@ -148,9 +153,10 @@ def plan(exp: Experiment) -> Plan:
     spec = datasets.get_dataset(exp.data.dataset)
     input_shape = spec.shape(exp.data)
     check_views(exp)
-    shapes = [input_shape]
-    for stage in exp.stages:
-        shapes.append(output_shape(stage, shapes[-1]))
+    in_stack = exp.command == "stack"
+    shapes = output_shapes(exp.stages, input_shape, name_stages=in_stack)
+    if in_stack:
+        check_stack_views(exp, shapes)
     device = resolve_device(exp.run.device)
     for stage, shape, out in zip(exp.stages, shapes, shapes[1:]):
         check_weights(stage, shape[0])
@@ -161,7 +167,12 @@ def plan(exp: Experiment) -> Plan:
     num_images = spec.num_images(exp.data)
     for shape in shapes[1:]:
         check_batch_memory(exp.data.batch_size, num_images, shape)
-    stages = tuple(StagePlan(cfg, m, i, o) for cfg, m, i, o in zip(exp.stages, modules, shapes, shapes[1:]))
+    notes, normalize = stack_weights(exp, modules) if in_stack else ([], None)
+    count = len(exp.stages)
+    prefixes = [
+        None if not in_stack or is_activation_lesson(exp) else stage_tag(i, cfg, count) for i, cfg in enumerate(exp.stages, 1)
+    ]
+    stages = tuple(StagePlan(*row) for row in zip(exp.stages, modules, shapes, shapes[1:], prefixes))
     return Plan(
         exp=exp,
         device=device,
@@ -169,6 +180,8 @@ def plan(exp: Experiment) -> Plan:
         stages=stages,
         num_images=num_images,
         num_steps=count_steps(num_images, exp.data.batch_size, exp.data.max_batches),
+        notes=tuple(notes),
+        normalize=normalize,
     )
 
 
@@ -185,13 +198,16 @@ def hparams(exp: Experiment, first: tuple[str, ...] = ()) -> dict[str, Any]:
             if value is None:
                 value = "default"
             elif isinstance(value, tuple):
-                value = "x".join(str(v) for v in value)
+                value = "x".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else "; ".join(value)
             out[f"{name}.{f.name}"] = value
     return {**{key: out[key] for key in first if key in out}, **out}
 
 
 def describe(p: Plan) -> str:
     """The module, its shapes and the arithmetic, as plain text (terminal and TensorBoard)."""
+    if p.exp.command == "stack":
+        table = explain_stack(p.exp.stages, p.input_shape, max_channels=p.exp.stack.max_channels)
+        return "\n".join([table.text(), *p.notes])
     lines = []
     for s in p.stages:
         lines += [f"module: {s.module}", f"input -> output: {s.input_shape} -> {s.output_shape} (C, H, W)"]
@@ -215,47 +231,58 @@ def _markdown_block(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def _log(writer: RunWriter, records: list, step: int) -> None:
-    for method, tag, value in records:
+def _log(writer: RunWriter, logged: list, step: int) -> None:
+    for method, tag, value in logged:
         getattr(writer, method)(tag, value, step)
 
 
-def log_step(writer: RunWriter, p: Plan, x: torch.Tensor, outputs: list[torch.Tensor], step: int) -> None:
-    """Everything logged for one batch: input ``x`` (floats in [0, 1]) and each stage's output."""
+def log_step(
+    writer: RunWriter, p: Plan, x: torch.Tensor, outputs: list[torch.Tensor], step: int,
+    labels: torch.Tensor | None = None, classes: tuple[str, ...] = (),
+) -> None:
+    """Everything logged for one batch: input ``x`` (floats in [0, 1]) and each stage's output
+    (``labels`` and ``classes`` name the images for the 'classes' view)."""
     writer.images("input", x, step)
     stage_input = x
-    for s, y in zip(p.stages, outputs):
-        writer.images(s.output_tag, output_images(s.cfg, y), step)
+    for i, (s, y) in enumerate(zip(p.stages, outputs)):
+        if s.output_tag is not None:
+            writer.images(s.output_tag, output_images(s.cfg, y), step)
         mean, std = torch.stack([y.mean(), y.std()]).tolist()
-        writer.scalar("output/mean", mean, step)
-        writer.scalar("output/std", std, step)
+        writer.scalar(view_tag(s.prefix, "output/mean"), mean, step)
+        writer.scalar(view_tag(s.prefix, "output/std"), std, step)
         if isinstance(s.cfg, PoolConfig) and s.cfg.unpool:
             writer.images("unpool", max_unpool(stage_input, s.cfg), step)
-        seen = StageOutput(s.cfg, s.module, stage_input, y, p.exp.views)
-        for view in selected_views(p.exp, s.cfg):
+        seen = _seen(p, s, stage_input, y, labels=labels, classes=classes, last=i == len(p.stages) - 1)
+        for view in selected_views(p.exp, s.cfg, s.output_shape):
             if view.when == "step":
-                _log(writer, view.render(seen), step)
+                _log(writer, records(view, seen), step)
         stage_input = y
+
+
+def _seen(p: Plan, s: StagePlan, x: Any, y: Any, **more: Any) -> StageOutput:
+    cap = p.exp.stack.max_channels if s.prefix is not None else None
+    return StageOutput(s.cfg, s.module, x, y, p.exp.views, prefix=s.prefix, max_channels=cap, **more)
 
 
 def log_once(writer: RunWriter, p: Plan) -> None:
     """The views that do not change during a run (a conv's weights), at step 0."""
     for s in p.stages:
-        seen = StageOutput(s.cfg, s.module, None, None, p.exp.views)
-        for view in selected_views(p.exp, s.cfg):
+        seen = _seen(p, s, None, None)
+        for view in selected_views(p.exp, s.cfg, s.output_shape):
             if view.when == "once":
-                _log(writer, view.render(seen), 0)
+                _log(writer, records(view, seen), 0)
 
 
 def logged_tags(p: Plan) -> list[str]:
-    """The image tags a run logs, the tutorial's first."""
+    """The image tags a run logs, the tutorial's first, then each stage's in stage order."""
     tags = ["input"]
     for s in p.stages:
-        tags.append(s.output_tag)
+        if s.output_tag is not None:
+            tags.append(s.output_tag)
         if isinstance(s.cfg, PoolConfig) and s.cfg.unpool:
             tags.append("unpool")
     for s in p.stages:
-        tags += [tag for view in selected_views(p.exp, s.cfg) for tag in view.image_tags]
+        tags += [view_tag(s.prefix, tag) for view in selected_views(p.exp, s.cfg, s.output_shape) for tag in view.image_tags]
     return tags
 
 
@@ -336,6 +363,7 @@ class RunLog:
             "tags": logged_tags(p),
         }
         self._data_text = images.describe()
+        self._classes = images.classes
 
     def start(self) -> None:
         """config.toml, summary.json, the texts, hparams and the views logged once."""
@@ -343,14 +371,23 @@ class RunLog:
         write_config(self.run_dir, dump_toml(p.exp))
         write_summary(self.run_dir, self.summary)
         writer.text("config", _markdown_block(dump_toml(p.exp)))
-        layer_text = "\n\n".join(explain(s.cfg, s.input_shape).text() for s in p.stages)
+        if p.exp.command == "stack":
+            layer_text = describe(p)
+        else:
+            layer_text = "\n\n".join(explain(s.cfg, s.input_shape).text() for s in p.stages)
         writer.text("layer", _markdown_block(layer_text))
         writer.text("data", _markdown_block(self._data_text))
-        writer.hparams(hparams(p.exp, self.hparams_first), ["output/mean", "output/std"])
+        last = p.stages[-1].prefix
+        writer.hparams(hparams(p.exp, self.hparams_first), [view_tag(last, "output/mean"), view_tag(last, "output/std")])
         log_once(writer, p)
 
-    def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int) -> None:
-        log_step(self.writer, self.plan, x, outputs, step)
+    def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int, labels: torch.Tensor | None = None) -> None:
+        """One batch: ``x`` as loaded (floats in [0, 1]), every stage's output, and the batch's
+        labels (a stack's 'classes' view names the images with them)."""
+        if self.plan.exp.command == "stack":
+            log_step(self.writer, self.plan, x, outputs, step, labels=labels, classes=self._classes)
+        else:
+            log_step(self.writer, self.plan, x, outputs, step)
         if step == 0:
             # When the learner can first look (bench/bench.py measures it from the imports).
             self.summary["first_step_time"] = round(time.time(), 3)
@@ -398,7 +435,8 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         with reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
             for step in range(num_steps):
                 x = images.batch(step * bs, (step + 1) * bs).to(p.device).float().div_(255)
-                log.step(x, _forward(modules, x), step)
+                labels = images.batch_labels(step * bs, (step + 1) * bs)
+                log.step(x, _forward(modules, p.model_input(x)), step, labels=labels)
                 advance()
         return log.complete(time.perf_counter() - started)
     except BaseException as exc:

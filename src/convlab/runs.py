@@ -17,6 +17,7 @@ from typing import Any
 
 from convlab.config import ConvConfig, ConvlabError, Experiment
 from convlab.geometry import hw, pool_stride
+from convlab.modules import torch_name
 
 CONFIG_FILE = "config.toml"
 SUMMARY_FILE = "summary.json"
@@ -29,7 +30,10 @@ class LogdirError(ConvlabError):
 def default_run_name(exp: Experiment, now: datetime | None = None) -> str:
     """Says what ran and when, e.g. ``conv-c6-k3-s1-p0-20261128-142501``."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    parts = [part for stage in exp.stages for part in stage_name_parts(stage)]
+    if exp.command == "stack":
+        parts = stack_name_parts(exp)
+    else:
+        parts = [part for stage in exp.stages for part in stage_name_parts(stage)]
     if exp.data.dataset != "cifar10":
         parts.append(exp.data.dataset)
     return "-".join([*parts, stamp])
@@ -42,6 +46,23 @@ def default_sweep_name(exp: Experiment, now: datetime | None = None) -> str:
     if exp.data.dataset != "cifar10":
         parts.append(exp.data.dataset)
     return "-".join([*parts, stamp])
+
+
+# A stack's run name lists this many layers, then how many more.
+NAMED_LAYERS = 4
+
+
+def stack_name_parts(exp: Experiment) -> list[str]:
+    """``stack-conv2d-relu-maxpool2d``; a longer stack ends in ``+N``; a pretrained one is named after its model."""
+    stack = exp.stack
+    if stack.pretrained is not None:
+        return ["stack", stack.pretrained, f"upto{len(exp.stages)}"]
+    parts = ["stack", *(torch_name(s).lower() for s in exp.stages[:NAMED_LAYERS])]
+    if len(exp.stages) > NAMED_LAYERS:
+        parts[-1] += f"+{len(exp.stages) - NAMED_LAYERS}"
+    if stack.weights is not None:
+        parts.append("weights")
+    return parts
 
 
 def stage_name_parts(stage: Any) -> list[str]:

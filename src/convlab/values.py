@@ -75,9 +75,13 @@ def _parse_str(value: Any, name: str) -> str:
 
 
 _PAIR_FIELDS = {"kernel_size", "stride", "dilation", "padding"}
-_INT_FIELDS = {"in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed", "image_size", "images", "zoom"}
+_INT_FIELDS = {
+    "in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed", "image_size", "images", "zoom",
+    "upto", "max_channels",
+}
 _BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale", "unpool"}
 _NAME_LIST_FIELDS = {"init", "show"}
+_TEXT_LIST_FIELDS = {"layers"}
 
 
 def _parse_names(value: Any, name: str) -> str:
@@ -92,6 +96,13 @@ def _parse_names(value: Any, name: str) -> str:
     if not names or any(not n for n in names):
         raise ConfigError(f"{name}: empty name in {value!r}; separate names with single commas")
     return ",".join(names)
+
+
+def _parse_texts(value: Any, name: str) -> tuple[str, ...]:
+    """A list of strings kept as written (each is read later, e.g. a layer's PyTorch code)."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f'{name}: expected a list of strings, e.g. ["Conv2d(3, 32, 5, padding=2)", "ReLU()"], got {value!r}')
 
 
 def names(value: str | None) -> list[str]:
@@ -113,6 +124,8 @@ def parse_value(section: str, key: str, value: Any) -> Any:
         return _parse_bool(value, name)
     if key in _NAME_LIST_FIELDS:
         return _parse_names(value, name)
+    if key in _TEXT_LIST_FIELDS:
+        return _parse_texts(value, name)
     return _parse_str(value, name)
 
 
@@ -158,6 +171,8 @@ def toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value) and value:
+        return "[\n" + "".join(f"    {_toml_string(v)},\n" for v in value) + "]"
     if isinstance(value, tuple):
         return "[" + ", ".join(str(v) for v in value) + "]"
     return _toml_string(str(value))

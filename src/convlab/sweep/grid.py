@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from convlab.config import STAGE_KINDS, SWEEP_SECTION, ConfigError, ConvlabError, Experiment, read_config_file, resolve
+from convlab.config import COMMANDS, SWEEP_SECTION, ConfigError, ConvlabError, Experiment, read_config_file, resolve
 from convlab.explain import explain
 from convlab.geometry import hw
 from convlab.pipeline import Plan, plan
@@ -75,7 +75,8 @@ class Sweep:
 
 
 def layer_keys(command: str) -> list[str]:
-    return [f.name for f in fields(STAGE_KINDS[command])]
+    """The keys of the command's own config section ([conv], [pool]; a stack's [stack])."""
+    return [f.name for f in fields(COMMANDS[command])]
 
 
 def _check_key(key: str, command: str, where: str) -> None:
@@ -233,8 +234,8 @@ def config_text(sw: Sweep, dump: str) -> str:
     """The sweep as a config file that ``convlab sweep --config`` repeats: ``dump`` (a run's
     config.toml) without the layer keys that differ between runs, and the ``[sweep]`` table."""
     differing = {
-        f.name for f in fields(sw.exp.layer)
-        if len({repr(getattr(c.plan.exp.layer, f.name)) for c in sw.runs}) > 1
+        f.name for f in fields(sw.exp.sections()[sw.command])
+        if len({repr(getattr(c.plan.exp.sections()[sw.command], f.name)) for c in sw.runs}) > 1
     } | {v.key for v in sw.varied}
     lines, section = [], None
     for line in dump.splitlines():

@@ -136,11 +136,12 @@ def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
         with reporter.progress(num_steps, f"sweep {sw.command} {images.name}/{images.split}, {len(logs)} runs") as advance:
             for step in range(num_steps):
                 x = images.batch(step * bs, (step + 1) * bs).to(device).float().div_(255)
+                labels = images.batch_labels(step * bs, (step + 1) * bs)
                 shared.set(x)
                 last = []
                 for log, stages in zip(logs, modules):
-                    outputs = _forward(stages, x)
-                    log.step(x, outputs, step)
+                    outputs = _forward(stages, log.plan.model_input(x))
+                    log.step(x, outputs, step, labels=labels)
                     last.append(outputs[-1])
                 compare.step(x, last, step)
                 summary["steps"] = step + 1

@@ -1,0 +1,239 @@
+"""A stack of stages, worked out before anything runs: each stage's output shape, parameters,
+multiply-adds and receptive field, as the table ``convlab explain stack`` prints and every
+stack run logs.
+
+Torch-free, like the other explains; the tests hold every number against real PyTorch
+modules and ``torch.utils.flop_counter``. Every error names the stage (counted from 1) and
+what it is, e.g. ``stage 8 Linear(512, 64): Flatten gives 1024 = 64x4x4 features per image;
+use Linear(1024, 64)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from convlab.config import ConvConfig, PoolConfig, StageConfig
+from convlab.geometry import hw, pool_stride, span
+from convlab.layers import Shape, ShapeError, stage_output_shape
+from convlab.modules import call_text, stage_tag
+from convlab.stages import STAGE_KINDS
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+
+def _dims(shape: Shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _gives(index: int, stages: Sequence[StageConfig], shapes: Sequence[Shape]) -> str:
+    """What reaches stage ``index`` (1-based), said the way a learner looks for it."""
+    shape = shapes[index - 1]
+    if index == 1:
+        return f"the images have {_channels(shape[0])}"
+    before = stages[index - 2]
+    if len(shape) == 1:
+        if before.kind == "flatten" and len(shapes[index - 2]) == 3:
+            return f"Flatten gives {shape[0]} = {_dims(shapes[index - 2])} features per image"
+        return f"stage {index - 1} {call_text(before)} gives {shape[0]} features per image"
+    return f"stage {index - 1} {call_text(before)} gives {_channels(shape[0])}: {tuple(shape)}"
+
+
+def _channels(n: int) -> str:
+    return f"{n} channel" if n == 1 else f"{n} channels"
+
+
+# The argument that must equal the size of the input, per stage kind that has one.
+INPUT_SIZE = {"conv": "in_channels", "batchnorm2d": "num_features", "linear": "in_features"}
+
+
+def _check_fit(index: int, stages: Sequence[StageConfig], shapes: Sequence[Shape]) -> None:
+    cfg, shape = stages[index - 1], shapes[index - 1]
+    name = INPUT_SIZE.get(cfg.kind)
+    wants_vector = cfg.kind == "linear"
+    if name is None or getattr(cfg, name) is None or (len(shape) == 1) != wants_vector:
+        return  # the shape rule says what is wrong with the input's kind
+    if getattr(cfg, name) != shape[0]:
+        fits = call_text(dataclasses.replace(cfg, **{name: shape[0]}))
+        raise ShapeError(f"stage {index} {call_text(cfg)}: {_gives(index, stages, shapes)}; use {fits}")
+
+
+def output_shapes(stages: Sequence[StageConfig], input_shape: Shape, *, name_stages: bool = True) -> list[Shape]:
+    """The input's shape, then each stage's output per image; the first stage that cannot take
+    its input is a ShapeError (named by stage unless ``name_stages`` is off: a one-layer command)."""
+    shapes: list[Shape] = [tuple(input_shape)]
+    for index, cfg in enumerate(stages, 1):
+        if name_stages:
+            _check_fit(index, stages, shapes)
+        try:
+            shapes.append(stage_output_shape(cfg, shapes[-1]))
+        except ShapeError as exc:
+            if not name_stages:
+                raise
+            raise ShapeError(f"stage {index} {call_text(cfg)}: {_in_pytorchs_words(str(exc))}") from None
+    return shapes
+
+
+# A window layer's shape errors name the conv/pool flags; a stack's layers take PyTorch's arguments.
+_FLAG_WORDS = (("--padding-mode zeros", "padding_mode='zeros'"), ("--kernel", "kernel_size"), ("--dilation", "dilation"),
+               ("--padding", "padding"), ("--groups", "groups"))
+
+
+def _in_pytorchs_words(message: str) -> str:
+    for flag, argument in _FLAG_WORDS:
+        message = message.replace(flag, argument)
+    return message
+
+
+# ----------------------------------------------------------------------------- costs
+
+
+def _conv_costs(cfg: ConvConfig, shape: Shape, out: Shape) -> tuple[int, int]:
+    kh, kw = cfg.kernel_size
+    per_group = shape[0] // cfg.groups
+    weights = cfg.out_channels * per_group * kh * kw
+    return weights + (cfg.out_channels if cfg.bias else 0), math.prod(out) * per_group * kh * kw
+
+
+def _linear_costs(cfg: Any, shape: Shape, out: Shape) -> tuple[int, int]:
+    return cfg.in_features * cfg.out_features + (cfg.out_features if cfg.bias else 0), cfg.in_features * cfg.out_features
+
+
+def _batchnorm2d_costs(cfg: Any, shape: Shape, out: Shape) -> tuple[int, int]:
+    # The running mean and variance are buffers, not parameters; eval mode is one
+    # multiply-add per value, which flop counters (and this table) leave out.
+    return (2 * cfg.num_features if cfg.affine else 0), 0
+
+
+def _free(cfg: Any, shape: Shape, out: Shape) -> tuple[int, int]:
+    return 0, 0
+
+
+# (parameters, multiply-adds per image) of each stage kind. Multiply-adds are those of
+# Conv2d and Linear, what torch.utils.flop_counter counts (as flops = 2 x multiply-adds).
+COSTS: dict[str, Callable[[Any, Shape, Shape], tuple[int, int]]] = {
+    kind: _free for kind in STAGE_KINDS
+} | {"conv": _conv_costs, "linear": _linear_costs, "batchnorm2d": _batchnorm2d_costs}
+
+
+def _window(cfg: StageConfig) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """(span on H and W, stride on H and W) of a window layer; None for any other stage."""
+    if isinstance(cfg, ConvConfig):
+        stride = cfg.stride
+    elif isinstance(cfg, PoolConfig):
+        stride = pool_stride(cfg)
+    else:
+        return None
+    spans = tuple(span(k, d) for k, d in zip(cfg.kernel_size, cfg.dilation))
+    return spans, stride
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class StageRow:
+    index: int
+    call: str
+    tag: str
+    output_shape: Shape
+    parameters: int
+    multiply_adds: int
+    # Receptive field (H, W) in input pixels: the input window one output value depends on
+    # (padding included); None: the whole input (after Linear).
+    field: tuple[int, int] | None
+    # How many input pixels one step along the output moves that window; None for features.
+    jump: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class StackTable:
+    input_shape: Shape
+    rows: list[StageRow]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def parameters(self) -> int:
+        return sum(r.parameters for r in self.rows)
+
+    @property
+    def multiply_adds(self) -> int:
+        return sum(r.multiply_adds for r in self.rows)
+
+    def _cells(self) -> list[list[str]]:
+        head = [["stage", "layer", "output", "parameters", "multiply-adds", "receptive field", "jump"]]
+        head.append(["", "input", _shape_cell(self.input_shape), "", "", "1", "1"])
+        for r in self.rows:
+            whole = f"all {_dims(self.input_shape[1:])}"
+            head.append([
+                str(r.index), r.call, _shape_cell(r.output_shape), f"{r.parameters:,}", f"{r.multiply_adds:,}",
+                whole if r.field is None else hw(r.field), "-" if r.jump is None else hw(r.jump),
+            ])
+        head.append(["", "total", "", f"{self.parameters:,}", f"{self.multiply_adds:,}", "", ""])
+        return head
+
+    def lines(self) -> list[tuple[str, str]]:
+        """``(style, text)`` lines; the style is decoration only."""
+        cells = self._cells()
+        widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+        right = {0, 3, 4, 5, 6}
+
+        def line(row: list[str]) -> str:
+            return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+        out = [("bold", line(cells[0]))]
+        out += [("", line(row)) for row in cells[1:-1]]
+        out.append(("bold", line(cells[-1])))
+        out += [("", "")] + [("", f"note: {n}") for n in self.notes]
+        return out
+
+    def text(self) -> str:
+        return "\n".join(text for _, text in self.lines())
+
+    def rich(self) -> list[Text]:
+        from rich.text import Text
+
+        return [Text(text, style=style) for style, text in self.lines()]
+
+
+def _shape_cell(shape: Shape) -> str:
+    return f"({shape[0]},)" if len(shape) == 1 else str(tuple(shape))
+
+
+NOTES = [
+    "output: per image, (C, H, W) for a map or (F,) for features",
+    "multiply-adds: per image, of Conv2d and Linear (torch.utils.flop_counter counts 2 flops each); "
+    "activations, pooling and normalisation are not counted",
+    "receptive field: the input pixels one output value depends on (padding included); "
+    "jump: how far that window moves in the input per step of the output",
+]
+
+
+def explain_stack(stages: Sequence[StageConfig], input_shape: Shape, *, max_channels: int | None = None) -> StackTable:
+    """The table of a stack on one (C, H, W) input; a ShapeError naming the first stage that cannot run.
+    ``max_channels``: a run's pictures show this many channels per map; the notes say where that leaves some out."""
+    shapes = output_shapes(stages, input_shape)
+    rows = []
+    rf: tuple[int, int] | None = (1, 1)
+    jump: tuple[int, int] | None = (1, 1)
+    for index, (cfg, shape, out) in enumerate(zip(stages, shapes, shapes[1:]), 1):
+        parameters, multiply_adds = COSTS[cfg.kind](cfg, shape, out)
+        window = _window(cfg)
+        if window is not None and rf is not None and jump is not None:
+            spans, strides = window
+            rf = tuple(r + (s - 1) * j for r, s, j in zip(rf, spans, jump))
+            jump = tuple(j * s for j, s in zip(jump, strides))
+        elif cfg.kind == "linear":
+            rf = None  # every output reads every input value
+        shown_jump = jump if len(out) == 3 else None
+        rows.append(StageRow(index, call_text(cfg), stage_tag(index, cfg, len(stages)), out, parameters, multiply_adds, rf, shown_jump))
+    notes = list(NOTES)
+    wide = [r.tag for r in rows if max_channels is not None and len(r.output_shape) == 3 and r.output_shape[0] > max_channels]
+    if wide:
+        notes.append(f"pictures: each map stage shows its first {max_channels} channels (--max-channels); "
+                     f"{len(wide)} of them have more ({', '.join(wide[:3])}{', ...' if len(wide) > 3 else ''})")
+    return StackTable(tuple(input_shape), rows, notes)
