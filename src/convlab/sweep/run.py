@@ -97,7 +97,7 @@ class CompareLog:
 @closes_on_signals
 def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
     """Load the data once; every batch through every run, then the next. Returns the sweep's
-    summary (also its summary.json): its directory, steps, and each run's summary."""
+    summary (also its summary.json): its directory, steps, runs and what was skipped."""
     reporter = reporter or SilentReporter()
     exp = sw.exp
     check_logdir(exp.run.logdir, sw.name)
@@ -116,6 +116,7 @@ def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
     torch_threads = torch.get_num_threads()
     try:
         write_config(sweep_dir, config_text(sw, dump_toml(exp)))
+        write_summary(sweep_dir, summary)
         for c in sw.runs:
             logs.append(RunLog(c.plan, images, num_steps, name=c.name, logdir=str(sweep_dir), hparams_first=sw.hparams_first))
         compare = CompareLog(sw, sweep_dir, num_steps)
@@ -179,7 +180,8 @@ def _stopped(sweep_dir: Path, logs: list[RunLog], compare: CompareLog | None, su
         summary.update(status="incomplete", stopped_by=getattr(exc, "name", type(exc).__name__))
         with contextlib.suppress(OSError):
             write_summary(sweep_dir, summary)
-        kept = (f"the steps logged by its {len(logs)} run(s) and 'compare' stay readable in {sweep_dir} "
+        also = " and 'compare'" if compare is not None and compare.summary["steps"] else ""
+        kept = (f"the steps logged by its {len(logs)} run(s){also} stay readable in {sweep_dir} "
                 "(each summary.json marks its run incomplete)")
     if isinstance(exc, Interrupted):
         exc.detail = f"after {steps} of {planned} step(s) of the sweep; {kept}"
