@@ -11,10 +11,14 @@ torchvision, convlab reads the pickles itself). Checks that both event files hol
 tags, steps, sizes and pixels, then prints a table (with the time from the end of imports to
 convlab's first logged step, and --help/demo/explain times) and writes ``bench/results/latest.json``.
 
-Then, unless ``--suite layers``, ``bench/train_bench.py``: ``convlab train`` against the lesson's
-plain training loop (one epoch of the lesson's model; issue 16).
+``sweep``: a 6-combination ``convlab sweep pool`` (kernel 2, 3, 5 x ceil_mode off, on) against
+one single ``convlab pool`` run and against six runs of the hand loop (the same six layers),
+each sweep run checked against its hand run's images.
 
-    python bench/bench.py [--repeat 3] [--layers conv,pool] [--data auto|shared|shapes] [--suite layers,train]
+``train``: ``bench/train_bench.py``, ``convlab train`` against the lesson's plain training loop
+(one epoch of the lesson's model; issue 16).
+
+    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train] [--data auto|shared|shapes]
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ LAYERS = {
 }
 # Issue 14's targets on this project's 2-core machine (ratios from one bench run).
 TARGETS = {"wall": {"conv": 6.0, "pool": 4.5}, "after_imports": 10.0}
+SWEEP_KERNELS, SWEEP_CEIL = (2, 3, 5), (False, True)
+# A 6-run sweep may cost at most this many single runs, and must beat six hand loops by this much.
+SWEEP_TARGETS = {"vs_single": 2.5, "vs_hand": 10.0}
 LOG_SIZE_LIMIT = 1.25
 VIEWS_LIMIT = 1.3  # a default run (every view) against --views none
 TORCH_FLOOR_LIMIT = 1.4  # convlab pool against a bare `import torch`
@@ -192,17 +199,19 @@ def machine() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each program per layer (medians reported)")
-    parser.add_argument("--layers", default="conv,pool")
+    parser.add_argument("--layers", default="conv,pool,sweep,train")
     parser.add_argument("--data", choices=["auto", "shared", "shapes"], default="auto")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
-    parser.add_argument("--suite", default="layers,train", help="layers (convlab conv/pool), train (convlab train), or both")
     parser.add_argument("--train-repeat", type=int, default=1, help="runs of each training program (each is an epoch)")
     # One intra-op thread for every training program: on a shared 2-core machine two threads
     # spin-wait against each other and the other processes, and the times swing by 2-5x.
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of every training program")
     args = parser.parse_args()
-    suites = {name.strip() for name in args.suite.split(",")}
-    layers = [name.strip() for name in args.layers.split(",")] if "layers" in suites else []
+    layers = [name.strip() for name in args.layers.split(",")]
+    sweep = "sweep" in layers
+    layers = [name for name in layers if name != "sweep"]
+    train = "train" in layers
+    layers = [name for name in layers if name != "train"]
 
     with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
         tmp = Path(tmp)
@@ -251,15 +260,18 @@ def main() -> None:
                 print(f"  python -c 'import torch': {floor[-1]:6.2f} s", flush=True)
             check = compare(tmp / f"{layer}-hand-0", tmp / f"{layer}-convlab-0" / "run")
             results[layer] = {"samples": samples, "check": check, **summarize(samples)}
-        torch_s = statistics.median(floor) if floor else None
+        sweep_result = measure_sweep(tmp, data_dir, md5_arg, args.repeat) if sweep else None
+        if not floor:
+            floor.append(measure([sys.executable, "-c", "import torch"], tmp)["wall_s"])
+        torch_s = statistics.median(floor)
         for r in results.values():
             r["ratios"]["torch_floor"] = r["median"]["convlab"]["wall_s"] / torch_s
         instant = instant_times(args.repeat) if layers else {}
-        train = None
-        if "train" in suites:
+        train_result = None
+        if train:
             from train_bench import run_train_bench
 
-            train = run_train_bench(measure, data_dir, md5_arg, tmp, threads=args.threads, repeat=args.train_repeat)
+            train_result = run_train_bench(measure, data_dir, md5_arg, tmp, threads=args.threads, repeat=args.train_repeat)
         load_after = os.getloadavg()
 
     report = {
@@ -270,15 +282,54 @@ def main() -> None:
         "import_torch_s": torch_s,
         "instant_s": instant,
         "layers": results,
-        "train": train,
+        "train": train_result,
+        "sweep": sweep_result,
     }
-    if layers:
+    if results or sweep_result:
         print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")
-    if not all(r["check"]["same"] for r in results.values()) or (train and not train["check"]["same"]):
+    checks = [*results.values(), *([sweep_result] if sweep_result else []), *([train_result] if train_result else [])]
+    if not all(r["check"]["same"] for r in checks):
         sys.exit(1)
+
+
+def sweep_name(kernel: int, ceil: bool) -> str:
+    return f"k{kernel}-{'ceil' if ceil else 'floor'}"
+
+
+def measure_sweep(tmp: Path, data_dir: Path, md5_arg: str, repeat: int) -> dict:
+    """The sweep, one single pool run and six hand loops, taking turns; medians of ``repeat``."""
+    combos = [(k, c) for k in SWEEP_KERNELS for c in SWEEP_CEIL]
+    vary = ["--vary", f"kernel_size={','.join(map(str, SWEEP_KERNELS))}", "--vary", "ceil_mode=false,true"]
+    common = ["--views", "none", "--dataset", "cifar10", "--data-dir", str(data_dir), "--quiet"]
+    entry = [sys.executable, str(HERE / "convlab_entry.py"), "--md5", md5_arg]
+    samples: dict[str, list] = {"single": [], "sweep": [], "hand": []}
+    for i in range(repeat):
+        order = ["single", "sweep", "hand"]
+        for who in order[i % 3:] + order[: i % 3]:
+            logdir = tmp / f"sweep-{who}-{i}"
+            if who == "single":
+                m = measure([*entry, *LAYERS["pool"][1], *common, "--logdir", str(logdir), "--run-name", "run"], tmp)
+            elif who == "sweep":
+                m = measure([*entry, "sweep", "pool", *vary, *common, "--logdir", str(logdir), "--run-name", "sweep"], tmp)
+            else:  # six processes, one after another: their times add up, their peak is the largest
+                runs = [measure([sys.executable, str(HERE / "hand_loop.py"), "pool", "--kernel-size", str(k),
+                                 "--ceil" if c else "--no-ceil", "--data-dir", str(data_dir), "--logdir",
+                                 str(logdir / sweep_name(k, c)), "--md5", md5_arg], tmp) for k, c in combos]
+                m = {key: (max if key == "peak_rss_mb" else sum)(r[key] for r in runs) for key in ("wall_s", "cpu_s", "peak_rss_mb")}
+            m["log_bytes"] = log_bytes(logdir)
+            samples[who].append(m)
+            print(f"  sweep {who:6s} run {i + 1}: {m['wall_s']:6.2f} s, {m['peak_rss_mb']:6.0f} MB, "
+                  f"{m['log_bytes'] / 1e6:6.1f} MB log", flush=True)
+    checks = [compare(tmp / "sweep-hand-0" / sweep_name(k, c), tmp / "sweep-sweep-0" / "sweep" / sweep_name(k, c)) for k, c in combos]
+    bad = [why["why"] for why in checks if not why["same"]]
+    check = {"same": not bad, "why": bad[0] if bad else f"each of the {len(combos)} sweep runs: {checks[0]['why']}"}
+    keys = ("wall_s", "cpu_s", "peak_rss_mb", "log_bytes")
+    med = {who: {k: statistics.median(s[k] for s in runs) for k in keys} for who, runs in samples.items()}
+    ratios = {"vs_single": med["sweep"]["wall_s"] / med["single"]["wall_s"], "vs_hand": med["hand"]["wall_s"] / med["sweep"]["wall_s"]}
+    return {"combinations": [sweep_name(k, c) for k, c in combos], "samples": samples, "median": med, "ratios": ratios, "check": check}
 
 
 def summarize(samples: dict[str, list]) -> dict[str, dict]:
@@ -299,7 +350,8 @@ def print_table(report: dict) -> None:
     print(f"\n{m['cpu']}, {m['cpus']} CPUs, {m['memory_gb']} GB; Python {m['python']}, torch {m['torch']}")
     print(f"data: {report['data']}; load average before/after: "
           f"{report['load_average_before_after'][0][0]:.1f}/{report['load_average_before_after'][1][0]:.1f}")
-    print(f"medians of {len(next(iter(report['layers'].values()))['samples']['hand'])} run(s)\n")
+    runs = [r["samples"]["hand"] for r in [*report["layers"].values(), *([report["sweep"]] if report["sweep"] else [])]]
+    print(f"medians of {len(runs[0]) if runs else 0} run(s)\n")
     header = f"{'':6s} {'':8s} {'wall s':>8s} {'after imports s':>16s} {'peak RSS MB':>12s} {'log MB':>8s} {'1st step s':>11s}"
     print(header)
     print("-" * len(header))
@@ -322,9 +374,23 @@ def print_table(report: dict) -> None:
               f"({ok(q['torch_floor'] <= TORCH_FLOOR_LIMIT) if layer == 'pool' else 'no target'}"
               f"{f', target <= {TORCH_FLOOR_LIMIT}x' if layer == 'pool' else ''})")
         print(f"{'':15s} check: {r['check']['why']}")
+    if report["sweep"]:
+        print_sweep(report["sweep"])
     print(f"\npython -c 'import torch': {report['import_torch_s']:.2f} s (the floor for any program using torch)")
     for name, seconds in report["instant_s"].items():
         print(f"convlab {name}: {seconds:.2f} s ({ok(seconds < INSTANT_LIMIT_S)}, target < {INSTANT_LIMIT_S} s)")
+
+
+def print_sweep(r: dict) -> None:
+    print(f"\nsweep pool over {len(r['combinations'])} combinations ({', '.join(r['combinations'])}), --views none")
+    for who, what in (("single", "one convlab pool"), ("sweep", "convlab sweep"), ("hand", "6 hand loops")):
+        x = r["median"][who]
+        print(f"  {what:17s} {x['wall_s']:8.2f} s {x['peak_rss_mb']:8.0f} MB peak {x['log_bytes'] / 1e6:8.1f} MB log")
+    q, t = r["ratios"], SWEEP_TARGETS
+    print(f"  the sweep costs {q['vs_single']:.2f}x one single run ({'ok' if q['vs_single'] <= t['vs_single'] else 'MISSED'}, "
+          f"target <= {t['vs_single']}x) and is {q['vs_hand']:.1f}x faster than six hand loops "
+          f"({'ok' if q['vs_hand'] >= t['vs_hand'] else 'MISSED'}, target >= {t['vs_hand']}x)")
+    print(f"  check: {r['check']['why']}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--logdir", required=True)
     parser.add_argument("--batch-size", type=int, default=64)
+    # pool only: the bench's sweep runs the loop once per combination it compares.
+    parser.add_argument("--kernel-size", type=int, default=3)
+    parser.add_argument("--ceil", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--md5", help="JSON {file name: md5} of a non-official CIFAR10 copy (bench harness only)")
     args = parser.parse_args()
     if args.md5:
@@ -47,7 +50,7 @@ def main() -> None:
     if args.layer == "conv":
         layer = nn.Conv2d(in_channels=3, out_channels=6, kernel_size=3, stride=1, padding=0)
     else:
-        layer = nn.MaxPool2d(kernel_size=3, ceil_mode=True)
+        layer = nn.MaxPool2d(kernel_size=args.kernel_size, ceil_mode=args.ceil)
 
     writer = SummaryWriter(args.logdir)
     step = 0

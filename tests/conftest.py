@@ -9,7 +9,11 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+# As the convlab command does (convlab/__main__.py), before numpy loads OpenBLAS: the in-process
+# runs' histograms would otherwise spin a thread per core against the PNG encoders.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 import pytest
 import torch
 from PIL import Image

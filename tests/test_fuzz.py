@@ -28,6 +28,13 @@ import conftest
 
 # board serves until Ctrl-C: its own tests start and stop it.
 SKIPPED_COMMANDS = {"board"}
+ARGUMENTS = "<arguments>"
+LAYER_CALLS = [
+    "Conv2d(3, 8, 3)", "Conv2d(8, 8, 3, padding=1)", "ReLU()", "Sigmoid()", "MaxPool2d(2)", "AvgPool2d(3, ceil_mode=True)",
+    "BatchNorm2d(8)", "Flatten()", "Linear(10, 5)", "Linear(7200, 10)", "Softmax(dim=1)", "Dropout(0.5)",
+    "Conv2d(3, 8, kernel_size=99)", "Conv2d(3, 8, 3", "__import__('os').system('x')", "nn.ReLU()", "ReLu()",
+    "Conv2d(in_channels=3)", "Linear(10, 5, bias=lambda: 0)", "MaxPool2d(0)", "Conv2d(3, 8, (3, 3), stride=(2, 1))",
+]
 RUN_COMMANDS = {"conv", "pool", "stack", "sweep conv", "sweep pool", "sweep stack"}
 
 
@@ -46,6 +53,9 @@ def command_options() -> dict[str, list[tuple[str, bool]]]:
             return
         options = []
         for param in command.params:
+            if param.param_type_name == "argument":
+                options.append((ARGUMENTS, False))  # positional values, e.g. stack's layers
+                continue
             if param.param_type_name != "option" or "--help" in param.opts:
                 continue
             options.append((param.opts[0], bool(param.is_flag)))
@@ -91,7 +101,10 @@ def command_lines(draw, paths: list[str]) -> list[str]:
     chosen = draw(st.lists(st.sampled_from(options), unique=True, max_size=5)) if options else []
     argv = name.split()
     for option, is_flag in chosen:
-        argv += [option] if is_flag else [option, draw(values(paths))]
+        if option == ARGUMENTS:
+            argv += draw(st.lists(st.one_of(st.sampled_from(LAYER_CALLS), values(paths)), min_size=1, max_size=4))
+        else:
+            argv += [option] if is_flag else [option, draw(values(paths))]
     return argv
 
 
@@ -115,7 +128,7 @@ def run_in_process(argv: list[str], cwd: Path) -> tuple[int, str, str]:
 
 def check(argv: list[str], base: Path, paths: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     work = Path(tempfile.mkdtemp(dir=base))
-    name = " ".join(a for a in argv[:2] if not a.startswith("-"))
+    name = " ".join(argv[:2]) if " ".join(argv[:2]) in COMMANDS else argv[0]
     head = argv[: len(name.split())]
     fixed = ["--dataset", "shapes", "-n", "1", "-b", "4", "--no-download", "--logdir", "logs", "-q"] if name in RUN_COMMANDS else []
     code, out, err = run_in_process([*head, *fixed, *argv[len(head):]], work)
@@ -151,6 +164,7 @@ def offline(monkeypatch):
 def test_the_grammar_covers_every_command():
     assert {"conv", "pool", "demo pool", "demo conv", "explain conv", "explain pool", "explain unpool"} <= set(COMMANDS)
     assert ("--kernel", False) in COMMANDS["conv"] and ("--ceil", True) in COMMANDS["pool"]
+    assert (ARGUMENTS, False) in COMMANDS["stack"] and (ARGUMENTS, False) in COMMANDS["explain stack"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

@@ -227,8 +227,14 @@ def test_every_ready_experiment_plans(path):
 
     text = path.read_text()
     command = "stack" if "[stack]" in text else "pool" if "[pool]" in text else "conv"
-    assert read_config_file(path, command)
-    plan(resolve(command, config_file=path))
+    sweep = "[sweep]" in text
+    assert read_config_file(path, command, sweep=sweep)
+    if sweep:  # a sweep: every combination resolved and planned
+        from convlab.sweep import prepare
+
+        assert len(prepare(command, {command: {}}, path, []).runs) > 1
+    else:
+        plan(resolve(command, config_file=path))
 
 
 @pytest.mark.realdata

@@ -226,3 +226,40 @@ def test_grid_is_built_on_the_gpu_with_the_same_pixels():
     on_gpu = image_grid(x.cuda())
     assert on_gpu.device.type == "cuda"
     assert torch.equal(on_gpu.cpu(), image_grid(x))
+
+
+def test_writers_sharing_a_batch_encode_its_grid_once_and_write_the_same_events(tmp_path, monkeypatch):
+    built = []
+    real_grid, real_summary = writer_module.image_grid, writer_module.image_summary
+    monkeypatch.setattr(writer_module, "image_grid", lambda batch: built.append(batch) or real_grid(batch))
+    # Slow encodes: some are still queued when the first writer leaves.
+    monkeypatch.setattr(writer_module, "image_summary", lambda *a: time.sleep(0.02) or real_summary(*a))
+    shared = writer_module.SharedBatch()
+    dirs = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    writers = []
+    for d in dirs:
+        d.mkdir()
+        writers.append(RunWriter(d, max_in_flight=64))
+        writers[-1].shared = shared
+    for step in range(3):
+        x = _batch(6, 3, seed=step)
+        shared.set(x)
+        for i, w in enumerate(writers):
+            w.images("input", x, step)
+            w.images("output", x[:, :1] * (i + 1), step)  # each writer's own: never shared
+    assert len(built) == 3 + 3 * 3  # the input once a step; each output once per writer and step
+    # The first writer encoded the shared grids; leaving, it cancels none the others wait for.
+    writers[0].discard()
+    for w in writers[1:]:
+        w.close()
+
+    def protos(run: Path) -> list:
+        (path,) = run.glob("events.out.tfevents.*")
+        return [(ev.step, v.tag, list(v.tensor.string_val)) for ev in EventFileLoader(str(path)).Load()
+                for v in ev.summary.value]
+
+    b, c = protos(dirs[1]), protos(dirs[2])
+    assert [p for p in b if p[1] == "input"] == [p for p in c if p[1] == "input"] and len(b) == len(c) == 6
+    assert [p[0] for p in b if p[1] == "input"] == [0, 1, 2] and all(p[2] for p in b)
+    assert [p for p in b if p[1] == "output"] != [p for p in c if p[1] == "output"]
+    assert not dirs[0].exists()

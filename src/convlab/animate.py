@@ -78,7 +78,8 @@ def _layout(axes: tuple[AxisWindows, AxisWindows]) -> Layout:
     return Layout(cell, rows, cols, origin, out_origin, (out_h, out_w), (width + width % 2, height + height % 2))
 
 
-def _font(size: int) -> Any:
+def label_font(size: int) -> Any:
+    """Pillow's default font at ``size`` pixels (the scalable one where Pillow has it)."""
     from PIL import ImageFont
 
     try:
@@ -120,7 +121,7 @@ def frames(cfg: LayerConfig, size: Pair) -> list[Image.Image]:
     out_shape = output_shape(cfg, (1, height, width))[1:]
     axes = axis_windows(cfg, height, width)
     lay = _layout(axes)
-    font, small = _font(13), _font(11)
+    font, small = label_font(13), label_font(11)
     title = _title(cfg, size, out_shape)
     c = lay.cell
     cells = [divmod(n, lay.out_shape[1]) for n in range(lay.out_shape[0] * lay.out_shape[1])]

@@ -39,7 +39,7 @@ Scale = Enum("Scale", {s: s for s in SCALES}, type=str)
 Split = Enum("Split", {s: s for s in SPLITS}, type=str)
 Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZERS}, type=str)
 
-LAYER, DATA, RUN, VIEW, INPUT, ANIMATION, TRAIN = "Layer", "Data", "Run", "Views", "Input", "Animation", "Training"
+LAYER, DATA, RUN, VIEW, INPUT, ANIMATION, SWEEP, TRAIN = "Layer", "Data", "Run", "Views", "Input", "Animation", "Sweep", "Training"
 
 # Every option, declared once. Every setting defaults to None: an option left out never
 # overrides the config file or the built-in default (see config.resolve).
@@ -211,6 +211,20 @@ FramesLogdirOpt = Annotated[
     typer.Option("--logdir", help="With --animate: also log the frames to TensorBoard here (tag 'animation', step = frame).", rich_help_panel=ANIMATION),
 ]
 
+# Sweep
+VaryOpt = Annotated[
+    list[str] | None,
+    typer.Option("--vary", metavar="KEY=V1,V2", rich_help_panel=SWEEP,
+                 help="A layer key (as in config files) and the values to compare, e.g. kernel_size=2,3 or ceil_mode=false,true "
+                 "(init: alternatives separated by ';'). Repeatable: every combination runs."),
+]
+SkipInvalidOpt = Annotated[
+    bool, typer.Option("--skip-invalid", help="Skip (and list) invalid combinations instead of refusing to start.", rich_help_panel=SWEEP)
+]
+SweepNameOpt = Annotated[
+    str | None, typer.Option("--run-name", help="The sweep's directory inside --logdir. \\[default: sweep-<command>-<time>]", rich_help_panel=RUN)
+]
+
 # Which section of an Experiment each shared option sets; every other setting is the layer's.
 SECTIONS = {
     "data": ("dataset", "split", "data_dir", "download", "batch_size", "max_batches", "image_size", "grayscale"),
@@ -221,7 +235,7 @@ SECTIONS = {
 STACK_KEYS = ("layers", "weights", "max_channels")
 # Options that say what to do with an experiment, not what it is: never part of its config.
 ACTIONS = frozenset({"config", "dry_run", "quiet", "size", "channels", "output_size", "animate", "frames_logdir",
-                     "input_matrix", "weight", "cell"})
+                     "input_matrix", "weight", "cell", "vary", "skip_invalid"})
 
 
 def overrides(kind: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -349,6 +363,56 @@ def _root(
     ] = False,
 ) -> None:
     """See what convolution and pooling do to real images, in TensorBoard."""
+
+
+# ----------------------------------------------------------------------------- sweep
+# The experiment commands' own options, plus what to vary: the experiment is resolved once
+# per combination, by the same config.resolve.
+
+sweep_app = typer.Typer(
+    help="Compare layer settings side by side: every combination of --vary values over the same images, "
+    "in one pass over the data; one run each, and a run 'compare' with them side by side.",
+    no_args_is_help=True,
+)
+app.add_typer(sweep_app, name="sweep")
+
+
+@sweep_app.command("conv")
+def sweep_conv(
+    ctx: typer.Context,
+    vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False,
+    in_channels: InChannelsOpt = None, out_channels: OutChannelsOpt = None, kernel_size: KernelOpt = None,
+    stride: ConvStrideOpt = None, padding: ConvPaddingOpt = None, padding_mode: PaddingModeOpt = None,
+    dilation: DilationOpt = None, groups: GroupsOpt = None, bias: BiasOpt = None, init: InitOpt = None,
+    weights: WeightsOpt = None,
+    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
+    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
+    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
+    grayscale: GrayscaleOpt = None,
+    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: SweepNameOpt = None,
+    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Sweep torch.nn.Conv2d settings: e.g. --vary kernel_size=3,5 --vary init=sobel-x;laplacian."""
+    commands.sweep("conv", overrides("conv", ctx.params), config=config, vary=vary, skip_invalid=skip_invalid,
+                   dry_run=dry_run, quiet=quiet)
+
+
+@sweep_app.command("pool")
+def sweep_pool(
+    ctx: typer.Context,
+    vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False,
+    kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
+    dilation: DilationOpt = None, ceil_mode: CeilOpt = None, mode: PoolModeOpt = None, unpool: UnpoolOpt = None,
+    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
+    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
+    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
+    grayscale: GrayscaleOpt = None,
+    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: SweepNameOpt = None,
+    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Sweep torch.nn.MaxPool2d / AvgPool2d settings: e.g. --vary kernel_size=2,3 --vary ceil_mode=false,true."""
+    commands.sweep("pool", overrides("pool", ctx.params), config=config, vary=vary, skip_invalid=skip_invalid,
+                   dry_run=dry_run, quiet=quiet)
 
 
 # ----------------------------------------------------------------------------- demo and explain

@@ -61,6 +61,28 @@ def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     reporter.info(f"     or: {tensorboard_command}")
 
 
+def sweep(
+    command: str, overrides: dict[str, dict[str, Any]], *, config: Path | None, vary: list[str] | None,
+    skip_invalid: bool, dry_run: bool, quiet: bool,
+) -> None:
+    """``convlab sweep conv|pool``: every combination planned, then one pass over the data."""
+    from convlab import sweep as sweeps
+
+    sw = sweeps.prepare(command, overrides, config, vary or [], skip_invalid=skip_invalid)
+    if dry_run:
+        typer.echo(sweeps.describe(sw))
+        p = sw.runs[0].plan
+        typer.echo(f"device: {p.device}; {p.num_steps} step(s) of up to {sw.exp.data.batch_size} image(s), each through every run")
+        typer.echo("dry run: nothing was loaded or written")
+        return
+    reporter = TerminalReporter(quiet)
+    summary = sweeps.run(sw, reporter)
+    board_command, tensorboard_command = board.view_commands(summary["sweep_dir"])
+    reporter.info(f"logged {summary['steps']} step(s) of {len(summary['runs'])} run(s) and 'compare' to {summary['sweep_dir']}")
+    reporter.info(f"view it: {board_command}")
+    reporter.info(f"     or: {tensorboard_command}")
+
+
 # ----------------------------------------------------------------------------- demo
 # The layer options are the experiment commands' own, validated by the same config.resolve,
 # so their errors read the same.

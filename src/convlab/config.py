@@ -181,6 +181,8 @@ SPLITS = ("test", "train")
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d{1,4})?")
 RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 SCALES = ("raw", "minmax", "symmetric")
+# The section of a config file that makes it a sweep over settings (see convlab.sweep).
+SWEEP_SECTION = "sweep"
 
 
 
@@ -193,12 +195,14 @@ def _unknown_key(where: str, key: str, valid: list[str]) -> ConfigError:
     return ConfigError(f"{where}: unknown key '{key}'; {hint}valid keys: {', '.join(valid)}")
 
 
-def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]]:
+def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> dict[str, dict[str, Any]]:
     """Read a TOML experiment file into ``{section: {key: raw value}}``, rejecting unknown keys.
 
     Sections are ``[conv]``, ``[pool]`` or ``[stack]`` (the one matching ``command``), ``[data]``,
     ``[run]`` and ``[views]``.
-    A top-level ``command = "conv"`` is allowed and must match the command being run.
+    A top-level ``command = "conv"`` is allowed and must match the command being run. A
+    ``[sweep]`` section is returned as it is when ``sweep`` (convlab.sweep checks its keys);
+    otherwise the file is a sweep and the error says how to run it.
     """
     path = Path(path)
     text = read_text_file(path)
@@ -227,6 +231,15 @@ def read_config_file(path: str | Path, command: str) -> dict[str, dict[str, Any]
                 raise ConfigError(
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"
                 )
+            continue
+        if key == SWEEP_SECTION:
+            if not sweep:
+                raise ConfigError(
+                    f"{path} is a sweep (it has a [{key}] section); run it with: convlab sweep {command} --config {path}"
+                )
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: '{key}' must be a [{key}] table, got {value!r}")
+            out[key] = dict(value)
             continue
         if key in COMMANDS and key not in sections:
             raise ConfigError(
@@ -269,19 +282,23 @@ def resolve(
     command: str,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     config_file: str | Path | None = None,
+    *,
+    sweep: bool = False,
 ) -> Experiment:
     """Build and validate an experiment: defaults < ``config_file`` < ``overrides``.
 
     ``overrides`` maps a section name (``conv``/``pool``, ``data``, ``run``) to raw values;
-    ``None`` values mean "not given" and never override anything.
+    ``None`` values mean "not given" and never override anything. With ``sweep``, the file
+    may hold a ``[sweep]`` section, which is not part of any one experiment and is skipped.
     """
     if command not in COMMANDS:
         raise ConfigError(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
     layers = command_sections(command)
     merged: dict[str, dict[str, Any]] = {name: {} for name in layers}
     if config_file is not None:
-        for name, values in read_config_file(config_file, command).items():
-            merged[name].update(values)
+        for name, values in read_config_file(config_file, command, sweep=sweep).items():
+            if name != SWEEP_SECTION:
+                merged[name].update(values)
     for name, values in (overrides or {}).items():
         if name not in merged:
             raise ConfigError(f"unknown section {name!r}")

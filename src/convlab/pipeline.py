@@ -186,8 +186,12 @@ def plan(exp: Experiment) -> Plan:
     )
 
 
-def hparams(exp: Experiment) -> dict[str, Any]:
-    """Flat ``section.key -> int | float | str | bool`` for TensorBoard's HParams dashboard."""
+def hparams(exp: Experiment, first: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Flat ``section.key -> int | float | str | bool`` for TensorBoard's HParams dashboard.
+
+    ``first``: keys to put first (the dashboard's columns follow this order), e.g. what a
+    sweep varies; the keys and values are the same whatever the order.
+    """
     out: dict[str, Any] = {"command": exp.command}
     for name, section in exp.sections().items():
         for f in fields(section):
@@ -197,7 +201,7 @@ def hparams(exp: Experiment) -> dict[str, Any]:
             elif isinstance(value, tuple):
                 value = "x".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else "; ".join(value)
             out[f"{name}.{f.name}"] = value
-    return out
+    return {**{key: out[key] for key in first if key in out}, **out}
 
 
 def describe(p: Plan) -> str:
@@ -334,9 +338,13 @@ class RunLog:
     """One run being logged: its directory and event file, the header, a call per batch, and
     how it ended. :func:`run` drives one; a sweep drives several over the same batches."""
 
-    def __init__(self, p: Plan, images: datasets.ImageSet, num_steps: int, *, name: str | None = None, logdir: str | None = None):
+    def __init__(
+        self, p: Plan, images: datasets.ImageSet, num_steps: int, *,
+        name: str | None = None, logdir: str | None = None, hparams_first: tuple[str, ...] = (),
+    ):
         exp = p.exp
         self.plan = p
+        self.hparams_first = hparams_first
         logdir = exp.run.logdir if logdir is None else logdir
         explicit = name is not None or exp.run.run_name is not None
         self.run_dir = create_run_dir(logdir, name or exp.run.run_name or default_run_name(exp), explicit=explicit)
@@ -371,7 +379,7 @@ class RunLog:
         writer.text("layer", _markdown_block(layer_text))
         writer.text("data", _markdown_block(self._data_text))
         last = p.stages[-1].prefix
-        writer.hparams(hparams(p.exp), [view_tag(last, "output/mean"), view_tag(last, "output/std")])
+        writer.hparams(hparams(p.exp, self.hparams_first), [view_tag(last, "output/mean"), view_tag(last, "output/std")])
         log_once(writer, p)
 
     def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int, labels: torch.Tensor | None = None) -> None:

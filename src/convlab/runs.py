@@ -39,6 +39,15 @@ def default_run_name(exp: Experiment, now: datetime | None = None) -> str:
     return "-".join([*parts, stamp])
 
 
+def default_sweep_name(exp: Experiment, now: datetime | None = None) -> str:
+    """A sweep's directory, holding one run per combination: e.g. ``sweep-pool-20261128-142501``."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    parts = ["sweep", exp.command]
+    if exp.data.dataset != "cifar10":
+        parts.append(exp.data.dataset)
+    return "-".join([*parts, stamp])
+
+
 # A stack's run name lists this many layers, then how many more.
 NAMED_LAYERS = 4
 

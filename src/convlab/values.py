@@ -149,6 +149,18 @@ def parse_value(section: str, key: str, value: Any) -> Any:
     return _parse_str(value, name)
 
 
+def switch_or_text(key: str, text: str) -> Any:
+    """A value typed as text for ``key`` (``convlab sweep --vary KEY=...``) as its flag gives it.
+
+    A switch (``ceil_mode``, ``unpool``, ``bias``, ...) is a ``--x/--no-x`` flag, which gives a
+    bool, so ``true``/``false`` become one; any other value is the text itself, as an option
+    gives it, and :func:`parse_value` reads it.
+    """
+    if key in _BOOL_FIELDS and text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
+    return text
+
+
 # An experiment file is a few hundred bytes; past this it is not one (e.g. --config /dev/zero).
 MAX_CONFIG_BYTES = 1 << 20
 

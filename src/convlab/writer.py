@@ -13,7 +13,7 @@ import struct
 import time
 import zlib
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple, Union
@@ -160,6 +160,31 @@ def _encode_workers() -> int:
 _Item = Union[Summary, "Future[Summary]"]
 
 
+class SharedBatch:
+    """The batch that several writers log at one step (a sweep's input, logged by every run):
+    its grid is built and PNG-encoded once, by the first writer that logs it, and the others
+    write the same Summary. Set it to each step's batch; it holds that tensor until the next,
+    so no other tensor can be mistaken for it."""
+
+    def __init__(self) -> None:
+        self.batch: torch.Tensor | None = None
+        self._encoded: dict[str, Future[Summary]] = {}
+        self._pending: set[Future[Summary]] = set()  # of every step: what writers may still wait for
+
+    def set(self, batch: torch.Tensor) -> None:
+        self.batch, self._encoded = batch, {}
+        self._pending = {f for f in self._pending if not f.done()}
+
+    def encoded(self, tag: str, encode: Callable[[], Future[Summary]]) -> Future[Summary]:
+        if tag not in self._encoded:
+            self._encoded[tag] = encode()
+            self._pending.add(self._encoded[tag])
+        return self._encoded[tag]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._pending
+
+
 class RunWriter:
     """A run directory's event file, through TensorBoard's own event-file writer.
 
@@ -189,6 +214,8 @@ class RunWriter:
         self._pending: deque[tuple[_Item, int | None, float]] = deque()
         self._in_flight = 0
         self._closed = False
+        # Set by a sweep: grids of that batch are encoded once for every writer sharing it.
+        self.shared: SharedBatch | None = None
 
     @property
     def in_flight(self) -> int:
@@ -199,8 +226,12 @@ class RunWriter:
         """A batch (N, C, H, W) as one grid image, exactly as ``SummaryWriter.add_images`` logs it."""
         walltime = time.time()
         self._check_open()
-        pixels = image_grid(batch).cpu().numpy()
-        self._enqueue(self._pool.submit(image_summary, tag, pixels), step, walltime)
+
+        def encode() -> Future[Summary]:
+            return self._pool.submit(image_summary, tag, image_grid(batch).cpu().numpy())
+
+        shared = self.shared is not None and batch is self.shared.batch
+        self._enqueue(self.shared.encoded(tag, encode) if shared else encode(), step, walltime)
 
     def image(self, tag: str, pixels: np.ndarray, step: int) -> None:
         """One (H, W, 3) uint8 picture, logged losslessly (e.g. a frame of an animation)."""
@@ -263,8 +294,8 @@ class RunWriter:
             if not self._closed:
                 self._closed = True
                 for item, _, _ in self._pending:
-                    if isinstance(item, Future):
-                        item.cancel()
+                    if isinstance(item, Future) and not (self.shared is not None and item in self.shared):
+                        item.cancel()  # not one another writer waits for
                 self._pending.clear()
                 self._in_flight = 0
                 self._pool.shutdown(wait=True)

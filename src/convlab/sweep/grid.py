@@ -1,0 +1,296 @@
+"""What a sweep is, decided before any data is loaded: the keys to vary and their values, the
+combinations and their run names, each resolved and planned as the single command would.
+
+Values come from ``--vary KEY=V1,V2`` (repeatable) and a ``[sweep]`` table in the config file,
+and parse exactly as the same flag or config key would: every combination goes through
+:func:`config.resolve` and :func:`pipeline.plan` (shapes, memory, device).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import re
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from convlab.config import COMMANDS, SWEEP_SECTION, ConfigError, ConvlabError, Experiment, read_config_file, resolve
+from convlab.explain import explain
+from convlab.geometry import hw
+from convlab.pipeline import Plan, plan
+from convlab.sweep.compare import Column, ComparePicture, OutputStats
+from convlab.values import parse_value, switch_or_text, toml_value
+from convlab.views import tiles_per_image
+
+# A compare picture of more columns is too wide to read, and each combination costs one
+# run's logging per batch.
+MAX_COMBINATIONS = 32
+# Keys whose one value is itself a comma-separated list (conv's init; a stack's layers):
+# their alternatives are separated by ';'.
+LIST_KEYS = frozenset({"init", "layers"})
+SWEEP_KEYS = ("vary", "skip_invalid")
+# How a setting reads in a run name (kernel_size 3 -> "k3"), as in single runs' names.
+LETTERS = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "out_channels": "c", "in_channels": "in", "groups": "g"}
+SWITCH_WORDS = {"ceil_mode": ("ceil", "floor")}
+# A run name is one directory: within the file systems' 255 bytes, with room for a "-2".
+MAX_NAME = 190
+
+
+@dataclass(frozen=True)
+class Varied:
+    key: str
+    values: tuple[Any, ...]  # as given (flag text, or TOML values), handed to config.resolve
+    parsed: tuple[Any, ...]  # as config reads them: names the runs, finds repeats
+
+
+@dataclass(frozen=True)
+class Combination:
+    name: str  # its run's directory: what varies, e.g. "k3-ceil"
+    settings: tuple[tuple[str, Any], ...]  # (key, parsed value) of each varied key
+    plan: Plan | None  # None: invalid
+    error: ConvlabError | None = None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    command: str
+    varied: tuple[Varied, ...]
+    runs: tuple[Combination, ...]  # valid and planned, in product order
+    skipped: tuple[Combination, ...]
+    name: str | None  # --run-name: the sweep's directory (None: sweep-<command>-<time>)
+
+    @property
+    def exp(self) -> Experiment:
+        """What every combination shares (data, run, views) is this one's."""
+        return self.runs[0].plan.exp
+
+    @property
+    def hparams_first(self) -> tuple[str, ...]:
+        return tuple(f"{self.command}.{v.key}" for v in self.varied)
+
+
+# ----------------------------------------------------------------------------- what varies
+
+
+def layer_keys(command: str) -> list[str]:
+    """The keys of the command's own config section ([conv], [pool]; a stack's [stack])."""
+    return [f.name for f in fields(COMMANDS[command])]
+
+
+def _check_key(key: str, command: str, where: str) -> None:
+    valid = layer_keys(command)
+    if key not in valid:
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(f"{where}: '{key}' is not a key of 'convlab {command}'; {hint}keys: {', '.join(valid)}")
+
+
+def parse_vary(text: str, command: str) -> tuple[str, list[Any]]:
+    """``"kernel_size=2,3x5"`` -> ``("kernel_size", ["2", "3x5"])``; ``"ceil_mode=false,true"``
+    -> bools, as the ``--ceil/--no-ceil`` flag gives them."""
+    key, sep, values = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key:
+        raise ConfigError(f"--vary {text!r}: write KEY=V1,V2 (e.g. --vary kernel_size=2,3)")
+    _check_key(key, command, f"--vary {key}")
+    separator = ";" if key in LIST_KEYS else ","
+    items = [v.strip() for v in values.split(separator)]
+    if not all(items):
+        raise ConfigError(f"--vary {key}: empty value in {values!r}; separate the values with single '{separator}'")
+    return key, [switch_or_text(key, v) for v in items]
+
+
+def varied_keys(command: str, flags: list[str], table: Any, fixed: dict[str, Any], where: str) -> tuple[Varied, ...]:
+    """The file's ``vary`` table, then ``--vary`` flags (a flag replaces the file's list for its
+    key); a layer option given as a flag pins a key the file varies, as flags beat the file."""
+    listed: dict[str, list[Any]] = {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: 'vary' must be a table of lists, e.g. vary = {{kernel_size = [2, 3]}}")
+    for key, values in table.items():
+        _check_key(key, command, f"{where} vary")
+        if not isinstance(values, list):
+            raise ConfigError(f"{where} vary.{key}: expected a list of values, e.g. [2, 3], got {values!r}")
+        if fixed.get(key) is None:
+            listed[key] = values
+    given: set[str] = set()
+    for text in flags:
+        key, values = parse_vary(text, command)
+        if key in given:
+            raise ConfigError(f"--vary {key} is given twice; list all its values in one --vary")
+        if fixed.get(key) is not None:
+            raise ConfigError(f"--vary {key} and the option that sets {key} are both given; drop one of them")
+        given.add(key)
+        listed[key] = values
+    if not listed:
+        raise ConfigError("nothing to vary: give --vary KEY=V1,V2 (e.g. --vary kernel_size=2,3), or a [sweep] vary table in --config")
+    return tuple(_varied(command, key, values) for key, values in listed.items())
+
+
+def _varied(command: str, key: str, values: list[Any]) -> Varied:
+    parsed = [parse_value(command, key, v) for v in values]
+    if len(values) < 2:
+        hint = f" (separate {key}'s alternatives with ';', e.g. {key}=sobel-x;laplacian)" if key in LIST_KEYS else ""
+        raise ConfigError(f"--vary {key} lists one value ({shown(parsed[0])}); a sweep compares two or more{hint}")
+    for (i, a), (j, b) in itertools.combinations(enumerate(parsed), 2):
+        if a == b:
+            raise ConfigError(f"--vary {key}: {values[i]!r} and {values[j]!r} are the same value; list each once")
+    return Varied(key, tuple(values), tuple(parsed))
+
+
+def shown(value: Any) -> str:
+    """A setting as a learner writes it: 3, 3x5, true, same."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return hw(value)
+    return str(value)
+
+
+def setting_name(key: str, value: Any) -> str:
+    """What one setting adds to a run name: k3, s2, ceil/floor, avgpool, sobel-x+sobel-y."""
+    if key in LETTERS:
+        text = LETTERS[key] + shown(value)
+    elif isinstance(value, bool):
+        on, off = SWITCH_WORDS.get(key, (key, f"no{key}"))
+        text = on if value else off
+    elif key == "mode":
+        text = f"{value}pool"
+    elif key == "weights":
+        text = Path(value).stem
+    else:
+        text = str(value).replace(",", "+")
+    return re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).strip("._+=-")[:60] or key
+
+
+def run_names(settings: list[tuple[tuple[str, Any], ...]]) -> list[str]:
+    """One distinct name per combination ('compare' is the sweep's own run)."""
+    taken, names = {"compare"}, []
+    for combo in settings:
+        name = "-".join(setting_name(k, v) for k, v in combo)[:MAX_NAME]
+        unique, n = name, 2
+        while unique in taken:
+            unique, n = f"{name}-{n}", n + 1
+        taken.add(unique)
+        names.append(unique)
+    return names
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+def prepare(
+    command: str, overrides: dict[str, dict[str, Any]], config_file: str | Path | None, flags: list[str], *, skip_invalid: bool = False
+) -> Sweep:
+    """Every combination resolved and planned (shapes, memory, device), nothing loaded or written.
+
+    An invalid combination stops the sweep here, named with its reason, unless ``skip_invalid``.
+    """
+    table: dict[str, Any] = {}
+    if config_file is not None:
+        table = read_config_file(config_file, command, sweep=True).get(SWEEP_SECTION, {})
+    where = f"{config_file} [{SWEEP_SECTION}]"
+    for key in table:
+        if key not in SWEEP_KEYS:
+            raise ConfigError(f"{where}: unknown key '{key}'; valid keys: {', '.join(SWEEP_KEYS)}")
+    skip = table.get("skip_invalid", False)
+    if not isinstance(skip, bool):
+        raise ConfigError(f"{where} skip_invalid: expected true or false, got {skip!r}")
+    fixed = dict(overrides.get(command, {}))
+    varied = varied_keys(command, flags, table.get("vary", {}), fixed, where)
+    count = math.prod(len(v.values) for v in varied)
+    if count > MAX_COMBINATIONS:
+        sizes = " x ".join(f"{len(v.values)} {v.key}" for v in varied)
+        raise ConfigError(f"{sizes} make {count} combinations; a sweep compares at most {MAX_COMBINATIONS} side by side")
+
+    choices = list(itertools.product(*(range(len(v.values)) for v in varied)))
+    settings = [tuple((v.key, v.parsed[i]) for v, i in zip(varied, choice)) for choice in choices]
+    combos, run_name = [], None
+    for choice, setting, name in zip(choices, settings, run_names(settings)):
+        layer = {**fixed, **{v.key: v.values[i] for v, i in zip(varied, choice)}}
+        try:
+            exp = resolve(command, {**overrides, command: layer}, config_file, sweep=True)
+            run_name = exp.run.run_name
+            # The sweep's --run-name names its directory; each run is named after what varies.
+            combos.append(Combination(name, setting, plan(replace(exp, run=replace(exp.run, run_name=None)))))
+        except ConvlabError as exc:
+            combos.append(Combination(name, setting, None, exc))
+
+    runs = tuple(c for c in combos if c.plan is not None)
+    bad = [c for c in combos if c.plan is None]
+    if not runs and len({str(c.error) for c in bad}) == 1:
+        raise bad[0].error  # the same for every combination: not about what varies
+    if (bad and not (skip_invalid or skip)) or not runs:
+        listed = "; ".join(f"{c.name}: {c.error}" for c in bad)
+        fix = f"or give --skip-invalid to sweep the other {len(runs)}" if runs else "no combination is valid"
+        raise ConfigError(f"invalid combination(s): {listed}; change or drop those values, {fix}")
+    sw = Sweep(command, varied, runs, tuple(bad), run_name)
+    compare_picture(sw)  # refuses a picture past MAX_VIEW_PIXELS
+    return sw
+
+
+def config_text(sw: Sweep, dump: str) -> str:
+    """The sweep as a config file that ``convlab sweep --config`` repeats: ``dump`` (a run's
+    config.toml) without the layer keys that differ between runs, and the ``[sweep]`` table."""
+    differing = {
+        f.name for f in fields(sw.exp.sections()[sw.command])
+        if len({repr(getattr(c.plan.exp.sections()[sw.command], f.name)) for c in sw.runs}) > 1
+    } | {v.key for v in sw.varied}
+    lines, section = [], None
+    for line in dump.splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        key = line.split(" = ")[0]
+        lines.append(f"# {key}: set by [sweep] below" if section == sw.command and key in differing else line)
+    vary = ", ".join(f"{v.key} = [{', '.join(_toml(p) for p in v.parsed)}]" for v in sw.varied)
+    lines += ["", f"[{SWEEP_SECTION}]", f"vary = {{ {vary} }}"]
+    if sw.skipped:
+        lines.append("skip_invalid = true")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, tuple) and value[0] == value[1]:
+        return str(value[0])
+    return toml_value(value)
+
+
+def table_rows(sw: Sweep, stats: list[OutputStats] | None = None) -> list[list[str]]:
+    """A header and one row per run: what varies, output shape, parameters, multiply-adds
+    (per image, as ``convlab explain`` counts them) and, with ``stats``, the output's mean and std."""
+    header = ["run", *(v.key for v in sw.varied), "output (C, H, W)", "parameters", "multiply-adds"]
+    if stats is not None:
+        header += ["output mean", "output std"]
+    rows = [header]
+    for i, c in enumerate(sw.runs):
+        facts = [explain(s.cfg, s.input_shape) for s in c.plan.stages]
+        row = [c.name, *(shown(v) for _, v in c.settings), str(tuple(c.plan.output_shape))]
+        row += [f"{sum(f.parameters for f in facts):,}", f"{sum(f.multiply_adds for f in facts):,}"]
+        if stats is not None:
+            row += [f"{stats[i].mean:.4g}", f"{stats[i].std:.4g}"]
+        rows.append(row)
+    return rows
+
+
+def describe(sw: Sweep) -> str:
+    """The table of combinations (and what is skipped) as plain text, for the terminal."""
+    rows = table_rows(sw)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    sizes = " x ".join(f"{len(v.values)} {v.key}" for v in sw.varied)
+    exp = sw.exp
+    head = f"sweep {sw.command} on {exp.data.dataset}/{exp.data.split}: {len(sw.runs)} run(s) ({sizes})"
+    return "\n".join([head, *lines, *(f"skipped {c.name}: {c.error}" for c in sw.skipped)])
+
+
+def compare_picture(sw: Sweep) -> ComparePicture:
+    """The layout for ``sw``: the input, then each run's last output, labelled."""
+    p = sw.runs[0].plan
+    c, h, w = p.input_shape
+    columns = [Column(f"input\n{h}x{w}", 1, h, w)]
+    for run in sw.runs:
+        oc, oh, ow = run.plan.output_shape
+        columns.append(Column(f"{run.name}\n{oh}x{ow}", tiles_per_image(oc), oh, ow))
+    rows = min(sw.exp.views.images, sw.exp.data.batch_size, p.num_images)
+    return ComparePicture(columns, rows, sw.exp.views.zoom)

@@ -1,0 +1,189 @@
+"""A sweep's one pass over the data: every batch through every combination, then the next.
+
+Each combination is a :class:`pipeline.RunLog`, so it logs exactly what the single command
+logs; the run ``compare`` (:class:`CompareLog`) logs the side-by-side picture and the table
+of combinations. Stopped by a signal, every run keeps the steps it logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from convlab import data as datasets
+from convlab.config import Interrupted, dump_toml
+from convlab.interrupts import closes_on_signals
+from convlab.pipeline import Reporter, RunLog, SilentReporter, _forward, count_steps
+from convlab.runs import check_logdir, create_run_dir, default_sweep_name, remove_run_dir, write_config, write_summary
+from convlab.sweep.compare import OutputStats, compare_scale, compare_tiles, shared_scale
+from convlab.sweep.grid import Sweep, compare_picture, config_text, describe, table_rows
+from convlab.views import display_scale
+from convlab.writer import RunWriter, SharedBatch, WriteError
+
+
+def markdown_table(sw: Sweep, stats: list[OutputStats], steps: int) -> str:
+    rows = table_rows(sw, stats)
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    lines.insert(1, "|" + " --- |" * len(rows[0]))
+    lines += ["", f"Output mean and std over {steps} step(s) ({stats[0].count // max(math.prod(sw.runs[0].plan.output_shape), 1):,} images); "
+              "multiply-adds per image (0 for pooling, which compares or adds)."]
+    lines += [f"- skipped {c.name}: {c.error}" for c in sw.skipped]
+    return "\n".join(lines)
+
+
+class CompareLog:
+    """The sweep's run ``compare``: image tag ``compare`` every step, text tag ``combinations``
+    (at step 0 and at the last step), and a summary.json like every run's."""
+
+    def __init__(self, sw: Sweep, sweep_dir: Path, num_steps: int):
+        exp = sw.exp
+        self.sw, self.num_steps = sw, num_steps
+        self.run_dir = create_run_dir(sweep_dir, "compare", explicit=True)
+        self.writer = RunWriter(self.run_dir)
+        self.stats = [OutputStats() for _ in sw.runs]
+        self.scale = compare_scale([c.plan.stages[-1].cfg for c in sw.runs], exp.views.scale)
+        self.picture = compare_picture(sw)
+        self.summary: dict[str, Any] = {
+            "status": "running", "command": f"sweep {sw.command}", "run_dir": str(self.run_dir), "steps": 0,
+            "planned_steps": num_steps, "runs": [c.name for c in sw.runs], "tags": ["compare"],
+        }
+
+    def start(self) -> None:
+        write_summary(self.run_dir, self.summary)
+
+    def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int) -> None:
+        """``outputs``: each run's last stage output for batch ``x``."""
+        k = self.sw.exp.views.images
+        stages = [c.plan.stages[-1].cfg for c in self.sw.runs]
+        for s, y in zip(self.stats, outputs):
+            s.add(y)
+        columns = shared_scale([compare_tiles(cfg, y[:k]) for cfg, y in zip(stages, outputs)], self.scale)
+        self.writer.image("compare", self.picture.draw([display_scale(x[:k], "raw"), *columns]), step)
+        if step == 0 and self.num_steps > 1:
+            self.writer.text("combinations", markdown_table(self.sw, self.stats, 1), 0)
+        self.summary["steps"] = step + 1
+
+    def complete(self, seconds: float) -> dict[str, Any]:
+        self._table()
+        self.summary.update(status="complete", seconds=round(seconds, 3))
+        self.writer.close()
+        write_summary(self.run_dir, self.summary)
+        return self.summary
+
+    def stopped(self, exc: BaseException) -> None:
+        """Keep the steps logged (marked incomplete), or nothing before the first."""
+        self.summary.update(status="incomplete", stopped_by=getattr(exc, "name", type(exc).__name__))
+        with contextlib.suppress(Exception):  # already failing: the first error is the one to report
+            if self.summary["steps"]:
+                self._table()
+            self.writer.close()
+        if not self.summary["steps"]:
+            self.writer.discard()
+            return
+        with contextlib.suppress(OSError):
+            write_summary(self.run_dir, self.summary)
+
+    def _table(self) -> None:
+        steps = self.summary["steps"]
+        if steps:
+            self.writer.text("combinations", markdown_table(self.sw, self.stats, steps), steps - 1)
+
+
+@closes_on_signals
+def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Load the data once; every batch through every run, then the next. Returns the sweep's
+    summary (also its summary.json): its directory, steps, runs and what was skipped."""
+    reporter = reporter or SilentReporter()
+    exp = sw.exp
+    check_logdir(exp.run.logdir, sw.name)
+    images = datasets.load(exp.data, exp.run.seed)
+    num_steps = count_steps(len(images), exp.data.batch_size, exp.data.max_batches)
+    for note in images.notes:
+        reporter.info(note)
+
+    sweep_dir = create_run_dir(exp.run.logdir, sw.name or default_sweep_name(exp), explicit=sw.name is not None)
+    logs: list[RunLog] = []
+    compare: CompareLog | None = None
+    summary: dict[str, Any] = {
+        "status": "running", "command": f"sweep {sw.command}", "sweep_dir": str(sweep_dir), "steps": 0,
+        "planned_steps": num_steps, "runs": [c.name for c in sw.runs], "skipped": {c.name: str(c.error) for c in sw.skipped},
+    }
+    torch_threads = torch.get_num_threads()
+    try:
+        write_config(sweep_dir, config_text(sw, dump_toml(exp)))
+        write_summary(sweep_dir, summary)
+        for c in sw.runs:
+            logs.append(RunLog(c.plan, images, num_steps, name=c.name, logdir=str(sweep_dir), hparams_first=sw.hparams_first))
+        compare = CompareLog(sw, sweep_dir, num_steps)
+        shared = SharedBatch()  # every run logs the same input: its grid is encoded once
+        for log in logs:
+            log.writer.shared = shared
+        for log in logs:
+            log.start()
+        compare.start()
+        reporter.info(describe(sw))
+        reporter.info(f"sweep: {sweep_dir}")
+        device = sw.runs[0].plan.device
+        modules = [[s.module.to(device).eval() for s in c.plan.stages] for c in sw.runs]
+        if device == "cpu":
+            torch.set_num_threads(1)  # as pipeline.run: a batch is too small to gain from intra-op threads
+        started = time.perf_counter()
+        bs = exp.data.batch_size
+        with reporter.progress(num_steps, f"sweep {sw.command} {images.name}/{images.split}, {len(logs)} runs") as advance:
+            for step in range(num_steps):
+                x = images.batch(step * bs, (step + 1) * bs).to(device).float().div_(255)
+                labels = images.batch_labels(step * bs, (step + 1) * bs)
+                shared.set(x)
+                last = []
+                for log, stages in zip(logs, modules):
+                    outputs = _forward(stages, log.plan.model_input(x))
+                    log.step(x, outputs, step, labels=labels)
+                    last.append(outputs[-1])
+                compare.step(x, last, step)
+                summary["steps"] = step + 1
+                advance()
+        seconds = time.perf_counter() - started
+        for log in logs:
+            log.complete(seconds)
+        compare.complete(seconds)
+        summary.update(status="complete", seconds=round(seconds, 3))
+        write_summary(sweep_dir, summary)
+        return summary
+    except BaseException as exc:
+        _stopped(sweep_dir, logs, compare, summary, exc)
+        raise
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+def _stopped(sweep_dir: Path, logs: list[RunLog], compare: CompareLog | None, summary: dict[str, Any], exc: BaseException) -> None:
+    """Every run keeps the steps it logged (marked incomplete); a sweep stopped before its first
+    step leaves nothing. Raises the first write error, if stopping met one."""
+    error: BaseException | None = None
+    for log in logs:
+        try:
+            log.stopped(exc)
+        except WriteError as write_error:
+            error = error or write_error
+    if compare is not None:
+        compare.stopped(exc)
+    steps, planned = summary["steps"], summary["planned_steps"]
+    if not any(log.summary["steps"] for log in logs):
+        remove_run_dir(sweep_dir)
+        kept = "nothing was logged yet, so nothing was kept"
+    else:
+        summary.update(status="incomplete", stopped_by=getattr(exc, "name", type(exc).__name__))
+        with contextlib.suppress(OSError):
+            write_summary(sweep_dir, summary)
+        also = " and 'compare'" if compare is not None and compare.summary["steps"] else ""
+        kept = (f"the steps logged by its {len(logs)} run(s){also} stay readable in {sweep_dir} "
+                "(each summary.json marks its run incomplete)")
+    if isinstance(exc, Interrupted):
+        exc.detail = f"after {steps} of {planned} step(s) of the sweep; {kept}"
+    if error is not None:
+        raise error from exc
