@@ -271,8 +271,11 @@ def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         except BaseException as exc:
             model_note = ""
             if log.summary["steps"] and not isinstance(exc, TrainingError):
-                model_note = f"; {log.run_dir / MODEL_FILE} holds the weights after step {log.summary['steps']}"
-                save_model(torch.nn.Sequential(*(s.module for s in tp.stack.stages)), log.run_dir)
+                try:
+                    save_model(torch.nn.Sequential(*(s.module for s in tp.stack.stages)), log.run_dir)
+                    model_note = f"; {log.run_dir / MODEL_FILE} holds the weights after step {log.summary['steps']}"
+                except OSError as error:  # already stopping: say so, and report what stopped the run
+                    model_note = f"; model.pt could not be saved ({error.strerror or error})"
             log.stopped(exc)
             if hasattr(exc, "detail") and model_note:
                 exc.detail += model_note
