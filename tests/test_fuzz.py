@@ -36,6 +36,12 @@ LAYER_CALLS = [
     "Conv2d(in_channels=3)", "Linear(10, 5, bias=lambda: 0)", "MaxPool2d(0)", "Conv2d(3, 8, (3, 3), stride=(2, 1))",
 ]
 RUN_COMMANDS = {"conv", "pool", "stack", "sweep conv", "sweep pool", "sweep stack"}
+# --vary values that sweep something, good and bad (any option may draw them).
+VARY_VALUES = [
+    "kernel_size=2,3", "ceil_mode=false,true", "init=sobel-x;laplacian", "layers=ReLU();Sigmoid()", "max_channels=1,2",
+    "layers=Conv2d(3, 8, 3), ReLU(); Conv2d(3, 8, 3), Tanh()", "layers=Conv2d(3, 8, 3), Flatten(); MaxPool2d(2)",
+    "layers=ReLU(); __import__('os').system('x')", "layers=ReLU(), (; Tanh()", "layers=();ReLU()",
+]
 
 
 def command_options() -> dict[str, list[tuple[str, bool]]]:
@@ -90,6 +96,7 @@ def values(paths: list[str]) -> st.SearchStrategy[str]:
                          "sobel-x,sobel-y", "identity", "channels,stats", "cpu", "cuda", "auto", "max", "avg"]),
         st.sampled_from(["1 2; 3 4", "[[1, 2], [3, 4]]", "[" * 2000 + "]" * 2000, "1 2; 3", "0,0", "9,9"]),
         st.sampled_from(paths),
+        st.sampled_from(VARY_VALUES),
         st.text(max_size=12),
     )
 

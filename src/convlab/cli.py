@@ -216,7 +216,8 @@ VaryOpt = Annotated[
     list[str] | None,
     typer.Option("--vary", metavar="KEY=V1,V2", rich_help_panel=SWEEP,
                  help="A layer key (as in config files) and the values to compare, e.g. kernel_size=2,3 or ceil_mode=false,true "
-                 "(init: alternatives separated by ';'). Repeatable: every combination runs."),
+                 "(init and a stack's layers: alternatives separated by ';', e.g. \"layers=Conv2d(3, 8, 3), ReLU(); "
+                 "Conv2d(3, 8, 3), Tanh()\"). Repeatable: every combination runs."),
 ]
 SkipInvalidOpt = Annotated[
     bool, typer.Option("--skip-invalid", help="Skip (and list) invalid combinations instead of refusing to start.", rich_help_panel=SWEEP)
@@ -412,6 +413,26 @@ def sweep_pool(
 ) -> None:
     """Sweep torch.nn.MaxPool2d / AvgPool2d settings: e.g. --vary kernel_size=2,3 --vary ceil_mode=false,true."""
     commands.sweep("pool", overrides("pool", ctx.params), config=config, vary=vary, skip_invalid=skip_invalid,
+                   dry_run=dry_run, quiet=quiet)
+
+
+@sweep_app.command("stack")
+def sweep_stack(
+    ctx: typer.Context,
+    layers: LayersArg = None,
+    vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False,
+    weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None,
+    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
+    max_channels: MaxChannelsOpt = None,
+    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
+    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
+    grayscale: GrayscaleOpt = None,
+    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: SweepNameOpt = None,
+    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Sweep whole stacks of torch.nn layers, each list written as PyTorch code, alternatives separated by ';':
+    e.g. --vary "layers=Conv2d(3, 8, 3), ReLU(); Conv2d(3, 8, 3), Sigmoid()". Each must end in a map (C, H, W)."""
+    commands.sweep("stack", overrides("stack", ctx.params), config=config, vary=vary, skip_invalid=skip_invalid,
                    dry_run=dry_run, quiet=quiet)
 
 

@@ -65,7 +65,7 @@ def sweep(
     command: str, overrides: dict[str, dict[str, Any]], *, config: Path | None, vary: list[str] | None,
     skip_invalid: bool, dry_run: bool, quiet: bool,
 ) -> None:
-    """``convlab sweep conv|pool``: every combination planned, then one pass over the data."""
+    """``convlab sweep conv|pool|stack``: every combination planned, then one pass over the data."""
     from convlab import sweep as sweeps
 
     sw = sweeps.prepare(command, overrides, config, vary or [], skip_invalid=skip_invalid)

@@ -388,6 +388,26 @@ def parse_layers(texts: Sequence[str]) -> tuple[StageConfig, ...]:
     return tuple(stages)
 
 
+def split_layers(text: str) -> tuple[str, ...]:
+    """A layer list written as a Sequential's arguments -> one text per layer, split by :mod:`ast`
+    at the top-level commas only: ``"Conv2d(3, 8, (3, 5)), ReLU()"`` -> ``("Conv2d(3, 8, (3, 5))",
+    "ReLU()")``. Nothing is evaluated or checked here: :func:`parse_layers` reads each part."""
+    if len(text) > MAX_LAYER_CHARS * MAX_STAGES:
+        raise LayerError(f"{len(text):,} characters are too many for a list of layers")
+    # In brackets, as a Sequential's arguments are: a line break then spaces is no indentation error.
+    source = f"({text.strip()}\n)"
+    try:
+        body = ast.parse(source, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        reason = getattr(exc, "msg", None) or str(exc) or type(exc).__name__
+        raise LayerError(f"not a list of layer calls ({reason}); separate the calls with commas, e.g. Conv2d(3, 8, 3), ReLU()") from None
+    if not isinstance(body, ast.Tuple):
+        return (text.strip(),)
+    if not body.elts:
+        raise LayerError("no layers in '()'; write calls separated by commas, e.g. Conv2d(3, 8, 3), ReLU()")
+    return tuple(ast.get_source_segment(source, e) or ast.unparse(e) for e in body.elts)
+
+
 # ----------------------------------------------------------------------------- writing it back
 
 

@@ -57,11 +57,17 @@ def stack_name_parts(exp: Experiment) -> list[str]:
     stack = exp.stack
     if stack.pretrained is not None:
         return [exp.command, stack.pretrained, f"upto{len(exp.stages)}"]
-    parts = [exp.command, *(torch_name(s).lower() for s in exp.stages[:NAMED_LAYERS])]
-    if len(exp.stages) > NAMED_LAYERS:
-        parts[-1] += f"+{len(exp.stages) - NAMED_LAYERS}"
+    parts = [exp.command, *layer_names([torch_name(s).lower() for s in exp.stages])]
     if stack.weights is not None:
         parts.append("weights")
+    return parts
+
+
+def layer_names(names: list[str]) -> list[str]:
+    """The first NAMED_LAYERS of a stack's layer names, the last of them with how many more: ``relu+2``."""
+    parts = names[:NAMED_LAYERS]
+    if len(names) > NAMED_LAYERS:
+        parts[-1] += f"+{len(names) - NAMED_LAYERS}"
     return parts
 
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from convlab.animate import label_font
-from convlab.config import ConfigError, PoolConfig, StageConfig
-from convlab.views import MAX_VIEW_PIXELS, SEPARATOR, ZOOM_MAX_WIDTH, display_scale, output_images, reshape_view
+from convlab.config import ConfigError, StageConfig
+from convlab.views import MAX_VIEW_PIXELS, SEPARATOR, ZOOM_MAX_WIDTH, display_scale, output_images, reshape_view, tiles_per_image
 
 if TYPE_CHECKING:
     import torch
@@ -36,17 +36,29 @@ INK, PAPER = (40, 40, 40), (255, 255, 255)
 SEPARATOR_PIXEL = tuple(int(c * 255) for c in SEPARATOR)
 
 
-def compare_tiles(stage: StageConfig, output: torch.Tensor) -> torch.Tensor:
-    """A stage's output as the run's own tag shows it: ``maxpool`` as it is, a conv through the
-    reshape view; maps of another channel count (pooling after a conv) through the reshape view."""
+def compare_tiles(stage: StageConfig, output: torch.Tensor, max_channels: int | None = None) -> torch.Tensor:
+    """A stage's output as the run's own tag shows it: ``maxpool`` or the activation lesson's
+    ``output`` as it is, a conv through the reshape view; maps of another channel count (pooling
+    after a conv) through the reshape view. With ``max_channels`` (a stack's stage, whose tag is
+    its channel view), each of the first ``max_channels`` channels as its own grey tile."""
+    if max_channels is not None:
+        shown = output[:, :max_channels]
+        n, c, h, w = shown.shape
+        return shown.reshape(n * c, 1, h, w)
     tiles = output_images(stage, output)
     return tiles if tiles.shape[1] in (1, 3) else reshape_view(output)
 
 
-def compare_scale(stages: list[StageConfig], scale: str) -> str:
-    """Pooled images are pixel values in [0, 1]: shown as they are (``raw``, as their own tags
-    show them, one scale by nature). Other outputs: the views' ``--scale``, shared by all."""
-    return "raw" if all(isinstance(s, PoolConfig) for s in stages) else scale
+def tiles_shown(channels: int, max_channels: int | None = None) -> int:
+    """How many tiles :func:`compare_tiles` makes of one image's ``channels`` channels."""
+    return min(channels, max_channels) if max_channels is not None else tiles_per_image(channels)
+
+
+def compare_scale(as_pixels: list[bool], scale: str) -> str:
+    """Outputs that are the images' own [0, 1] values, shown as they are by their own tags
+    (pooled images; one activation over the images): shown as they are (``raw``), one scale by
+    nature. Otherwise the views' ``--scale``, shared by all columns."""
+    return "raw" if all(as_pixels) else scale
 
 
 def shared_scale(columns: list[torch.Tensor], scale: str) -> list[torch.Tensor]:

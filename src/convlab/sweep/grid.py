@@ -3,7 +3,10 @@ combinations and their run names, each resolved and planned as the single comman
 
 Values come from ``--vary KEY=V1,V2`` (repeatable) and a ``[sweep]`` table in the config file,
 and parse exactly as the same flag or config key would: every combination goes through
-:func:`config.resolve` and :func:`pipeline.plan` (shapes, memory, device).
+:func:`config.resolve` and :func:`pipeline.plan` (shapes, memory, device). A stack's
+``layers`` vary as whole layer lists, each split into its calls by
+:func:`modules.split_layers` (never evaluated); each run must end in a map, which the
+compare picture shows.
 """
 
 from __future__ import annotations
@@ -12,17 +15,30 @@ import difflib
 import itertools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from convlab.config import COMMANDS, SWEEP_SECTION, ConfigError, ConvlabError, Experiment, read_config_file, resolve
+from convlab.config import (
+    COMMANDS,
+    SWEEP_SECTION,
+    ConfigError,
+    ConvConfig,
+    ConvlabError,
+    Experiment,
+    StageConfig,
+    read_config_file,
+    resolve,
+)
 from convlab.explain import explain
 from convlab.geometry import hw
+from convlab.modules import LayerError, call_text, parse_layer, split_layers, torch_name
 from convlab.pipeline import Plan, plan
-from convlab.sweep.compare import Column, ComparePicture, OutputStats
+from convlab.runs import layer_names
+from convlab.stack import explain_stack
+from convlab.sweep.compare import Column, ComparePicture, OutputStats, tiles_shown
 from convlab.values import parse_value, switch_or_text, toml_value
-from convlab.views import tiles_per_image
 
 # A compare picture of more columns is too wide to read, and each combination costs one
 # run's logging per batch.
@@ -30,9 +46,11 @@ MAX_COMBINATIONS = 32
 # Keys whose one value is itself a comma-separated list (conv's init; a stack's layers):
 # their alternatives are separated by ';'.
 LIST_KEYS = frozenset({"init", "layers"})
+LIST_EXAMPLES = {"init": "init=sobel-x;laplacian", "layers": "layers=Conv2d(3, 8, 3), ReLU(); Conv2d(3, 8, 3), Tanh()"}
 SWEEP_KEYS = ("vary", "skip_invalid")
 # How a setting reads in a run name (kernel_size 3 -> "k3"), as in single runs' names.
-LETTERS = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "out_channels": "c", "in_channels": "in", "groups": "g"}
+LETTERS = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "out_channels": "c", "in_channels": "in", "groups": "g",
+           "max_channels": "ch", "upto": "upto"}
 SWITCH_WORDS = {"ceil_mode": ("ceil", "floor")}
 # A run name is one directory: within the file systems' 255 bytes, with room for a "-2".
 MAX_NAME = 190
@@ -120,7 +138,8 @@ def varied_keys(command: str, flags: list[str], table: Any, fixed: dict[str, Any
         if key in given:
             raise ConfigError(f"--vary {key} is given twice; list all its values in one --vary")
         if fixed.get(key) is not None:
-            raise ConfigError(f"--vary {key} and the option that sets {key} are both given; drop one of them")
+            setter = "the LAYER arguments" if key == "layers" else f"the option that sets {key}"
+            raise ConfigError(f"--vary {key} and {setter} are both given; drop one of them")
         given.add(key)
         listed[key] = values
     if not listed:
@@ -129,23 +148,62 @@ def varied_keys(command: str, flags: list[str], table: Any, fixed: dict[str, Any
 
 
 def _varied(command: str, key: str, values: list[Any]) -> Varied:
+    if key == "layers":
+        values = [_layer_list(v) if isinstance(v, str) else v for v in values]
     parsed = [parse_value(command, key, v) for v in values]
     if len(values) < 2:
-        hint = f" (separate {key}'s alternatives with ';', e.g. {key}=sobel-x;laplacian)" if key in LIST_KEYS else ""
+        hint = f" (separate {key}'s alternatives with ';', e.g. {LIST_EXAMPLES[key]})" if key in LIST_KEYS else ""
         raise ConfigError(f"--vary {key} lists one value ({shown(parsed[0])}); a sweep compares two or more{hint}")
     for (i, a), (j, b) in itertools.combinations(enumerate(parsed), 2):
-        if a == b:
-            raise ConfigError(f"--vary {key}: {values[i]!r} and {values[j]!r} are the same value; list each once")
+        if _same_as(key, a) == _same_as(key, b):
+            first, second = (shown(a), shown(b)) if key == "layers" else (values[i], values[j])
+            raise ConfigError(f"--vary {key}: {first!r} and {second!r} are the same value; list each once")
     return Varied(key, tuple(values), tuple(parsed))
+
+
+def _layer_list(text: str) -> tuple[str, ...]:
+    """One alternative of ``layers``, as a stack's list of layer texts. Text that does not split
+    stays whole: config.resolve then names what is wrong with it, as with any invalid combination."""
+    try:
+        return split_layers(text)
+    except LayerError:
+        return (text,)
+
+
+def _same_as(key: str, value: Any) -> Any:
+    """What two values must share to be the same setting: a stack's layers as PyTorch reads them."""
+    if key != "layers":
+        return value
+    return tuple(_layer_or_text(t, call_text, " ".join(t.split())) for t in value)
+
+
+def _layer_or_text(text: str, read: Callable[[StageConfig], str], otherwise: str) -> str:
+    """``read`` of the layer ``text`` is, or ``otherwise`` where it is not a layer (resolve says why)."""
+    try:
+        return read(parse_layer(text))
+    except ConfigError:
+        return otherwise
 
 
 def shown(value: Any) -> str:
     """A setting as a learner writes it: 3, 3x5, true, same."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return ", ".join(" ".join(t.split()) for t in value)  # a stack's layers, each on one line
     if isinstance(value, tuple):
         return hw(value)
     return str(value)
+
+
+def _layers_name(texts: tuple[str, ...]) -> str:
+    """A stack's layers in a run name: its class names, as a single stack's run name lists them."""
+    names = []
+    for text in texts:
+        written = re.match(r"\s*([A-Za-z_][\w.]*)", text)
+        names.append(_layer_or_text(text, lambda cfg: torch_name(cfg).lower(),
+                                    written.group(1).rsplit(".", 1)[-1].lower() if written else "layer"))
+    return "-".join(layer_names(names))
 
 
 def setting_name(key: str, value: Any) -> str:
@@ -159,6 +217,8 @@ def setting_name(key: str, value: Any) -> str:
         text = f"{value}pool"
     elif key == "weights":
         text = Path(value).stem
+    elif key == "layers":
+        text = _layers_name(value)
     else:
         text = str(value).replace(",", "+")
     return re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).strip("._+=-")[:60] or key
@@ -213,7 +273,9 @@ def prepare(
             exp = resolve(command, {**overrides, command: layer}, config_file, sweep=True)
             run_name = exp.run.run_name
             # The sweep's --run-name names its directory; each run is named after what varies.
-            combos.append(Combination(name, setting, plan(replace(exp, run=replace(exp.run, run_name=None)))))
+            p = plan(replace(exp, run=replace(exp.run, run_name=None)))
+            _check_ends_in_a_map(p)
+            combos.append(Combination(name, setting, p))
         except ConvlabError as exc:
             combos.append(Combination(name, setting, None, exc))
 
@@ -230,6 +292,30 @@ def prepare(
     return sw
 
 
+def _check_ends_in_a_map(p: Plan) -> None:
+    """The compare picture shows each run's last output as a map; a stack may end in features."""
+    if len(p.output_shape) != 3:
+        last = p.stages[-1].cfg
+        raise ConfigError(
+            f"its last stage {call_text(last)} gives {p.output_shape[0]:,} features per image, not a map (C, H, W); "
+            "a sweep's compare picture shows each run's last output as a map, so end every alternative before "
+            "Flatten() (or run this stack alone with convlab stack)"
+        )
+
+
+def shown_channels(p: Plan) -> int | None:
+    """In a stack, the last stage's picture is its channel view of the first --max-channels
+    channels; None: a one-layer lesson's tag ('output', 'maxpool'), drawn as that tag draws it."""
+    return p.exp.stack.max_channels if p.stages[-1].prefix is not None else None
+
+
+def shown_as_pixels(p: Plan) -> bool:
+    """The last output is shown as it is by its own tag, and its values are the images' [0, 1]:
+    pooled images ('maxpool'), or one activation over the images (the activation lesson's 'output')."""
+    last = p.stages[-1]
+    return last.prefix is None and not isinstance(last.cfg, ConvConfig)
+
+
 def config_text(sw: Sweep, dump: str) -> str:
     """The sweep as a config file that ``convlab sweep --config`` repeats: ``dump`` (a run's
     config.toml) without the layer keys that differ between runs, and the ``[sweep]`` table."""
@@ -237,12 +323,19 @@ def config_text(sw: Sweep, dump: str) -> str:
         f.name for f in fields(sw.exp.sections()[sw.command])
         if len({repr(getattr(c.plan.exp.sections()[sw.command], f.name)) for c in sw.runs}) > 1
     } | {v.key for v in sw.varied}
-    lines, section = [], None
+    lines, section, in_list = [], None, False
     for line in dump.splitlines():
+        if in_list:  # the rest of a list written over several lines (a stack's layers)
+            in_list = line != "]"
+            continue
         if line.startswith("["):
             section = line.strip("[]")
         key = line.split(" = ")[0]
-        lines.append(f"# {key}: set by [sweep] below" if section == sw.command and key in differing else line)
+        if section == sw.command and key in differing:
+            lines.append(f"# {key}: set by [sweep] below")
+            in_list = line.endswith(" = [")
+        else:
+            lines.append(line)
     vary = ", ".join(f"{v.key} = [{', '.join(_toml(p) for p in v.parsed)}]" for v in sw.varied)
     lines += ["", f"[{SWEEP_SECTION}]", f"vary = {{ {vary} }}"]
     if sw.skipped:
@@ -251,6 +344,8 @@ def config_text(sw: Sweep, dump: str) -> str:
 
 
 def _toml(value: Any) -> str:
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):  # a stack's layers, on one line
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, tuple) and value[0] == value[1]:
         return str(value[0])
     return toml_value(value)
@@ -264,7 +359,10 @@ def table_rows(sw: Sweep, stats: list[OutputStats] | None = None) -> list[list[s
         header += ["output mean", "output std"]
     rows = [header]
     for i, c in enumerate(sw.runs):
-        facts = [explain(s.cfg, s.input_shape) for s in c.plan.stages]
+        if sw.command == "stack":
+            facts = [explain_stack([s.cfg for s in c.plan.stages], c.plan.input_shape)]
+        else:
+            facts = [explain(s.cfg, s.input_shape) for s in c.plan.stages]
         row = [c.name, *(shown(v) for _, v in c.settings), str(tuple(c.plan.output_shape))]
         row += [f"{sum(f.parameters for f in facts):,}", f"{sum(f.multiply_adds for f in facts):,}"]
         if stats is not None:
@@ -291,6 +389,6 @@ def compare_picture(sw: Sweep) -> ComparePicture:
     columns = [Column(f"input\n{h}x{w}", 1, h, w)]
     for run in sw.runs:
         oc, oh, ow = run.plan.output_shape
-        columns.append(Column(f"{run.name}\n{oh}x{ow}", tiles_per_image(oc), oh, ow))
+        columns.append(Column(f"{run.name}\n{oh}x{ow}", tiles_shown(oc, shown_channels(run.plan)), oh, ow))
     rows = min(sw.exp.views.images, sw.exp.data.batch_size, p.num_images)
     return ComparePicture(columns, rows, sw.exp.views.zoom)

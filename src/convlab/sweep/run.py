@@ -21,7 +21,7 @@ from convlab.interrupts import closes_on_signals
 from convlab.pipeline import Reporter, RunLog, SilentReporter, _forward, count_steps
 from convlab.runs import check_logdir, create_run_dir, default_sweep_name, remove_run_dir, write_config, write_summary
 from convlab.sweep.compare import OutputStats, compare_scale, compare_tiles, shared_scale
-from convlab.sweep.grid import Sweep, compare_picture, config_text, describe, table_rows
+from convlab.sweep.grid import Sweep, compare_picture, config_text, describe, shown_as_pixels, shown_channels, table_rows
 from convlab.views import display_scale
 from convlab.writer import RunWriter, SharedBatch, WriteError
 
@@ -30,8 +30,10 @@ def markdown_table(sw: Sweep, stats: list[OutputStats], steps: int) -> str:
     rows = table_rows(sw, stats)
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     lines.insert(1, "|" + " --- |" * len(rows[0]))
+    counted = ("of Conv2d and Linear, as convlab explain stack counts them" if sw.command == "stack"
+               else "0 for pooling, which compares or adds")
     lines += ["", f"Output mean and std over {steps} step(s) ({stats[0].count // max(math.prod(sw.runs[0].plan.output_shape), 1):,} images); "
-              "multiply-adds per image (0 for pooling, which compares or adds)."]
+              f"multiply-adds per image ({counted})."]
     lines += [f"- skipped {c.name}: {c.error}" for c in sw.skipped]
     return "\n".join(lines)
 
@@ -46,7 +48,7 @@ class CompareLog:
         self.run_dir = create_run_dir(sweep_dir, "compare", explicit=True)
         self.writer = RunWriter(self.run_dir)
         self.stats = [OutputStats() for _ in sw.runs]
-        self.scale = compare_scale([c.plan.stages[-1].cfg for c in sw.runs], exp.views.scale)
+        self.scale = compare_scale([shown_as_pixels(c.plan) for c in sw.runs], exp.views.scale)
         self.picture = compare_picture(sw)
         self.summary: dict[str, Any] = {
             "status": "running", "command": f"sweep {sw.command}", "run_dir": str(self.run_dir), "steps": 0,
@@ -59,10 +61,10 @@ class CompareLog:
     def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int) -> None:
         """``outputs``: each run's last stage output for batch ``x``."""
         k = self.sw.exp.views.images
-        stages = [c.plan.stages[-1].cfg for c in self.sw.runs]
         for s, y in zip(self.stats, outputs):
             s.add(y)
-        columns = shared_scale([compare_tiles(cfg, y[:k]) for cfg, y in zip(stages, outputs)], self.scale)
+        tiles = [compare_tiles(c.plan.stages[-1].cfg, y[:k], shown_channels(c.plan)) for c, y in zip(self.sw.runs, outputs)]
+        columns = shared_scale(tiles, self.scale)
         self.writer.image("compare", self.picture.draw([display_scale(x[:k], "raw"), *columns]), step)
         if step == 0 and self.num_steps > 1:
             self.writer.text("combinations", markdown_table(self.sw, self.stats, 1), 0)
