@@ -15,7 +15,10 @@ convlab's first logged step, and --help/demo/explain times) and writes ``bench/r
 one single ``convlab pool`` run and against six runs of the hand loop (the same six layers),
 each sweep run checked against its hand run's images.
 
-    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep] [--data auto|shared|shapes]
+``train``: ``bench/train_bench.py``, ``convlab train`` against the lesson's plain training loop
+(one epoch of the lesson's model; issue 16).
+
+    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train] [--data auto|shared|shapes]
 """
 
 from __future__ import annotations
@@ -196,13 +199,19 @@ def machine() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each program per layer (medians reported)")
-    parser.add_argument("--layers", default="conv,pool,sweep")
+    parser.add_argument("--layers", default="conv,pool,sweep,train")
     parser.add_argument("--data", choices=["auto", "shared", "shapes"], default="auto")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--train-repeat", type=int, default=1, help="runs of each training program (each is an epoch)")
+    # One intra-op thread for every training program: on a shared 2-core machine two threads
+    # spin-wait against each other and the other processes, and the times swing by 2-5x.
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads of every training program")
     args = parser.parse_args()
     layers = [name.strip() for name in args.layers.split(",")]
     sweep = "sweep" in layers
     layers = [name for name in layers if name != "sweep"]
+    train = "train" in layers
+    layers = [name for name in layers if name != "train"]
 
     with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
         tmp = Path(tmp)
@@ -257,7 +266,12 @@ def main() -> None:
         torch_s = statistics.median(floor)
         for r in results.values():
             r["ratios"]["torch_floor"] = r["median"]["convlab"]["wall_s"] / torch_s
-        instant = instant_times(args.repeat)
+        instant = instant_times(args.repeat) if layers else {}
+        train_result = None
+        if train:
+            from train_bench import run_train_bench
+
+            train_result = run_train_bench(measure, data_dir, md5_arg, tmp, threads=args.threads, repeat=args.train_repeat)
         load_after = os.getloadavg()
 
     report = {
@@ -268,13 +282,16 @@ def main() -> None:
         "import_torch_s": torch_s,
         "instant_s": instant,
         "layers": results,
+        "train": train_result,
         "sweep": sweep_result,
     }
-    print_table(report)
+    if results or sweep_result:
+        print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")
-    if not all(r["check"]["same"] for r in [*results.values(), *([sweep_result] if sweep_result else [])]):
+    checks = [*results.values(), *([sweep_result] if sweep_result else []), *([train_result] if train_result else [])]
+    if not all(r["check"]["same"] for r in checks):
         sys.exit(1)
 
 

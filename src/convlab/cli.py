@@ -16,7 +16,7 @@ import typer
 
 from convlab import __version__, commands
 from convlab import board as tensorboard_board
-from convlab.config import PADDING_MODES, POOL_MODES, SCALES, SPLITS, resolve
+from convlab.config import OPTIMIZERS, PADDING_MODES, POOL_MODES, SCALES, SPLITS, resolve
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
 from convlab.modules import SIGNATURES
@@ -37,8 +37,9 @@ PaddingMode = Enum("PaddingMode", {m: m for m in PADDING_MODES}, type=str)
 PoolMode = Enum("PoolMode", {m: m for m in POOL_MODES}, type=str)
 Scale = Enum("Scale", {s: s for s in SCALES}, type=str)
 Split = Enum("Split", {s: s for s in SPLITS}, type=str)
+Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZERS}, type=str)
 
-LAYER, DATA, RUN, VIEW, INPUT, ANIMATION, SWEEP = "Layer", "Data", "Run", "Views", "Input", "Animation", "Sweep"
+LAYER, DATA, RUN, VIEW, INPUT, ANIMATION, SWEEP, TRAIN = "Layer", "Data", "Run", "Views", "Input", "Animation", "Sweep", "Training"
 
 # Every option, declared once. Every setting defaults to None: an option left out never
 # overrides the config file or the built-in default (see config.resolve).
@@ -109,6 +110,35 @@ MaxChannelsOpt = Annotated[
     int | None, typer.Option("--max-channels", help="Channels shown per map stage (the first ones). \\[default: 16]", rich_help_panel=VIEW)
 ]
 
+# Training
+InitWeightsOpt = Annotated[
+    Path | None,
+    typer.Option("--init-weights", metavar="FILE", help="Start from these weights: a .pt/.pth state_dict (e.g. a run's model.pt) "
+                 "matching the stack's parameters in order and shape. \\[default: PyTorch's init, seeded with --seed]", rich_help_panel=LAYER),
+]
+OptimizerOpt = Annotated[Optimizer | None, typer.Option("--optimizer", help="torch.optim.SGD or Adam. \\[default: sgd]", rich_help_panel=TRAIN)]
+LrOpt = Annotated[float | None, typer.Option("--lr", help="Learning rate. \\[default: 0.01, as the lesson]", rich_help_panel=TRAIN)]
+ShuffleOpt = Annotated[
+    bool | None, typer.Option("--shuffle/--no-shuffle", help="A new random order of the training images each epoch (seeded; the "
+                              "built-in shapes are drawn in random order either way). \\[default: shuffle]", rich_help_panel=TRAIN),
+]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Passes over the training images. \\[default: 1]", rich_help_panel=TRAIN)]
+MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps (batches) in all. \\[default: when the epochs end]", rich_help_panel=TRAIN)]
+EvalEveryOpt = Annotated[
+    int | None, typer.Option("--eval-every", metavar="STEPS", help="Evaluate (test/loss, test/accuracy, confusion matrix, model.pt) every this many "
+                             "steps, and at the end. \\[default: each epoch's end]", rich_help_panel=TRAIN),
+]
+SnapshotEveryOpt = Annotated[
+    int | None, typer.Option("--snapshot-every", metavar="STEPS", help="Log the kernels and the probe images' views every this many steps, "
+                             "at step 0 and at the end. \\[default: 100]", rich_help_panel=TRAIN),
+]
+EvalSplitOpt = Annotated[Split | None, typer.Option("--eval-split", help="The split evaluated on. \\[default: test]", rich_help_panel=TRAIN)]
+EvalBatchesOpt = Annotated[int | None, typer.Option("--eval-batches", help="Evaluate on the first N batches of it. \\[default: all]", rich_help_panel=TRAIN)]
+HoldoutOpt = Annotated[
+    float | None, typer.Option("--holdout", metavar="FRACTION", help="Evaluate on this fraction of the training images, kept out of "
+                               "training, instead of --eval-split. \\[default: none; 0.2 for --dataset folder]", rich_help_panel=TRAIN),
+]
+
 # Views
 ShowOpt = Annotated[
     str | None,
@@ -126,6 +156,7 @@ ZoomOpt = Annotated[int | None, typer.Option("--zoom", help="Nearest-neighbour u
 # Data
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", help=f"Dataset: {', '.join(DATASETS)}. \\[default: cifar10]", rich_help_panel=DATA)]
 SplitOpt = Annotated[Split | None, typer.Option("--split", help="\\[default: test]", rich_help_panel=DATA)]
+TrainSplitOpt = Annotated[Split | None, typer.Option("--split", help="The split trained on. \\[default: train]", rich_help_panel=DATA)]
 DataDirOpt = Annotated[
     str | None,
     typer.Option("--data-dir", metavar="PATH", help="Where datasets live or are downloaded to; for --dataset folder, your images (a folder or one file). \\[default: ./data]", rich_help_panel=DATA),
@@ -201,6 +232,8 @@ SECTIONS = {
     "run": ("device", "seed", "logdir", "run_name"),
     "views": ("show", "scale", "images", "zoom"),
 }
+# The options of 'convlab train' that set its [stack] section.
+STACK_KEYS = ("layers", "weights", "max_channels")
 # Options that say what to do with an experiment, not what it is: never part of its config.
 ACTIONS = frozenset({"config", "dry_run", "quiet", "size", "channels", "output_size", "animate", "frames_logdir",
                      "input_matrix", "weight", "cell", "vary", "skip_invalid"})
@@ -280,6 +313,29 @@ def stack(
     output in stage order ('01-conv2d', '02-relu', ...). One activation alone logs the lesson's 'input' and 'output'."""
     exp = resolve("stack", overrides("stack", ctx.params), config)
     commands.execute(exp, dry_run=dry_run, quiet=quiet)
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    layers: LayersArg = None, weights: InitWeightsOpt = None,
+    optimizer: OptimizerOpt = None, lr: LrOpt = None, epochs: EpochsOpt = None, shuffle: ShuffleOpt = None, max_steps: MaxStepsOpt = None,
+    eval_every: EvalEveryOpt = None, snapshot_every: SnapshotEveryOpt = None, eval_split: EvalSplitOpt = None,
+    eval_batches: EvalBatchesOpt = None, holdout: HoldoutOpt = None,
+    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
+    max_channels: MaxChannelsOpt = None,
+    dataset: DatasetOpt = None, split: TrainSplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
+    batch_size: BatchSizeOpt = None, image_size: ImageSizeOpt = None, grayscale: GrayscaleOpt = None,
+    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: RunNameOpt = None,
+    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Train a stack of torch.nn layers (as 'convlab stack' takes them) as a classifier with nn.CrossEntropyLoss; log
+    train/ and test/ loss and accuracy, a confusion matrix, the kernels and every stage's view of fixed probe images as
+    they learn, and save model.pt."""
+    settings = overrides("train", ctx.params)
+    settings["stack"] = {key: settings["train"].pop(key, None) for key in STACK_KEYS}
+    exp = resolve("train", settings, config)
+    commands.train(exp, dry_run=dry_run, quiet=quiet)
 
 
 @app.command()

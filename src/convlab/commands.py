@@ -37,6 +37,30 @@ def execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     reporter.info(f"     or: {tensorboard_command}")
 
 
+def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
+    """``convlab train``: the training run, its progress, where model.pt is and how to see the run."""
+    from convlab import pipeline, train
+
+    if dry_run:
+        tp = train.plan_training(exp)
+        typer.echo(dump_toml(exp).rstrip())
+        typer.echo("")
+        typer.echo(pipeline.describe(tp.stack))
+        typer.echo(train.describe_training(tp))
+        typer.echo(f"device: {tp.stack.device}")
+        typer.echo("dry run: nothing was loaded or written")
+        return
+    reporter = TerminalReporter(quiet)
+    summary = train.train(exp, reporter)
+    board_command, tensorboard_command = board.view_commands(exp.run.logdir)
+    reporter.info(
+        f"test accuracy {summary['test_accuracy']:.1%} (loss {summary['test_loss']:.4g}) on {summary['eval_images']} images of "
+        f"{summary['eval_set']} after {summary['steps']} step(s) in {summary['seconds']:.1f} s; weights: {summary['model']}"
+    )
+    reporter.info(f"view it: {board_command}")
+    reporter.info(f"     or: {tensorboard_command}")
+
+
 def sweep(
     command: str, overrides: dict[str, dict[str, Any]], *, config: Path | None, vary: list[str] | None,
     skip_invalid: bool, dry_run: bool, quiet: bool,

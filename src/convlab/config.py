@@ -19,6 +19,7 @@ from convlab.errors import ConfigError
 from convlab.errors import ConvlabError as ConvlabError  # re-exported: raised across convlab
 from convlab.errors import Interrupted as Interrupted
 from convlab.modules import call_text, parse_layers
+from convlab.optimizers import OPTIMIZER_NAMES as OPTIMIZERS
 from convlab.pretrained import pretrained_layers
 
 # The stage configs live in stages.py; modules across convlab import them from here.
@@ -95,8 +96,43 @@ class StackConfig:
     max_channels: int = 16
 
 
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``convlab train``: the stack trained as a classifier (nn.CrossEntropyLoss)."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.01  # the lesson's SGD learning rate
+    epochs: int = 1
+    # A new random order of the training images each epoch (seeded); off: in order, as the
+    # lesson's DataLoader(batch_size=64) reads them.
+    shuffle: bool = True
+    # Stop after this many steps (batches) in all, even mid-epoch; None: when the epochs are done.
+    max_steps: int | None = None
+    # Evaluate on the eval set every this many steps; None: at the end of each epoch. Always at the end.
+    eval_every: int | None = None
+    # Log kernels and the probe batch's views every this many steps (and at the first and last).
+    snapshot_every: int = 100
+    eval_split: str = "test"
+    # Evaluate on the eval set's first this many batches; None: all of it.
+    eval_batches: int | None = None
+    # Keep this fraction of the training images out of training and evaluate on them instead of
+    # eval_split; None: no holdout (a folder, which has one set, holds out 0.2).
+    holdout: float | None = None
+
+
 # What each experiment command's own config section is.
-COMMANDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig}
+COMMANDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig, "train": TrainConfig}
+# Commands that run a stack of layers ([stack] layers), and the sections each command's file holds
+# beside [data], [run] and [views] (by default, its own).
+STACK_COMMANDS = ("stack", "train")
+OWN_SECTIONS = {"train": ("stack", "train")}
+
+
+def command_sections(command: str) -> dict[str, type]:
+    own = OWN_SECTIONS.get(command, (command,))
+    return {name: COMMANDS[name] for name in own} | {"data": DataConfig, "run": RunConfig, "views": ViewConfig}
 
 
 @dataclass(frozen=True)
@@ -112,8 +148,15 @@ class Experiment:
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
-    # convlab stack only: where the stages came from (their text is derived from ``stages``).
+    # convlab stack and train: where the stages came from (their text is derived from ``stages``).
     stack: StackConfig = field(default_factory=StackConfig)
+    # convlab train only.
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def is_stack(self) -> bool:
+        """Stages written as PyTorch layers (``convlab stack``, ``convlab train``)."""
+        return self.command in STACK_COMMANDS
 
     @property
     def layer(self) -> StageConfig:
@@ -124,12 +167,13 @@ class Experiment:
 
     def sections(self) -> dict[str, Any]:
         """Section name -> dataclass, in the order a config file lists them."""
-        if self.command == "stack":
-            layers = () if self.stack.pretrained else tuple(call_text(s) for s in self.stages)
-            head: Any = dataclasses.replace(self.stack, layers=layers)
-        else:
-            head = self.layer
-        return {self.command: head, "data": self.data, "run": self.run, "views": self.views}
+        if not self.is_stack:
+            return {self.command: self.layer, "data": self.data, "run": self.run, "views": self.views}
+        layers = () if self.stack.pretrained else tuple(call_text(s) for s in self.stages)
+        heads: dict[str, Any] = {"stack": dataclasses.replace(self.stack, layers=layers)}
+        if self.command == "train":
+            heads["train"] = self.train
+        return heads | {"data": self.data, "run": self.run, "views": self.views}
 
 
 SPLITS = ("test", "train")
@@ -176,13 +220,14 @@ def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> 
     except ValueError as exc:  # an integer literal of thousands of digits
         raise ConfigError(f"{path} holds a value convlab cannot read: {exc}") from None
 
-    sections = {command: COMMANDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
+    sections = command_sections(command)
     out: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         if key == "command":
             if not isinstance(value, str) or value not in COMMANDS:
                 raise ConfigError(f"{path}: unknown command {value!r}; choose from {', '.join(COMMANDS)}")
-            if value != command:
+            # convlab train trains the stack a 'stack' experiment file describes.
+            if value != command and not (command == "train" and value == "stack"):
                 raise ConfigError(
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"
                 )
@@ -196,7 +241,7 @@ def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> 
                 raise ConfigError(f"{path}: '{key}' must be a [{key}] table, got {value!r}")
             out[key] = dict(value)
             continue
-        if key in COMMANDS and key != command:
+        if key in COMMANDS and key not in sections:
             raise ConfigError(
                 f"{path} has a [{key}] section, but this is 'convlab {command}'; "
                 f"run it with: convlab {key} --config {path}"
@@ -248,7 +293,7 @@ def resolve(
     """
     if command not in COMMANDS:
         raise ConfigError(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
-    layers = {command: COMMANDS[command], "data": DataConfig, "run": RunConfig, "views": ViewConfig}
+    layers = command_sections(command)
     merged: dict[str, dict[str, Any]] = {name: {} for name in layers}
     if config_file is not None:
         for name, values in read_config_file(config_file, command, sweep=sweep).items():
@@ -260,6 +305,11 @@ def resolve(
         merged[name].update({k: v for k, v in values.items() if v is not None})
     if command == "conv":
         _out_channels_from_init(merged["conv"])
+    if command == "train":
+        merged["data"].setdefault("split", "train")
+        # How many batches a stack run shows (a stack file's [data] max_batches) does not bound
+        # training: --epochs and --max-steps do.
+        merged["data"].pop("max_batches", None)
 
     built = {}
     for name, cls in layers.items():
@@ -271,9 +321,11 @@ def resolve(
             kwargs[key] = parse_value(name, key, value)
         built[name] = cls(**kwargs)
     sections = dict(data=built["data"], run=built["run"], views=built["views"])
-    if command == "stack":
+    if command in STACK_COMMANDS:
         stack = built["stack"]
         stages = stack_stages(stack)
+        if command == "train":
+            sections["train"] = built["train"]
         exp = Experiment(command=command, stages=stages, stack=dataclasses.replace(stack, layers=()), **sections)
         exp = dataclasses.replace(exp, stack=exp.sections()["stack"])
     else:
@@ -324,7 +376,9 @@ def validate(exp: Experiment) -> None:
     for stage in exp.stages:
         if isinstance(stage, ConvConfig) and stage.weights is not None:
             check_path(stage.weights, "--weights")
-    if exp.command == "stack":
+    if exp.command == "train":
+        validate_train(exp.train)
+    if exp.is_stack:
         _at_least(exp.stack.max_channels, "max_channels")
         if exp.stack.weights is not None:
             check_path(exp.stack.weights, "--weights")
@@ -343,6 +397,19 @@ def validate(exp: Experiment) -> None:
         raise ConfigError(f"unknown scale {views.scale!r}; choose from {', '.join(SCALES)}")
     _at_least(views.images, "views.images")
     _at_least(views.zoom, "zoom")
+
+
+def validate_train(train: TrainConfig) -> None:
+    if train.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {train.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    if not train.lr > 0:
+        raise ConfigError(f"lr must be above 0, got {train.lr}")
+    for name in ("epochs", "max_steps", "eval_every", "snapshot_every", "eval_batches"):
+        _at_least(getattr(train, name), name)
+    if train.eval_split not in SPLITS:
+        raise ConfigError(f"unknown eval_split {train.eval_split!r}; choose from {', '.join(SPLITS)}")
+    if train.holdout is not None and not 0 < train.holdout < 1:
+        raise ConfigError(f"holdout is the fraction of training images kept for evaluation, above 0 and below 1; got {train.holdout}")
 
 
 # The file-name limit of Linux, macOS and Windows file systems, in bytes.

@@ -52,7 +52,8 @@ from convlab.writer import RunWriter, WriteError
 class Reporter(Protocol):
     def info(self, text: str) -> None: ...
 
-    def progress(self, total: int, description: str) -> AbstractContextManager[Callable[[], None]]: ...
+    def progress(self, total: int, description: str) -> AbstractContextManager[Callable[..., None]]:
+        """Yields ``advance(status=None)``, called after each step."""
 
 
 class SilentReporter:
@@ -60,8 +61,8 @@ class SilentReporter:
         pass
 
     @contextlib.contextmanager
-    def progress(self, total: int, description: str) -> Iterator[Callable[[], None]]:
-        yield lambda: None
+    def progress(self, total: int, description: str) -> Iterator[Callable[..., None]]:
+        yield lambda status=None: None
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def plan(exp: Experiment) -> Plan:
     spec = datasets.get_dataset(exp.data.dataset)
     input_shape = spec.shape(exp.data)
     check_views(exp)
-    in_stack = exp.command == "stack"
+    in_stack = exp.is_stack
     shapes = output_shapes(exp.stages, input_shape, name_stages=in_stack)
     if in_stack:
         check_stack_views(exp, shapes)
@@ -205,7 +206,7 @@ def hparams(exp: Experiment, first: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def describe(p: Plan) -> str:
     """The module, its shapes and the arithmetic, as plain text (terminal and TensorBoard)."""
-    if p.exp.command == "stack":
+    if p.exp.is_stack:
         table = explain_stack(p.exp.stages, p.input_shape, max_channels=p.exp.stack.max_channels)
         return "\n".join([table.text(), *p.notes])
     lines = []
@@ -371,7 +372,7 @@ class RunLog:
         write_config(self.run_dir, dump_toml(p.exp))
         write_summary(self.run_dir, self.summary)
         writer.text("config", _markdown_block(dump_toml(p.exp)))
-        if p.exp.command == "stack":
+        if p.exp.is_stack:
             layer_text = describe(p)
         else:
             layer_text = "\n\n".join(explain(s.cfg, s.input_shape).text() for s in p.stages)
@@ -384,7 +385,7 @@ class RunLog:
     def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int, labels: torch.Tensor | None = None) -> None:
         """One batch: ``x`` as loaded (floats in [0, 1]), every stage's output, and the batch's
         labels (a stack's 'classes' view names the images with them)."""
-        if self.plan.exp.command == "stack":
+        if self.plan.exp.is_stack:
             log_step(self.writer, self.plan, x, outputs, step, labels=labels, classes=self._classes)
         else:
             log_step(self.writer, self.plan, x, outputs, step)

@@ -30,7 +30,7 @@ class LogdirError(ConvlabError):
 def default_run_name(exp: Experiment, now: datetime | None = None) -> str:
     """Says what ran and when, e.g. ``conv-c6-k3-s1-p0-20261128-142501``."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    if exp.command == "stack":
+    if exp.is_stack:
         parts = stack_name_parts(exp)
     else:
         parts = [part for stage in exp.stages for part in stage_name_parts(stage)]
@@ -56,8 +56,8 @@ def stack_name_parts(exp: Experiment) -> list[str]:
     """``stack-conv2d-relu-maxpool2d``; a longer stack ends in ``+N``; a pretrained one is named after its model."""
     stack = exp.stack
     if stack.pretrained is not None:
-        return ["stack", stack.pretrained, f"upto{len(exp.stages)}"]
-    parts = ["stack", *layer_names([torch_name(s).lower() for s in exp.stages])]
+        return [exp.command, stack.pretrained, f"upto{len(exp.stages)}"]
+    parts = [exp.command, *layer_names([torch_name(s).lower() for s in exp.stages])]
     if stack.weights is not None:
         parts.append("weights")
     return parts

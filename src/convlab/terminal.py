@@ -40,17 +40,23 @@ class TerminalReporter:
                 self.quiet = True
 
     @contextlib.contextmanager
-    def progress(self, total: int, description: str) -> Iterator[Callable[[], None]]:
+    def progress(self, total: int, description: str) -> Iterator[Callable[..., None]]:
+        """``advance()`` after each step; ``advance(status="loss 0.52 ...")`` also shows a status."""
         if self.quiet or not sys.stderr.isatty():
-            yield lambda: None
+            yield lambda status=None: None
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("{task.fields[status]}"))
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda: bar.advance(task)
+            task = bar.add_task(description, total=total, status="")
+
+            def advance(status: str | None = None) -> None:
+                bar.update(task, advance=1, **({"status": status} if status is not None else {}))
+
+            yield advance
 
 
 def console() -> Console:

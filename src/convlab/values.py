@@ -6,6 +6,7 @@ value; this module knows how to read each kind and how to write it back.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, Union
@@ -68,6 +69,22 @@ def _parse_bool(value: Any, name: str) -> bool:
     raise ConfigError(f"{name}: expected true or false, got {value!r}")
 
 
+def _parse_float(value: Any, name: str) -> float:
+    """A finite number: an int or float from TOML, a float from a flag, or its text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and len(value) <= 64:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    else:
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    if not math.isfinite(number):
+        raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+    return number
+
+
 def _parse_str(value: Any, name: str) -> str:
     if isinstance(value, str):
         return value
@@ -77,9 +94,10 @@ def _parse_str(value: Any, name: str) -> str:
 _PAIR_FIELDS = {"kernel_size", "stride", "dilation", "padding"}
 _INT_FIELDS = {
     "in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed", "image_size", "images", "zoom",
-    "upto", "max_channels",
+    "upto", "max_channels", "epochs", "max_steps", "eval_every", "snapshot_every", "eval_batches",
 }
-_BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale", "unpool"}
+_FLOAT_FIELDS = {"lr", "holdout"}
+_BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale", "unpool", "shuffle"}
 _NAME_LIST_FIELDS = {"init", "show"}
 _TEXT_LIST_FIELDS = {"layers"}
 
@@ -120,6 +138,8 @@ def parse_value(section: str, key: str, value: Any) -> Any:
         return parse_pair(value, name, words=words)
     if key in _INT_FIELDS:
         return _parse_int(value, name)
+    if key in _FLOAT_FIELDS:
+        return _parse_float(value, name)
     if key in _BOOL_FIELDS:
         return _parse_bool(value, name)
     if key in _NAME_LIST_FIELDS:
@@ -171,6 +191,8 @@ def toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)  # finite (checked when read): 0.01, 1e-05, both TOML floats
     if isinstance(value, tuple) and all(isinstance(v, str) for v in value) and value:
         return "[\n" + "".join(f"    {_toml_string(v)},\n" for v in value) + "]"
     if isinstance(value, tuple):

@@ -168,16 +168,22 @@ def feature_strip(output: torch.Tensor, images: int = 4, scale: str = "symmetric
     return tile_grid(rows, columns=1)
 
 
-def kernel_view(weight: torch.Tensor, scale: str = "symmetric", zoom: int | None = None) -> torch.Tensor:
+def kernel_view(weight: torch.Tensor, scale: str = "symmetric", zoom: int | None = None, limit: float | None = None) -> torch.Tensor:
     """A conv weight ``(out_channels, in_channels/groups, kH, kW)`` as one image ``(1, 3, H', W')``.
 
     With 3 input channels each output channel's kernel is one RGB tile (R, G, B = the weights
     on the red, green, blue input), in one row. Otherwise rows = output channels, columns =
     input channels, one grey tile each. Each output channel's kernel is scaled as one image,
     so its input channels keep their relative strength.
+
+    ``limit``: instead, every weight on one fixed symmetric range (0 mid-grey, -limit black,
+    +limit white, clipped beyond), so pictures of one layer taken at different times compare.
     """
     out, cin, kh, kw = weight.shape
-    scaled = display_scale(weight.detach(), scale)
+    if limit is None:
+        scaled = display_scale(weight.detach(), scale)
+    else:
+        scaled = (0.5 + 0.5 * weight.detach().float().nan_to_num() / limit).clamp(0, 1)
     if cin == 3:
         tiles, columns = scaled, out
     else:
@@ -302,7 +308,7 @@ def check_views(exp: Experiment) -> None:
     chosen = names(exp.views.show)
     kinds = {stage.kind for stage in exp.stages}
     # A one-layer command lists the views of conv and pool layers, a stack every view.
-    listed = [n for n, v in VIEWS.items() if exp.command == "stack" or {"conv", "pool"} & set(v.kinds)]
+    listed = [n for n, v in VIEWS.items() if exp.is_stack or {"conv", "pool"} & set(v.kinds)]
     for name in chosen:
         if name == "none":
             if chosen != ["none"]:
@@ -311,7 +317,7 @@ def check_views(exp: Experiment) -> None:
             raise ConfigError(f"unknown view {name!r}; choose from {', '.join(listed)} (or none)")
         elif not kinds & set(VIEWS[name].kinds):
             why = f" ({VIEWS[name].why_not})" if VIEWS[name].why_not else ""
-            where = "this stack" if exp.command == "stack" else f"'convlab {exp.command}'"
+            where = "this stack" if exp.is_stack else f"'convlab {exp.command}'"
             raise ConfigError(f"view {name!r} does not apply to {where}{why}")
 
 
@@ -340,7 +346,7 @@ def check_zoom(exp: Experiment, stage: StageConfig, output_shape: Shape, in_chan
     rows = min(exp.views.images, exp.data.batch_size)
     if "channels" in chosen:
         c, h, w = output_shape
-        if exp.command == "stack":
+        if exp.is_stack:
             c = min(c, exp.stack.max_channels)
         sizes["channels"] = (rows * (h * zoom + 2) + 2, c * (w * zoom + 2) + 2)
     if "features" in chosen:

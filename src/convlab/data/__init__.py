@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from convlab.config import DataConfig
 from convlab.data.downloaded import (
@@ -26,7 +27,7 @@ from convlab.data.downloaded import (
     load_mnist,
     register_checksums,
 )
-from convlab.data.folder import count_folder, folder_shape, load_folder
+from convlab.data.folder import count_folder, folder_shape, load_folder, scan_folder
 from convlab.data.imageset import DataError, ImageSet
 from convlab.data.shapes import SHAPES_CLASSES, SHAPES_SIZE, load_shapes, make_shapes
 
@@ -47,11 +48,26 @@ class DatasetSpec:
     # Images in each split, for progress bars and plans; or, for a dataset whose size depends on
     # the config (a folder), a function that counts them without decoding any.
     split_sizes: Mapping[str, int] | Callable[[DataConfig], int]
+    # How many classes the labels name (what a classifier's last stage must output), known
+    # without loading; for a folder, counted from its class subfolders (0: none).
+    num_classes: int | Callable[[DataConfig], int] = 10
 
     def num_images(self, cfg: DataConfig) -> int:
         if callable(self.split_sizes):
             return self.split_sizes(cfg)
         return self.split_sizes[cfg.split]
+
+    def class_count(self, cfg: DataConfig) -> int:
+        return self.num_classes(cfg) if callable(self.num_classes) else self.num_classes
+
+    @property
+    def has_splits(self) -> bool:
+        """A train and a test split; a folder is one set of images."""
+        return not callable(self.split_sizes)
+
+
+def _folder_classes(cfg: DataConfig) -> int:
+    return len(scan_folder(Path(cfg.data_dir)).classes)
 
 
 def _fixed_shape(channels: int, height: int, width: int) -> Callable[[DataConfig], tuple[int, int, int]]:
@@ -99,6 +115,7 @@ DATASETS: dict[str, DatasetSpec] = {
         folder_shape,
         load_folder,
         count_folder,
+        _folder_classes,
     ),
     "mnist": DatasetSpec(
         "mnist",
@@ -120,6 +137,7 @@ DATASETS: dict[str, DatasetSpec] = {
         _fixed_shape(3, 32, 32),
         load_cifar100,
         CIFAR_SPLITS,
+        100,
     ),
 }
 
