@@ -19,7 +19,7 @@ ORDER = [
     "kernels", "layers", "stack", "views", "confusion", "runs", "writer", "weights", "interrupts", "explain", "pipeline",
     "snapshots", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
-    "board", "commands", "cli", "__main__",
+    "board", "commands", "options", "cli", "__main__",
 ]
 
 

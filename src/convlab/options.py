@@ -1,0 +1,247 @@
+"""Every option of the convlab command line, declared once as an ``Annotated`` alias, and how
+a command's options become config.resolve's overrides.
+
+Option parameters are named as the config keys they set (``kernel_size`` for ``--kernel``), so
+:func:`overrides` hands them to config.resolve without a table per command. Every setting
+defaults to None: an option left out never overrides the config file or the built-in default.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from convlab.config import OPTIMIZERS, PADDING_MODES, POOL_MODES, SCALES, SPLITS
+from convlab.data import DATASETS
+from convlab.kernels import INIT_NAMES
+from convlab.modules import SIGNATURES
+from convlab.pretrained import PRETRAINED
+from convlab.views import VIEWS
+
+PaddingMode = Enum("PaddingMode", {m: m for m in PADDING_MODES}, type=str)
+PoolMode = Enum("PoolMode", {m: m for m in POOL_MODES}, type=str)
+Scale = Enum("Scale", {s: s for s in SCALES}, type=str)
+Split = Enum("Split", {s: s for s in SPLITS}, type=str)
+Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZERS}, type=str)
+
+LAYER, DATA, RUN, VIEW, INPUT, ANIMATION, SWEEP, TRAIN = "Layer", "Data", "Run", "Views", "Input", "Animation", "Sweep", "Training"
+
+# Every option, declared once. Every setting defaults to None: an option left out never
+# overrides the config file or the built-in default (see config.resolve).
+
+# Layer
+InChannelsOpt = Annotated[
+    int | None, typer.Option("--in-channels", help="Must match the data. \\[default: the dataset's channels]", rich_help_panel=LAYER)
+]
+OutChannelsOpt = Annotated[int | None, typer.Option("--out-channels", "-c", help="\\[default: 6]", rich_help_panel=LAYER)]
+KernelOpt = Annotated[
+    str | None, typer.Option("--kernel", "--kernel-size", "-k", metavar="K|HxW", help="\\[default: 3]", rich_help_panel=LAYER)
+]
+ConvStrideOpt = Annotated[str | None, typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: 1]", rich_help_panel=LAYER)]
+PoolStrideOpt = Annotated[
+    str | None, typer.Option("--stride", "-s", metavar="S|HxW", help="\\[default: the kernel size]", rich_help_panel=LAYER)
+]
+ConvPaddingOpt = Annotated[
+    str | None, typer.Option("--padding", "-p", metavar="P|HxW|same|valid", help="\\[default: 0]", rich_help_panel=LAYER)
+]
+PoolPaddingOpt = Annotated[str | None, typer.Option("--padding", "-p", metavar="P|HxW", help="\\[default: 0]", rich_help_panel=LAYER)]
+PaddingModeOpt = Annotated[PaddingMode | None, typer.Option("--padding-mode", help="\\[default: zeros]", rich_help_panel=LAYER)]
+DilationOpt = Annotated[str | None, typer.Option("--dilation", "-d", metavar="D|HxW", help="\\[default: 1]", rich_help_panel=LAYER)]
+GroupsOpt = Annotated[int | None, typer.Option("--groups", "-g", help="\\[default: 1]", rich_help_panel=LAYER)]
+BiasOpt = Annotated[bool | None, typer.Option("--bias/--no-bias", help="\\[default: bias]", rich_help_panel=LAYER)]
+InitOpt = Annotated[
+    str | None,
+    typer.Option("--init", metavar="NAMES", help=f"Weights: random (PyTorch's init) or one kernel per output channel, "
+                 f"comma-separated, from: {', '.join(INIT_NAMES)}. \\[default: random]", rich_help_panel=LAYER),
+]
+# Paths convlab saves in config.toml are taken as typed: a Path would turn '' into '.'.
+WeightsOpt = Annotated[
+    str | None,
+    typer.Option("--weights", metavar="FILE", help="Load the weight (out, in/groups, kH, kW) from a .pt or .npy file.", rich_help_panel=LAYER),
+]
+CeilOpt = Annotated[
+    bool | None,
+    typer.Option("--ceil/--no-ceil", help="ceil_mode: keep windows that hang over the edge. \\[default: no-ceil]", rich_help_panel=LAYER),
+]
+PoolModeOpt = Annotated[PoolMode | None, typer.Option("--mode", help="max (MaxPool2d) or avg (AvgPool2d). \\[default: max]", rich_help_panel=LAYER)]
+UnpoolOpt = Annotated[
+    bool | None,
+    typer.Option("--unpool/--no-unpool", help="Also log tag 'unpool': MaxUnpool2d(pool(x)), only the maxima, "
+                 "at the input's size. \\[default: no-unpool]", rich_help_panel=LAYER),
+]
+OutputSizeOpt = Annotated[
+    str | None,
+    typer.Option("--output-size", metavar="HxW", help="MaxUnpool2d's output_size. \\[default: (in - 1)*stride - 2*padding + kernel]", rich_help_panel=LAYER),
+]
+
+# Stack
+LayersArg = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="LAYER...", show_default=False, help=f"Each layer as PyTorch code, e.g. \"Conv2d(3, 32, 5, padding=2)\" "
+                   f"\"ReLU()\"; literal arguments only, never run as code. Layers: {', '.join(SIGNATURES)}."),
+]
+StackWeightsOpt = Annotated[
+    Path | None,
+    typer.Option("--weights", metavar="FILE", help="A .pt/.pth state_dict (or whole model of torch.nn layers) whose parameters "
+                 "match the stack's in order and shape; read with torch.load(weights_only=True).", rich_help_panel=LAYER),
+]
+PretrainedOpt = Annotated[
+    str | None,
+    typer.Option("--pretrained", metavar="NAME", help=f"The first stages of a torchvision model with its ImageNet weights: "
+                 f"{', '.join(PRETRAINED)}.", rich_help_panel=LAYER),
+]
+UptoOpt = Annotated[int | None, typer.Option("--upto", metavar="K", help="With --pretrained: its first K stages. \\[default: all convlab knows]", rich_help_panel=LAYER)]
+MaxChannelsOpt = Annotated[
+    int | None, typer.Option("--max-channels", help="Channels shown per map stage (the first ones). \\[default: 16]", rich_help_panel=VIEW)
+]
+
+# Training
+InitWeightsOpt = Annotated[
+    Path | None,
+    typer.Option("--init-weights", metavar="FILE", help="Start from these weights: a .pt/.pth state_dict (e.g. a run's model.pt) "
+                 "matching the stack's parameters in order and shape. \\[default: PyTorch's init, seeded with --seed]", rich_help_panel=LAYER),
+]
+OptimizerOpt = Annotated[Optimizer | None, typer.Option("--optimizer", help="torch.optim.SGD or Adam. \\[default: sgd]", rich_help_panel=TRAIN)]
+LrOpt = Annotated[float | None, typer.Option("--lr", help="Learning rate. \\[default: 0.01, as the lesson]", rich_help_panel=TRAIN)]
+ShuffleOpt = Annotated[
+    bool | None, typer.Option("--shuffle/--no-shuffle", help="A new random order of the training images each epoch (seeded; the "
+                              "built-in shapes are drawn in random order either way). \\[default: shuffle]", rich_help_panel=TRAIN),
+]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Passes over the training images. \\[default: 1]", rich_help_panel=TRAIN)]
+MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps (batches) in all. \\[default: when the epochs end]", rich_help_panel=TRAIN)]
+EvalEveryOpt = Annotated[
+    int | None, typer.Option("--eval-every", metavar="STEPS", help="Evaluate (test/loss, test/accuracy, confusion matrix, model.pt) every this many "
+                             "steps, and at the end. \\[default: each epoch's end]", rich_help_panel=TRAIN),
+]
+SnapshotEveryOpt = Annotated[
+    int | None, typer.Option("--snapshot-every", metavar="STEPS", help="Log the kernels and the probe images' views every this many steps, "
+                             "at step 0 and at the end. \\[default: 100]", rich_help_panel=TRAIN),
+]
+EvalSplitOpt = Annotated[Split | None, typer.Option("--eval-split", help="The split evaluated on. \\[default: test]", rich_help_panel=TRAIN)]
+EvalBatchesOpt = Annotated[int | None, typer.Option("--eval-batches", help="Evaluate on the first N batches of it. \\[default: all]", rich_help_panel=TRAIN)]
+HoldoutOpt = Annotated[
+    float | None, typer.Option("--holdout", metavar="FRACTION", help="Evaluate on this fraction of the training images, kept out of "
+                               "training, instead of --eval-split. \\[default: none; 0.2 for --dataset folder]", rich_help_panel=TRAIN),
+]
+
+# Views
+ShowOpt = Annotated[
+    str | None,
+    typer.Option("--views", metavar="NAMES", help=f"Extra views beside the tutorial's tags, comma-separated: {', '.join(VIEWS)}, or none. "
+                 "\\[default: every one that applies]", rich_help_panel=VIEW),
+]
+ScaleOpt = Annotated[
+    Scale | None,
+    typer.Option("--scale", help="Grey levels of the extra views: raw (as TensorBoard), minmax, or symmetric "
+                 "(0 = mid-grey). \\[default: symmetric]", rich_help_panel=VIEW),
+]
+ViewImagesOpt = Annotated[int | None, typer.Option("--view-images", help="Images per batch in the 'channels' view. \\[default: 4]", rich_help_panel=VIEW)]
+ZoomOpt = Annotated[int | None, typer.Option("--zoom", help="Nearest-neighbour upscaling of the extra views. \\[default: auto]", rich_help_panel=VIEW)]
+
+# Data
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", help=f"Dataset: {', '.join(DATASETS)}. \\[default: cifar10]", rich_help_panel=DATA)]
+SplitOpt = Annotated[Split | None, typer.Option("--split", help="\\[default: test]", rich_help_panel=DATA)]
+TrainSplitOpt = Annotated[Split | None, typer.Option("--split", help="The split trained on. \\[default: train]", rich_help_panel=DATA)]
+DataDirOpt = Annotated[
+    str | None,
+    typer.Option("--data-dir", metavar="PATH", help="Where datasets live or are downloaded to; for --dataset folder, your images (a folder or one file). \\[default: ./data]", rich_help_panel=DATA),
+]
+DownloadOpt = Annotated[bool | None, typer.Option("--download/--no-download", help="Download a missing dataset. \\[default: download]", rich_help_panel=DATA)]
+BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", "-b", help="\\[default: 64]", rich_help_panel=DATA)]
+MaxBatchesOpt = Annotated[int | None, typer.Option("--max-batches", "-n", help="Stop after this many batches. \\[default: all]", rich_help_panel=DATA)]
+ImageSizeOpt = Annotated[
+    int | None,
+    typer.Option("--image-size", metavar="N", rich_help_panel=DATA,
+                 help="For --dataset folder: shorter side resized to N, then the centre NxN crop; 0 keeps each image's size. \\[default: 128]"),
+]
+GrayscaleOpt = Annotated[
+    bool | None,
+    typer.Option("--grayscale/--rgb", help="For --dataset folder: read images as 1-channel grey instead of RGB. \\[default: rgb]", rich_help_panel=DATA),
+]
+
+# Run
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N; auto = cuda when available. \\[default: auto]", rich_help_panel=RUN)]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seeds the layer's weights and built-in data. \\[default: 0]", rich_help_panel=RUN)]
+LogdirOpt = Annotated[str | None, typer.Option("--logdir", metavar="DIR", help="\\[default: logs]", rich_help_panel=RUN)]
+RunNameOpt = Annotated[str | None, typer.Option("--run-name", help="Directory name inside --logdir. \\[default: what ran and when]", rich_help_panel=RUN)]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML experiment file; flags given here override it.", rich_help_panel=RUN)]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config, the module and its shapes; run nothing.", rich_help_panel=RUN)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.", rich_help_panel=RUN)]
+
+# Input and animation (explain, demo)
+SizeOpt = Annotated[
+    str | None,
+    typer.Option("--size", metavar="HxW", help="Input height and width. \\[default: the dataset's, 32x32 for CIFAR10]", rich_help_panel=INPUT),
+]
+UnpoolSizeOpt = Annotated[
+    str | None,
+    typer.Option("--size", metavar="HxW", help="The unpooling's input (a MaxPool2d's output). \\[default: what MaxPool2d makes of the dataset's 32x32]", rich_help_panel=INPUT),
+]
+ChannelsOpt = Annotated[int | None, typer.Option("--channels", min=1, help="Input channels. \\[default: the dataset's, 3 for CIFAR10]", rich_help_panel=INPUT)]
+MatrixOpt = Annotated[
+    str | None,
+    typer.Option("--input", metavar="ROWS", help="The input matrix: '1 2 0; 3 2 4' or '[[1, 2, 0], [3, 2, 4]]'. \\[default: the lesson's 5x5]", rich_help_panel=INPUT),
+]
+WeightOpt = Annotated[
+    str | None,
+    typer.Option("--weight", metavar="ROWS", help="The kernel's weights, as --input. \\[default: the lesson's 3x3, or ones for another --kernel]", rich_help_panel=INPUT),
+]
+CellOpt = Annotated[str | None, typer.Option("--cell", metavar="R,C", help="The output cell whose multiply-adds are shown. \\[default: 0,0]", rich_help_panel=INPUT)]
+AnimateOpt = Annotated[
+    Path | None,
+    typer.Option("--animate", metavar="FILE.gif", help="Also draw the layer sliding over a small input (or --size) as a GIF.", rich_help_panel=ANIMATION),
+]
+FramesLogdirOpt = Annotated[
+    Path | None,
+    typer.Option("--logdir", help="With --animate: also log the frames to TensorBoard here (tag 'animation', step = frame).", rich_help_panel=ANIMATION),
+]
+
+# Sweep
+VaryOpt = Annotated[
+    list[str] | None,
+    typer.Option("--vary", metavar="KEY=V1,V2", rich_help_panel=SWEEP,
+                 help="A layer key (as in config files) and the values to compare, e.g. kernel_size=2,3 or ceil_mode=false,true "
+                 "(init and a stack's layers: alternatives separated by ';', e.g. \"layers=Conv2d(3, 8, 3), ReLU(); "
+                 "Conv2d(3, 8, 3), Tanh()\"). Repeatable: every combination runs."),
+]
+SkipInvalidOpt = Annotated[
+    bool, typer.Option("--skip-invalid", help="Skip (and list) invalid combinations instead of refusing to start.", rich_help_panel=SWEEP)
+]
+SweepNameOpt = Annotated[
+    str | None, typer.Option("--run-name", help="The sweep's directory inside --logdir. \\[default: sweep-<command>-<time>]", rich_help_panel=RUN)
+]
+
+# Which section of an Experiment each shared option sets; every other setting is the layer's.
+SECTIONS = {
+    "data": ("dataset", "split", "data_dir", "download", "batch_size", "max_batches", "image_size", "grayscale"),
+    "run": ("device", "seed", "logdir", "run_name"),
+    "views": ("show", "scale", "images", "zoom"),
+}
+# The options of 'convlab train' that set its [stack] section.
+STACK_KEYS = ("layers", "weights", "max_channels")
+# Options that say what to do with an experiment, not what it is: never part of its config.
+ACTIONS = frozenset({"config", "dry_run", "quiet", "size", "channels", "output_size", "animate", "frames_logdir",
+                     "input_matrix", "weight", "cell", "vary", "skip_invalid"})
+
+
+def overrides(kind: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """config.resolve's overrides from a command's options (``ctx.params``), by section."""
+    section_of = {key: section for section, keys in SECTIONS.items() for key in keys}
+    sections: dict[str, dict[str, Any]] = {kind: {}}
+    for name, value in params.items():
+        if name not in ACTIONS:
+            sections.setdefault(section_of.get(name, kind), {})[name] = _plain(value)
+    return sections
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and not value:  # a variadic argument left out
+        return None
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value
