@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from convlab.calls import parse_layer, parse_layers
 from convlab.config import ConfigError
 from convlab.layers import FACTORIES, SHAPE_RULES, build_layer
-from convlab.modules import KIND_SIGNATURES, REQUIRED, SIGNATURES, LayerError, call_text, parse_layer, parse_layers, stage_tag
+from convlab.modules import KIND_SIGNATURES, REQUIRED, SIGNATURES, LayerError, call_text, stage_tag
 from convlab.stack import COSTS
 from convlab.stages import STAGE_KINDS, STAGE_VALIDATORS
 from convlab.views import VIEWS

@@ -127,7 +127,7 @@ def test_bad_pool_modes_are_one_line(run_cli, tmp_path, args, message):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_unpool_and_views_on_cuda_match_cpu():
-    from convlab.views import channel_view
+    from convlab.pictures import channel_view
 
     x = torch.rand(4, 3, 31, 33)
     cfg = PoolConfig(kernel_size=(3, 3), padding=(1, 1), ceil_mode=True)

@@ -11,9 +11,9 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from convlab import pipeline
+from convlab.calls import parse_layers
 from convlab.config import resolve
 from convlab.layers import build_layer
-from convlab.modules import parse_layers
 from convlab.pretrained import PRETRAINED, pretrained_layers
 
 from conftest import assert_user_error, load_events

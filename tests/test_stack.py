@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from convlab.calls import parse_layer, parse_layers
 from convlab.layers import ShapeError, build_layer
-from convlab.modules import parse_layer, parse_layers
 from convlab.stack import explain_stack, output_shapes
 
 LESSON_MODEL = [

@@ -14,7 +14,8 @@ from torch import nn
 
 from convlab import pipeline
 from convlab.config import ConfigError, read_config_file, resolve
-from convlab.views import auto_zoom
+from convlab.layers import check_batch_memory
+from convlab.pictures import auto_zoom
 from convlab.writer import image_grid
 
 from conftest import assert_user_error, images, load_events, only_run
@@ -193,7 +194,7 @@ def test_a_bad_stack_is_one_line_and_leaves_nothing(run_cli, tmp_path, args, mes
 
 def test_the_memory_guard_counts_feature_vectors():
     with pytest.raises(ConfigError, match=r"one batch of 20000 outputs of \(100000,\) features would need 7 GiB"):
-        pipeline.check_batch_memory(20000, 50000, (100000,))
+        check_batch_memory(20000, 50000, (100000,))
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from convlab import sweep
-from convlab.modules import LayerError, split_layers
+from convlab.calls import split_layers
+from convlab.modules import LayerError
 from convlab.sweep.grid import compare_picture
 from convlab.writer import image_grid
 from test_sweep import assert_same_events, sweep_dir

@@ -23,9 +23,9 @@ import convlab
 from convlab.__main__ import main as convlab_main
 from convlab.config import Interrupted, resolve
 from convlab.interrupts import stop_signals_between_steps
+from convlab.pictures import kernel_view
 from convlab.snapshots import kernel_zoom
 from convlab.train import plan_training
-from convlab.views import kernel_view
 from convlab.writer import image_grid
 
 from conftest import assert_user_error, images, load_events, only_run

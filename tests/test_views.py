@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from convlab.views import (
+from convlab.pictures import (
     SEPARATOR,
     auto_zoom,
     channel_view,
@@ -262,7 +262,7 @@ def test_sobel_x_lights_up_vertical_edges_on_real_images(shared_cifar, run_cli, 
 def test_tile_grid_lays_tiles_out_as_make_grid(n, c, h, w, columns, padding):
     from torchvision.utils import make_grid
 
-    from convlab.views import SEPARATOR, tile_grid
+    from convlab.pictures import SEPARATOR, tile_grid
 
     tiles = torch.rand(n, c, h, w)
     expected = make_grid(tiles, nrow=columns, padding=padding, pad_value=float("nan"))
@@ -278,7 +278,7 @@ def test_a_run_imports_no_torchvision_for_its_views():
 
     code = (
         "import sys, torch\n"
-        "from convlab.views import channel_view, kernel_view\n"
+        "from convlab.pictures import channel_view, kernel_view\n"
         "channel_view(torch.rand(4, 6, 30, 30)); kernel_view(torch.rand(6, 3, 3, 3))\n"
         "print('torchvision' in sys.modules)\n"
     )

@@ -18,13 +18,13 @@ from convlab.terminal import TerminalReporter, echo
 
 def execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     """``convlab conv|pool``: the run, its progress, and the commands that show it."""
-    from convlab import pipeline
+    from convlab import pipeline, planning
 
     if dry_run:
-        p = pipeline.plan(exp)
+        p = planning.plan(exp)
         typer.echo(dump_toml(exp).rstrip())
         typer.echo("")
-        typer.echo(pipeline.describe(p))
+        typer.echo(planning.describe(p))
         typer.echo(f"device: {p.device}; {p.num_steps} step(s) of up to {exp.data.batch_size} image(s)")
         typer.echo("dry run: nothing was loaded or written")
         return
@@ -39,13 +39,13 @@ def execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
 
 def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     """``convlab train``: the training run, its progress, where model.pt is and how to see the run."""
-    from convlab import pipeline, train
+    from convlab import planning, train
 
     if dry_run:
         tp = train.plan_training(exp)
         typer.echo(dump_toml(exp).rstrip())
         typer.echo("")
-        typer.echo(pipeline.describe(tp.stack))
+        typer.echo(planning.describe(tp.stack))
         typer.echo(train.describe_training(tp))
         typer.echo(f"device: {tp.stack.device}")
         typer.echo("dry run: nothing was loaded or written")

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from convlab.calls import parse_layers
 from convlab.errors import ConfigError
 from convlab.errors import ConvlabError as ConvlabError  # re-exported: raised across convlab
 from convlab.errors import Interrupted as Interrupted
-from convlab.modules import call_text, parse_layers
+from convlab.modules import call_text
 from convlab.optimizers import OPTIMIZER_NAMES as OPTIMIZERS
 from convlab.pretrained import pretrained_layers
 

@@ -20,7 +20,7 @@ SNAPSHOT_KERNEL_PIXELS = 1 << 20
 if TYPE_CHECKING:
     import torch
 
-    from convlab.pipeline import Plan
+    from convlab.planning import Plan
     from convlab.writer import RunWriter
 
 
@@ -43,7 +43,7 @@ class Snapshots:
 
     def log(self, step: int, classes: tuple[str, ...]) -> None:
         from convlab import pipeline
-        from convlab.views import kernel_view
+        from convlab.pictures import kernel_view
 
         p = self.plan
         modules = [s.module for s in p.stages]
@@ -64,7 +64,7 @@ class Snapshots:
 
 def kernel_zoom(shape: tuple[int, ...]) -> int:
     """The views' auto zoom for a conv weight's picture, less if the picture would pass SNAPSHOT_KERNEL_PIXELS."""
-    from convlab.views import auto_zoom
+    from convlab.pictures import auto_zoom
 
     out, cin, kh, kw = shape
     rows, columns = (1, out) if cin == 3 else (out, cin)

@@ -29,7 +29,8 @@ from convlab.modules import call_text
 if TYPE_CHECKING:
     import torch
 
-    from convlab.pipeline import Plan, Reporter
+    from convlab.pipeline import Reporter
+    from convlab.planning import Plan
 
 MODEL_FILE = "model.pt"
 # A folder is one set of images: this fraction of it is kept out of training and evaluated on.
@@ -84,7 +85,7 @@ def check_classifier(exp: Experiment, output_shape: tuple[int, ...], classes: in
 
 
 def plan_training(exp: Experiment) -> TrainPlan:
-    from convlab import pipeline
+    from convlab import planning
 
     exp = _data_for_training(exp)
     spec = get_dataset(exp.data.dataset)
@@ -94,7 +95,7 @@ def plan_training(exp: Experiment) -> TrainPlan:
             f"--dataset folder: {exp.data.data_dir} has no class subfolders, so its images have no labels to train on; "
             "put each class's images in its own subfolder (e.g. DIR/cat/1.jpg, DIR/dog/2.jpg)"
         )
-    p = pipeline.plan(exp)
+    p = planning.plan(exp)
     check_classifier(exp, p.output_shape, classes)
     t = exp.train
     holdout = t.holdout if t.holdout is not None or spec.has_splits else FOLDER_HOLDOUT
@@ -285,7 +286,7 @@ def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
 def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Reporter, loading: float) -> dict[str, Any]:
     import torch
 
-    from convlab import pipeline
+    from convlab import pipeline, planning
     from convlab.confusion import confusion_image
     from convlab.optimizers import create_optimizer
     from convlab.snapshots import Snapshots, graph_nodes
@@ -325,7 +326,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     write_config(log.run_dir, dump_toml(exp))
     write_summary(log.run_dir, summary)
     writer.text("config", pipeline._markdown_block(dump_toml(exp)))
-    writer.text("layer", pipeline._markdown_block(pipeline.describe(p)))
+    writer.text("layer", pipeline._markdown_block(planning.describe(p)))
     writer.text("training", pipeline._markdown_block(describe_training(tp)))
     writer.text("data", pipeline._markdown_block(data.images.describe()))
     writer.hparams(pipeline.hparams(exp), METRICS)
@@ -334,7 +335,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     snapshots.log(0, classes)
     lap("snapshots")
     summary["kernel_scale"] = snapshots.limits
-    reporter.info(pipeline.describe(p))
+    reporter.info(planning.describe(p))
     reporter.info(describe_training(tp))
     reporter.info(f"run: {log.run_dir}")
 

@@ -13,182 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, StageConfig, ViewConfig, names
 from convlab.layers import Shape
+from convlab.pictures import (
+    MAX_STRIP_FEATURES,
+    STRIP_ROW,
+    channel_view,
+    feature_strip,
+    kernel_view,
+    reshape_view,
+)
 from convlab.stages import ELEMENTWISE_KINDS, STAGE_KINDS
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-
-def reshape_view(output: torch.Tensor) -> torch.Tensor:
-    """The tutorial's ``torch.reshape(output, (-1, 3, H, W))``, generalised so it never fails.
-
-    Each image's channels are taken in order, three at a time, as one RGB tile: 6 channels
-    give 2 tiles per image, exactly what the tutorial's reshape gives. Channels left over
-    (``C % 3`` of them: 1 or 2) become one grey tile each, so nothing is dropped and no
-    colour is invented. Tiles stay grouped by image: image 0's tiles, then image 1's, ...
-
-    ``(N, C, H, W)`` -> ``(N * (C // 3 + C % 3), 3, H, W)``.
-    """
-    import torch
-
-    n, c, h, w = output.shape
-    triples, rest = divmod(c, 3)
-    if rest == 0:
-        return output.reshape(-1, 3, h, w)
-    parts = []
-    if triples:
-        parts.append(output[:, : 3 * triples].reshape(n, triples, 3, h, w))
-    parts.append(output[:, 3 * triples :].unsqueeze(2).expand(n, rest, 3, h, w))
-    return torch.cat(parts, dim=1).reshape(-1, 3, h, w)
-
-
-def tiles_per_image(channels: int) -> int:
-    """How many tiles ``reshape_view`` makes of one image with ``channels`` channels."""
-    triples, rest = divmod(channels, 3)
-    return triples + rest
-
-
-# ----------------------------------------------------------------------------- honest views
-
-# Between tiles: a colour no grey level can have, so a separator never reads as a value.
-SEPARATOR = (0.2, 0.45, 0.85)
-# A heat strip's rows are this wide at most (auto zoom) and at least this tall; past
-# MAX_STRIP_FEATURES features only the first ones are shown.
-STRIP_WIDTH = 1024
-STRIP_ROW = 8
-MAX_STRIP_FEATURES = 4096
-# Auto zoom: small maps are upscaled (nearest neighbour) to at least this many pixels...
-ZOOM_TARGET = 64
-# ...unless the picture would get wider than this.
-ZOOM_MAX_WIDTH = 2048
-
-
-def display_scale(tiles: torch.Tensor, scale: str) -> torch.Tensor:
-    """Map each tile of ``tiles`` (N, C, H, W) to [0, 1] for display, every tile on its own.
-
-    - ``raw``: the values as they are, clipped to [0, 1], as TensorBoard shows floats
-      (negative values black, values over 1 white).
-    - ``minmax``: the tile's minimum -> black, its maximum -> white.
-    - ``symmetric``: 0 -> mid-grey, -m -> black, +m -> white, m = the tile's largest |value|;
-      the sign of a response stays visible.
-
-    A tile with no contrast (all one value) is mid-grey under ``minmax``; under ``symmetric``
-    an all-zero tile is mid-grey.
-    """
-    import torch
-
-    tiles = tiles.float().nan_to_num()
-    if scale == "raw":
-        return tiles.clamp(0, 1)
-    flat = tiles.flatten(1)
-    shape = (-1,) + (1,) * (tiles.dim() - 1)
-    if scale == "minmax":
-        lo, hi = flat.amin(1).view(shape), flat.amax(1).view(shape)
-        span = hi - lo
-        return torch.where(span > 0, (tiles - lo) / span.clamp_min(1e-30), torch.full_like(tiles, 0.5))
-    if scale == "symmetric":
-        m = flat.abs().amax(1).view(shape)
-        return (0.5 + 0.5 * tiles / m.clamp_min(1e-30)).clamp(0, 1)
-    raise ValueError(f"unknown scale {scale!r}")
-
-
-def auto_zoom(height: int, width: int, columns: int) -> int:
-    """The integer factor that makes a ``height`` x ``width`` tile at least ZOOM_TARGET pixels."""
-    zoom = max(1, -(-ZOOM_TARGET // max(height, width)))
-    while zoom > 1 and columns * (width * zoom + 2) > ZOOM_MAX_WIDTH:
-        zoom -= 1
-    return zoom
-
-
-def upscale(tiles: torch.Tensor, zoom: int) -> torch.Tensor:
-    """Nearest-neighbour upscaling: every value becomes a ``zoom`` x ``zoom`` block, unblurred."""
-    if zoom == 1:
-        return tiles
-    return tiles.repeat_interleave(zoom, dim=-2).repeat_interleave(zoom, dim=-1)
-
-
-def tile_grid(tiles: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
-    """(N, 1 or 3, H, W) tiles in [0, 1] -> one image (1, 3, H', W'), ``columns`` tiles a row.
-
-    The layout of torchvision's ``make_grid`` (``padding`` around every tile, empty cells
-    left as padding; a single tile is returned as it is), with the padding painted SEPARATOR.
-    Written here with three torch ops rather than imported: ``torchvision.utils`` costs
-    1.2-1.9 s of imports (it loads ``torch._dynamo``), more than a whole CIFAR10 run's own work
-    (measured with ``python -X importtime``); tests/test_views.py holds it to make_grid.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    if tiles.shape[1] == 1:
-        tiles = tiles.expand(-1, 3, -1, -1)
-    n, c, h, w = tiles.shape
-    colour = torch.tensor(SEPARATOR, dtype=tiles.dtype, device=tiles.device).view(1, 3, 1, 1)
-    if n == 1:
-        return tiles.clone()
-    cols = min(columns, n)
-    rows = -(-n // cols)
-    cells = torch.empty(rows * cols, c, h + padding, w + padding, dtype=tiles.dtype, device=tiles.device)
-    cells.copy_(colour.expand_as(cells))
-    cells[:n, :, :h, :w] = tiles
-    grid = cells.view(rows, cols, c, h + padding, w + padding).permute(2, 0, 3, 1, 4)
-    grid = grid.reshape(c, rows * (h + padding), cols * (w + padding))
-    # make_grid's padding before the first row and column
-    grid = F.pad(grid, (padding, 0, padding, 0))
-    grid[:, :padding, :] = colour.view(3, 1, 1)
-    grid[:, :, :padding] = colour.view(3, 1, 1)
-    return grid.unsqueeze(0)
-
-
-def channel_view(output: torch.Tensor, images: int = 4, scale: str = "symmetric", zoom: int | None = None) -> torch.Tensor:
-    """Every channel of the first ``images`` images as its own grey tile: rows = images,
-    columns = channels. ``(N, C, H, W)`` -> one image ``(1, 3, H', W')`` in [0, 1].
-
-    Each tile is scaled on its own (see :func:`display_scale`) and upscaled by ``zoom``
-    (None: :func:`auto_zoom`).
-    """
-    y = output[:images]
-    n, c, h, w = y.shape
-    tiles = display_scale(y.reshape(n * c, 1, h, w), scale)
-    return tile_grid(upscale(tiles, zoom or auto_zoom(h, w, c)), columns=c)
-
-
-def feature_strip(output: torch.Tensor, images: int = 4, scale: str = "symmetric", zoom: int | None = None) -> torch.Tensor:
-    """Feature vectors as a heat strip: one row per image (the first ``images``), one cell per
-    feature, each row scaled on its own (see :func:`display_scale`). ``(N, F)`` -> ``(1, 3, H', W')``.
-
-    A cell is ``zoom`` pixels wide (None: as wide as fits STRIP_WIDTH) and at least
-    STRIP_ROW pixels tall, so even a long vector's rows can be told apart.
-    """
-    y = output[:images, :MAX_STRIP_FEATURES]
-    n, f = y.shape
-    cell = zoom or max(1, min(ZOOM_TARGET // 4, STRIP_WIDTH // f))
-    rows = display_scale(y.reshape(n, 1, 1, f), scale)
-    rows = rows.repeat_interleave(max(cell, STRIP_ROW), dim=-2).repeat_interleave(cell, dim=-1)
-    return tile_grid(rows, columns=1)
-
-
-def kernel_view(weight: torch.Tensor, scale: str = "symmetric", zoom: int | None = None, limit: float | None = None) -> torch.Tensor:
-    """A conv weight ``(out_channels, in_channels/groups, kH, kW)`` as one image ``(1, 3, H', W')``.
-
-    With 3 input channels each output channel's kernel is one RGB tile (R, G, B = the weights
-    on the red, green, blue input), in one row. Otherwise rows = output channels, columns =
-    input channels, one grey tile each. Each output channel's kernel is scaled as one image,
-    so its input channels keep their relative strength.
-
-    ``limit``: instead, every weight on one fixed symmetric range (0 mid-grey, -limit black,
-    +limit white, clipped beyond), so pictures of one layer taken at different times compare.
-    """
-    out, cin, kh, kw = weight.shape
-    if limit is None:
-        scaled = display_scale(weight.detach(), scale)
-    else:
-        scaled = (0.5 + 0.5 * weight.detach().float().nan_to_num() / limit).clamp(0, 1)
-    if cin == 3:
-        tiles, columns = scaled, out
-    else:
-        tiles, columns = scaled.reshape(out * cin, 1, kh, kw), cin
-    return tile_grid(upscale(tiles, zoom or auto_zoom(kh, kw, columns)), columns=columns)
 
 
 # ----------------------------------------------------------------------------- the registry

@@ -17,7 +17,8 @@ import numpy as np
 
 from convlab.animate import label_font
 from convlab.config import ConfigError, StageConfig
-from convlab.views import MAX_VIEW_PIXELS, SEPARATOR, ZOOM_MAX_WIDTH, display_scale, output_images, reshape_view, tiles_per_image
+from convlab.pictures import SEPARATOR, ZOOM_MAX_WIDTH, display_scale, reshape_view, tiles_per_image
+from convlab.views import MAX_VIEW_PIXELS, output_images
 
 if TYPE_CHECKING:
     import torch

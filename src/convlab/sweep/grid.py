@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from convlab.calls import parse_layer, split_layers
 from convlab.config import (
     COMMANDS,
     SWEEP_SECTION,
@@ -33,8 +34,8 @@ from convlab.config import (
 )
 from convlab.explain import explain
 from convlab.geometry import hw
-from convlab.modules import LayerError, call_text, parse_layer, split_layers, torch_name
-from convlab.pipeline import Plan, plan
+from convlab.modules import LayerError, call_text, torch_name
+from convlab.planning import Plan, plan
 from convlab.runs import layer_names
 from convlab.stack import explain_stack
 from convlab.sweep.compare import Column, ComparePicture, OutputStats, tiles_shown

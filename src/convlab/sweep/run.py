@@ -18,11 +18,12 @@ import torch
 from convlab import data as datasets
 from convlab.config import Interrupted, dump_toml
 from convlab.interrupts import closes_on_signals
-from convlab.pipeline import Reporter, RunLog, SilentReporter, _forward, count_steps
+from convlab.pictures import display_scale
+from convlab.pipeline import Reporter, RunLog, SilentReporter, _forward
+from convlab.planning import count_steps
 from convlab.runs import check_logdir, create_run_dir, default_sweep_name, remove_run_dir, write_config, write_summary
 from convlab.sweep.compare import OutputStats, compare_scale, compare_tiles, shared_scale
 from convlab.sweep.grid import Sweep, compare_picture, config_text, describe, shown_as_pixels, shown_channels, table_rows
-from convlab.views import display_scale
 from convlab.writer import RunWriter, SharedBatch, WriteError
 
 

@@ -1,0 +1,171 @@
+"""What a run will do, decided before any data is loaded or anything written: the shapes of
+every stage, the real torch modules, the device, and every check against the data's shape and
+this machine (:func:`plan`, the single pre-flight), and that plan described as text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from convlab import data as datasets
+from convlab.config import ConfigError, ConvConfig, Experiment, StageConfig, names
+from convlab.layers import (
+    Shape,
+    build_layer,
+    check_batch_memory,
+    check_weights,
+    describe_arithmetic,
+    resolved_in_channels,
+)
+from convlab.modules import stage_tag
+from convlab.stack import explain_stack, output_shapes
+from convlab.views import check_stack_views, check_views, check_zoom, is_activation_lesson, output_tag
+from convlab.weights import stack_weights
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage: its config, its real torch module and the shapes it maps between."""
+
+    cfg: StageConfig
+    module: torch.nn.Module
+    input_shape: Shape
+    output_shape: Shape
+    # In a stack: the stage's tag ('01-conv2d'), every tag of its views goes under it;
+    # None: a one-layer lesson, logged with the lesson's tags ('output', 'maxpool').
+    prefix: str | None = None
+
+    @property
+    def output_tag(self) -> str | None:
+        return output_tag(self.cfg) if self.prefix is None else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do, decided without loading data or writing anything."""
+
+    exp: Experiment
+    device: str
+    input_shape: Shape
+    stages: tuple[StagePlan, ...]
+    num_images: int
+    num_steps: int
+    # What the user should know about the weights (where they came from, what was left out).
+    notes: tuple[str, ...] = ()
+    # Pretrained weights expect their images normalised: (mean, std) per channel.
+    normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.stages[-1].output_shape
+
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the first stage takes: the images, normalised where pretrained weights expect it."""
+        if self.normalize is None:
+            return x
+        mean, std = (torch.tensor(v, device=x.device).view(1, -1, 1, 1) for v in self.normalize)
+        return (x - mean) / std
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The layer of a one-stage experiment."""
+        (stage,) = self.stages
+        return stage.module
+
+    @property
+    def output_tag(self) -> str:
+        (stage,) = self.stages
+        return stage.output_tag
+
+    @property
+    def arithmetic(self) -> list[str]:
+        return [line for s in self.stages for line in describe_arithmetic(s.cfg, s.input_shape)]
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"--device {name} was asked for, but no CUDA GPU is available to PyTorch here; "
+                "use --device cpu (or auto)"
+            )
+        index = int(name.partition(":")[2] or 0)
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise ConfigError(f"--device {name}: only {count} CUDA device(s) here (cuda:0..cuda:{count - 1})")
+    return name
+
+
+def count_steps(num_images: int, batch_size: int, max_batches: int | None) -> int:
+    steps = math.ceil(num_images / batch_size)
+    return min(steps, max_batches) if max_batches is not None else steps
+
+
+def plan(exp: Experiment) -> Plan:
+    """The single pre-flight: every check against the data's shape and this machine.
+
+    The modules are built here, with the experiment's seed on a forked RNG, so planning
+    leaves torch's global random state as it was (a dry run changes nothing).
+    """
+    spec = datasets.get_dataset(exp.data.dataset)
+    input_shape = spec.shape(exp.data)
+    check_views(exp)
+    in_stack = exp.is_stack
+    shapes = output_shapes(exp.stages, input_shape, name_stages=in_stack)
+    if in_stack:
+        check_stack_views(exp, shapes)
+    device = resolve_device(exp.run.device)
+    for stage, shape, out in zip(exp.stages, shapes, shapes[1:]):
+        check_weights(stage, shape[0])
+        check_zoom(exp, stage, out, shape[0])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(exp.run.seed)
+        modules = [build_layer(stage, resolved_in_channels(stage, shape[0])) for stage, shape in zip(exp.stages, shapes)]
+    num_images = spec.num_images(exp.data)
+    for shape in shapes[1:]:
+        check_batch_memory(exp.data.batch_size, num_images, shape)
+    notes, normalize = stack_weights(exp, modules) if in_stack else ([], None)
+    count = len(exp.stages)
+    prefixes = [
+        None if not in_stack or is_activation_lesson(exp) else stage_tag(i, cfg, count) for i, cfg in enumerate(exp.stages, 1)
+    ]
+    stages = tuple(StagePlan(*row) for row in zip(exp.stages, modules, shapes, shapes[1:], prefixes))
+    return Plan(
+        exp=exp,
+        device=device,
+        input_shape=input_shape,
+        stages=stages,
+        num_images=num_images,
+        num_steps=count_steps(num_images, exp.data.batch_size, exp.data.max_batches),
+        notes=tuple(notes),
+        normalize=normalize,
+    )
+
+
+def describe(p: Plan) -> str:
+    """The module, its shapes and the arithmetic, as plain text (terminal and TensorBoard)."""
+    if p.exp.is_stack:
+        table = explain_stack(p.exp.stages, p.input_shape, max_channels=p.exp.stack.max_channels)
+        return "\n".join([table.text(), *p.notes])
+    lines = []
+    for s in p.stages:
+        lines += [f"module: {s.module}", f"input -> output: {s.input_shape} -> {s.output_shape} (C, H, W)"]
+        lines += ["  " + line for line in describe_arithmetic(s.cfg, s.input_shape)[:2]]
+        lines += init_lines(s.cfg)
+    return "\n".join(lines)
+
+
+def init_lines(stage: StageConfig) -> list[str]:
+    """Where a conv's weights come from, when not from PyTorch's default init."""
+    if not isinstance(stage, ConvConfig):
+        return []
+    if stage.weights is not None:
+        return [f"weights: loaded from {stage.weights}"]
+    if stage.init != "random":
+        return [f"weights: {', '.join(names(stage.init))} (one kernel per output channel; see kernels.py)"]
+    return []
