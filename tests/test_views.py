@@ -284,3 +284,16 @@ def test_a_run_imports_no_torchvision_for_its_views():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("n, c, images, scale, zoom", [(4, 6, 4, "symmetric", None), (3, 5, 2, "minmax", 2), (1, 1, 4, "raw", 3), (7, 4, 7, "symmetric", 1)])
+def test_the_channels_picture_in_pixels_is_what_the_writer_makes_of_the_floats(n, c, images, scale, zoom):
+    from convlab.pictures import to_pixels
+    from convlab.writer import image_grid
+
+    y = torch.randn(n, c, 9, 11)
+    floats = channel_view(y, images, scale, zoom)
+    pixels = channel_view(y, images, scale, zoom, pixels=True)
+    assert pixels.dtype == torch.uint8 and pixels.shape == floats.shape
+    assert torch.equal(pixels, to_pixels(floats))
+    assert torch.equal(image_grid(pixels), image_grid(floats))  # the same PNG either way

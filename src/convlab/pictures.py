@@ -102,40 +102,50 @@ def upscale(tiles: torch.Tensor, zoom: int) -> torch.Tensor:
 
 
 def tile_grid(tiles: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
-    """(N, 1 or 3, H, W) tiles in [0, 1] -> one image (1, 3, H', W'), ``columns`` tiles a row.
+    """(N, 1 or 3, H, W) tiles -> one image (1, 3, H', W'), ``columns`` tiles a row.
 
-    The layout of torchvision's ``make_grid`` (``padding`` around every tile, empty cells
-    left as padding; a single tile is returned as it is), with the padding painted SEPARATOR.
-    Written here with three torch ops rather than imported: ``torchvision.utils`` costs
-    1.2-1.9 s of imports (it loads ``torch._dynamo``), more than a whole CIFAR10 run's own work
-    (measured with ``python -X importtime``); tests/test_views.py holds it to make_grid.
+    Floats in [0, 1] or uint8 pixels (the separator then in pixels, as the writer would
+    convert it). The layout of torchvision's ``make_grid`` (``padding`` around every tile,
+    empty cells left as padding; a single tile is returned as it is), with the padding painted
+    SEPARATOR. Written here rather than imported: ``torchvision.utils`` costs 1.2-1.9 s of
+    imports (it loads ``torch._dynamo``), more than a whole CIFAR10 run's own work (measured
+    with ``python -X importtime``); tests/test_views.py holds it to make_grid.
     """
     import torch
-    import torch.nn.functional as F
 
     if tiles.shape[1] == 1:
         tiles = tiles.expand(-1, 3, -1, -1)
     n, c, h, w = tiles.shape
-    colour = torch.tensor(SEPARATOR, dtype=tiles.dtype, device=tiles.device).view(1, 3, 1, 1)
     if n == 1:
         return tiles.clone()
+    colour = torch.tensor(SEPARATOR, dtype=torch.float32, device=tiles.device)
+    colour = (colour * 255).to(torch.uint8) if tiles.dtype == torch.uint8 else colour.to(tiles.dtype)
     cols = min(columns, n)
     rows = -(-n // cols)
-    cells = torch.empty(rows * cols, c, h + padding, w + padding, dtype=tiles.dtype, device=tiles.device)
-    cells.copy_(colour.expand_as(cells))
-    cells[:n, :, :h, :w] = tiles
-    grid = cells.view(rows, cols, c, h + padding, w + padding).permute(2, 0, 3, 1, 4)
-    grid = grid.reshape(c, rows * (h + padding), cols * (w + padding))
-    # make_grid's padding before the first row and column
-    grid = F.pad(grid, (padding, 0, padding, 0))
-    grid[:, :padding, :] = colour.view(3, 1, 1)
-    grid[:, :, :padding] = colour.view(3, 1, 1)
-    return grid.unsqueeze(0)
+    grid = colour.view(1, 3, 1, 1).repeat(1, 1, rows * (h + padding) + padding, cols * (w + padding) + padding)
+    # Every tile into its cell in one copy: the grid past its first padding, seen as
+    # (C, rows, H + padding, cols, W + padding), takes the tiles as (C, rows, H, cols, W).
+    cells = grid[0, :, padding:, padding:].unflatten(1, (rows, h + padding)).unflatten(3, (cols, w + padding))
+    whole = n - n % cols
+    cells[:, : whole // cols, :h, :, :w] = tiles[:whole].view(whole // cols, cols, c, h, w).permute(2, 0, 3, 1, 4)
+    if whole < n:  # a last row only partly filled
+        cells[:, rows - 1, :h, : n - whole, :w] = tiles[whole:].permute(1, 2, 0, 3)
+    return grid
 
 
-def channel_view(output: torch.Tensor, images: int = 4, scale: str = "symmetric", zoom: int | None = None) -> torch.Tensor:
+def to_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Floats in [0, 1] -> uint8 as TensorBoard converts them (x 255, clipped, truncated)."""
+    import torch
+
+    return (images.to(torch.float32) * 255).clamp_(0, 255).to(torch.uint8)
+
+
+def channel_view(
+    output: torch.Tensor, images: int = 4, scale: str = "symmetric", zoom: int | None = None, *, pixels: bool = False
+) -> torch.Tensor:
     """Every channel of the first ``images`` images as its own grey tile: rows = images,
-    columns = channels. ``(N, C, H, W)`` -> one image ``(1, 3, H', W')`` in [0, 1].
+    columns = channels. ``(N, C, H, W)`` -> one image ``(1, 3, H', W')`` in [0, 1], or in
+    uint8 pixels with ``pixels`` (what the writer would make of the floats).
 
     Each tile is scaled on its own (see :func:`display_scale`) and upscaled by ``zoom``
     (None: :func:`auto_zoom`).
@@ -143,6 +153,10 @@ def channel_view(output: torch.Tensor, images: int = 4, scale: str = "symmetric"
     y = output[:images]
     n, c, h, w = y.shape
     tiles = display_scale(y.reshape(n * c, 1, h, w), scale)
+    if pixels:
+        # The same picture as uint8 pixels, converted before it is upscaled: a quarter of the
+        # bytes to move (the per-step cost of the default views, measured with cProfile).
+        tiles = to_pixels(tiles)
     return tile_grid(upscale(tiles, zoom or auto_zoom(h, w, c)), columns=c)
 
 

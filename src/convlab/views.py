@@ -71,7 +71,7 @@ class View:
 def _channels(s: StageOutput) -> list[Record]:
     o = s.options
     shown = s.output if s.max_channels is None else s.output[:, : s.max_channels]
-    return [("images", "channels", channel_view(shown, o.images, o.scale, o.zoom))]
+    return [("images", "channels", channel_view(shown, o.images, o.scale, o.zoom, pixels=True))]
 
 
 def _features(s: StageOutput) -> list[Record]:

@@ -311,8 +311,10 @@ class RunWriter:
         for display anyway.
         """
         self._check_open()
-        values = values.detach().flatten().float().cpu().numpy()
-        self._enqueue(histogram_summary(tag, values, bins=64), step, time.time())
+        # A copy, binned on the encoder threads like the PNGs: TensorBoard's histogram (float64
+        # numpy, ~3 ms for a CIFAR10 conv batch) would otherwise hold up every step.
+        values = np.array(values.detach().flatten().float().cpu(), copy=True)
+        self._enqueue(self._pool.submit(histogram_summary, tag, values, bins=64), step, time.time())
 
     # -- in-order writing
 
