@@ -8,8 +8,10 @@ does: bench harness only.
 
 import time  # noqa: I001 - imports are timed
 
-from convlab import cli, pipeline  # noqa: F401 - the modules a run imports (torch, tensorboard)
+# The command's entry module first, as the `convlab` script loads it: it sets the process
+# policy (one OpenBLAS thread) before numpy is imported.
 from convlab.__main__ import console_main
+from convlab import cli, pipeline  # noqa: F401 - the modules a run imports (torch, tensorboard)
 
 import json
 import os

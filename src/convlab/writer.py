@@ -79,6 +79,8 @@ def image_grid(batch: torch.Tensor, ncols: int = GRID_COLUMNS) -> torch.Tensor:
         pixels = batch
     else:
         pixels = (batch.to(torch.float32) * 255).clamp_(0, 255).to(torch.uint8)
+    if n == 1:  # one picture (a view): one copy to channels-last, no grid to fill
+        return pixels[0].permute(1, 2, 0).expand(h, w, 3).contiguous()
     cols = min(ncols, n)
     rows = -(-n // cols)
     # Channels-last first, so the grid's own transpose moves whole W*3-byte rows (measured
