@@ -68,6 +68,30 @@ def assert_same_events(swept: Path, single: Path, varied: list[str]) -> None:
     assert hparams_events == 3
 
 
+def assert_same_run(swept: Path, single: Path, steps) -> object:
+    """A sweep's run against the single command's: the same tags, every image's steps
+    (``steps(tag)``) and pixels, every scalar, the same summary (but for where and when) and
+    config.toml. The single run is removed afterwards, so the next one can be found."""
+    a, b = load_events(swept), load_events(single)
+    assert a.Tags() == b.Tags()
+    for tag in a.Tags()["images"]:
+        ia, ib = images(a, tag), images(b, tag)
+        assert [i.step for i in ia] == [i.step for i in ib] == steps(tag)
+        assert all(np.array_equal(x.pixels, y.pixels) for x, y in zip(ia, ib)), tag
+    for tag in a.Tags()["scalars"]:
+        assert [(s.step, s.value) for s in a.Scalars(tag)] == [(s.step, s.value) for s in b.Scalars(tag)]
+    sa = json.loads((swept / "summary.json").read_text())
+    sb = json.loads((single / "summary.json").read_text())
+    for s in (sa, sb):
+        del s["run_dir"], s["seconds"], s["first_step_time"]
+    assert sa == sb and sa["status"] == "complete" and sa["steps"] == 3
+    assert (swept / "config.toml").read_text() == (single / "config.toml").read_text()
+    for p in single.iterdir():
+        p.unlink()
+    single.rmdir()
+    return a
+
+
 @pytest.fixture
 def pooled(cifar, run_cli, tmp_path):
     """A 4-run pool sweep of the small CIFAR copy in batches of 32 (3 steps: 32, 32, 16 images)."""
@@ -86,23 +110,8 @@ def test_each_run_logs_exactly_what_the_single_command_logs(pooled, cifar, run_c
         (single_dir,) = [p for p in (tmp_path / "logs").iterdir() if p != swept]
         assert_same_events(swept / name, single_dir, ["pool.kernel_size", "pool.ceil_mode"])
 
-        a, b = load_events(swept / name), load_events(single_dir)
-        assert a.Tags() == b.Tags() and a.Tags()["images"] == ["input", "maxpool", "channels"]
-        for tag in a.Tags()["images"]:
-            ia, ib = images(a, tag), images(b, tag)
-            assert [i.step for i in ia] == [i.step for i in ib] == [0, 1, 2]
-            assert all(np.array_equal(x.pixels, y.pixels) for x, y in zip(ia, ib)), tag
-        for tag in a.Tags()["scalars"]:
-            assert [(s.step, s.value) for s in a.Scalars(tag)] == [(s.step, s.value) for s in b.Scalars(tag)]
-        sa = json.loads((swept / name / "summary.json").read_text())
-        sb = json.loads((single_dir / "summary.json").read_text())
-        for s in (sa, sb):
-            del s["run_dir"], s["seconds"], s["first_step_time"]
-        assert sa == sb and sa["status"] == "complete" and sa["steps"] == 3
-        assert (swept / name / "config.toml").read_text() == (single_dir / "config.toml").read_text()
-        for p in single_dir.iterdir():
-            p.unlink()
-        single_dir.rmdir()
+        a = assert_same_run(swept / name, single_dir, steps=lambda tag: [0, 1, 2])
+        assert a.Tags()["images"] == ["input", "maxpool", "channels"]
     assert f"logged 3 step(s) of 4 run(s) and 'compare' to {swept.relative_to(tmp_path)}" in r.out
     assert r.out.rstrip().splitlines()[-2] == f"view it: convlab board --logdir {swept.relative_to(tmp_path)}"
 

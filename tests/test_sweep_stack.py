@@ -16,7 +16,7 @@ from convlab.calls import split_layers
 from convlab.modules import LayerError
 from convlab.sweep.grid import compare_picture
 from convlab.writer import image_grid
-from test_sweep import assert_same_events, sweep_dir
+from test_sweep import assert_same_events, assert_same_run, sweep_dir
 
 from conftest import assert_user_error, images, load_events
 
@@ -42,24 +42,9 @@ def test_each_run_logs_exactly_what_convlab_stack_logs(cifar, run_cli, tmp_path)
         (single_dir,) = [p for p in (tmp_path / "logs").iterdir() if p != swept]
         assert_same_events(swept / name, single_dir, ["stack.layers"])
 
-        a, b = load_events(swept / name), load_events(single_dir)
+        a = assert_same_run(swept / name, single_dir, steps=lambda tag: [0] if tag.endswith("kernels") else [0, 1, 2])
         tag = f"02-{activation[:-2].lower()}"
-        assert a.Tags() == b.Tags() and sorted(a.Tags()["images"]) == sorted(["input", "01-conv2d", "01-conv2d/kernels", tag])
-        for image_tag in a.Tags()["images"]:
-            ia, ib = images(a, image_tag), images(b, image_tag)
-            assert [i.step for i in ia] == [i.step for i in ib] == ([0] if image_tag.endswith("kernels") else [0, 1, 2])
-            assert all(np.array_equal(x.pixels, y.pixels) for x, y in zip(ia, ib)), image_tag
-        for scalar in a.Tags()["scalars"]:
-            assert [(s.step, s.value) for s in a.Scalars(scalar)] == [(s.step, s.value) for s in b.Scalars(scalar)]
-        sa = json.loads((swept / name / "summary.json").read_text())
-        sb = json.loads((single_dir / "summary.json").read_text())
-        for s in (sa, sb):
-            del s["run_dir"], s["seconds"], s["first_step_time"]
-        assert sa == sb and sa["status"] == "complete" and sa["steps"] == 3
-        assert (swept / name / "config.toml").read_text() == (single_dir / "config.toml").read_text()
-        for p in single_dir.iterdir():
-            p.unlink()
-        single_dir.rmdir()
+        assert sorted(a.Tags()["images"]) == sorted(["input", "01-conv2d", "01-conv2d/kernels", tag])
     table = load_events(swept / "compare").Tensors("combinations/text_summary")[-1].tensor_proto.string_val[0].decode()
     assert table.splitlines()[0].startswith("| run | layers | output (C, H, W) | parameters | multiply-adds |")
     assert "| conv2d-tanh | Conv2d(3, 8, 3), Tanh() | (8, 30, 30) | 224 | 194,400 |" in table

@@ -315,7 +315,7 @@ class RunWriter:
         self._check_open()
         # A copy, binned on the encoder threads like the PNGs: TensorBoard's histogram (float64
         # numpy, ~3 ms for a CIFAR10 conv batch) would otherwise hold up every step.
-        values = np.array(values.detach().flatten().float().cpu(), copy=True)
+        values = values.detach().flatten().float().cpu().numpy().copy()
         self._enqueue(self._pool.submit(histogram_summary, tag, values, bins=64), step, time.time())
 
     # -- in-order writing
