@@ -22,17 +22,26 @@ def execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
 
     if dry_run:
         p = planning.plan(exp)
-        typer.echo(dump_toml(exp).rstrip())
-        typer.echo("")
-        typer.echo(planning.describe(p))
-        typer.echo(f"device: {p.device}; {p.num_steps} step(s) of up to {exp.data.batch_size} image(s)")
-        typer.echo("dry run: nothing was loaded or written")
+        _dry_run(dump_toml(exp).rstrip(), "", planning.describe(p),
+                 f"device: {p.device}; {p.num_steps} step(s) of up to {exp.data.batch_size} image(s)")
         return
     reporter = TerminalReporter(quiet)
     summary = pipeline.run(exp, reporter)
     tags = ", ".join(summary["tags"])
-    board_command, tensorboard_command = board.view_commands(exp.run.logdir)
     reporter.info(f"logged {summary['steps']} step(s) of {tags} to {summary['run_dir']}")
+    _how_to_view(reporter, exp.run.logdir)
+
+
+def _dry_run(*lines: str) -> None:
+    """What a dry run prints: what would run, then that nothing was."""
+    for line in lines:
+        typer.echo(line)
+    typer.echo("dry run: nothing was loaded or written")
+
+
+def _how_to_view(reporter: TerminalReporter, logdir: str | Path) -> None:
+    """Every command that logs ends with both ways to see what it logged."""
+    board_command, tensorboard_command = board.view_commands(logdir)
     reporter.info(f"view it: {board_command}")
     reporter.info(f"     or: {tensorboard_command}")
 
@@ -43,22 +52,16 @@ def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
 
     if dry_run:
         tp = train.plan_training(exp)
-        typer.echo(dump_toml(exp).rstrip())
-        typer.echo("")
-        typer.echo(planning.describe(tp.stack))
-        typer.echo(train.describe_training(tp))
-        typer.echo(f"device: {tp.stack.device}")
-        typer.echo("dry run: nothing was loaded or written")
+        _dry_run(dump_toml(exp).rstrip(), "", planning.describe(tp.stack), train.describe_training(tp),
+                 f"device: {tp.stack.device}")
         return
     reporter = TerminalReporter(quiet)
     summary = train.train(exp, reporter)
-    board_command, tensorboard_command = board.view_commands(exp.run.logdir)
     reporter.info(
         f"test accuracy {summary['test_accuracy']:.1%} (loss {summary['test_loss']:.4g}) on {summary['eval_images']} images of "
         f"{summary['eval_set']} after {summary['steps']} step(s) in {summary['seconds']:.1f} s; weights: {summary['model']}"
     )
-    reporter.info(f"view it: {board_command}")
-    reporter.info(f"     or: {tensorboard_command}")
+    _how_to_view(reporter, exp.run.logdir)
 
 
 def sweep(
@@ -70,17 +73,14 @@ def sweep(
 
     sw = sweeps.prepare(command, overrides, config, vary or [], skip_invalid=skip_invalid)
     if dry_run:
-        typer.echo(sweeps.describe(sw))
         p = sw.runs[0].plan
-        typer.echo(f"device: {p.device}; {p.num_steps} step(s) of up to {sw.exp.data.batch_size} image(s), each through every run")
-        typer.echo("dry run: nothing was loaded or written")
+        _dry_run(sweeps.describe(sw),
+                 f"device: {p.device}; {p.num_steps} step(s) of up to {sw.exp.data.batch_size} image(s), each through every run")
         return
     reporter = TerminalReporter(quiet)
     summary = sweeps.run(sw, reporter)
-    board_command, tensorboard_command = board.view_commands(summary["sweep_dir"])
     reporter.info(f"logged {summary['steps']} step(s) of {len(summary['runs'])} run(s) and 'compare' to {summary['sweep_dir']}")
-    reporter.info(f"view it: {board_command}")
-    reporter.info(f"     or: {tensorboard_command}")
+    _how_to_view(reporter, summary["sweep_dir"])
 
 
 # ----------------------------------------------------------------------------- demo
