@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from convlab.config import ConfigError, ConvConfig, ConvlabError, Experiment
 from convlab.data import get_dataset
 from convlab.modules import call_text
+from convlab.trained import MODEL_FILE
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from convlab.pipeline import Reporter
     from convlab.planning import Plan
 
-MODEL_FILE = "model.pt"
 # A folder is one set of images: this fraction of it is kept out of training and evaluated on.
 FOLDER_HOLDOUT = 0.2
 METRICS = ["test/accuracy", "test/loss", "train/loss"]
