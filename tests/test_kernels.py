@@ -168,12 +168,12 @@ def _state(weight, bias=None):
 @pytest.mark.parametrize(
     "saved, message",
     [
-        (_state(torch.zeros(6, 3, 3, 3), torch.tensor([0, 0, float("nan"), 0, 0, 0])), "NaN or infinite values in its bias"),
+        (_state(torch.zeros(6, 3, 3, 3), torch.tensor([0, 0, float("nan"), 0, 0, 0])), "its bias holds NaN or infinite values (1 NaN of 6)"),
         (_state(torch.full((6, 3, 3, 3), 3e38)), "would overflow float32"),
         (_state(torch.full((6, 3, 3, 3), 2e37)), "would overflow float32"),  # each fits, their sum does not
-        (torch.quantize_per_tensor(torch.zeros(6, 3, 3, 3), 0.1, 0, torch.qint8), "holds a quantized weight"),
-        (torch.zeros(6, 3, 3, 3).to_sparse(), "holds a sparse_coo (sparse) weight"),
-        (_state(torch.zeros(6, 3, 3, 3), torch.zeros(6).to_sparse()), "holds a sparse_coo (sparse) bias"),
+        (torch.quantize_per_tensor(torch.zeros(6, 3, 3, 3), 0.1, 0, torch.qint8), "its weight is a quantized tensor"),
+        (torch.zeros(6, 3, 3, 3).to_sparse(), "its weight is a sparse tensor (sparse_coo)"),
+        (_state(torch.zeros(6, 3, 3, 3), torch.zeros(6).to_sparse()), "its bias is a sparse tensor (sparse_coo)"),
         ({"weight": [1, 2, 3]}, "holds a list as its weight, not a tensor"),
     ],
 )

@@ -14,9 +14,9 @@ SRC = Path(convlab.__file__).resolve().parent
 
 # The order of README.md's layout section: data flows from the top down.
 ORDER = [
-    "errors", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "coverage",
+    "errors", "files", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
-    "kernels", "layers", "stack", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
+    "state", "kernels", "layers", "stack", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
     "snapshots", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
     "board", "commands", "options", "cli", "__main__",

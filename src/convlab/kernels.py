@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convlab.config import ConfigError, ConvConfig, names
+from convlab.files import open_regular
 from convlab.geometry import pair_tuple
+from convlab.state import MAX_WEIGHTS_BYTES, load_file, reach_problem, tensor_problem
 
 if TYPE_CHECKING:
     import torch
@@ -99,6 +101,9 @@ def init_conv(conv: nn.Conv2d, cfg: ConvConfig) -> None:
             conv.weight.copy_(weight)
             if conv.bias is not None:
                 conv.bias.copy_(bias if bias is not None else torch.zeros_like(conv.bias))
+        problem = reach_problem("conv", conv)
+        if problem is not None:
+            raise KernelError(f"--weights {cfg.weights} holds {problem}")
         return
     chosen = names(cfg.init)
     if chosen == ["random"]:
@@ -114,8 +119,13 @@ def init_conv(conv: nn.Conv2d, cfg: ConvConfig) -> None:
                 conv.bias[channel] = 0.0
 
 
+# A .npy file of one conv's weights; a few GiB is already past any layer convlab builds.
+MAX_NPY_BYTES = MAX_WEIGHTS_BYTES
+
+
 def load_weights(path: str, shape: tuple[int, ...], has_bias: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A weight tensor of exactly ``shape`` (and maybe a bias) from a .npy or .pt file.
+    """A weight tensor of exactly ``shape`` (and maybe a bias) from a .npy or .pt file, each
+    checked by state.py's checker (the layer's reach is checked once they are in it).
 
     A .pt file holds a tensor, or a state dict with ``weight`` and optionally ``bias`` (what
     ``torch.save(conv.state_dict(), path)`` writes). Anything else is a KernelError.
@@ -125,27 +135,26 @@ def load_weights(path: str, shape: tuple[int, ...], has_bias: bool) -> tuple[tor
 
     file = Path(path)
     expected = "(out_channels, in_channels/groups, kH, kW) = " + pair_tuple(shape)
-    if not file.is_file():
-        raise KernelError(f"--weights file not found: {file}")
+    if file.suffix not in (".npy", ".pt"):
+        with open_regular(file, limit=MAX_NPY_BYTES, what="--weights file"):  # a missing file or a pipe said as such
+            pass
+        raise KernelError(f"--weights {file}: expected a .npy or .pt file")
     bias = None
-    try:
-        if file.suffix == ".npy":
-            weight = torch.from_numpy(np.load(file, allow_pickle=False))
-        elif file.suffix == ".pt":
-            data = torch.load(file, map_location="cpu", weights_only=True)
-            if isinstance(data, dict):
-                if "weight" not in data:
-                    raise KernelError(f"{file} holds a dict without a 'weight' entry; expected a tensor of shape {expected}")
-                weight, bias = data["weight"], data.get("bias")
-            else:
-                weight = data
+    if file.suffix == ".npy":
+        with open_regular(file, limit=MAX_NPY_BYTES, what="--weights file", hint="give a .npy file numpy.save wrote") as f:
+            try:
+                weight = torch.from_numpy(np.load(f, allow_pickle=False))
+            except Exception as exc:  # np.load raises many kinds for a file that is not its own
+                reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise KernelError(f"cannot read --weights {file}: not a file numpy.save wrote ({reason})") from None
+    else:
+        data = load_file(file, "--weights")
+        if isinstance(data, dict):
+            if "weight" not in data:
+                raise KernelError(f"{file} holds a dict without a 'weight' entry; expected a tensor of shape {expected}")
+            weight, bias = data["weight"], data.get("bias")
         else:
-            raise KernelError(f"--weights {file}: expected a .npy or .pt file")
-    except KernelError:
-        raise
-    except Exception as exc:  # torch.load / np.load raise many kinds for a file that is not theirs
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise KernelError(f"cannot read --weights {file}: {reason}") from None
+            weight = data
     weight = _plain_tensor(weight, file, "weight", expected)
     if tuple(weight.shape) != shape:
         raise KernelError(
@@ -158,29 +167,16 @@ def load_weights(path: str, shape: tuple[int, ...], has_bias: bool) -> tuple[tor
         bias = _plain_tensor(bias, file, "bias", f"({shape[0]},), one per output channel")
         if tuple(bias.shape) != (shape[0],):
             raise KernelError(f"{file} holds a bias of shape {pair_tuple(bias.shape)}; expected ({shape[0]},), one per output channel")
-    # Inputs are in [0, 1], so no output can exceed sum|w| + |b| per channel: past float32's
-    # range the output would be inf from the first step on.
-    reach = weight.abs().double().flatten(1).sum(1) + (bias.abs().double() if bias is not None else 0)
-    if not bool((reach < torch.finfo(torch.float32).max).all()):
-        raise KernelError(
-            f"{file} holds weights so large (largest |weight| {weight.abs().max().item():.3g}) that the "
-            "layer's output would overflow float32; scale them down"
-        )
     return weight, bias
 
 
 def _plain_tensor(value: object, file: Path, what: str, expected: str) -> torch.Tensor:
-    """A dense, real, finite float32 copy of ``value``, or a KernelError naming the tensor."""
+    """A tensor state.py's checker passes, as float32, or a KernelError naming it."""
     import torch
 
     if not isinstance(value, torch.Tensor):
         raise KernelError(f"{file} holds a {type(value).__name__} as its {what}, not a tensor of shape {expected}")
-    if value.is_quantized or value.layout != torch.strided:
-        kind = "quantized" if value.is_quantized else f"{value.layout} (sparse)".replace("torch.", "")
-        raise KernelError(f"{file} holds a {kind} {what}; save a plain dense tensor (tensor.dequantize() / .to_dense())")
-    if value.is_complex() or value.dtype == torch.bool:
-        raise KernelError(f"{file} holds {value.dtype} values in its {what}; expected real numbers")
-    value = value.to(torch.float32)
-    if not torch.isfinite(value).all():
-        raise KernelError(f"{file} holds NaN or infinite values in its {what}")
-    return value
+    problem = tensor_problem(value, f"its {what}", what)
+    if problem is not None:
+        raise KernelError(f"--weights {file}: {problem}")
+    return value.to(torch.float32)

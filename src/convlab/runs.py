@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from convlab.config import ConvConfig, ConvlabError, Experiment
+from convlab.files import read_bytes
 from convlab.geometry import hw, pool_stride
 from convlab.modules import torch_name
 
@@ -183,11 +184,17 @@ def write_summary(run_dir: Path, summary: Mapping[str, Any]) -> None:
             raise first from None
 
 
+# A run's summary.json is a few kB (a sweep's lists its runs); past this it was not written by a run.
+MAX_SUMMARY_BYTES = 1 << 20
+
+
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
-    """A run's summary, or None when it has none or it cannot be read."""
+    """A run's summary, or None when it has none or it cannot be read: read as every file from a
+    run directory is (:mod:`convlab.files`: a regular file, at most MAX_SUMMARY_BYTES), so a pipe
+    or a huge file named summary.json in some run under --logdir never hangs or floods a command."""
     try:
-        data = json.loads((Path(run_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_bytes(Path(run_dir) / SUMMARY_FILE, limit=MAX_SUMMARY_BYTES, what=SUMMARY_FILE))
+    except (ConvlabError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

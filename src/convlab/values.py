@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from convlab.errors import ConfigError
+from convlab.files import read_bytes
 
 Pair = tuple[int, int]
 PADDING_WORDS = ("same", "valid")
@@ -167,19 +168,7 @@ MAX_CONFIG_BYTES = 1 << 20
 
 def read_text_file(path: Path) -> str:
     """A config file's text: a regular file of at most MAX_CONFIG_BYTES, in UTF-8."""
-    try:
-        if path.is_dir():
-            raise ConfigError(f"config file is a directory: {path}")
-        if not path.exists():
-            raise ConfigError(f"config file not found: {path}")
-        if not path.is_file():
-            raise ConfigError(f"config file {path} is not a regular file (a device or a pipe); give a .toml file")
-        with path.open("rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path} is over {MAX_CONFIG_BYTES >> 20} MiB; an experiment file is a few lines of TOML")
+    data = read_bytes(path, limit=MAX_CONFIG_BYTES, what="config file", hint="an experiment file is a few lines of TOML")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

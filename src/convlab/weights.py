@@ -9,21 +9,20 @@ ever executed. torch is imported inside the functions.
 
 from __future__ import annotations
 
-import re
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, Experiment, StageConfig
-from convlab.modules import SIGNATURES, call_text
+from convlab.config import Experiment, StageConfig
+from convlab.modules import call_text
+from convlab.state import StateError, load_file, reach_problem, tensor_problem
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 
-class WeightsError(ConfigError):
+class WeightsError(StateError):
     """A weights file that cannot be read or does not fit the stack."""
 
 
@@ -32,53 +31,19 @@ SUFFIXES = (".pt", ".pth")
 _NESTED = ("state_dict", "model_state_dict", "model")
 
 
-def allowed_classes() -> list[type]:
-    """The torch.nn classes a whole saved model may be built of."""
-    from torch import nn
-
-    return [nn.Sequential, *(getattr(nn, name) for name in SIGNATURES)]
-
-
-def _how_to_save(path: Path) -> str:
-    return f"save its parameters instead: torch.save(model.state_dict(), '{path.name}')"
-
-
-def read_state(path: str | Path, option: str = "--weights") -> list[tuple[str, torch.Tensor]]:
+def read_state(path: str | Path, option: str = "--weights", *, unreadable: str = "") -> list[tuple[str, torch.Tensor]]:
     """The tensors a .pt/.pth file holds, in order: a state_dict, a checkpoint dict with one,
-    or the state of a whole model built of allow-listed torch.nn classes."""
+    or the state of a whole model built of allow-listed torch.nn classes (read by state.load_file)."""
     import torch
     from torch import nn
 
     path = Path(path)
     if path.suffix not in SUFFIXES:
         raise WeightsError(f"{option} {path}: expected a .pt or .pth file saved with torch.save")
-    if not path.is_file():
-        raise WeightsError(f"{option} file not found: {path}" if not path.exists() else f"{option} {path} is not a file")
-    allowed = allowed_classes()
-    names = {f"{c.__module__}.{c.__qualname__}" for c in allowed}
     try:
-        foreign = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if g not in names]
-    except Exception:  # an old-format or foreign file: torch.load below says what it is
-        foreign = []
-    if foreign:
-        raise WeightsError(
-            f"{path} holds {foreign[0]}, which convlab does not load (unpickling it could run its code); {_how_to_save(path)}"
-        )
-    try:
-        # torch warns about pickle protocols it may not read; the error below says it all.
-        with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if found:
-            raise WeightsError(
-                f"{path} holds {found.group(1)}, which convlab does not load (unpickling it could run its code); "
-                f"{_how_to_save(path)}"
-            ) from None
-        inner = re.search(r"WeightsUnpickler error: ([^\n]*)", str(exc))
-        reason = " ".join((inner.group(1) if inner else str(exc)).split())[:160] or type(exc).__name__
-        raise WeightsError(f"cannot read {option} {path}: not a file torch.save wrote ({reason})") from None
+        data = load_file(path, option, unreadable=unreadable)
+    except StateError as exc:
+        raise WeightsError(str(exc)) from None
     if isinstance(data, nn.Module):
         data = data.state_dict()
     if isinstance(data, Mapping) and not all(isinstance(v, torch.Tensor) for v in data.values()):
@@ -91,34 +56,43 @@ def read_state(path: str | Path, option: str = "--weights") -> list[tuple[str, t
     return [(str(k), v) for k, v in data.items()]
 
 
-def _check_tensor(key: str, value: torch.Tensor, path: Path) -> None:
-    import torch
-
-    if value.is_quantized or value.layout != torch.strided:
-        raise WeightsError(f"{path}: {key!r} is a quantized or sparse tensor; save plain dense tensors")
-    if value.is_complex():
-        raise WeightsError(f"{path}: {key!r} holds complex numbers; expected real ones")
-    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-        raise WeightsError(f"{path}: {key!r} holds NaN or infinite values")
-
-
 def _shape(tensor: torch.Tensor) -> str:
     return str(tuple(tensor.shape))
 
 
+def _counts_batches(state: Sequence[tuple[str, Any]], position: int) -> bool:
+    """Whether the file's tensor at ``position`` is a BatchNorm's num_batches_tracked (a count: no dims, integers)."""
+    import torch
+
+    if position >= len(state):
+        return False
+    key, value = state[position]
+    return key.endswith("num_batches_tracked") or (
+        isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point()
+    )
+
+
 def load_into(
-    modules: Sequence[nn.Module], stages: Sequence[StageConfig], state: Sequence[tuple[str, Any]], path: str | Path
+    modules: Sequence[nn.Module], stages: Sequence[StageConfig], state: Sequence[tuple[str, Any]], path: str | Path,
+    option: str = "--weights",
 ) -> list[str]:
-    """Copy ``state`` into ``modules``: the i-th tensor of the file into the i-th tensor of the
-    stack (each module's state_dict, in stage order), shapes equal. A file with tensors left
-    over is taken as a longer model whose first layers the stack is. Returns notes to show."""
+    """Copy ``state`` into ``modules``: the file's tensors in order into the stack's (each module's
+    state_dict, in stage order), shapes equal, each checked by state.py's checker, then each layer's
+    reach. A BatchNorm's num_batches_tracked that the file lacks (files saved before PyTorch 0.4,
+    such as torchvision's ImageNet ResNets) stays 0, as torch's own load_state_dict fills it in. A
+    file with tensors left over is taken as a longer model whose first layers the stack is.
+    Returns notes to show."""
     import torch
 
     path = Path(path)
     # A state_dict's tensors share the module's storage: copying into them sets the module.
     targets = [(i, name, t) for i, m in enumerate(modules, 1) for name, t in m.state_dict().items()]
-    for position, (index, name, target) in enumerate(targets):
+    position, filled, keys = 0, [], {}
+    for index, name, target in targets:
         stage = f"stage {index} {call_text(stages[index - 1])}"
+        if name.endswith("num_batches_tracked") and not _counts_batches(state, position):
+            filled.append(stage)
+            continue
         if position >= len(state):
             raise WeightsError(
                 f"{stage}: {path} has no tensor left for its {name} {_shape(target)}; the file holds "
@@ -131,32 +105,47 @@ def load_into(
                 f"{stage}: its {name} is {_shape(target)} but the file's tensor {position + 1}, {key!r}, is "
                 f"{shape}; the stack's layers must match the saved model's, in order"
             )
-        _check_tensor(key, value, path)
+        problem = tensor_problem(value, repr(key), name.rsplit(".", 1)[-1])
+        if problem is not None:
+            raise WeightsError(f"{stage}: {option} {path}: {problem}")
         with torch.no_grad():
             target.copy_(value)
-    notes = [f"weights: {len(targets)} tensor(s) from {path}, matched by order and shape"]
-    if len(state) > len(targets):
-        rest = len(state) - len(targets)
-        notes.append(f"weights: the file's last {rest} tensor(s) (from {state[len(targets)][0]!r}) are not used: the stack is its first layers")
+        keys.setdefault(index, []).append(key)
+        position += 1
+    for index, module in enumerate(modules, 1):
+        problem = reach_problem(stages[index - 1].kind, module)
+        if problem is not None:
+            named = ", ".join(repr(k) for k in keys.get(index, []))
+            raise WeightsError(f"stage {index} {call_text(stages[index - 1])}: {option} {path} ({named}) holds {problem}")
+    notes = [f"weights: {position} tensor(s) from {path}, matched by order and shape"]
+    if filled:
+        notes.append(f"weights: the file has no num_batches_tracked for {', '.join(filled)} (saved before PyTorch 0.4); "
+                     "it starts at 0, as torch's load_state_dict fills it in")
+    if len(state) > position:
+        rest = len(state) - position
+        notes.append(f"weights: the file's last {rest} tensor(s) (from {state[position][0]!r}) are not used: the stack is its first layers")
     return notes
 
 
-def load_weights(modules: Sequence[nn.Module], stages: Sequence[StageConfig], path: str | Path) -> list[str]:
-    """``--weights FILE`` into the stack's modules; returns notes to show."""
-    return load_into(modules, stages, read_state(path), path)
+def weights_option(exp: Experiment) -> str:
+    """The option that gave a stack its weights file, as the user typed it."""
+    return "--init-weights" if exp.command == "train" else "--weights"
 
 
 def stack_weights(exp: Experiment, modules: Sequence[nn.Module]) -> tuple[list[str], Any]:
-    """``--weights FILE`` or ``--pretrained NAME`` into the stack's modules: notes, normalisation."""
+    """``--weights FILE`` (``--init-weights``) or ``--pretrained NAME`` into the stack's modules: notes, normalisation."""
     stack = exp.stack
     if stack.weights is not None:
-        return load_weights(modules, exp.stages, stack.weights), None
+        option = weights_option(exp)
+        return load_into(modules, exp.stages, read_state(stack.weights, option), stack.weights, option), None
     if stack.pretrained is not None:
         from convlab.pretrained import fetch_weights, get_pretrained
 
         model = get_pretrained(stack.pretrained)
         path = fetch_weights(model)
-        notes = load_into(modules, exp.stages, read_state(path), path)[1:]
+        option = f"--pretrained {model.name}"
+        fix = f"it is the cached download of {model.url}: delete it and run again to download it afresh"
+        notes = load_into(modules, exp.stages, read_state(path, option, unreadable=fix), path, option)[1:]
         notes.insert(0, f"weights: {model.name}'s ImageNet weights ({path}); images normalised with its mean and std")
         return notes, (model.mean, model.std)
     return [f"weights: PyTorch's default init, seeded with --seed {exp.run.seed}"], None
