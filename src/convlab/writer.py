@@ -118,6 +118,30 @@ def image_summary(tag: str, pixels: np.ndarray) -> Summary:
     return Summary(value=[Summary.Value(tag=tag, image=image)])
 
 
+# ----------------------------------------------------------------------------- histograms
+
+HISTOGRAM_BINS = 64
+
+
+def finite_histogram(tag: str, values: np.ndarray, bins: int = HISTOGRAM_BINS) -> Summary | None:
+    """TensorBoard's histogram of the finite ``values``, for any floats: inf and NaN are left out
+    (the pipeline counts them), so the range is always finite; None when no value is finite.
+
+    ``bins`` equal bins between the min and max, as TensorBoard bins them; values so close
+    together for their size that equal bins would be narrower than float64 can tell apart (a
+    near-constant output past ~7e13) get as many distinct edges as there are, never an error.
+    """
+    finite = values if bool(np.isfinite(values).all()) else values[np.isfinite(values)]
+    if finite.size == 0:
+        return None
+    try:
+        return histogram_summary(tag, finite, bins=bins)
+    except ValueError:  # "Too many bins for data range": the span is below 64 float64 steps
+        low, high = float(finite.min()), float(finite.max())
+        edges = np.unique(np.append(np.linspace(low, high, bins + 1), np.nextafter(high, np.inf)))
+        return histogram_summary(tag, finite, bins=edges)
+
+
 # ----------------------------------------------------------------------------- checksums
 
 _fast_crc_installed = False
@@ -306,7 +330,8 @@ class RunWriter:
             remove_run_dir(self.run_dir)
 
     def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
-        """The distribution of ``values`` in 64 equal bins between their min and max.
+        """The distribution of ``values`` in 64 equal bins between their min and max (any float
+        tensor: see :func:`finite_histogram`).
 
         Not SummaryWriter's default exponential buckets (hundreds per step for a conv
         output): 64 equal bins make a ~9x smaller event, and TensorBoard re-bins to ~30
@@ -316,7 +341,7 @@ class RunWriter:
         # A copy, binned on the encoder threads like the PNGs: TensorBoard's histogram (float64
         # numpy, ~3 ms for a CIFAR10 conv batch) would otherwise hold up every step.
         values = values.detach().flatten().float().cpu().numpy().copy()
-        self._enqueue(self._pool.submit(histogram_summary, tag, values, bins=64), step, time.time())
+        self._enqueue(self._pool.submit(finite_histogram, tag, values), step, time.time())
 
     # -- in-order writing
 
@@ -344,7 +369,8 @@ class RunWriter:
         if isinstance(item, Future):
             self._in_flight -= 1
             item = item.result()  # re-raises an encode's error here, in the caller's thread
-        self._file.add_summary(item, step, walltime)
+        if item is not None:  # None: a histogram of no finite value
+            self._file.add_summary(item, step, walltime)
 
     def _write_all(self) -> None:
         error: BaseException | None = None
