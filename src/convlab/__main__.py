@@ -29,6 +29,7 @@ import typer  # noqa: E402 - after the thread setting above
 from convlab import terminal
 from convlab.cli import app
 from convlab.config import ConvlabError, Interrupted
+from convlab.errors import allocation_failed
 
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
     from typer import TyperException as _UsageError
@@ -134,6 +135,9 @@ def _run_app(argv: list[str], debug: bool) -> None:
     except Exception as exc:
         if debug:
             traceback.print_exc()
+        asked = allocation_failed(exc)
+        if asked is not None:  # before a run had a plan to say which stage (planning.memory_error says it in a run)
+            _fail(f"out of memory: an allocation of {asked or 'memory'} failed; lower --batch-size, or the layers' channels", 2)
         first_line = (str(exc).strip().splitlines() or [""])[0][:200]  # torch appends C++ frames
         what = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
         fix = "please report it with the traceback above" if debug else "rerun with --debug for the traceback and report it"

@@ -31,3 +31,26 @@ class Interrupted(BaseException):
 
     def __str__(self) -> str:
         return f"interrupted by {self.name}" + (f" {self.detail}" if self.detail else "")
+
+
+class OutOfMemory(ConvlabError):
+    """An allocation failed mid-run: what it needed and what to lower (planning.memory_error)."""
+
+
+def allocation_failed(exc: BaseException) -> str | None:
+    """None unless ``exc`` is an allocation that failed; then how much it asked for, as the error
+    says it ('' when it does not): the CPU allocator's RuntimeError ("can't allocate memory"),
+    ``torch.OutOfMemoryError`` (CUDA), Python's own MemoryError. torch-free: matched by name."""
+    import re
+
+    text = str(exc)
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if not ({"OutOfMemoryError", "MemoryError"} & names or (
+        "RuntimeError" in names and re.search(r"can't allocate memory|not enough memory|out of memory", text)
+    )):
+        return None
+    asked = re.search(r"allocate (\d+) bytes", text)
+    if asked:
+        return f"{int(asked.group(1)) / 2**30:,.2f} GiB"
+    asked = re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]?i?B)", text)
+    return asked.group(1) if asked else ""

@@ -12,6 +12,7 @@ import torch
 
 from convlab import data as datasets
 from convlab.config import ConfigError, ConvConfig, Experiment, StageConfig, names
+from convlab.errors import OutOfMemory, allocation_failed
 from convlab.layers import (
     Shape,
     build_layer,
@@ -20,7 +21,7 @@ from convlab.layers import (
     describe_arithmetic,
     resolved_in_channels,
 )
-from convlab.modules import stage_tag
+from convlab.modules import call_text, stage_tag
 from convlab.stack import explain_stack, output_shapes
 from convlab.views import check_stack_views, check_views, check_zoom, is_activation_lesson, output_tag
 from convlab.weights import stack_weights
@@ -57,6 +58,12 @@ class Plan:
     notes: tuple[str, ...] = ()
     # Pretrained weights expect their images normalised: (mean, std) per channel.
     normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    # The first stage that normalises over the batch and needs 2+ images in it (batch_statistics_stage).
+    batch_stats: str | None = None
+
+    @property
+    def min_batch(self) -> int:
+        return 2 if self.batch_stats else 1
 
     @property
     def output_shape(self) -> Shape:
@@ -101,9 +108,39 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def count_steps(num_images: int, batch_size: int, max_batches: int | None) -> int:
+def count_steps(num_images: int, batch_size: int, max_batches: int | None, min_batch: int = 1) -> int:
+    """Steps over ``num_images`` in batches; a last batch smaller than ``min_batch`` is left out."""
     steps = math.ceil(num_images / batch_size)
+    if 0 < num_images % batch_size < min_batch:
+        steps -= 1
     return min(steps, max_batches) if max_batches is not None else steps
+
+
+def batch_statistics_stage(stages: tuple[StagePlan, ...], training: bool) -> str | None:
+    """The first stage that normalises each channel over the batch and gets one value per channel
+    from each image (a 1x1 map), so a batch of one image gives it one value, which torch refuses
+    ("Expected more than 1 value per channel"): every BatchNorm2d while training, one without
+    running statistics always. None if there is none."""
+    for i, s in enumerate(stages, 1):
+        uses_batch = s.cfg.kind == "batchnorm2d" and (training or not s.cfg.track_running_stats)
+        if uses_batch and math.prod(s.input_shape[1:]) == 1:
+            return f"stage {i} {call_text(s.cfg)}"
+    return None
+
+
+def one_value_per_channel(stage: str, what: str, fix: str) -> ConfigError:
+    return ConfigError(
+        f"{stage} normalises each channel over the batch, but its input is 1x1 per image, so {what} gives it one value "
+        f"per channel (torch needs more than one); {fix}"
+    )
+
+
+def last_batch_note(stage: str | None, num_images: int, batch_size: int, steps: int) -> str | None:
+    """Said when a run leaves out a last batch of one image (see :func:`count_steps`)."""
+    if stage is None or num_images % batch_size != 1 or steps * batch_size < num_images - 1:
+        return None
+    return (f"note: the last batch would hold 1 image, one value per channel for {stage}, which normalises over the "
+            f"batch: it is left out ({num_images - 1:,} of {num_images:,} images); a --batch-size that leaves 0 or 2+ keeps it")
 
 
 def plan(exp: Experiment) -> Plan:
@@ -135,15 +172,36 @@ def plan(exp: Experiment) -> Plan:
         None if not in_stack or is_activation_lesson(exp) else stage_tag(i, cfg, count) for i, cfg in enumerate(exp.stages, 1)
     ]
     stages = tuple(StagePlan(*row) for row in zip(exp.stages, modules, shapes, shapes[1:], prefixes))
+    batch_stats = batch_statistics_stage(stages, training=False)
+    if batch_stats is not None and min(exp.data.batch_size, num_images) == 1:
+        raise one_value_per_channel(batch_stats, "a batch of 1 image", "use --batch-size 2 or more")
     return Plan(
         exp=exp,
         device=device,
         input_shape=input_shape,
         stages=stages,
         num_images=num_images,
-        num_steps=count_steps(num_images, exp.data.batch_size, exp.data.max_batches),
+        num_steps=count_steps(num_images, exp.data.batch_size, exp.data.max_batches, 2 if batch_stats else 1),
         notes=tuple(notes),
         normalize=normalize,
+        batch_stats=batch_stats,
+    )
+
+
+def memory_error(exc: BaseException, p: Plan) -> OutOfMemory | None:
+    """The one line for an allocation that failed mid-run (exc: the CPU allocator's error or
+    torch.OutOfMemoryError), with what it needed and what to lower; None for any other error."""
+    asked = allocation_failed(exc)
+    if asked is None:
+        return None
+    where = "the GPU" if p.device.startswith("cuda") else "this machine"
+    widest = max(p.stages, key=lambda s: math.prod(s.output_shape))
+    index, batch = p.stages.index(widest) + 1, p.exp.data.batch_size
+    size = math.prod(widest.output_shape) * batch * 4 / 2**30
+    return OutOfMemory(
+        f"out of memory on {p.device}: a step needed {asked + ' ' if asked else ''}more than {where} could give "
+        f"(a batch of {batch} image(s); its widest stage, stage {index} {call_text(widest.cfg)}, gives "
+        f"{tuple(widest.output_shape)} per image, {size:,.2f} GiB a batch); lower --batch-size, or that stage's channels"
     )
 
 

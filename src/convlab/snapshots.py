@@ -20,6 +20,7 @@ SNAPSHOT_KERNEL_PIXELS = 1 << 20
 if TYPE_CHECKING:
     import torch
 
+    from convlab.pipeline import NonFinite
     from convlab.planning import Plan
     from convlab.writer import RunWriter
 
@@ -27,10 +28,11 @@ if TYPE_CHECKING:
 class Snapshots:
     """Kernels and the probe batch's views, logged at the steps asked."""
 
-    def __init__(self, p: Plan, writer: RunWriter, eval_x: torch.Tensor, eval_y: torch.Tensor, device: str):
+    def __init__(self, p: Plan, writer: RunWriter, eval_x: torch.Tensor, eval_y: torch.Tensor, device: str,
+                 watch: NonFinite | None = None):
         from convlab.views import selected_views
 
-        self.plan, self.writer = p, writer
+        self.plan, self.writer, self.watch = p, writer, watch
         views = p.exp.views
         self.probe = eval_x[: views.images].to(device).float().div_(255)
         self.probe_labels = eval_y[: views.images]
@@ -49,8 +51,10 @@ class Snapshots:
         modules = [s.module for s in p.stages]
         for m in modules:
             m.eval()
-        pipeline.log_step(self.writer, p, self.probe, pipeline._forward(modules, p.model_input(self.probe)), step,
-                          labels=self.probe_labels, classes=classes)
+        outputs = pipeline._forward(modules, p.model_input(self.probe))
+        pipeline.log_step(self.writer, p, self.probe, outputs, step, labels=self.probe_labels, classes=classes)
+        if self.watch is not None:
+            self.watch.check(self.writer, p, outputs, step)
         for s in self.kernels:
             tag = f"{s.prefix}/kernels"
             weight = s.module.weight.detach()

@@ -54,6 +54,8 @@ class TrainPlan:
     steps_per_epoch: int
     num_steps: int
     eval_every: int
+    # The first stage that, training, normalises over the batch and needs 2+ images in it.
+    batch_stats: str | None = None
 
     @property
     def exp(self) -> Experiment:
@@ -97,6 +99,11 @@ def plan_training(exp: Experiment) -> TrainPlan:
         )
     p = planning.plan(exp)
     check_classifier(exp, p.output_shape, classes)
+    if not any(True for s in p.stages for _ in s.module.parameters()):
+        raise ConfigError(
+            f"nothing to train: the stack has no parameters ({', '.join(call_text(s.cfg) for s in p.stages)} have no weights); "
+            f"add a layer with weights, e.g. Conv2d or Linear(..., {classes})"
+        )
     t = exp.train
     holdout = t.holdout if t.holdout is not None or spec.has_splits else FOLDER_HOLDOUT
     total = spec.num_images(exp.data)
@@ -106,15 +113,27 @@ def plan_training(exp: Experiment) -> TrainPlan:
     else:
         train_images = total
         eval_images = spec.num_images(dataclasses.replace(exp.data, split=t.eval_split))
-    return _counted(TrainPlan(p, classes, holdout, train_images, eval_images, 0, 0, 0), train_images, eval_images)
+    batch_stats = planning.batch_statistics_stage(p.stages, training=True)
+    if batch_stats is not None and min(exp.data.batch_size, train_images) == 1:
+        raise planning.one_value_per_channel(batch_stats, "training on a batch of 1 image", "use --batch-size 2 or more")
+    if p.batch_stats is not None and min(exp.views.images, eval_images) == 1:
+        what = f"the probe batch of --view-images {exp.views.images}" if eval_images > 1 else "an evaluation set of 1 image"
+        raise planning.one_value_per_channel(p.batch_stats, what, "use --view-images 2 or more, and 2+ images to evaluate on")
+    tp = TrainPlan(p, classes, holdout, train_images, eval_images, 0, 0, 0, batch_stats)
+    return _counted(tp, train_images, eval_images)
 
 
 def _counted(tp: TrainPlan, train_images: int, eval_images: int) -> TrainPlan:
     """The plan's steps for this many training and evaluation images."""
+    from convlab.planning import count_steps
+
     t, batch_size = tp.exp.train, tp.exp.data.batch_size
     if t.eval_batches is not None:
         eval_images = min(eval_images, t.eval_batches * batch_size)
-    steps_per_epoch = math.ceil(train_images / batch_size)
+    if tp.stack.batch_stats is not None and eval_images % batch_size == 1:
+        eval_images -= 1  # a last evaluation batch of one image: see planning.batch_statistics_stage
+    # A last batch of one image is left out of each epoch when a stage normalises over the batch.
+    steps_per_epoch = count_steps(train_images, batch_size, None, 2 if tp.batch_stats else 1)
     num_steps = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
     return dataclasses.replace(tp, train_images=train_images, eval_images=eval_images, steps_per_epoch=steps_per_epoch,
                                num_steps=num_steps, eval_every=t.eval_every or steps_per_epoch)
@@ -129,7 +148,11 @@ def holdout_count(total: int, holdout: float) -> int:
 def describe_training(tp: TrainPlan) -> str:
     t, data = tp.exp.train, tp.exp.data
     where = f"{data.dataset}/{t.eval_split}" if tp.holdout is None else f"{tp.holdout:g} of {data.dataset}/{data.split}, held out"
-    return "\n".join([
+    notes = []
+    if tp.batch_stats is not None and tp.steps_per_epoch * data.batch_size < tp.train_images:
+        notes.append(f"note: the last batch of each epoch would hold 1 image, one value per channel for {tp.batch_stats}, "
+                     "which normalises over the batch while training: it is left out, as DataLoader(drop_last=True) does")
+    return "\n".join([*notes,
         f"training: {tp.num_steps} step(s) ({t.epochs} epoch(s) of {tp.steps_per_epoch}) of {data.batch_size} image(s) "
         f"from {tp.train_images} of {data.dataset}/{data.split}, {_order(tp.exp)}; nn.CrossEntropyLoss, "
         f"{t.optimizer} lr={t.lr:g}",
@@ -250,7 +273,7 @@ def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
     """Train and log the run; returns its summary (also saved as summary.json)."""
     import torch
 
-    from convlab import pipeline
+    from convlab import pipeline, planning
     from convlab.interrupts import stop_signals_between_steps
     from convlab.runs import check_logdir
 
@@ -266,20 +289,23 @@ def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         tp = _counted(tp, data.train_count, len(data.eval_y))
         for note in data.images.notes:
             reporter.info(note)
-        log = pipeline.RunLog(tp.stack, data.images, tp.num_steps)
+        log = pipeline.RunLog(tp.stack, data.images, tp.num_steps, say=reporter.info)
         try:
             return _train(tp, data, log, guard, reporter, loading)
-        except BaseException as exc:
+        except BaseException as escaped:
+            exc = planning.memory_error(escaped, tp.stack) or escaped
             model_note = ""
             if log.summary["steps"] and not isinstance(exc, TrainingError):
                 try:
                     save_model(torch.nn.Sequential(*(s.module for s in tp.stack.stages)), log.run_dir)
                     model_note = f"; {log.run_dir / MODEL_FILE} holds the weights after step {log.summary['steps']}"
-                except OSError as error:  # already stopping: say so, and report what stopped the run
-                    model_note = f"; model.pt could not be saved ({error.strerror or error})"
+                except Exception as error:  # already stopping: say so, and report what stopped the run
+                    model_note = f"; model.pt could not be saved ({getattr(error, 'strerror', None) or error})"
             log.stopped(exc)
             if hasattr(exc, "detail") and model_note:
                 exc.detail += model_note
+            if exc is not escaped:
+                raise exc from None
             raise
 
 
@@ -301,7 +327,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     live = list(model.state_dict().values())
     backup = [v.clone() for v in live]  # the weights whose loss was finite, kept through a NaN
     order_rng = torch.Generator().manual_seed(exp.run.seed)
-    snapshots = Snapshots(tp.stack, writer, data.eval_x, data.eval_y, device)
+    snapshots = Snapshots(tp.stack, writer, data.eval_x, data.eval_y, device, watch=log.nonfinite)
     summary = log.summary
     changes = [f"{s.prefix}/kernels-change" for s in snapshots.kernels]
     summary.update(command="train", tags=[*summary["tags"], *changes, "test/confusion"],
@@ -357,6 +383,8 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
             if position == 0:
                 epoch += 1
                 order = data.epoch_order(order_rng)
+            # A signal is raised when a whole step is done: trained, logged and counted (a signal
+            # raised amid the writer's queue could lose an event that summary.json counts).
             with guard.step():
                 x, y = data.batch(order, position * bs, min((position + 1) * bs, tp.train_images))
                 x, y = _images(x, tp, device, layout), y.to(device)
@@ -371,15 +399,17 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
                 loss.backward()
                 optimizer.step()
                 step += 1
-            writer.scalar("train/loss", loss_value, step)
-            writer.scalar("train/accuracy", correct / len(y), step)
-            summary["steps"] = step
+                writer.scalar("train/loss", loss_value, step)
+                writer.scalar("train/accuracy", correct / len(y), step)
+                summary["steps"] = step
             lap("steps")
             if step % tp.eval_every == 0 or step == tp.num_steps:
-                evaluation(step)
+                with guard.step():
+                    evaluation(step)
                 lap("evaluations")
             if step % t.snapshot_every == 0 or step == tp.num_steps:
-                snapshots.log(step, classes)
+                with guard.step():
+                    snapshots.log(step, classes)
                 lap("snapshots")
             window_images += len(y)
             now = time.perf_counter()

@@ -131,6 +131,8 @@ def varied_keys(command: str, flags: list[str], table: Any, fixed: dict[str, Any
         _check_key(key, command, f"{where} vary")
         if not isinstance(values, list):
             raise ConfigError(f"{where} vary.{key}: expected a list of values, e.g. [2, 3], got {values!r}")
+        if not values:
+            raise ConfigError(f"{where} vary.{key} lists no values; a sweep compares two or more: list them, or drop the key")
         if fixed.get(key) is None:
             listed[key] = values
     given: set[str] = set()

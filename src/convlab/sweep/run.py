@@ -20,7 +20,7 @@ from convlab.config import Interrupted, dump_toml
 from convlab.interrupts import closes_on_signals
 from convlab.pictures import display_scale
 from convlab.pipeline import Reporter, RunLog, SilentReporter, _forward
-from convlab.planning import count_steps
+from convlab.planning import count_steps, last_batch_note, memory_error
 from convlab.runs import check_logdir, create_run_dir, default_sweep_name, remove_run_dir, write_config, write_summary
 from convlab.sweep.compare import OutputStats, compare_scale, compare_tiles, shared_scale
 from convlab.sweep.grid import Sweep, compare_picture, config_text, describe, shown_as_pixels, shown_channels, table_rows
@@ -86,7 +86,8 @@ class CompareLog:
                 self._table()
             self.writer.close()
         if not self.summary["steps"]:
-            self.writer.discard()
+            with contextlib.suppress(Exception):  # discard removes the directory whatever it meets
+                self.writer.discard()
             return
         with contextlib.suppress(OSError):
             write_summary(self.run_dir, self.summary)
@@ -105,9 +106,11 @@ def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
     exp = sw.exp
     check_logdir(exp.run.logdir, sw.name)
     images = datasets.load(exp.data, exp.run.seed)
-    num_steps = count_steps(len(images), exp.data.batch_size, exp.data.max_batches)
-    for note in images.notes:
-        reporter.info(note)
+    needs = next((c.plan for c in sw.runs if c.plan.batch_stats), sw.runs[0].plan)  # a run that needs batches of 2+
+    num_steps = count_steps(len(images), exp.data.batch_size, exp.data.max_batches, needs.min_batch)
+    for note in [*images.notes, last_batch_note(needs.batch_stats, len(images), exp.data.batch_size, num_steps)]:
+        if note:
+            reporter.info(note)
 
     sweep_dir = create_run_dir(exp.run.logdir, sw.name or default_sweep_name(exp), explicit=sw.name is not None)
     logs: list[RunLog] = []
@@ -121,7 +124,8 @@ def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
         write_config(sweep_dir, config_text(sw, dump_toml(exp)))
         write_summary(sweep_dir, summary)
         for c in sw.runs:
-            logs.append(RunLog(c.plan, images, num_steps, name=c.name, logdir=str(sweep_dir), hparams_first=sw.hparams_first))
+            logs.append(RunLog(c.plan, images, num_steps, name=c.name, logdir=str(sweep_dir), hparams_first=sw.hparams_first,
+                               say=lambda line, name=c.name: reporter.info(f"run {name}: {line}")))
         compare = CompareLog(sw, sweep_dir, num_steps)
         shared = SharedBatch()  # every run logs the same input: its grid is encoded once
         for log in logs:
@@ -158,7 +162,10 @@ def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
         write_summary(sweep_dir, summary)
         return summary
     except BaseException as exc:
-        _stopped(sweep_dir, logs, compare, summary, exc)
+        error = memory_error(exc, sw.runs[0].plan)
+        _stopped(sweep_dir, logs, compare, summary, error or exc)
+        if error is not None:
+            raise error from None
         raise
     finally:
         torch.set_num_threads(torch_threads)
@@ -168,14 +175,22 @@ def _stopped(sweep_dir: Path, logs: list[RunLog], compare: CompareLog | None, su
     """Every run keeps the steps it logged (marked incomplete); a sweep stopped before its first
     step leaves nothing. Raises the first write error, if stopping met one."""
     error: BaseException | None = None
+    steps, planned = summary["steps"], summary["planned_steps"]
     for log in logs:
+        # A run that logged the step being taken when the sweep stopped counts only the steps
+        # every run and 'compare' completed, as the sweep's summary does (a single run stopped
+        # mid-step may hold that step's events in part too).
+        log.summary["steps"] = min(log.summary["steps"], steps)
         try:
             log.stopped(exc)
         except WriteError as write_error:
             error = error or write_error
+        except Exception:  # already stopping: the first error is the one to report
+            pass
     if compare is not None:
-        compare.stopped(exc)
-    steps, planned = summary["steps"], summary["planned_steps"]
+        compare.summary["steps"] = min(compare.summary["steps"], steps)
+        with contextlib.suppress(Exception):
+            compare.stopped(exc)
     if not any(log.summary["steps"] for log in logs):
         remove_run_dir(sweep_dir)
         kept = "nothing was logged yet, so nothing was kept"
