@@ -1,8 +1,9 @@
 """Exit code 1 means a bug, only a bug: hostile command lines drawn from the real CLI's own
-grammar (every command and option typer declares) end in 0 or one line and exit 2, never a
-traceback, and leave a run directory only when they succeed.
+grammar (every command and option typer declares), and hostile file contents (weights files,
+config files, run directories, and the values they produce), end in 0 or one line and exit 2,
+never a traceback or a raw warning, and leave a run directory only when they succeed.
 
-The default run draws a modest number of command lines; ``pytest -m fuzz`` draws many more.
+The default run draws a modest number of examples; ``pytest -m fuzz`` draws many more.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from io import StringIO
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import typer.main
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -212,3 +215,225 @@ def test_what_once_never_ended_answers_in_seconds(tmp_path, argv, code):
     else:
         assert done.stderr == "" and "never read" in done.stdout
     assert not (tmp_path / "logs").exists()
+
+
+# ----------------------------------------------------------------------------- file contents
+# What the argv grammar does not draw: the contents of weights files, config files and run
+# directories, and the values they produce, through conv, stack, train and sweep (issue 25).
+
+# Values from a grammar: signed zeros, subnormals, magnitudes from 1e13 (where float32 sums stop
+# resolving) to float32's edge, infinities and NaN, beside ordinary ones.
+SPECIAL_VALUES = [0.0, -0.0, 1e-45, -1e-40, 1e-30, 1.0, -1.0, 0.5, 1e13, -7e13, 1e15, 1e30, 1e37, 3e38, -3e38,
+                  float("inf"), float("-inf"), float("nan")]
+VALUES = st.one_of(st.sampled_from(SPECIAL_VALUES), st.floats(1e13, 3e38), st.floats(-2, 2))
+DTYPES = [torch.float32, torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool, torch.complex64]
+STORAGES = ["dense"] * 6 + ["meta", "sparse", "quantized", "noncontiguous"]
+# The stack the weights files are drawn for: every weighted layer kind, small (2 channels of 30x30).
+FUZZ_STACK = ["Conv2d(3, 2, 3)", "BatchNorm2d(2)", "ReLU()", "Flatten()", "Linear(1800, 10)"]
+FUZZ_STATE = {  # its state_dict, in order: name -> shape
+    "0.weight": (2, 3, 3, 3), "0.bias": (2,), "1.weight": (2,), "1.bias": (2,), "1.running_mean": (2,),
+    "1.running_var": (2,), "1.num_batches_tracked": (), "4.weight": (10, 1800), "4.bias": (10,),
+}
+
+
+@st.composite
+def tensors(draw, shape: tuple[int, ...], name: str) -> torch.Tensor:
+    """A tensor for ``name``: mostly its shape, any dtype and storage, values from the grammar."""
+    if draw(st.integers(0, 9)) == 0:
+        shape = draw(st.sampled_from([(), (1,), (3, 2), tuple(s + 1 for s in shape) or (2,)]))
+    dtype = torch.int64 if name.endswith("num_batches_tracked") and draw(st.booleans()) else draw(st.sampled_from(DTYPES))
+    kind = draw(st.sampled_from(["constant", "normal", "one-special"]))
+    special = draw(VALUES)
+    numel = int(np.prod(shape)) if shape else 1
+    if kind == "constant":
+        values = np.full(numel, special)
+    else:
+        values = np.random.default_rng(draw(st.integers(0, 99))).normal(0, draw(st.sampled_from([0.1, 1.0, 1e20])), numel)
+        if kind == "one-special" and numel:
+            values[draw(st.integers(0, numel - 1))] = special
+    if name.endswith("running_var") and draw(st.integers(0, 3)) == 0:
+        values = -np.abs(values) - 1  # a negative variance
+    with np.errstate(all="ignore"):
+        t = torch.from_numpy(values.astype(np.float64)).reshape(shape).to(dtype)
+    storage = draw(st.sampled_from(STORAGES))
+    if storage == "meta":
+        return torch.empty(shape, dtype=dtype, device="meta")
+    if storage == "sparse" and t.dim() > 0:
+        return t.to_sparse()
+    if storage == "quantized" and t.dtype == torch.float32:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # quantized tensors are deprecated; files may still hold them
+            return torch.quantize_per_tensor(t.nan_to_num().clamp(-100, 100), 0.1, 0, torch.qint8)
+    if storage == "noncontiguous" and t.dim() > 1:
+        return t.t()
+    return t
+
+
+@st.composite
+def weights_files(draw, state: dict[str, tuple[int, ...]]) -> object:
+    """What ``torch.save`` is given: a state_dict (keys missing or extra), a checkpoint holding one, a bare tensor."""
+    names = list(state)
+    if draw(st.integers(0, 5)) == 0:
+        del names[draw(st.integers(0, len(names) - 1))]  # a missing key
+    saved = {name: draw(tensors(state.get(name, (2,)), name)) for name in names}
+    if draw(st.integers(0, 5)) == 0:
+        saved["9.extra"] = draw(tensors((3,), "extra"))  # an extra key
+    return draw(st.sampled_from([saved, {"model_state_dict": saved, "epoch": 3}, next(iter(saved.values()), torch.zeros(1))]))
+
+
+def _save(obj: object, path: Path, how: str) -> None:
+    if how == "empty":
+        path.write_bytes(b"")
+        return
+    torch.save(obj, path, _use_new_zipfile_serialization=how != "legacy")
+    if how == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+
+
+def check_run(argv: list[str], work: Path, before: set[Path] = frozenset()) -> int:
+    """Exit 0 or 2 and nothing else: no traceback, no warning printed raw, no run left unless it ended."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, err = run_in_process(argv, work)
+    event(f"{argv[0]}: exit {code}")
+    assert "Traceback" not in out + err, (argv, err)
+    assert code in (0, 2), (argv, code, err)
+    assert [str(w.message) for w in caught] == [], argv
+    if code == 2:
+        conftest.assert_user_error(conftest.Result(code, out, err), "")
+    else:
+        assert err == "", (argv, err)  # -q: nothing but errors
+    runs = {p for p in (work / "logs").rglob("summary.json")} - set(before) if (work / "logs").is_dir() else set()
+    if code == 2:
+        assert runs == set(), (argv, err, runs)
+    for summary in runs:
+        assert '"status": "complete"' in summary.read_text(), (argv, summary)
+    return code
+
+
+RUN = ["--dataset", "shapes", "-b", "2", "--logdir", "logs", "-q"]
+
+
+def weights_runs(draw) -> tuple[list[str], dict[str, tuple[int, ...]]]:
+    command = draw(st.sampled_from(["conv", "stack", "train", "sweep stack"]))
+    if command == "conv":
+        return ["conv", "-c", "2", "-n", "1", *RUN, "--weights"], {"weight": (2, 3, 3, 3), "bias": (2,)}
+    argv = [*command.split(), *FUZZ_STACK, *RUN]
+    argv += {"stack": ["-n", "1"], "train": ["--max-steps", "1", "--eval-batches", "1"],
+             "sweep stack": ["-n", "1", "--vary", "max_channels=1,2"]}[command]
+    return [*argv, "--init-weights" if command == "train" else "--weights"], FUZZ_STATE
+
+
+def fuzz_weights(data, base: Path) -> None:
+    argv, state = weights_runs(data.draw)
+    work = Path(tempfile.mkdtemp(dir=base))
+    how = data.draw(st.sampled_from(["zip"] * 6 + ["legacy", "truncated", "empty"]))
+    _save(data.draw(weights_files(state)), work / "w.pt", how)
+    check_run([*argv, "w.pt"], work)
+
+
+# Config files: the real sections and keys, a few unknown ones, values of every TOML type.
+TOML_VALUES = st.one_of(
+    st.integers(-3, 40).map(str), st.sampled_from(["0", "-1", "9" * 30, "1.5", "nan", "inf", "-inf", "1e400", "true", "false"]),
+    st.sampled_from(['"3x5"', '"same"', '""', '"sobel-x,laplacian"', '"a\\u0000b"', '"cpu"', '"shapes"', '"none"', '"w.pt"']),
+    st.sampled_from(["[]", "[2, 3]", "[2, 2]", '["3", 3]', "[[]]", '["ReLU()", "Sigmoid()"]', '[["ReLU()"], []]', "{}",
+                     "{ a = 1 }", '"Conv2d(3, 2, 3)"']),
+)
+CONFIG_KEYS = {
+    "conv": ["kernel_size", "stride", "padding", "dilation", "out_channels", "groups", "init", "weights", "bias", "nope"],
+    "pool": ["kernel_size", "stride", "padding", "ceil_mode", "mode", "unpool"],
+    "stack": ["layers", "weights", "max_channels", "pretrained", "upto"],
+    "train": ["lr", "epochs", "max_steps", "eval_split", "holdout", "optimizer", "eval_batches"],
+    "data": ["batch_size", "max_batches", "split", "dataset", "image_size"],
+    "run": ["seed", "device", "run_name"],
+    "views": ["show", "scale", "images", "zoom"],
+}
+
+
+@st.composite
+def config_files(draw, command: str) -> str:
+    lines = []
+    if draw(st.booleans()):
+        lines.append(f'command = "{draw(st.sampled_from(["conv", "pool", "stack", "train", command, "sweep"]))}"')
+    own = "stack" if command in ("train", "sweep stack") else command.split()[-1]
+    sections = draw(st.lists(st.sampled_from(sorted(CONFIG_KEYS)), max_size=3, unique=True))
+    for section in [own, *[s for s in sections if s != own]]:
+        lines.append(f"[{section}]")
+        if section == "stack" and draw(st.integers(0, 3)):
+            lines.append('layers = ["Conv2d(3, 2, 3)", "ReLU()"]' if command != "train" else f"layers = {FUZZ_STACK!r}".replace("'", '"'))
+        for key in draw(st.lists(st.sampled_from(CONFIG_KEYS[section]), max_size=3, unique=True)):
+            lines.append(f"{key} = {draw(TOML_VALUES)}")
+    if command.startswith("sweep") or draw(st.integers(0, 4)) == 0:
+        key = draw(st.sampled_from(CONFIG_KEYS[own][:6]))
+        lines += ["[sweep]", f"vary = {{ {key} = {draw(TOML_VALUES)} }}"]
+    return "\n".join(lines) + "\n"
+
+
+def fuzz_config(data, base: Path) -> None:
+    command = data.draw(st.sampled_from(["conv", "pool", "stack", "train", "sweep conv", "sweep stack"]))
+    work = Path(tempfile.mkdtemp(dir=base))
+    (work / "c.toml").write_text(data.draw(config_files(command)))
+    more = ["--max-steps", "1", "--eval-batches", "1"] if command == "train" else ["-n", "1"]
+    dry = ["--dry-run"] if data.draw(st.booleans()) else []
+    check_run([*command.split(), "--config", "c.toml", *RUN, *more, *dry], work)
+
+
+SUMMARIES = ["fifo", "huge", "truncated", "steps-text", "steps-huge", "nested", "binary", "dir", "good"]
+
+
+def _summary(path: Path, kind: str) -> None:
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "huge":
+        with path.open("wb") as f:
+            f.truncate(10 << 30)  # 10 GB, sparse: nothing is written
+    elif kind == "dir":
+        path.mkdir()
+    else:
+        path.write_bytes({
+            "truncated": b'{"steps": 12, "planned_ste', "steps-text": b'{"steps": "many"}', "steps-huge": b'{"steps": 1e400}',
+            "nested": b"[" * 50_000 + b"]" * 50_000, "binary": bytes(range(256)), "good": b'{"steps": 3, "planned_steps": 3}',
+        }[kind])
+
+
+def fuzz_run_dirs(data, base: Path) -> None:
+    """A logdir whose earlier runs hold hostile files, then a command that reads them."""
+    work = Path(tempfile.mkdtemp(dir=base))
+    for i, kind in enumerate(data.draw(st.lists(st.sampled_from(SUMMARIES), min_size=1, max_size=3))):
+        run_dir = work / "logs" / f"old{i}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "events.out.tfevents.1.host").write_bytes(b"")
+        _summary(run_dir / "summary.json", kind)
+        for name in data.draw(st.lists(st.sampled_from(["config.toml", "model.pt"]), max_size=2, unique=True)):
+            _summary(run_dir / name, data.draw(st.sampled_from(SUMMARIES)))
+    before = set((work / "logs").rglob("summary.json"))
+    target = work / "logs" / "old0"
+    argv = data.draw(st.sampled_from([
+        ["conv", "-n", "1", *RUN],
+        ["stack", "--config", str(target / "config.toml"), "-n", "1", *RUN],
+        ["train", *FUZZ_STACK, "--init-weights", str(target / "model.pt"), "--max-steps", "1", "--eval-batches", "1", *RUN],
+        ["sweep", "pool", "--vary", "kernel_size=2,3", "-n", "1", *RUN],
+    ]))
+    check_run(argv, work, before)
+    from convlab import board
+
+    board.image_samples(board.find_runs(work / "logs"))  # the board's own reading of every summary
+
+
+FILE_FUZZERS = {"weights": fuzz_weights, "config": fuzz_config, "run-dirs": fuzz_run_dirs}
+
+
+@pytest.mark.parametrize("what", sorted(FILE_FUZZERS))
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_hostile_file_contents_exit_0_or_2(tmp_path_factory, what, data):
+    FILE_FUZZERS[what](data, tmp_path_factory.getbasetemp())
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("what", sorted(FILE_FUZZERS))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_many_hostile_file_contents_exit_0_or_2(tmp_path_factory, what, data):
+    FILE_FUZZERS[what](data, tmp_path_factory.getbasetemp())

@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import traceback
+import warnings
 
 # numpy's OpenBLAS runs a thread per core for vector work (TensorBoard's histogram takes a dot
 # product over every output value): on 2 busy cores those threads spin against the PNG encoders,
@@ -71,7 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     if not debug:
         threading.excepthook = _quiet_thread_errors
     try:
-        _run_app(argv, debug)
+        with warnings.catch_warnings():
+            if not debug:
+                # A library's warning (torch's TypedStorage, std() of one value, ...) is advice to the
+                # programmer who called it, printed raw before convlab's own line: --debug shows them.
+                warnings.simplefilter("ignore")
+            _run_app(argv, debug)
     finally:
         threading.excepthook = hook
 

@@ -184,6 +184,8 @@ RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 SCALES = ("raw", "minmax", "symmetric")
 # The section of a config file that makes it a sweep over settings (see convlab.sweep).
 SWEEP_SECTION = "sweep"
+# The commands `convlab sweep` runs side by side.
+SWEEP_COMMANDS = ("conv", "pool", "stack")
 
 
 
@@ -234,9 +236,14 @@ def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> 
                 )
             continue
         if key == SWEEP_SECTION:
-            if not sweep:
+            if not sweep and command in SWEEP_COMMANDS:
                 raise ConfigError(
                     f"{path} is a sweep (it has a [{key}] section); run it with: convlab sweep {command} --config {path}"
+                )
+            if not sweep:
+                raise ConfigError(
+                    f"{path} is a sweep (it has a [{key}] section), and 'convlab {command}' does not sweep "
+                    f"(convlab sweep {'|'.join(SWEEP_COMMANDS)} do); remove the [{key}] section to run it"
                 )
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: '{key}' must be a [{key}] table, got {value!r}")
@@ -382,9 +389,10 @@ def validate(exp: Experiment) -> None:
     if exp.is_stack:
         _at_least(exp.stack.max_channels, "max_channels")
         if exp.stack.weights is not None:
-            check_path(exp.stack.weights, "--weights")
+            option = weights_option(exp.command)
+            check_path(exp.stack.weights, option)
             if exp.stack.pretrained is not None:
-                raise ConfigError("--weights and --pretrained both set the stack's weights; use one of them")
+                raise ConfigError(f"{option} and --pretrained both set the stack's weights; use one of them")
 
     run = exp.run
     if not DEVICE_PATTERN.fullmatch(run.device):
@@ -398,6 +406,11 @@ def validate(exp: Experiment) -> None:
         raise ConfigError(f"unknown scale {views.scale!r}; choose from {', '.join(SCALES)}")
     _at_least(views.images, "views.images")
     _at_least(views.zoom, "zoom")
+
+
+def weights_option(command: str) -> str:
+    """The option that gives a stack its weights file ([stack] weights in a file), as the command names it."""
+    return "--init-weights" if command == "train" else "--weights"
 
 
 def validate_train(train: TrainConfig) -> None:

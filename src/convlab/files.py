@@ -24,7 +24,9 @@ class FileReadError(ConfigError):
 
 
 def _size(limit: int) -> str:
-    return f"{limit / (1 << 30):g} GiB" if limit >= 1 << 30 else f"{limit / MiB:g} MiB"
+    if limit >= 1 << 30:
+        return f"{limit / (1 << 30):g} GiB"
+    return f"{limit / MiB:g} MiB" if limit >= MiB else f"{limit:,} bytes"
 
 
 def open_regular(path: str | Path, *, limit: int, what: str, hint: str = "") -> BinaryIO:

@@ -103,7 +103,7 @@ def init_conv(conv: nn.Conv2d, cfg: ConvConfig) -> None:
                 conv.bias.copy_(bias if bias is not None else torch.zeros_like(conv.bias))
         problem = reach_problem("conv", conv)
         if problem is not None:
-            raise KernelError(f"--weights {cfg.weights} holds {problem}")
+            raise KernelError(f"--weights {cfg.weights} holds {problem}; scale them down")
         return
     chosen = names(cfg.init)
     if chosen == ["random"]:

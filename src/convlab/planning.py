@@ -23,7 +23,7 @@ from convlab.layers import (
 )
 from convlab.modules import call_text, stage_tag
 from convlab.stack import explain_stack, output_shapes
-from convlab.views import check_stack_views, check_views, check_zoom, is_activation_lesson, output_tag
+from convlab.views import check_classes_view, check_stack_views, check_views, check_zoom, is_activation_lesson, output_tag
 from convlab.weights import stack_weights
 
 
@@ -156,6 +156,8 @@ def plan(exp: Experiment) -> Plan:
     shapes = output_shapes(exp.stages, input_shape, name_stages=in_stack)
     if in_stack:
         check_stack_views(exp, shapes)
+        if "classes" in names(exp.views.show):  # asked by name (a folder's classes are counted by a scan)
+            check_classes_view(exp, shapes[-1], spec.class_count(exp.data))
     device = resolve_device(exp.run.device)
     for stage, shape, out in zip(exp.stages, shapes, shapes[1:]):
         check_weights(stage, shape[0])

@@ -180,5 +180,5 @@ def reach_problem(kind: str, module: nn.Module) -> str | None:
     largest = float(reach.flatten()[channel]) if reach.numel() else 0.0
     if not largest < FLOAT32_MAX:
         return (f"weights so large that the output would overflow float32: {formula} is {largest:.3g} for output channel "
-                f"{channel}, past float32's {FLOAT32_MAX:.3g}; scale them down")
+                f"{channel}, past float32's {FLOAT32_MAX:.3g}")
     return None

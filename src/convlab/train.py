@@ -97,6 +97,17 @@ def plan_training(exp: Experiment) -> TrainPlan:
             f"--dataset folder: {exp.data.data_dir} has no class subfolders, so its images have no labels to train on; "
             "put each class's images in its own subfolder (e.g. DIR/cat/1.jpg, DIR/dog/2.jpg)"
         )
+    if classes == 1:
+        raise ConfigError(
+            f"--dataset folder: {exp.data.data_dir} has one class subfolder, so there is nothing to tell apart (the "
+            "loss would be 0 from the start); a classifier needs two or more classes, each in its own subfolder"
+        )
+    t = exp.train
+    if t.holdout is not None and t.eval_split != "test":
+        raise ConfigError(
+            f"--holdout {t.holdout:g} evaluates on training images kept out, and --eval-split {t.eval_split} on another "
+            "split; use one of them"
+        )
     p = planning.plan(exp)
     check_classifier(exp, p.output_shape, classes)
     if not any(True for s in p.stages for _ in s.module.parameters()):
@@ -104,7 +115,6 @@ def plan_training(exp: Experiment) -> TrainPlan:
             f"nothing to train: the stack has no parameters ({', '.join(call_text(s.cfg) for s in p.stages)} have no weights); "
             f"add a layer with weights, e.g. Conv2d or Linear(..., {classes})"
         )
-    t = exp.train
     holdout = t.holdout if t.holdout is not None or spec.has_splits else FOLDER_HOLDOUT
     total = spec.num_images(exp.data)
     if holdout is not None:
@@ -149,6 +159,12 @@ def describe_training(tp: TrainPlan) -> str:
     t, data = tp.exp.train, tp.exp.data
     where = f"{data.dataset}/{t.eval_split}" if tp.holdout is None else f"{tp.holdout:g} of {data.dataset}/{data.split}, held out"
     notes = []
+    if not get_dataset(data.dataset).has_splits:
+        notes.append(f"note: --dataset folder is one set of images, so --split and --eval-split do not apply: it trains on "
+                     f"{tp.train_images} of them and evaluates on the {tp.holdout:g} held out (--holdout)")
+    elif tp.holdout is None and t.eval_split == data.split:
+        notes.append(f"note: it evaluates on the images it trains on ({data.dataset}/{data.split}): the test accuracy "
+                     "says how well it fits them, not how it does on images it never saw (--holdout 0.2 keeps some out)")
     if tp.batch_stats is not None and tp.steps_per_epoch * data.batch_size < tp.train_images:
         notes.append(f"note: the last batch of each epoch would hold 1 image, one value per channel for {tp.batch_stats}, "
                      "which normalises over the batch while training: it is left out, as DataLoader(drop_last=True) does")
@@ -424,11 +440,17 @@ def _stop_on_nan(model: Any, live: list, backup: list, log: Any, step: int, valu
     import torch
 
     kept = f"the weights of step {step - 1}, the last with a finite loss, are in {log.run_dir / MODEL_FILE}"
-    if step > 1:
-        torch._foreach_copy_(live, backup)
-        save_model(model, log.run_dir)
-    else:
-        kept = "the initial weights already gave it, so nothing was kept"
+    if step == 1:  # no optimizer step ran: --lr is not the cause
+        stack = log.plan.exp.stack
+        source = (f"from --init-weights {stack.weights}" if stack.weights is not None
+                  else f"from --pretrained {stack.pretrained}" if stack.pretrained is not None else "PyTorch's init")
+        raise TrainingError(
+            f"the training loss is {value} at step 1, before any weight was updated: the initial weights ({source}) "
+            "and these layers already give it, so nothing was kept and --lr is not the cause; check the weights and "
+            "the layers' arguments"
+        )
+    torch._foreach_copy_(live, backup)
+    save_model(model, log.run_dir)
     raise TrainingError(
         f"the training loss is {value} at step {step} ({t.optimizer}, lr={t.lr:g}): the weights have diverged; "
         f"{kept}; try a smaller --lr (e.g. --lr {t.lr / 10:g})"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, StageConfig, ViewConfig, names
 from convlab.layers import Shape
+from convlab.modules import call_text
 from convlab.pictures import (
     MAX_STRIP_FEATURES,
     STRIP_ROW,
@@ -64,6 +65,7 @@ class View:
     render: Callable[[StageOutput], list[Record]]
     help: str
     why_not: str = ""  # said when it is asked for a stage kind it does not apply to
+    why_not_in_stack: str = ""  # the same for a stack, where it differs
     # The stage outputs it applies to: "map" (C, H, W) and/or "vector" (F,).
     outputs: tuple[str, ...] = ("map", "vector")
 
@@ -120,6 +122,7 @@ VIEWS: dict[str, View] = {
     "kernels": View(
         "kernels", ("conv",), "once", ("kernels",), _kernels,
         "the conv's weights, one tile per output channel", why_not="a pool layer has no weights",
+        why_not_in_stack="it draws a Conv2d's weights, and no stage of this stack is a Conv2d",
     ),
     "stats": View(
         "stats", ALL_KINDS, "step", (), _stats,
@@ -153,7 +156,8 @@ def check_views(exp: Experiment) -> None:
         elif name not in VIEWS:
             raise ConfigError(f"unknown view {name!r}; choose from {', '.join(listed)} (or none)")
         elif not kinds & set(VIEWS[name].kinds):
-            why = f" ({VIEWS[name].why_not})" if VIEWS[name].why_not else ""
+            reason = (exp.is_stack and VIEWS[name].why_not_in_stack) or VIEWS[name].why_not
+            why = f" ({reason})" if reason else ""
             where = "this stack" if exp.is_stack else f"'convlab {exp.command}'"
             raise ConfigError(f"view {name!r} does not apply to {where}{why}")
 
@@ -161,8 +165,30 @@ def check_views(exp: Experiment) -> None:
 def check_stack_views(exp: Experiment, shapes: list[Shape]) -> None:
     """In a stack, each view asked for by name applies to some stage's output (a map or features)."""
     for name in names(exp.views.show):
-        if name != "none" and not any(VIEWS[name] in selected_views(exp, s, out) for s, out in zip(exp.stages, shapes[1:])):
-            raise ConfigError(f"view {name!r} applies to no stage of this stack ({VIEWS[name].why_not or VIEWS[name].help})")
+        view = VIEWS[name] if name != "none" else None
+        if view is None or any(view in selected_views(exp, s, out) for s, out in zip(exp.stages, shapes[1:])):
+            continue
+        if is_activation_lesson(exp) and view.image_tags:
+            why = ("one activation alone is logged as the activation lesson logs it, as 'input' and 'output'; "
+                   "put a layer before it (e.g. a Conv2d) to see each stage's views")
+        elif view.outputs != ("map", "vector"):
+            given = "maps (C, H, W)" if view.outputs == ("map",) else "feature vectors"
+            why = f"it shows {given}, and no stage of this stack gives {'one' if view.outputs == ('vector',) else 'them'}"
+        else:
+            why = view.why_not_in_stack or view.why_not or view.help
+        raise ConfigError(f"view {name!r} applies to no stage of this stack ({why})")
+
+
+def check_classes_view(exp: Experiment, output_shape: Shape, classes: int) -> None:
+    """``--views classes``, asked by name: the last stage gives one score per class of the dataset."""
+    if tuple(output_shape) != (classes,):
+        last = exp.stages[-1]
+        gives = f"{output_shape[0]:,} features" if len(output_shape) == 1 else f"maps {tuple(output_shape)}"
+        raise ConfigError(
+            f"view 'classes' names each image's top classes by the last stage's scores, one per class, but stage "
+            f"{len(exp.stages)} {call_text(last)} gives {gives} and {exp.data.dataset} has {classes} classes; "
+            f"end with Linear(..., {classes}), or leave 'classes' out of --views"
+        )
 
 
 def output_kind(shape: Shape) -> str:

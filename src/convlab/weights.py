@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import Experiment, StageConfig
+from convlab.config import Experiment, StageConfig, weights_option
 from convlab.modules import call_text
 from convlab.state import StateError, load_file, reach_problem, tensor_problem
 
@@ -74,7 +74,7 @@ def _counts_batches(state: Sequence[tuple[str, Any]], position: int) -> bool:
 
 def load_into(
     modules: Sequence[nn.Module], stages: Sequence[StageConfig], state: Sequence[tuple[str, Any]], path: str | Path,
-    option: str = "--weights",
+    option: str = "--weights", fix: str = "",
 ) -> list[str]:
     """Copy ``state`` into ``modules``: the file's tensors in order into the stack's (each module's
     state_dict, in stage order), shapes equal, each checked by state.py's checker, then each layer's
@@ -107,7 +107,7 @@ def load_into(
             )
         problem = tensor_problem(value, repr(key), name.rsplit(".", 1)[-1])
         if problem is not None:
-            raise WeightsError(f"{stage}: {option} {path}: {problem}")
+            raise WeightsError(f"{stage}: {option} {path}: {problem}{fix and '; ' + fix}")
         with torch.no_grad():
             target.copy_(value)
         keys.setdefault(index, []).append(key)
@@ -116,7 +116,7 @@ def load_into(
         problem = reach_problem(stages[index - 1].kind, module)
         if problem is not None:
             named = ", ".join(repr(k) for k in keys.get(index, []))
-            raise WeightsError(f"stage {index} {call_text(stages[index - 1])}: {option} {path} ({named}) holds {problem}")
+            raise WeightsError(f"stage {index} {call_text(stages[index - 1])}: {option} {path} ({named}) holds {problem}; {fix or 'scale them down'}")
     notes = [f"weights: {position} tensor(s) from {path}, matched by order and shape"]
     if filled:
         notes.append(f"weights: the file has no num_batches_tracked for {', '.join(filled)} (saved before PyTorch 0.4); "
@@ -127,16 +127,11 @@ def load_into(
     return notes
 
 
-def weights_option(exp: Experiment) -> str:
-    """The option that gave a stack its weights file, as the user typed it."""
-    return "--init-weights" if exp.command == "train" else "--weights"
-
-
 def stack_weights(exp: Experiment, modules: Sequence[nn.Module]) -> tuple[list[str], Any]:
     """``--weights FILE`` (``--init-weights``) or ``--pretrained NAME`` into the stack's modules: notes, normalisation."""
     stack = exp.stack
     if stack.weights is not None:
-        option = weights_option(exp)
+        option = weights_option(exp.command)
         return load_into(modules, exp.stages, read_state(stack.weights, option), stack.weights, option), None
     if stack.pretrained is not None:
         from convlab.pretrained import fetch_weights, get_pretrained
@@ -145,7 +140,7 @@ def stack_weights(exp: Experiment, modules: Sequence[nn.Module]) -> tuple[list[s
         path = fetch_weights(model)
         option = f"--pretrained {model.name}"
         fix = f"it is the cached download of {model.url}: delete it and run again to download it afresh"
-        notes = load_into(modules, exp.stages, read_state(path, option, unreadable=fix), path, option)[1:]
+        notes = load_into(modules, exp.stages, read_state(path, option, unreadable=fix), path, option, fix)[1:]
         notes.insert(0, f"weights: {model.name}'s ImageNet weights ({path}); images normalised with its mean and std")
         return notes, (model.mean, model.std)
     return [f"weights: PyTorch's default init, seeded with --seed {exp.run.seed}"], None

@@ -118,12 +118,37 @@ def scan_folder(root: Path) -> FolderScan:
     parts = [p.relative_to(root).parts if p != root else () for p in files]
     if all(len(part) > 1 for part in parts):  # ImageFolder layout: root/<class>/.../image
         classes = tuple(sorted({part[0] for part in parts}))
+        _check_classes(root, classes)
         index = {name: i for i, name in enumerate(classes)}
         labels = tuple(index[part[0]] for part in parts)
         classes = tuple(printable(c) for c in classes)
     else:
         classes, labels = (), (-1,) * len(files)
     return dataclasses.replace(scan, labels=labels, classes=classes)
+
+
+# First-level folders that name a split, not a class: a dataset's train/test layout.
+SPLIT_FOLDERS = frozenset({"train", "test", "val", "valid", "validation"})
+
+
+def _check_classes(root: Path, classes: tuple[str, ...]) -> None:
+    """The class folders are classes: not a train/test layout (which would be mixed into one set,
+    its splits taken as classes), and none without images (ImageFolder refuses those: left out,
+    every later class's label would shift)."""
+    splits = sorted(SPLIT_FOLDERS & {c.lower() for c in classes})
+    if "train" in splits and len(splits) > 1:
+        raise DataError(
+            f"--dataset folder: {printable(str(root))} holds {' and '.join(s + '/' for s in splits)}, a dataset's "
+            "train/test layout, not classes; it is never mixed into one set: point --data-dir at one of them "
+            f"(e.g. {printable(str(root / 'train'))}, whose subfolders are the classes)"
+        )
+    empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in classes)
+    if empty:
+        raise DataError(
+            f"--dataset folder: the class folder {printable(str(root / empty[0]))} holds no image "
+            f"({len(empty)} such folder(s)); as torchvision's ImageFolder, convlab refuses it (leaving it out would "
+            "renumber every later class): add its images, or move it out of --data-dir"
+        )
 
 
 def _skipped_text(scan: FolderScan, limit: int = 5) -> str:
