@@ -265,8 +265,16 @@ def tensors(draw, shape: tuple[int, ...], name: str) -> torch.Tensor:
             warnings.simplefilter("ignore")  # quantized tensors are deprecated; files may still hold them
             return torch.quantize_per_tensor(t.nan_to_num().clamp(-100, 100), 0.1, 0, torch.qint8)
     if storage == "noncontiguous" and t.dim() > 1:
-        return t.t()
+        return t.transpose(0, -1).contiguous().transpose(0, -1)  # the same shape, strided otherwise
     return t
+
+
+def plain(shape: tuple[int, ...], name: str) -> torch.Tensor:
+    """What a trained model's file holds: float32, small values, variances above 0."""
+    if name.endswith("num_batches_tracked"):
+        return torch.tensor(5)
+    t = torch.randn(shape) * 0.1
+    return t.abs() + 0.5 if name.endswith("running_var") else t
 
 
 @st.composite
@@ -275,7 +283,9 @@ def weights_files(draw, state: dict[str, tuple[int, ...]]) -> object:
     names = list(state)
     if draw(st.integers(0, 5)) == 0:
         del names[draw(st.integers(0, len(names) - 1))]  # a missing key
-    saved = {name: draw(tensors(state.get(name, (2,)), name)) for name in names}
+    # Half the files are a model's own but for one tensor drawn from the grammar, so that runs go on.
+    hostile = set(names) if draw(st.booleans()) else {draw(st.sampled_from(names))}
+    saved = {name: draw(tensors(state.get(name, (2,)), name)) if name in hostile else plain(state[name], name) for name in names}
     if draw(st.integers(0, 5)) == 0:
         saved["9.extra"] = draw(tensors((3,), "extra"))  # an extra key
     return draw(st.sampled_from([saved, {"model_state_dict": saved, "epoch": 3}, next(iter(saved.values()), torch.zeros(1))]))
@@ -351,6 +361,24 @@ CONFIG_KEYS = {
 }
 
 
+# Values each key takes, so that about half the files drawn run.
+PLAUSIBLE = {
+    "kernel_size": ["2", "3", '"3x1"'], "stride": ["1", "2"], "padding": ["0", "1", '"same"'], "dilation": ["1", "2"],
+    "out_channels": ["2", "4"], "groups": ["1"], "init": ['"random"', '"sobel-x,sobel-y"'], "bias": ["true", "false"],
+    "ceil_mode": ["true", "false"], "mode": ['"max"', '"avg"'], "unpool": ["false"], "max_channels": ["1", "4"],
+    "lr": ["0.01", "1e30"], "epochs": ["1"], "max_steps": ["1"], "eval_split": ['"test"'], "holdout": ["0.5"],
+    "optimizer": ['"adam"'], "eval_batches": ["1"], "batch_size": ["1", "2"], "max_batches": ["1"], "split": ['"test"'],
+    "dataset": ['"shapes"'], "seed": ["0", "7"], "device": ['"cpu"'], "run_name": ['"r"'], "show": ['"stats"', '"none"'],
+    "scale": ['"raw"', '"minmax"'], "images": ["1", "2"], "zoom": ["1", "2"], "layers": ['["ReLU()", "MaxPool2d(2)"]'],
+}
+
+
+def config_value(draw, key: str) -> str:
+    if key in PLAUSIBLE and draw(st.booleans()):
+        return draw(st.sampled_from(PLAUSIBLE[key]))
+    return draw(TOML_VALUES)
+
+
 @st.composite
 def config_files(draw, command: str) -> str:
     lines = []
@@ -363,10 +391,11 @@ def config_files(draw, command: str) -> str:
         if section == "stack" and draw(st.integers(0, 3)):
             lines.append('layers = ["Conv2d(3, 2, 3)", "ReLU()"]' if command != "train" else f"layers = {FUZZ_STACK!r}".replace("'", '"'))
         for key in draw(st.lists(st.sampled_from(CONFIG_KEYS[section]), max_size=3, unique=True)):
-            lines.append(f"{key} = {draw(TOML_VALUES)}")
+            lines.append(f"{key} = {config_value(draw, key)}")
     if command.startswith("sweep") or draw(st.integers(0, 4)) == 0:
         key = draw(st.sampled_from(CONFIG_KEYS[own][:6]))
-        lines += ["[sweep]", f"vary = {{ {key} = {draw(TOML_VALUES)} }}"]
+        values = draw(st.sampled_from(["[2, 3]", "[1, 2]"])) if draw(st.booleans()) else draw(TOML_VALUES)
+        lines += ["[sweep]", f"vary = {{ {key} = {values} }}"]
     return "\n".join(lines) + "\n"
 
 

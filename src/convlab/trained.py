@@ -24,7 +24,7 @@ def run_settings(run_dir: str | Path, option: str = "--run") -> dict[str, dict[s
         what = "is not a directory" if run_dir.exists() else "does not exist"
         raise ConfigError(f"{option} {run_dir} {what}; give a training run's directory (logs/train-...)")
     config, model = run_dir / CONFIG_FILE, run_dir / MODEL_FILE
-    if not config.is_file():
+    if not config.exists():  # one that is no regular file is said so by the reader (files.py)
         raise ConfigError(f"{option} {run_dir} has no {CONFIG_FILE}: it is not a convlab run directory")
     try:
         raw = read_config_file(config, "train")
@@ -32,7 +32,7 @@ def run_settings(run_dir: str | Path, option: str = "--run") -> dict[str, dict[s
         raise ConfigError(f"{option} {run_dir} is not a training run: {exc}") from None
     if "train" not in raw:
         raise ConfigError(f"{option} {run_dir} is not a training run (its {CONFIG_FILE} has no [train] section)")
-    if not model.is_file():
+    if not model.exists():
         raise ConfigError(
             f"{option} {run_dir} has no {MODEL_FILE} (the run stopped before its first step was saved); "
             "train again, or give another run"
