@@ -19,7 +19,7 @@ ORDER = [
     "state", "kernels", "layers", "stack", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
     "snapshots", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
-    "board", "commands", "options", "cli", "__main__",
+    "board", "commands", "options", "usage", "cli", "__main__",
 ]
 
 
