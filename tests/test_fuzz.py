@@ -381,20 +381,28 @@ def config_value(draw, key: str) -> str:
 
 @st.composite
 def config_files(draw, command: str) -> str:
+    """Half the files are hostile throughout (any command, section, key and value); half are the
+    command's own sections and keys with plausible values but for one, so that many run."""
+    hostile = draw(st.booleans())
+    own = "stack" if command in ("train", "sweep stack") else command.split()[-1]
     lines = []
     if draw(st.booleans()):
-        lines.append(f'command = "{draw(st.sampled_from(["conv", "pool", "stack", "train", command, "sweep"]))}"')
-    own = "stack" if command in ("train", "sweep stack") else command.split()[-1]
-    sections = draw(st.lists(st.sampled_from(sorted(CONFIG_KEYS)), max_size=3, unique=True))
+        named = command.split()[-1] if command != "sweep stack" else "stack"
+        lines.append(f'command = "{draw(st.sampled_from(["conv", "pool", "stack", "train", "sweep"])) if hostile else named}"')
+    allowed = sorted(CONFIG_KEYS) if hostile else [own, "data", "run", "views", *(["train"] if command == "train" else [])]
+    sections = draw(st.lists(st.sampled_from(allowed), max_size=3, unique=True))
+    odd = draw(st.integers(0, 9))  # the one key (of the first ten) given any value in a plausible file
     for section in [own, *[s for s in sections if s != own]]:
         lines.append(f"[{section}]")
-        if section == "stack" and draw(st.integers(0, 3)):
+        if section == "stack" and (not hostile or draw(st.integers(0, 3))):
             lines.append('layers = ["Conv2d(3, 2, 3)", "ReLU()"]' if command != "train" else f"layers = {FUZZ_STACK!r}".replace("'", '"'))
-        for key in draw(st.lists(st.sampled_from(CONFIG_KEYS[section]), max_size=3, unique=True)):
-            lines.append(f"{key} = {config_value(draw, key)}")
-    if command.startswith("sweep") or draw(st.integers(0, 4)) == 0:
-        key = draw(st.sampled_from(CONFIG_KEYS[own][:6]))
-        values = draw(st.sampled_from(["[2, 3]", "[1, 2]"])) if draw(st.booleans()) else draw(TOML_VALUES)
+        keys = [k for k in CONFIG_KEYS[section] if hostile or (k in PLAUSIBLE and k not in ("layers", "weights", "run_name"))]
+        for key in draw(st.lists(st.sampled_from(keys), max_size=3, unique=True)) if keys else []:
+            value = config_value(draw, key) if hostile or odd == len(lines) % 10 else draw(st.sampled_from(PLAUSIBLE[key]))
+            lines.append(f"{key} = {value}")
+    if command.startswith("sweep") or (hostile and draw(st.integers(0, 4)) == 0):
+        key = draw(st.sampled_from([k for k in CONFIG_KEYS[own][:6] if hostile or k in ("kernel_size", "stride", "max_channels")]))
+        values = draw(st.sampled_from(["[2, 3]", "[1, 2]"])) if not hostile or draw(st.booleans()) else draw(TOML_VALUES)
         lines += ["[sweep]", f"vary = {{ {key} = {values} }}"]
     return "\n".join(lines) + "\n"
 
