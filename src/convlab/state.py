@@ -53,17 +53,17 @@ def how_to_save(path: Path) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """Why torch.load failed, in a few words: never its advice to load with weights_only=False."""
+    """Why torch.load failed, in a few words: torch's own account of a broken archive or a refused
+    object, else the kind of error (never Python's internals, nor torch's advice to load unsafely)."""
     if isinstance(exc, EOFError):
         return "it ends too early"
     text = str(exc)
     inner = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
-    if inner:
-        text = inner.group(1)
-    elif "weights_only" in text:
-        return type(exc).__name__
-    text = " ".join((text.splitlines() or [""])[0].split())[:160]
-    return text or type(exc).__name__
+    if inner and inner.group(1).strip() and "weights_only" not in inner.group(1):
+        return " ".join(inner.group(1).split())[:160]
+    if isinstance(exc, RuntimeError) and "PytorchStreamReader" in text:  # its first sentence: what is broken
+        return " ".join((text.splitlines() or [""])[0].split(". ")[0].split())[:160]
+    return type(exc).__name__
 
 
 def load_file(path: str | Path, option: str, *, unreadable: str = "") -> Any:
