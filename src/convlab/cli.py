@@ -13,9 +13,8 @@ import typer
 
 from convlab import __version__, commands
 from convlab import board as tensorboard_board
-from convlab.config import resolve
+from convlab.config import overrides, resolve
 from convlab.options import (
-    STACK_KEYS,
     AnimateOpt,
     BatchSizeOpt,
     BiasOpt,
@@ -80,7 +79,6 @@ from convlab.options import (
     WeightOpt,
     WeightsOpt,
     ZoomOpt,
-    overrides,
 )
 
 app = typer.Typer(
@@ -166,9 +164,7 @@ def train(
     """Train a stack of torch.nn layers (as 'convlab stack' takes them) as a classifier with nn.CrossEntropyLoss; log
     train/ and test/ loss and accuracy, a confusion matrix, the kernels and every stage's view of fixed probe images as
     they learn, and save model.pt."""
-    settings = overrides("train", ctx.params)
-    settings["stack"] = {key: settings["train"].pop(key, None) for key in STACK_KEYS}
-    exp = resolve("train", settings, config)
+    exp = resolve("train", overrides("train", ctx.params), config)
     commands.train(exp, dry_run=dry_run, quiet=quiet)
 
 

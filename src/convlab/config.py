@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -333,6 +334,42 @@ def resolve(
         exp = Experiment(command=command, stages=(built[command],), **sections)
     validate(exp)
     return exp
+
+
+# Which section of an Experiment each shared setting is in; every other setting is the command's own.
+SECTIONS = {
+    "data": ("dataset", "split", "data_dir", "download", "batch_size", "max_batches", "image_size", "grayscale"),
+    "run": ("device", "seed", "logdir", "run_name"),
+    "views": ("show", "scale", "images", "zoom"),
+}
+# The settings of 'convlab train' that are in its [stack] section.
+STACK_KEYS = ("layers", "weights", "max_channels")
+# Options that say what to do with an experiment, not what it is: never part of its config.
+ACTIONS = frozenset({"config", "dry_run", "quiet", "size", "channels", "output_size", "animate", "frames_logdir",
+                     "input_matrix", "weight", "cell", "vary", "skip_invalid"})
+
+
+def overrides(command: str, settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """:func:`resolve`'s overrides, by section, from settings named as the config keys they set:
+    a command's options (``ctx.params``) or the notebook API's keyword arguments."""
+    section_of = {key: section for section, keys in SECTIONS.items() for key in keys}
+    if command == "train":
+        section_of |= {key: "stack" for key in STACK_KEYS}
+    sections: dict[str, dict[str, Any]] = {command: {}}
+    for name, value in settings.items():
+        if name not in ACTIONS:
+            sections.setdefault(section_of.get(name, command), {})[name] = _plain(value)
+    return sections
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and not value:  # a variadic argument left out
+        return None
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def stack_stages(stack: StackConfig) -> tuple[StageConfig, ...]:
