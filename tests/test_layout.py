@@ -16,8 +16,8 @@ SRC = Path(convlab.__file__).resolve().parent
 ORDER = [
     "errors", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
-    "kernels", "layers", "stack", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
-    "snapshots", "train",
+    "kernels", "layers", "stack", "hooks", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
+    "snapshots", "modelrun", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
     "board", "commands", "options", "cli", "__main__",
 ]
@@ -86,3 +86,4 @@ def test_help_demo_and_explain_import_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
+

@@ -286,12 +286,16 @@ def resolve(
     config_file: str | Path | None = None,
     *,
     sweep: bool = False,
+    model: bool = False,
 ) -> Experiment:
     """Build and validate an experiment: defaults < ``config_file`` < ``overrides``.
 
     ``overrides`` maps a section name (``conv``/``pool``, ``data``, ``run``) to raw values;
     ``None`` values mean "not given" and never override anything. With ``sweep``, the file
     may hold a ``[sweep]`` section, which is not part of any one experiment and is skipped.
+    With ``model`` (a stack or train command), the network is a Python ``nn.Module`` (the
+    notebook API's ``model=``): the experiment has no stages, and layers, weights and a
+    pretrained model, which would be a second network, are refused.
     """
     if command not in COMMANDS:
         raise ConfigError(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
@@ -325,7 +329,7 @@ def resolve(
     sections = dict(data=built["data"], run=built["run"], views=built["views"])
     if command in STACK_COMMANDS:
         stack = built["stack"]
-        stages = stack_stages(stack)
+        stages = _model_stages(stack) if model else stack_stages(stack)
         if command == "train":
             sections["train"] = built["train"]
         exp = Experiment(command=command, stages=stages, stack=dataclasses.replace(stack, layers=()), **sections)
@@ -386,6 +390,15 @@ def stack_stages(stack: StackConfig) -> tuple[StageConfig, ...]:
             "a --config file with [stack] layers = [...], or --pretrained NAME"
         )
     return parse_layers(stack.layers)
+
+
+def _model_stages(stack: StackConfig) -> tuple[StageConfig, ...]:
+    """A Python model is the whole network: nothing else may set its layers or weights."""
+    given = [name for name in ("layers", "weights", "pretrained", "upto") if getattr(stack, name) not in (None, ())]
+    if given:
+        raise ConfigError(f"model= is the whole network, with its own weights; leave out {', '.join(given)} "
+                          "(from the keywords or the config file)")
+    return ()
 
 
 def _out_channels_from_init(conv: dict[str, Any]) -> None:
