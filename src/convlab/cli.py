@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from convlab import __version__, commands
-from convlab import board as tensorboard_board
+from convlab.board import DEFAULT_HOST, DEFAULT_PORT, serve
 from convlab.config import overrides, resolve
 from convlab.options import (
     AnimateOpt,
@@ -173,11 +173,11 @@ def board(
     logdir: Annotated[Path, typer.Option("--logdir", help="The logs to show: every run below it.")] = Path("logs"),
     host: Annotated[
         str, typer.Option("--host", help="Address to serve on: 127.0.0.1 is this machine only; 0.0.0.0 is every network interface.")
-    ] = tensorboard_board.DEFAULT_HOST,
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 takes any free port.")] = tensorboard_board.DEFAULT_PORT,
+    ] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 takes any free port.")] = DEFAULT_PORT,
 ) -> None:
     """Start TensorBoard on the logs, keeping every logged step of every image tag (not a random 10)."""
-    tensorboard_board.serve(logdir, host=host, port=port, info=typer.echo)
+    serve(logdir, host=host, port=port, info=typer.echo)
 
 
 def _version(value: bool) -> None:
