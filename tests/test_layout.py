@@ -19,7 +19,7 @@ ORDER = [
     "kernels", "layers", "stack", "hooks", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
     "snapshots", "modelrun", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
-    "board", "commands", "notebook.results", "notebook.api", "notebook.interact", "notebook", "options", "cli", "__main__",
+    "board", "commands", "notebook.results", "notebook.api", "notebook.interact", "notebook", "options", "usage", "cli", "__main__",
 ]
 
 
