@@ -35,6 +35,11 @@ class Picture:
 
     caption: str
     image: Image.Image
+    png: bytes  # as logged: the HTML shows these very bytes
+
+    @classmethod
+    def drawn(cls, caption: str, image: Image.Image) -> Picture:
+        return cls(caption, image, _png(image))
 
 
 class Run:
@@ -79,6 +84,9 @@ class Run:
 
     def image(self, tag: str, step: int = 0) -> Image.Image:
         """Image ``tag`` at ``step``, decoded from the PNG in the event file (a PIL image)."""
+        return self._picture(tag, step).image
+
+    def _picture(self, tag: str, step: int, caption: str | None = None) -> Picture:
         from PIL import Image
 
         events = self.events.Images(self._tag(tag, "images"))
@@ -86,9 +94,10 @@ class Run:
         if not found:
             steps = [e.step for e in events]
             raise ConvlabError(f"run {self.run_dir.name} has no image '{tag}' at step {step}; it has it at step(s) {_steps(steps)}")
-        image = Image.open(io.BytesIO(found[-1].encoded_image_string))
+        png = found[-1].encoded_image_string
+        image = Image.open(io.BytesIO(png))
         image.load()
-        return image
+        return Picture(caption or f"{tag}, step {step}", image, png)
 
     def scalars(self, tag: str) -> list[tuple[int, float]]:
         """Scalar ``tag`` as ``(step, value)`` pairs, in the order logged."""
@@ -179,7 +188,7 @@ class Sweep:
         return f"convlab {s.get('command', 'sweep')}: {len(self.runs)} run(s) ({', '.join(self.runs)}), {s.get('steps', 0)} step(s)"
 
     def pictures(self) -> list[Picture]:
-        return [Picture("compare, step 0", self.compare.image("compare", 0))]
+        return [self.compare._picture("compare", 0)]
 
     def _repr_png_(self) -> bytes:
         return _png(sheet(self.title, self.pictures()))
@@ -212,24 +221,26 @@ class Text:
 
 
 def _every_image(run: Run) -> list[Picture]:
-    """Every image tag the run logged, in the order it lists them (the input, then each stage), at step 0."""
-    tags = [t for t in run.summary.get("tags", []) if t in run.tags["images"]]
-    return [Picture(f"{tag}, step 0", run.image(tag, 0)) for tag in tags]
+    """The run's image tags in the order it lists them, at step 0: a layer's (input, output and its
+    views), a stack's input and stages (its stages' kernels, noise beyond the first, are left to TensorBoard)."""
+    tags = [t for t in run.summary.get("tags", []) if t in run.tags["images"] and "/" not in t]
+    return [run._picture(tag, 0) for tag in tags]
 
 
 def _training(run: Run) -> list[Picture]:
-    """The losses over training; each conv stage's kernels at the first and the last snapshot; the last confusion matrix."""
+    """The losses over training; the first conv stage's kernels at the first and the last snapshot (deeper
+    stages' are grids of noise to the eye: they stay in TensorBoard); the last confusion matrix."""
     pictures = []
     series = {tag: run.scalars(tag) for tag in ("train/loss", "test/loss") if tag in run.tags["scalars"]}
     if series:
-        pictures.append(Picture("loss over training steps", line_chart(series)))
-    for tag in [t for t in run.tags["images"] if t.endswith("/kernels")]:
+        pictures.append(Picture.drawn("loss over training steps", line_chart(series)))
+    for tag in [t for t in run.summary.get("tags", []) if t.endswith("/kernels") and t in run.tags["images"]][:1]:
         steps = run.steps(tag)
         for step in dict.fromkeys([steps[0], steps[-1]]):
-            pictures.append(Picture(f"{tag}, step {step}", run.image(tag, step)))
+            pictures.append(run._picture(tag, step))
     if "test/confusion" in run.tags["images"]:
         step = run.steps("test/confusion")[-1]
-        pictures.append(Picture(f"test/confusion, step {step}", run.image("test/confusion", step)))
+        pictures.append(run._picture("test/confusion", step))
     return pictures
 
 
@@ -252,12 +263,12 @@ def _no_step(run: Run, tag: str, step: int, steps: list[int]) -> Any:
 
 def _png(image: Image.Image) -> bytes:
     out = io.BytesIO()
-    image.save(out, format="PNG")
+    image.save(out, format="PNG", compress_level=1)  # a picture for the screen: zlib's level 6 took 5x longer
     return out.getvalue()
 
 
 def _figure(picture: Picture) -> str:
-    data = base64.b64encode(_png(picture.image)).decode("ascii")
+    data = base64.b64encode(picture.png).decode("ascii")
     width = min(picture.image.width, SHOWN_WIDTH)
     return (f'<figure style="margin: 0.5em 0"><figcaption><code>{html.escape(picture.caption)}</code></figcaption>'
             f'<img src="data:image/png;base64,{data}" width="{width}" style="image-rendering: pixelated; max-width: 100%"></figure>')
