@@ -148,10 +148,14 @@ def evaluating(model: nn.Module) -> Iterator[None]:
 
 
 def run_model(model: nn.Module, x: torch.Tensor) -> tuple[Any, list[Recorded]]:
-    """The model's output for ``x`` and each leaf call, in call order, under inference mode."""
+    """The model's output for ``x`` and each leaf call, in call order, without gradients.
+
+    ``no_grad``, not ``inference_mode``: the user's model may make or cache tensors in its forward
+    (a lazy module's parameters), which inference mode would make unusable for training it later.
+    """
     import torch
 
-    with hooked(model) as recorder, torch.inference_mode():
+    with hooked(model) as recorder, torch.no_grad():
         try:
             out = model(x)
         except ConvlabError:
