@@ -191,3 +191,16 @@ def test_model_runs_are_checked_before_anything_is_written(net, tmp_path):
     with pytest.raises(ModelError):
         run_model(_exp(tmp_path), nn.Sequential(nn.Linear(3, 3)))
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_models_dry_run_and_explain_show_its_table_and_write_nothing(net, tmp_path, monkeypatch):
+    import convlab
+
+    monkeypatch.chdir(tmp_path)
+    table = trace(net, (3, 32, 32)).text()
+    assert str(convlab.explain("stack", model=net, dataset="shapes")) == table
+    text = str(convlab.stack(model=net, dataset="shapes", dry_run=True))
+    assert text.startswith("# model: Net") and table in text and text.endswith("dry run: nothing was loaded or written")
+    trained = str(convlab.train(model=net, dataset="shapes", max_steps=2, dry_run=True))
+    assert table in trained and "training: 2 step(s)" in trained
+    assert list(tmp_path.iterdir()) == []

@@ -167,8 +167,12 @@ def test_a_training_run_shows_its_loss_kernels_and_confusion(tmp_path, monkeypat
     assert "test accuracy" in run.title
 
 
-def test_explain_and_demo_are_the_command_lines_text(run_cli):
+def test_explain_demo_and_dry_runs_are_the_command_lines_text(run_cli, tmp_path):
     for argv, text in [
+        (["conv", "-k", "5", "--dataset", "shapes", "--dry-run"], convlab.conv(kernel_size=5, dataset="shapes", dry_run=True)),
+        (["train", *TRAIN_LAYERS, "--dataset", "shapes", "--dry-run"], convlab.train(*TRAIN_LAYERS, dataset="shapes", dry_run=True)),
+        (["sweep", "pool", "--vary", "kernel_size=2,3", "--dataset", "shapes", "--dry-run"],
+         convlab.sweep("pool", vary={"kernel_size": [2, 3]}, dataset="shapes", dry_run=True)),
         (["explain", "conv", "-s", "2", "--size", "9x7"], convlab.explain("conv", stride=2, size=(9, 7))),
         (["explain", "pool", "-k", "3", "--ceil"], convlab.explain("pool", kernel_size=3, ceil_mode=True)),
         (["explain", "unpool", "-k", "2"], convlab.explain("unpool", kernel_size=2)),
@@ -180,6 +184,7 @@ def test_explain_and_demo_are_the_command_lines_text(run_cli):
         assert r.code == 0 and isinstance(text, Text)
         assert text.text.strip() == r.out.strip(), argv
         assert text._repr_html_().startswith("<pre>")
+    assert not (tmp_path / "logs").exists()
 
 
 def test_interact_redraws_the_arithmetic_and_the_picture_as_the_sliders_move():

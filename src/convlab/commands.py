@@ -21,12 +21,10 @@ if TYPE_CHECKING:
 
 def execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     """``convlab conv|pool``: the run, its progress, and the commands that show it."""
-    from convlab import pipeline, planning
+    from convlab import pipeline
 
     if dry_run:
-        p = planning.plan(exp)
-        _dry_run(dump_toml(exp).rstrip(), "", planning.describe(p),
-                 f"device: {p.device}; {p.num_steps} step(s) of up to {exp.data.batch_size} image(s)")
+        _dry_run(*plan_lines(exp))
         return
     reporter = TerminalReporter(quiet)
     summary = pipeline.run(exp, reporter)
@@ -35,11 +33,41 @@ def execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     _how_to_view(reporter, exp.run.logdir)
 
 
+# What a dry run ends with, after saying what would run.
+DRY_RUN_END = "dry run: nothing was loaded or written"
+
+
 def _dry_run(*lines: str) -> None:
     """What a dry run prints: what would run, then that nothing was."""
     for line in lines:
         typer.echo(line)
-    typer.echo("dry run: nothing was loaded or written")
+    typer.echo(DRY_RUN_END)
+
+
+def plan_lines(exp: Experiment) -> list[str]:
+    """What would run (``--dry-run`` of conv, pool, stack): the resolved config, the plan, the device."""
+    from convlab import planning
+
+    p = planning.plan(exp)
+    return [dump_toml(exp).rstrip(), "", planning.describe(p),
+            f"device: {p.device}; {p.num_steps} step(s) of up to {exp.data.batch_size} image(s)"]
+
+
+def train_plan_lines(exp: Experiment) -> list[str]:
+    """What a training run would do (``convlab train --dry-run``)."""
+    from convlab import planning
+    from convlab.train import describe_training, plan_training
+
+    tp = plan_training(exp)
+    return [dump_toml(exp).rstrip(), "", planning.describe(tp.stack), describe_training(tp), f"device: {tp.stack.device}"]
+
+
+def sweep_plan_lines(sw: Any) -> list[str]:
+    """What a sweep would run (``convlab sweep --dry-run``): its table of combinations."""
+    from convlab.sweep import describe
+
+    p = sw.runs[0].plan
+    return [describe(sw), f"device: {p.device}; {p.num_steps} step(s) of up to {sw.exp.data.batch_size} image(s), each through every run"]
 
 
 def _how_to_view(reporter: TerminalReporter, logdir: str | Path) -> None:
@@ -51,14 +79,10 @@ def _how_to_view(reporter: TerminalReporter, logdir: str | Path) -> None:
 
 def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     """``convlab train``: the training run, its progress, where model.pt is and how to see the run."""
-    from convlab import planning
-    from convlab.train import describe_training, plan_training
     from convlab.train import train as train_stack
 
     if dry_run:
-        tp = plan_training(exp)
-        _dry_run(dump_toml(exp).rstrip(), "", planning.describe(tp.stack), describe_training(tp),
-                 f"device: {tp.stack.device}")
+        _dry_run(*train_plan_lines(exp))
         return
     reporter = TerminalReporter(quiet)
     summary = train_stack(exp, reporter)
@@ -74,14 +98,12 @@ def sweep(
     skip_invalid: bool, dry_run: bool, quiet: bool,
 ) -> None:
     """``convlab sweep conv|pool|stack``: every combination planned, then one pass over the data."""
-    from convlab.sweep import describe, prepare
+    from convlab.sweep import prepare
     from convlab.sweep import run as run_sweep
 
     sw = prepare(command, overrides, config, vary or [], skip_invalid=skip_invalid)
     if dry_run:
-        p = sw.runs[0].plan
-        _dry_run(describe(sw),
-                 f"device: {p.device}; {p.num_steps} step(s) of up to {sw.exp.data.batch_size} image(s), each through every run")
+        _dry_run(*sweep_plan_lines(sw))
         return
     reporter = TerminalReporter(quiet)
     summary = run_sweep(sw, reporter)

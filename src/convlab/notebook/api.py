@@ -47,6 +47,8 @@ def _keywords(*rows: tuple[str, Any, str]) -> dict[str, Keyword]:
     return {name: Keyword(name, kind, text) for name, kind, text in rows}
 
 
+# Keywords that are on/off switches of the call: False unless given.
+FLAGS = ("quiet", "dry_run")
 # Every keyword of the API, declared once: the command line's option, by its config key.
 KEYWORDS = _keywords(
     # a Conv2d
@@ -105,6 +107,8 @@ KEYWORDS = _keywords(
     ("run_name", "str | None", "the run's directory in logdir (default: what ran and when)"),
     ("config", "str | Path | None", "a TOML experiment file; keywords given here override it"),
     ("quiet", "bool", "print nothing while it runs (default False)"),
+    ("dry_run", "bool", "only say what would run (the resolved settings, the stages, the device), as a Text: "
+     "load and write nothing"),
 )
 
 CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "padding_mode", "dilation", "groups", "bias",
@@ -115,7 +119,7 @@ TRAIN = ("weights", "optimizer", "lr", "epochs", "shuffle", "max_steps", "eval_e
          "eval_batches", "holdout", "max_channels")
 VIEWS = ("show", "scale", "images", "zoom")
 DATA = ("dataset", "split", "data_dir", "download", "batch_size", "max_batches", "image_size", "grayscale")
-RUN = ("device", "seed", "logdir", "run_name", "config", "quiet")
+RUN = ("device", "seed", "logdir", "run_name", "config", "quiet", "dry_run")
 
 
 def takes(*groups: Sequence[str]) -> Callable[[F], F]:
@@ -126,7 +130,7 @@ def takes(*groups: Sequence[str]) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         own = [p for p in inspect.signature(fn).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
         taken = {p.name for p in own}
-        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=False if n == "quiet" else None,
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=False if n in FLAGS else None,
                                    annotation=KEYWORDS[n].type) for n in names if n not in taken]
         signature = inspect.signature(fn).replace(parameters=[*own, *added])
         width = max(len(n) for n in names)
@@ -163,9 +167,15 @@ def _user_errors() -> Iterator[None]:
 
 
 def _split(settings: dict[str, Any]) -> tuple[dict[str, Any], Any, bool]:
-    """(the experiment's settings, the config file, quiet)."""
+    """(the experiment's settings, the config file, quiet); ``dry_run`` stays for the caller."""
     config, quiet = settings.pop("config", None), bool(settings.pop("quiet", False))
     return settings, config, quiet
+
+
+def _dry_run(lines: list[str]) -> Text:
+    from convlab.commands import DRY_RUN_END
+
+    return Text("\n".join([*lines, DRY_RUN_END]))
 
 
 def _reporter(quiet: bool) -> Any:
@@ -174,11 +184,16 @@ def _reporter(quiet: bool) -> Any:
     return TerminalReporter(quiet)
 
 
-def _run(command: str, settings: dict[str, Any]) -> Run:
+def _run(command: str, settings: dict[str, Any]) -> Run | Text:
     from convlab import pipeline
 
     settings, config, quiet = _split(settings)
+    dry_run = settings.pop("dry_run", False)
     exp = resolve(command, overrides(command, settings), config)
+    if dry_run:
+        from convlab.commands import plan_lines
+
+        return _dry_run(plan_lines(exp))
     return Run(pipeline.run(exp, _reporter(quiet))["run_dir"])
 
 
@@ -186,7 +201,7 @@ def _run(command: str, settings: dict[str, Any]) -> Run:
 
 
 @takes(CONV, VIEWS, DATA, RUN)
-def conv(**settings: Any) -> Run:
+def conv(**settings: Any) -> Run | Text:
     """Run a ``torch.nn.Conv2d`` over the dataset and log it, as ``convlab conv``: tags 'input' and 'output'
     (the lesson's reshape view), the views 'channels' and 'kernels'. Returns the :class:`Run`, which shows
     its pictures; e.g. ``convlab.conv(out_channels=6, dataset="shapes", max_batches=2)``."""
@@ -194,14 +209,14 @@ def conv(**settings: Any) -> Run:
 
 
 @takes(POOL, VIEWS, DATA, RUN)
-def pool(**settings: Any) -> Run:
+def pool(**settings: Any) -> Run | Text:
     """Run a ``torch.nn.MaxPool2d`` (or ``AvgPool2d``, ``mode="avg"``) over the dataset, as ``convlab pool``:
     tags 'input' and 'maxpool' (or 'avgpool'); e.g. ``convlab.pool(kernel_size=3, ceil_mode=True)``."""
     return _run("pool", settings)
 
 
 @takes(STACK, VIEWS, DATA, RUN)
-def stack(*layers: str, model: nn.Module | None = None, **settings: Any) -> Run:
+def stack(*layers: str, model: nn.Module | None = None, **settings: Any) -> Run | Text:
     """Run a network over the dataset and log every stage in order, as ``convlab stack``.
 
     The network is either ``layers``, each written as in PyTorch (``"Conv2d(3, 32, 5, padding=2)"``, read,
@@ -218,12 +233,17 @@ def stack(*layers: str, model: nn.Module | None = None, **settings: Any) -> Run:
     from convlab import modelrun
 
     settings, config, quiet = _split(settings)
+    dry_run = settings.pop("dry_run", False)
     exp = resolve("stack", overrides("stack", settings), config, model=True)
+    if dry_run:
+        mp = modelrun.plan_model(exp, model)
+        return _dry_run([modelrun.config_text(mp).rstrip(), "", mp.describe(),
+                         f"device: {mp.device}; {mp.num_steps} step(s) of up to {exp.data.batch_size} image(s)"])
     return Run(modelrun.run(exp, model, _reporter(quiet))["run_dir"])
 
 
 @takes(TRAIN, VIEWS, [n for n in DATA if n != "max_batches"], RUN)
-def train(*layers: str, model: nn.Module | None = None, **settings: Any) -> TrainRun:
+def train(*layers: str, model: nn.Module | None = None, **settings: Any) -> TrainRun | Text:
     """Train a network as a classifier with ``nn.CrossEntropyLoss``, as ``convlab train``: the loss and
     accuracy, a confusion matrix, the kernels and every stage's view of fixed probe images as they
     learn, and ``model.pt``. The network is ``layers`` (as :func:`stack` takes them) or ``model``, your
@@ -235,15 +255,26 @@ def train(*layers: str, model: nn.Module | None = None, **settings: Any) -> Trai
     if model is not None and layers:
         raise ConfigError("give the layers or model=, not both")
     settings, config, quiet = _split(settings)
+    dry_run = settings.pop("dry_run", False)
     if model is None:
         settings["layers"] = layers
     exp = resolve("train", overrides("train", settings), config, model=model is not None)
+    if dry_run and model is None:
+        from convlab.commands import train_plan_lines
+
+        return _dry_run(train_plan_lines(exp))
+    if dry_run:
+        from convlab.modelrun import config_text
+        from convlab.train import describe_training, plan_training
+
+        tp = plan_training(exp, model)
+        return _dry_run([config_text(tp.stack).rstrip(), "", tp.stack.describe(), describe_training(tp), f"device: {tp.stack.device}"])
     return TrainRun(train_network(exp, _reporter(quiet), model=model)["run_dir"])
 
 
 @takes(CONV, POOL, STACK, VIEWS, DATA, RUN)
 def sweep(command: str, *layers: str, vary: Mapping[str, Sequence[Any]] | Sequence[str] | None = None,
-          skip_invalid: bool = False, **settings: Any) -> Sweep:
+          skip_invalid: bool = False, **settings: Any) -> Sweep | Text:
     """Settings side by side, as ``convlab sweep conv|pool|stack``: one run for every combination of the
     ``vary`` values over the same images, in one pass, and a run 'compare' with them side by side.
 
@@ -257,12 +288,17 @@ def sweep(command: str, *layers: str, vary: Mapping[str, Sequence[Any]] | Sequen
     if command not in ("conv", "pool", "stack"):
         raise ConfigError(f"unknown sweep {command!r}; choose from conv, pool, stack")
     settings, config, quiet = _split(settings)
+    dry_run = settings.pop("dry_run", False)
     if layers:
         settings["layers"] = layers
     flags, table = ([], dict(vary or {})) if vary is None or isinstance(vary, Mapping) else (list(vary), {})
     if isinstance(vary, str):
         flags = [vary]
     sw = prepare(command, overrides(command, settings), config, flags, skip_invalid=skip_invalid, vary=table)
+    if dry_run:
+        from convlab.commands import sweep_plan_lines
+
+        return _dry_run(sweep_plan_lines(sw))
     return Sweep(run_sweep(sw, _reporter(quiet))["sweep_dir"])
 
 
