@@ -204,3 +204,19 @@ def test_a_models_dry_run_and_explain_show_its_table_and_write_nothing(net, tmp_
     trained = str(convlab.train(model=net, dataset="shapes", max_steps=2, dry_run=True))
     assert table in trained and "training: 2 step(s)" in trained
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_a_model_on_the_gpu_runs_and_trains_there(tmp_path, monkeypatch):
+    import convlab
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(1)
+    net = Net().to("cuda")
+    run = convlab.stack(model=net, dataset="shapes", batch_size=8, max_batches=2, quiet=True)
+    assert run.summary["device"] == "cuda:0" and run.steps("06-relu") == [0, 1]
+    trained = convlab.train(model=net, dataset="shapes", batch_size=8, max_steps=3, eval_batches=1, quiet=True)
+    assert trained.summary["steps"] == 3 and next(net.parameters()).device.type == "cuda"
+    with pytest.raises(ConfigError, match="parameters are on cuda:0; convlab runs your model where it is"):
+        convlab.stack(model=net, dataset="shapes", device="cpu")

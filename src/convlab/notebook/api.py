@@ -166,10 +166,10 @@ def _user_errors() -> Iterator[None]:
         raise KeyboardInterrupt(f"convlab: {exc}") from None
 
 
-def _split(settings: dict[str, Any]) -> tuple[dict[str, Any], Any, bool]:
-    """(the experiment's settings, the config file, quiet); ``dry_run`` stays for the caller."""
-    config, quiet = settings.pop("config", None), bool(settings.pop("quiet", False))
-    return settings, config, quiet
+def _split(settings: dict[str, Any]) -> tuple[dict[str, Any], Any, bool, bool]:
+    """(the experiment's settings, the config file, quiet, dry_run): how the call runs, apart."""
+    flags = [bool(settings.pop(name, False)) for name in FLAGS]
+    return settings, settings.pop("config", None), *flags  # type: ignore[return-value]
 
 
 def _dry_run(lines: list[str]) -> Text:
@@ -187,8 +187,7 @@ def _reporter(quiet: bool) -> Any:
 def _run(command: str, settings: dict[str, Any]) -> Run | Text:
     from convlab import pipeline
 
-    settings, config, quiet = _split(settings)
-    dry_run = settings.pop("dry_run", False)
+    settings, config, quiet, dry_run = _split(settings)
     exp = resolve(command, overrides(command, settings), config)
     if dry_run:
         from convlab.commands import plan_lines
@@ -232,8 +231,7 @@ def stack(*layers: str, model: nn.Module | None = None, **settings: Any) -> Run 
         raise ConfigError("give the layers or model=, not both")
     from convlab import modelrun
 
-    settings, config, quiet = _split(settings)
-    dry_run = settings.pop("dry_run", False)
+    settings, config, quiet, dry_run = _split(settings)
     exp = resolve("stack", overrides("stack", settings), config, model=True)
     if dry_run:
         mp = modelrun.plan_model(exp, model)
@@ -254,8 +252,7 @@ def train(*layers: str, model: nn.Module | None = None, **settings: Any) -> Trai
 
     if model is not None and layers:
         raise ConfigError("give the layers or model=, not both")
-    settings, config, quiet = _split(settings)
-    dry_run = settings.pop("dry_run", False)
+    settings, config, quiet, dry_run = _split(settings)
     if model is None:
         settings["layers"] = layers
     exp = resolve("train", overrides("train", settings), config, model=model is not None)
@@ -287,8 +284,7 @@ def sweep(command: str, *layers: str, vary: Mapping[str, Sequence[Any]] | Sequen
 
     if command not in ("conv", "pool", "stack"):
         raise ConfigError(f"unknown sweep {command!r}; choose from conv, pool, stack")
-    settings, config, quiet = _split(settings)
-    dry_run = settings.pop("dry_run", False)
+    settings, config, quiet, dry_run = _split(settings)
     if layers:
         settings["layers"] = layers
     flags, table = ([], dict(vary or {})) if vary is None or isinstance(vary, Mapping) else (list(vary), {})
@@ -321,7 +317,7 @@ def explain(command: str, *layers: str, model: nn.Module | None = None, size: in
     from convlab.explain import explain as explanation
     from convlab.explain import explain_unpool_input, input_shape
 
-    settings, config, _ = _split(settings)
+    settings, config, _, _ = _split(settings)
     size = _size(size)
     if command == "stack":
         if model is not None:

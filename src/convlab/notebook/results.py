@@ -108,7 +108,11 @@ class Run:
         name = self._tag(tag, "texts")
         events = self.events.Tensors(f"{name}/text_summary")
         if step is not None:
-            events = [e for e in events if e.step == step] or _no_step(self, tag, step, [e.step for e in events])
+            found = [e for e in events if e.step == step]
+            if not found:
+                raise ConvlabError(f"run {self.run_dir.name} has no text '{tag}' at step {step}; "
+                                   f"it has it at step(s) {_steps([e.step for e in events])}")
+            events = found
         value = events[-1].tensor_proto.string_val[0].decode("utf-8")
         return textwrap.dedent(value).strip("\n")
 
@@ -252,10 +256,6 @@ def _steps(steps: list[int]) -> str:
     if not steps:
         return "none"
     return ", ".join(map(str, steps)) if len(steps) <= 6 else f"{steps[0]}, {steps[1]}, ..., {steps[-1]} ({len(steps)} in all)"
-
-
-def _no_step(run: Run, tag: str, step: int, steps: list[int]) -> Any:
-    raise ConvlabError(f"run {run.run_dir.name} has no text '{tag}' at step {step}; it has it at step(s) {_steps(steps)}")
 
 
 # ----------------------------------------------------------------------------- drawing
