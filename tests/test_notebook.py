@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -228,7 +230,13 @@ def test_board_serves_every_step_through_tensorboards_notebook_support(tmp_path,
     try:
         assert f"localhost:{board.port}" in capsys.readouterr().out  # TensorBoard's own display, outside a notebook
         url = f"{board.url}data/plugin/images/images?run={run.run_dir.name}&tag=input"
-        served = json.loads(urllib.request.urlopen(url, timeout=30).read())
-        assert [s["step"] for s in served] == [0, 1, 2]
+        deadline, steps = time.monotonic() + 60, []
+        while steps != [0, 1, 2] and time.monotonic() < deadline:  # the server reads the logdir in the background
+            try:
+                steps = [s["step"] for s in json.loads(urllib.request.urlopen(url, timeout=30).read())]
+            except urllib.error.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert steps == [0, 1, 2]
     finally:
         board.stop()
