@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from convlab import board
+from convlab.board import find_runs, image_samples, view_commands
 from convlab.runs import read_summary
 
 
@@ -82,10 +82,10 @@ def test_a_pipe_or_a_huge_summary_in_some_run_never_holds_up_the_view_lines(tmp_
     _run(logs, "cut", b'{"steps": 7000')
 
     lines: list[tuple[str, str]] = []
-    assert _within(20, lambda: lines.append(board.view_commands(logs))), "a summary.json blocked the view lines"
+    assert _within(20, lambda: lines.append(view_commands(logs))), "a summary.json blocked the view lines"
     assert lines[0][1].endswith("--samples_per_plugin images=1500")
     assert read_summary(logs / "huge") is None and read_summary(logs / "cut") is None and read_summary(logs / "fifo") is None
-    assert board.image_samples(board.find_runs(logs)) == 1500
+    assert image_samples(find_runs(logs)) == 1500
 
 
 def test_the_run_commands_end_after_such_a_run(tmp_path, run_cli):

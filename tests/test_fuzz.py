@@ -453,9 +453,9 @@ def fuzz_run_dirs(data, base: Path) -> None:
         ["sweep", "pool", "--vary", "kernel_size=2,3", "-n", "1", *RUN],
     ]))
     check_run(argv, work, before)
-    from convlab import board
+    from convlab.board import find_runs, image_samples
 
-    board.image_samples(board.find_runs(work / "logs"))  # the board's own reading of every summary
+    image_samples(find_runs(work / "logs"))  # the board's own reading of every summary
 
 
 FILE_FUZZERS = {"weights": fuzz_weights, "config": fuzz_config, "run-dirs": fuzz_run_dirs}

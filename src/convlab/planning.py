@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -190,20 +191,23 @@ def plan(exp: Experiment) -> Plan:
     )
 
 
-def memory_error(exc: BaseException, p: Plan) -> OutOfMemory | None:
+def memory_error(exc: BaseException, p: Any) -> OutOfMemory | None:
     """The one line for an allocation that failed mid-run (exc: the CPU allocator's error or
-    torch.OutOfMemoryError), with what it needed and what to lower; None for any other error."""
+    torch.OutOfMemoryError), with what it needed and what to lower; None for any other error.
+    ``p``: a stack's Plan, or a Python model's (modelrun.ModelPlan), whose calls are its stages."""
     asked = allocation_failed(exc)
     if asked is None:
         return None
     where = "the GPU" if p.device.startswith("cuda") else "this machine"
-    widest = max(p.stages, key=lambda s: math.prod(s.output_shape))
-    index, batch = p.stages.index(widest) + 1, p.exp.data.batch_size
-    size = math.prod(widest.output_shape) * batch * 4 / 2**30
+    batch = p.exp.data.batch_size
+    stages = [(f"stage {i} {call_text(s.cfg)}", s.output_shape) for i, s in enumerate(getattr(p, "stages", ()), 1)]
+    stages += [(f"call {c.tag} {type(c.module).__name__}", c.output_shape) for c in getattr(p, "calls", ()) if c.output_shape]
+    widest, shape = max(stages, key=lambda s: math.prod(s[1]), default=("", ()))
+    size = math.prod(shape) * batch * 4 / 2**30
+    what = f"; its widest stage, {widest}, gives {tuple(shape)} per image, {size:,.2f} GiB a batch" if widest else ""
     return OutOfMemory(
         f"out of memory on {p.device}: a step needed {asked + ' ' if asked else ''}more than {where} could give "
-        f"(a batch of {batch} image(s); its widest stage, stage {index} {call_text(widest.cfg)}, gives "
-        f"{tuple(widest.output_shape)} per image, {size:,.2f} GiB a batch); lower --batch-size, or that stage's channels"
+        f"(a batch of {batch} image(s){what}); lower --batch-size, or that stage's channels"
     )
 
 
