@@ -5,6 +5,7 @@ was silently accepted. Each failed on the main branch it was written against."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import resource
@@ -70,13 +71,19 @@ def test_whatever_escapes_every_run_of_a_sweep_ends_consistently(run_cli, tmp_pa
     """Row 2's mechanism: an error that is no OSError, raised again as each run closes (here each
     run's histogram encoding fails), still leaves every run either removed or marked incomplete."""
 
-    def broken(*args, **kwargs):
-        raise ValueError("a broken histogram")
+    calls = itertools.count()
+    real = writer_module.histogram_summary
 
-    monkeypatch.setattr(writer_module, "histogram_summary", broken)
-    r = run_cli("sweep", "stack", "Conv2d(3, 6, 3)", "--vary", "max_channels=1,2", *SHAPES, "-n", "3", "--run-name", "s")
+    def broken_after_step_0(*args, **kwargs):  # each run's one histogram a step: step 0's two are made
+        if next(calls) >= 2:
+            raise ValueError("a broken histogram")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "histogram_summary", broken_after_step_0)
+    r = run_cli("sweep", "stack", "Conv2d(3, 6, 3)", "--vary", "max_channels=1,2", *SHAPES, "-n", "8", "--run-name", "s")
     assert r.code == 1 and "internal error (ValueError: a broken histogram)" in r.err
     summaries = _summaries(tmp_path / "logs")
+    assert set(summaries) == {"s", "s/ch1", "s/ch2", "s/compare"}
     assert all(s["status"] == "incomplete" for s in summaries.values()), summaries
     assert len({s["steps"] for s in summaries.values()}) == 1, summaries  # every run counts the same steps
 

@@ -126,11 +126,9 @@ def plan_training(exp: Experiment, model: torch.nn.Module | None = None) -> Trai
         p = plan_model(exp, model)
         check_classifier(exp, p.output_shape, classes, p.calls[-1])
     if not any(True for _ in network(p).parameters()):
-        what = f"model {p.table.model}" if is_model(p) else f"the stack ({', '.join(call_text(s.cfg) for s in p.stages)})"
-        raise ConfigError(
-            f"nothing to train: {what} has no parameters, no weights to learn; add a layer with weights, e.g. Conv2d or "
-            f"Linear(..., {classes})"
-        )
+        what = (f"model {p.table.model} has no parameters" if is_model(p) else
+                f"the stack has no parameters ({', '.join(call_text(s.cfg) for s in p.stages)} have no weights)")
+        raise ConfigError(f"nothing to train: {what}; add a layer with weights, e.g. Conv2d or Linear(..., {classes})")
     holdout = t.holdout if t.holdout is not None or spec.has_splits else FOLDER_HOLDOUT
     total = spec.num_images(exp.data)
     if holdout is not None:
@@ -486,7 +484,7 @@ def _stop_on_nan(model: Any, live: list, backup: list, log: Any, step: int, valu
     kept = f"the weights of step {step - 1}, the last with a finite loss, are in {log.run_dir / MODEL_FILE}"
     if step == 1:  # no optimizer step ran: --lr is not the cause
         stack = log.plan.exp.stack
-        source = (f"from --init-weights {stack.weights}" if stack.weights is not None
+        source = ("the model's own" if is_model(log.plan) else f"from --init-weights {stack.weights}" if stack.weights is not None
                   else f"from --pretrained {stack.pretrained}" if stack.pretrained is not None else "PyTorch's init")
         raise TrainingError(
             f"the training loss is {value} at step 1, before any weight was updated: the initial weights ({source}) "
