@@ -9,6 +9,7 @@ import itertools
 import json
 import re
 import resource
+import threading
 import warnings
 from pathlib import Path
 
@@ -272,3 +273,39 @@ def test_a_signal_amid_a_steps_logging_is_raised_once_the_step_is_counted(run_cl
     logged = [e.step for e in load_events(tmp_path / "logs" / "r").Scalars("train/loss")]
     assert summary["steps"] == 3 and logged == [1, 2, 3], (summary["steps"], logged)
     assert r.err.startswith("convlab: interrupted by SIGTERM after 3 of 10 step(s)") and r.err.rstrip().endswith("after step 3")
+
+
+def test_a_signal_while_the_writer_waits_for_an_encode_loses_no_event(tmp_path, monkeypatch):
+    """The sweep's SIGTERM test once found 'compare' missing the step its summary counted: the
+    signal was raised while the writer waited for that step's PNG, after it had taken the event off
+    its queue. Here the encoder itself sends the signal once the writer waits for it."""
+    import os
+    import signal
+    import time
+
+    from convlab.errors import Interrupted
+    from convlab.interrupts import stop_signals_raise
+    from convlab.writer import RunWriter
+
+    real, real_flush = writer_module.image_summary, RunWriter.flush
+    flushing = threading.Event()
+
+    def signal_while_encoding(tag, pixels):
+        assert flushing.wait(10)
+        time.sleep(0.1)  # the main thread is in flush(), waiting for this encode
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.3)
+        return real(tag, pixels)
+
+    def flush(self):
+        flushing.set()
+        real_flush(self)
+
+    monkeypatch.setattr(writer_module, "image_summary", signal_while_encoding)
+    monkeypatch.setattr(RunWriter, "flush", flush)
+    writer = RunWriter(tmp_path / "r")
+    with pytest.raises(Interrupted), stop_signals_raise():
+        writer.images("only", torch.rand(2, 3, 8, 8), 0)
+        writer.flush()
+    writer.close()
+    assert [im.step for im in images(load_events(tmp_path / "r"), "only")] == [0]

@@ -270,6 +270,7 @@ class RunWriter:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convlab-png")
         self._pending: deque[tuple[_Item, int | None, float]] = deque()
         self._in_flight = 0
+        self._head_awaited = False  # the first pending event's encode is being waited for
         self._closed = False
         # Set by a sweep: grids of that batch are encoded once for every writer sharing it.
         self.shared: SharedBatch | None = None
@@ -396,12 +397,24 @@ class RunWriter:
         return not isinstance(item, Future) or item.done()
 
     def _write_next(self) -> None:
-        item, step, walltime = self._pending.popleft()
-        if isinstance(item, Future):
+        # Taken off the queue once written, not before: a signal raised while this waits for an
+        # encode (or for TensorBoard's own queue) leaves the event queued for close() to write,
+        # never lost (a sweep's stopped run once missed the step it had counted). It stops
+        # counting as in flight once awaited, as before.
+        item, step, walltime = self._pending[0]
+        if isinstance(item, Future) and not self._head_awaited:
             self._in_flight -= 1
-            item = item.result()  # re-raises an encode's error here, in the caller's thread
-        if item is not None:  # None: a histogram of no finite value
-            self._file.add_summary(item, step, walltime)
+            self._head_awaited = True
+        try:
+            summary = item.result() if isinstance(item, Future) else item  # an encode's error is raised here
+            if summary is not None:  # None: a histogram of no finite value
+                self._file.add_summary(summary, step, walltime)
+        except Exception:  # that encode's or a write's error: this event goes with it, and the rest go on
+            self._pending.popleft()
+            self._head_awaited = False
+            raise
+        self._pending.popleft()
+        self._head_awaited = False
 
     def _write_all(self) -> None:
         error: BaseException | None = None
