@@ -7,11 +7,14 @@ coordinates on one axis: negative = padding before the input, ``size`` and on = 
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from convlab.config import ConvConfig, LayerConfig, Pair, PoolConfig
+from convlab.stages import ConvTranspose2dConfig, UpsampleConfig
 
 # ----------------------------------------------------------------------------- text of pairs
 
@@ -315,3 +318,172 @@ def _repr_value(value: Any) -> str:
 
 def _lesson_value(value: Any) -> str:
     return pair_arg(value) if isinstance(value, tuple) else repr(value)
+
+
+# ----------------------------------------------------------------------------- ConvTranspose2d
+
+
+@dataclass(frozen=True)
+class TransposedAxis:
+    """ConvTranspose2d on one axis: out = (in - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1.
+
+    It is the gradient of ``Conv2d`` with the same arguments, which maps any of ``stride`` input
+    sizes (:attr:`conv_sizes`) to ``size``; output_padding picks one. As a direct convolution:
+    ``stride - 1`` zeros inserted between the input values (:attr:`stretched`), ``dilation*(kernel
+    - 1) - padding`` zeros of padding each side (:attr:`direct_pad`; negative crops), output_padding
+    more after, then stride 1 with the kernel flipped.
+    """
+
+    axis: str
+    size: int
+    kernel: int
+    stride: int
+    pad: int
+    output_padding: int
+    dilation: int
+
+    @property
+    def span(self) -> int:
+        return span(self.kernel, self.dilation)
+
+    @property
+    def out(self) -> int:
+        return (self.size - 1) * self.stride - 2 * self.pad + self.dilation * (self.kernel - 1) + self.output_padding + 1
+
+    @property
+    def stretched(self) -> int:
+        """The input with ``stride - 1`` zeros between neighbouring values."""
+        return (self.size - 1) * self.stride + 1
+
+    @property
+    def direct_pad(self) -> int:
+        return self.span - 1 - self.pad
+
+    @property
+    def conv_sizes(self) -> range:
+        """The inputs Conv2d(kernel, stride, padding, dilation) maps to ``size``: output_padding 0, 1, ... gets each."""
+        base = self.out - self.output_padding
+        return range(max(base, 1), base + self.stride)
+
+    def formula(self) -> str:
+        return (
+            f"{self.axis}_out = ({self.size} - 1)*{self.stride} - 2*{self.pad} + {self.dilation}*({self.kernel}-1) "
+            f"+ {self.output_padding} + 1 = {self.out}"
+        )
+
+    def windows(self) -> ZeroInsertedWindows:
+        direct = AxisArithmetic(self.axis, self.stretched, self.kernel, 1, self.direct_pad, self.dilation)
+        return ZeroInsertedWindows(direct, self.direct_pad, self.direct_pad + self.output_padding, "zeros", self.stride, self.output_padding)
+
+
+@dataclass(frozen=True)
+class ZeroInsertedWindows(AxisWindows):
+    """The windows of a ConvTranspose2d's direct convolution, in the coordinates of the
+    zero-inserted input: input value ``i`` sits at ``i*spread``, zeros between (kind ``"zero"``)."""
+
+    spread: int = 1
+    output_padding: int = 0
+
+    @property
+    def count(self) -> int:
+        return self.arith.out + self.output_padding
+
+    def kind(self, t: int) -> str:
+        if 0 <= t < self.arith.size:
+            return "input" if t % self.spread == 0 else "zero"
+        return super().kind(t)
+
+    def extent(self, count: int | None = None) -> range:
+        """Also the input rows a negative direct padding crops (read by no window)."""
+        inner = super().extent(count)
+        return range(min(inner.start, 0), max(inner.stop, self.arith.size))
+
+
+def transposed_axes(cfg: ConvTranspose2dConfig, height: int, width: int) -> tuple[TransposedAxis, TransposedAxis]:
+    return tuple(
+        TransposedAxis(axis, n, k, s, p, op, d)
+        for axis, n, k, s, p, op, d in zip(
+            ("H", "W"), (height, width), cfg.kernel_size, cfg.stride, cfg.padding, cfg.output_padding, cfg.dilation
+        )
+    )
+
+
+# ----------------------------------------------------------------------------- Upsample
+
+
+def upsample_size(size: int, out_size: int | None, scale_factor: float | None) -> int:
+    """nn.Upsample's output on one axis: ``size`` given, or floor(in * scale_factor) as PyTorch computes it."""
+    if out_size is not None:
+        return out_size
+    return math.floor(float(size * scale_factor))
+
+
+def _f32(value: float) -> float:
+    """``value`` rounded to float32, as PyTorch's CPU kernels hold an index's scale."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+@dataclass(frozen=True)
+class UpsampleAxis:
+    """Which input positions each output of nn.Upsample reads on one axis, as PyTorch's kernels
+    compute them (float32 arithmetic): one for ``nearest``, two neighbours for ``bilinear``."""
+
+    size: int
+    out: int
+    mode: str
+    # PyTorch's scale_factor for this axis, as the kernel gets it (None with size or recompute_scale_factor).
+    scale_factor: float | None = None
+    align_corners: bool = False
+
+    @property
+    def copies(self) -> bool:
+        """Same size: PyTorch copies the input (nearest and bilinear alike), whatever the scale."""
+        return self.out == self.size
+
+    @property
+    def scale(self) -> float:
+        """Input positions per output position, as the kernel computes it."""
+        if self.align_corners:
+            return _f32(_f32(self.size - 1) / (self.out - 1)) if self.out > 1 else 0.0
+        if self.scale_factor is not None and self.scale_factor > 0:
+            return _f32(1.0 / self.scale_factor)
+        return _f32(_f32(self.size) / self.out)
+
+    @property
+    def reads(self) -> int:
+        """How many neighbouring input positions one output reads at most."""
+        return 2 if self.mode == "bilinear" and not self.copies and self.size > 1 else 1
+
+    def first(self, o: int) -> int:
+        """The first input position output ``o`` reads."""
+        if self.copies:
+            return o
+        if self.mode == "nearest":
+            if self.out == 2 * self.size:
+                return o >> 1  # PyTorch's shortcut for exactly twice the size
+            return min(math.floor(_f32(_f32(o) * self.scale)), self.size - 1)
+        return min(int(self._source(o)), self.size - 1)
+
+    def last(self, o: int) -> int:
+        """The last input position output ``o`` reads: bilinear's second neighbour where its weight is not 0."""
+        first = self.first(o)
+        if self.reads == 1 or first >= self.size - 1 or self._source(o) - first <= 0:
+            return first
+        return first + 1
+
+    def _source(self, o: int) -> float:
+        """Bilinear: where output ``o`` falls between the input positions (PyTorch's area_pixel_compute_source_index)."""
+        if self.align_corners:
+            return _f32(self.scale * o)
+        return max(_f32(_f32(self.scale * _f32(o + 0.5)) - 0.5), 0.0)
+
+
+def upsample_axes(cfg: UpsampleConfig, height: int, width: int) -> tuple[UpsampleAxis, UpsampleAxis]:
+    sizes = cfg.size or (None, None)
+    # With recompute_scale_factor PyTorch hands the kernel the sizes only, as for size.
+    factors = cfg.scale_factor if cfg.scale_factor is not None and not cfg.recompute_scale_factor else (None, None)
+    scales = cfg.scale_factor or (None, None)
+    return tuple(
+        UpsampleAxis(n, upsample_size(n, o, f), cfg.mode, k, bool(cfg.align_corners))
+        for n, o, f, k in zip((height, width), sizes, scales, factors)
+    )

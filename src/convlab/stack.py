@@ -11,13 +11,15 @@ use Linear(1024, 64)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConvConfig, PoolConfig, StageConfig
-from convlab.geometry import hw, pool_stride, span
+from convlab.config import ConvConfig, StageConfig
+from convlab.geometry import hw, layer_padding, pool_stride, span, transposed_axes, upsample_axes
 from convlab.layers import Shape, ShapeError, stage_output_shape
 from convlab.modules import call_text, stage_tag
 from convlab.stages import STAGE_KINDS
@@ -48,7 +50,7 @@ def _channels(n: int) -> str:
 
 
 # The argument that must equal the size of the input, per stage kind that has one.
-INPUT_SIZE = {"conv": "in_channels", "batchnorm2d": "num_features", "linear": "in_features"}
+INPUT_SIZE = {"conv": "in_channels", "batchnorm2d": "num_features", "linear": "in_features", "convtranspose": "in_channels"}
 
 
 def _check_fit(index: int, stages: Sequence[StageConfig], shapes: Sequence[Shape]) -> None:
@@ -99,6 +101,15 @@ def _conv_costs(cfg: ConvConfig, shape: Shape, out: Shape) -> tuple[int, int]:
     return weights + (cfg.out_channels if cfg.bias else 0), math.prod(out) * per_group * kh * kw
 
 
+def _convtranspose_costs(cfg: Any, shape: Shape, out: Shape) -> tuple[int, int]:
+    # Every input value times every tap of its kernel, also the taps the padding crops away:
+    # flop_counter counts a transposed convolution by its input's size.
+    kh, kw = cfg.kernel_size
+    per_group = cfg.out_channels // cfg.groups
+    weights = cfg.in_channels * per_group * kh * kw
+    return weights + (cfg.out_channels if cfg.bias else 0), math.prod(shape) * per_group * kh * kw
+
+
 def _linear_costs(cfg: Any, shape: Shape, out: Shape) -> tuple[int, int]:
     return cfg.in_features * cfg.out_features + (cfg.out_features if cfg.bias else 0), cfg.in_features * cfg.out_features
 
@@ -117,19 +128,208 @@ def _free(cfg: Any, shape: Shape, out: Shape) -> tuple[int, int]:
 # Conv2d and Linear, what torch.utils.flop_counter counts (as flops = 2 x multiply-adds).
 COSTS: dict[str, Callable[[Any, Shape, Shape], tuple[int, int]]] = {
     kind: _free for kind in STAGE_KINDS
-} | {"conv": _conv_costs, "linear": _linear_costs, "batchnorm2d": _batchnorm2d_costs}
+} | {"conv": _conv_costs, "linear": _linear_costs, "batchnorm2d": _batchnorm2d_costs, "convtranspose": _convtranspose_costs}
 
 
-def _window(cfg: StageConfig) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    """(span on H and W, stride on H and W) of a window layer; None for any other stage."""
-    if isinstance(cfg, ConvConfig):
-        stride = cfg.stride
-    elif isinstance(cfg, PoolConfig):
-        stride = pool_stride(cfg)
-    else:
+# ----------------------------------------------------------------------------- receptive fields
+# Along each axis, output o of a layer reads the input positions first(o)..last(o), at most
+# ``span`` of them. Composed over the stack (padding included), that gives each stage's field:
+# the most input pixels, end to end, one output value depends on. Every output of a stack of
+# convolutions and pools reads a window of exactly that size, moved ``jump`` pixels per output
+# step. Going back up (a transposed convolution, an upsampling) the jump is a fraction and outputs
+# read different amounts (kernel 3, stride 2: 1 or 2 input values by turns): the field is then
+# the most any output reads, and some read less. A layer that mixes a whole axis (Softmax over H
+# or W) gives every output the whole axis: jump 0; Linear (and Softmax over features) every input value.
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What one layer's outputs read of its input along one axis: output ``o`` reads positions
+    ``first(o)`` to ``last(o)``, at most ``span`` of them; the window moves ``jump`` positions per
+    output step on average and at most ceil(m * jump) over m steps. Both ends never move back.
+    ``taps``: the positions output ``o`` reads (all of first..last unless set: dilation skips some);
+    ``uniform``: every output reads exactly ``span`` (padding included)."""
+
+    span: int
+    jump: Fraction
+    first: Callable[[int], int]
+    last: Callable[[int], int]
+    uniform: bool = True
+    taps: Callable[[int], Iterable[int]] | None = None
+
+    def read(self, o: int) -> Iterable[int]:
+        return range(self.first(o), self.last(o) + 1) if self.taps is None else self.taps(o)
+
+
+STAY = Reach(1, Fraction(1), lambda o: o, lambda o: o)
+STAYS = (STAY, STAY)
+# A field rule gives a pair of Reach (H, W), or EVERY: each output depends on every input value.
+EVERY = None
+
+
+def _window_reach(cfg: Any, shape: Shape, out: Shape) -> tuple[Reach, Reach]:
+    stride = cfg.stride if isinstance(cfg, ConvConfig) else pool_stride(cfg)
+    reaches = []
+    for k, d, s, (before, _) in zip(cfg.kernel_size, cfg.dilation, stride, layer_padding(cfg)):
+        n = span(k, d)
+        reaches.append(Reach(
+            n, Fraction(s), lambda o, s=s, b=before: o * s - b, lambda o, s=s, b=before, n=n: o * s - b + n - 1,
+            taps=lambda o, s=s, b=before, n=n, d=d: range(o * s - b, o * s - b + n, d),
+        ))
+    return tuple(reaches)
+
+
+def _transposed_reach(cfg: Any, shape: Shape, out: Shape) -> tuple[Reach, Reach]:
+    """Output o takes input i through tap t where i*stride + t*dilation - padding = o: inputs from
+    ceil((o + padding - (span - 1)) / stride) to floor((o + padding) / stride) (with dilation some
+    between are skipped)."""
+    reaches = []
+    for a in transposed_axes(cfg, *shape[1:]):
+        s, p, back = a.stride, a.pad, a.pad - (a.span - 1)
+        taps = [t * a.dilation for t in range(a.kernel)]
+        reaches.append(Reach(
+            (a.span - 1) // s + 1, Fraction(1, s), lambda o, s=s, b=back: -(-(o + b) // s), lambda o, s=s, p=p: (o + p) // s, s == 1,
+            taps=lambda o, s=s, p=p, taps=taps: [(o + p - t) // s for t in reversed(taps) if (o + p - t) % s == 0],
+        ))
+    return tuple(reaches)
+
+
+def _upsample_reach(cfg: Any, shape: Shape, out: Shape) -> tuple[Reach, Reach]:
+    return tuple(
+        Reach(a.reads, _upsample_jump(cfg, a, f), a.first, a.last, a.copies, lambda o, a=a: sorted({a.first(o), a.last(o)}))
+        for a, f in zip(upsample_axes(cfg, *shape[1:]), cfg.scale_factor or (None, None))
+    )
+
+
+def _upsample_jump(cfg: Any, a: Any, factor: float | None) -> Fraction:
+    """Input pixels per output step: the ratio the layer means (PyTorch's float32 scale rounds it)."""
+    if a.copies:
+        return Fraction(1)
+    if cfg.mode == "nearest" and a.out == 2 * a.size:
+        return Fraction(1, 2)
+    if cfg.align_corners:
+        return Fraction(a.size - 1, a.out - 1) if a.out > 1 else Fraction(0)
+    if factor is not None and not cfg.recompute_scale_factor:
+        return 1 / Fraction(factor).limit_denominator(10**6)
+    return Fraction(a.size, a.out)
+
+
+def _softmax_reach(cfg: Any, shape: Shape, out: Shape) -> tuple[Reach, Reach] | None:
+    if len(shape) == 1:
+        return EVERY  # over the features, which come from every position
+    dim = 1 if cfg.dim is None else cfg.dim % 4
+    if dim == 1:
+        return STAYS  # across the channels of each position
+    whole = Reach(shape[dim - 1], Fraction(0), lambda o: 0, lambda o, n=shape[dim - 1]: n - 1)
+    return (whole, STAY) if dim == 2 else (STAY, whole)
+
+
+def _stays(cfg: Any, shape: Shape, out: Shape) -> tuple[Reach, Reach]:
+    return STAYS
+
+
+def _every(cfg: Any, shape: Shape, out: Shape) -> None:
+    return EVERY
+
+
+# Each stage kind's reach along H and W, beside COSTS: every kind not named reads one position.
+FIELDS: dict[str, Callable[[Any, Shape, Shape], tuple[Reach, Reach] | None]] = {kind: _stays for kind in STAGE_KINDS} | {
+    "conv": _window_reach, "pool": _window_reach, "convtranspose": _transposed_reach, "upsample": _upsample_reach,
+    "softmax": _softmax_reach, "linear": _every,
+}
+
+# Past this many outputs on an axis, a field after going back up is bounded from the strides
+# instead of worked out output by output (explain answers instantly at any --size).
+COUNTED_OUTPUTS = 1 << 16
+
+
+@dataclass(frozen=True)
+class AxisField:
+    """A stage's receptive field along one axis: ``size`` input pixels end to end (padding
+    included) at most; output o reads input positions ``lo(o)`` to ``hi(o)``."""
+
+    size: int = 1
+    reaches: tuple[Reach, ...] = ()
+    lo: Callable[[int], int] = STAY.first
+    hi: Callable[[int], int] = STAY.last
+    # Every output reads a window of exactly ``size``; False: some read less (after going back up).
+    exact: bool = True
+
+    @property
+    def jump(self) -> Fraction:
+        return math.prod((r.jump for r in self.reaches), start=Fraction(1))
+
+    def moves(self, steps: int) -> int:
+        """How far, at most, the window moves over ``steps`` output steps."""
+        for reach in reversed(self.reaches):
+            steps = math.ceil(steps * reach.jump)
+        return steps
+
+    def then(self, reach: Reach, outputs: int) -> AxisField:
+        """The field one stage on, whose output has ``outputs`` positions on this axis."""
+        if reach is STAY:
+            return self
+        lo, hi = functools.cache(lambda o: self.lo(reach.first(o))), functools.cache(lambda o: self.hi(reach.last(o)))
+        reaches = (*self.reaches, reach)
+        size, exact = self.size + self.moves(reach.span - 1), self.exact and reach.uniform
+        if not all(r.uniform for r in reaches) and outputs <= COUNTED_OUTPUTS:
+            # Gone back up: outputs may differ, so each is worked out (within the bound above).
+            extents = {hi(o) - lo(o) + 1 for o in range(outputs)}
+            size, exact = max(extents), len(extents) == 1
+        return AxisField(size, reaches, lo, hi, exact)
+
+
+def stage_fields(stages: Sequence[StageConfig], shapes: Sequence[Shape]) -> list[tuple[AxisField, AxisField] | None]:
+    """Each stage's field along H and W (None: every input value), from the stages' shapes."""
+    fields: tuple[AxisField, AxisField] | None = (AxisField(), AxisField())
+    out = []
+    for cfg, shape, after in zip(stages, shapes, shapes[1:]):
+        reaches = FIELDS[cfg.kind](cfg, shape, after)
+        if fields is not None:
+            if reaches is EVERY:
+                fields = None
+            else:
+                sizes = after[1:] if len(after) == 3 else (1, 1)
+                fields = (fields[0].then(reaches[0], sizes[0]), fields[1].then(reaches[1], sizes[1]))
+        out.append(fields)
+    return out
+
+
+def receptive_window(
+    stages: Sequence[StageConfig], input_shape: Shape, stage: int, position: int | tuple[int, int], *, padding: bool = True
+) -> tuple[range, range] | None:
+    """The input rows and columns holding everything output ``position`` of stage ``stage``
+    (1-based) depends on; ``position`` is (h, w) of a map, or a feature's index. None: every input
+    value. With ``padding`` (the table's way) the window counts the padding each stage reads, so
+    it may reach past the image; without, it spans the input pixels actually read, stage by stage
+    (empty where an output reads only padding)."""
+    shapes = output_shapes(stages, input_shape)
+    if stage_fields(stages, shapes)[stage - 1] is None:
         return None
-    spans = tuple(span(k, d) for k, d in zip(cfg.kernel_size, cfg.dilation))
-    return spans, stride
+    if isinstance(position, int):  # a feature: one value of the map Flatten made it from
+        stage = max(i for i in range(stage) if len(shapes[i]) == 3)
+        position = _unravel(position, shapes[stage])[1:]
+    if padding:  # the table's way: each stage's window, end to end
+        ends = [(at, at) for at in position]
+        for index in range(stage, 0, -1):
+            reaches = FIELDS[stages[index - 1].kind](stages[index - 1], shapes[index - 1], shapes[index])
+            ends = [(r.first(a), r.last(b)) for r, (a, b) in zip(reaches, ends)]
+        return tuple(range(a, b + 1) for a, b in ends)
+    read: list[set[int]] = [{at} for at in position]
+    for index in range(stage, 0, -1):
+        reaches, shape = FIELDS[stages[index - 1].kind](stages[index - 1], shapes[index - 1], shapes[index]), shapes[index - 1]
+        for axis, reach in enumerate(reaches):
+            if reach is not STAY:
+                read[axis] = {q for o in read[axis] for q in reach.read(o) if 0 <= q < shape[1 + axis]}
+    return tuple(range(min(r), max(r) + 1) if r else range(0) for r in read)
+
+
+def _unravel(index: int, shape: Shape) -> tuple[int, ...]:
+    out = []
+    for n in reversed(shape):
+        index, rest = divmod(index, n)
+        out.append(rest)
+    return tuple(reversed(out))
 
 
 # ----------------------------------------------------------------------------- the table
@@ -146,8 +346,11 @@ class StageRow:
     # Receptive field (H, W) in input pixels: the input window one output value depends on
     # (padding included); None: the whole input (after Linear).
     field: tuple[int, int] | None
-    # How many input pixels one step along the output moves that window; None for features.
-    jump: tuple[int, int] | None
+    # How many input pixels one step along the output moves that window (a Fraction after going
+    # back up, 0 along an axis mixed whole); None for features.
+    jump: tuple[int | Fraction, int | Fraction] | None
+    # False: some outputs read less than ``field`` (after a transposed convolution or an upsampling).
+    exact: bool = True
 
 
 @dataclass(frozen=True)
@@ -169,9 +372,10 @@ class StackTable:
         head.append(["", "input", _shape_cell(self.input_shape), "", "", "1", "1"])
         for r in self.rows:
             whole = f"all {_dims(self.input_shape[1:])}"
+            field_cell = whole if r.field is None else ("" if r.exact else "<=") + hw(r.field)
             head.append([
                 str(r.index), r.call, _shape_cell(r.output_shape), f"{r.parameters:,}", f"{r.multiply_adds:,}",
-                whole if r.field is None else hw(r.field), "-" if r.jump is None else hw(r.jump),
+                field_cell, "-" if r.jump is None else hw(tuple(_ratio(j) for j in r.jump)),
             ])
         head.append(["", "total", "", f"{self.parameters:,}", f"{self.multiply_adds:,}", "", ""])
         return head
@@ -200,17 +404,32 @@ class StackTable:
         return [Text(text, style=style) for style, text in self.lines()]
 
 
+def _ratio(value: int | Fraction) -> str:
+    """A jump as a learner reads it: ``2``, ``1/2``, or a decimal where the fraction is long."""
+    if isinstance(value, int) or value.denominator == 1:
+        return str(int(value))
+    near = value.limit_denominator(99)
+    return str(near) if near == value else f"{float(value):.3g}"
+
+
 def _shape_cell(shape: Shape) -> str:
     return f"({shape[0]},)" if len(shape) == 1 else str(tuple(shape))
 
 
 NOTES = [
     "output: per image, (C, H, W) for a map or (F,) for features",
-    "multiply-adds: per image, of Conv2d and Linear (torch.utils.flop_counter counts 2 flops each); "
-    "activations, pooling and normalisation are not counted",
-    "receptive field: the input pixels one output value depends on (padding included); "
-    "jump: how far that window moves in the input per step of the output",
+    "multiply-adds: per image, of Conv2d, ConvTranspose2d and Linear (torch.utils.flop_counter counts 2 flops each); "
+    "activations, pooling, upsampling and normalisation are not counted",
+    "receptive field: the input pixels one output value depends on, end to end (padding included); '<=' where "
+    "outputs read different amounts (after ConvTranspose2d or Upsample): the most any output reads; all: every "
+    "input value (Linear, Softmax over features); the whole height or width after Softmax over H or W",
+    "jump: how far that window moves in the input per step of the output; a fraction after going back up "
+    "(1/2 for stride 2), 0 along an axis every output reads whole",
 ]
+
+
+def _whole(value: Fraction) -> int | Fraction:
+    return int(value) if value.denominator == 1 else value
 
 
 def explain_stack(stages: Sequence[StageConfig], input_shape: Shape, *, max_channels: int | None = None) -> StackTable:
@@ -218,19 +437,12 @@ def explain_stack(stages: Sequence[StageConfig], input_shape: Shape, *, max_chan
     ``max_channels``: a run's pictures show this many channels per map; the notes say where that leaves some out."""
     shapes = output_shapes(stages, input_shape)
     rows = []
-    rf: tuple[int, int] | None = (1, 1)
-    jump: tuple[int, int] | None = (1, 1)
-    for index, (cfg, shape, out) in enumerate(zip(stages, shapes, shapes[1:]), 1):
+    for index, (cfg, shape, out, fields) in enumerate(zip(stages, shapes, shapes[1:], stage_fields(stages, shapes)), 1):
         parameters, multiply_adds = COSTS[cfg.kind](cfg, shape, out)
-        window = _window(cfg)
-        if window is not None and rf is not None and jump is not None:
-            spans, strides = window
-            rf = tuple(r + (s - 1) * j for r, s, j in zip(rf, spans, jump))
-            jump = tuple(j * s for j, s in zip(jump, strides))
-        elif cfg.kind == "linear":
-            rf = None  # every output reads every input value
-        shown_jump = jump if len(out) == 3 else None
-        rows.append(StageRow(index, call_text(cfg), stage_tag(index, cfg, len(stages)), out, parameters, multiply_adds, rf, shown_jump))
+        rf = None if fields is None else (fields[0].size, fields[1].size)
+        jump = None if fields is None or len(out) != 3 else tuple(_whole(f.jump) for f in fields)
+        exact = fields is None or all(f.exact for f in fields)
+        rows.append(StageRow(index, call_text(cfg), stage_tag(index, cfg, len(stages)), out, parameters, multiply_adds, rf, jump, exact))
     notes = list(NOTES)
     wide = [r.tag for r in rows if max_channels is not None and len(r.output_shape) == 3 and r.output_shape[0] > max_channels]
     if wide:
