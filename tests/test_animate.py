@@ -11,6 +11,7 @@ from torch import nn
 from convlab import animate
 from convlab.config import resolve
 from convlab.geometry import axis_windows
+from convlab.lessons import TRANSPOSED_CASES, transposed_case_layer
 
 from conftest import assert_user_error, images, load_events, only_run
 
@@ -125,3 +126,31 @@ def test_cli_animate_errors_are_one_line_and_write_nothing(run_cli, tmp_path, ar
     r = run_cli("explain", "conv", *args)
     assert_user_error(r, message)
     assert not list(tmp_path.glob("*.gif")) and not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("name", sorted(TRANSPOSED_CASES))
+def test_a_transposed_frame_shows_the_inputs_its_output_reads_among_the_zeros(name):
+    """conv_arithmetic's seven transposed cases: one frame per output cell; in each, the input
+    values the kernel covers are exactly those nn.ConvTranspose2d's output reads (non-zero
+    gradient), the zeros between them are drawn white, and the output has the GIF's size."""
+    cfg, size = transposed_case_layer(name)
+    frames = animate.frames(cfg, size)
+    module = nn.ConvTranspose2d(1, 1, cfg.kernel_size, cfg.stride, cfg.padding, cfg.output_padding, bias=False)
+    nn.init.ones_(module.weight)
+    x = torch.zeros(1, 1, *size, requires_grad=True)
+    y = module(x)
+    out_h, out_w = y.shape[-2:]
+    assert len(frames) == animate.INTRO_FRAMES + out_h * out_w
+    lay = _layout(cfg, size)
+    s = cfg.stride[0]
+    for n in range(out_h * out_w):
+        i, j = divmod(n, out_w)
+        (grad,) = torch.autograd.grad(y[0, 0, i, j], x, retain_graph=True)
+        pixels = np.asarray(frames[animate.INTRO_FRAMES + n])
+        for r in range((size[0] - 1) * s + 1):
+            for c in range((size[1] - 1) * s + 1):
+                colour = tuple(pixels[_centre(lay.origin, lay.cell, r - lay.rows.start, c - lay.cols.start)])
+                if r % s or c % s:  # a zero put between input values
+                    assert colour in (animate.ZERO_FILL, animate.TAP_PADDING), (n, r, c)
+                else:
+                    assert colour == (animate.TAP_INPUT if grad[0, 0, r // s, c // s] else animate.INPUT_FILL), (n, r, c)

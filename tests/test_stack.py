@@ -287,8 +287,11 @@ def _whole_map(stages, shape, table) -> tuple[range, range] | None:
 
 
 def _read(grad: torch.Tensor) -> tuple[range, range] | None:
-    """The rows and columns from the first to the last pixel with a non-zero gradient (any channel)."""
-    rows, cols = grad[0].abs().sum(0).nonzero(as_tuple=True)
+    """The rows and columns from the first to the last pixel with a non-zero gradient (any channel).
+    Bilinear's float32 arithmetic gives a neighbour a weight of ~1e-8 where the exact one is 0:
+    a gradient 1e-5 of the largest or less is taken as none."""
+    magnitude = grad[0].abs().sum(0)
+    rows, cols = (magnitude > 1e-5 * magnitude.max()).nonzero(as_tuple=True)
     if len(rows) == 0:
         return None
     return range(int(rows.min()), int(rows.max()) + 1), range(int(cols.min()), int(cols.max()) + 1)

@@ -11,6 +11,7 @@ import math
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from convlab.config import ConvConfig, LayerConfig, Pair, PoolConfig
@@ -180,7 +181,11 @@ class AxisWindows:
         last = max((self.taps(i)[-1] for i in range(count)), default=0)
         return range(-self.pad_before, max(self.limit, last + 1))
 
-def axis_windows(cfg: LayerConfig, height: int, width: int) -> tuple[AxisWindows, AxisWindows]:
+def axis_windows(cfg: LayerConfig | ConvTranspose2dConfig, height: int, width: int) -> tuple[AxisWindows, AxisWindows]:
+    """Where the windows sit on each axis; a ConvTranspose2d's are its direct convolution's, over
+    the zero-inserted input (:class:`ZeroInsertedWindows`)."""
+    if isinstance(cfg, ConvTranspose2dConfig):
+        return tuple(a.windows() for a in transposed_axes(cfg, height, width))
     mode = cfg.padding_mode if isinstance(cfg, ConvConfig) else "zeros"
     return tuple(
         AxisWindows(a, before, after, mode)
@@ -189,11 +194,13 @@ def axis_windows(cfg: LayerConfig, height: int, width: int) -> tuple[AxisWindows
 
 
 def tap_kind(axes: tuple[AxisWindows, AxisWindows], row: int, col: int) -> str:
-    """Where a tap at (row, col) lands: ``"input"``, ``"padding"`` or ``"edge"`` (see AxisWindows.kind)."""
+    """Where a tap at (row, col) lands: ``"input"``, ``"padding"``, ``"edge"`` (see AxisWindows.kind)
+    or, in a transposed convolution's zero-inserted input, ``"zero"``."""
     kinds = {axes[0].kind(row), axes[1].kind(col)}
-    if "edge" in kinds:
-        return "edge"
-    return "input" if kinds == {"input"} else "padding"
+    for kind in ("edge", "padding", "zero"):
+        if kind in kinds:
+            return kind
+    return "input"
 
 
 # ----------------------------------------------------------------------------- MaxUnpool2d
@@ -244,7 +251,7 @@ def unpool_axes(cfg: PoolConfig, height: int, width: int, output_size: Pair | No
 _NEEDED = object()  # an argument without a default: every form shows it
 
 
-def layer_arguments(cfg: LayerConfig, *, unpool: bool = False) -> tuple[str, list[tuple[str, Any, Any]]]:
+def layer_arguments(cfg: LayerConfig | ConvTranspose2dConfig, *, unpool: bool = False) -> tuple[str, list[tuple[str, Any, Any]]]:
     """The module's class name and its keyword arguments, ``(keyword, value, PyTorch's default)``,
     in PyTorch's order. ``unpool``: the MaxUnpool2d that undoes the MaxPool2d ``cfg``."""
     if isinstance(cfg, ConvConfig):
@@ -252,6 +259,12 @@ def layer_arguments(cfg: LayerConfig, *, unpool: bool = False) -> tuple[str, lis
             ("kernel_size", cfg.kernel_size, _NEEDED), ("stride", cfg.stride, (1, 1)), ("padding", cfg.padding, (0, 0)),
             ("dilation", cfg.dilation, (1, 1)), ("groups", cfg.groups, 1), ("bias", cfg.bias, True),
             ("padding_mode", cfg.padding_mode, "zeros"),
+        ]
+    if isinstance(cfg, ConvTranspose2dConfig):  # in the order print(module) shows them
+        return "ConvTranspose2d", [
+            ("kernel_size", cfg.kernel_size, _NEEDED), ("stride", cfg.stride, (1, 1)), ("padding", cfg.padding, (0, 0)),
+            ("dilation", cfg.dilation, (1, 1)), ("output_padding", cfg.output_padding, (0, 0)), ("groups", cfg.groups, 1),
+            ("bias", cfg.bias, True),
         ]
     # PyTorch's default stride is None, which the module turns into the kernel size.
     head = [("kernel_size", cfg.kernel_size, _NEEDED), ("stride", cfg.stride, None), ("padding", cfg.padding, (0, 0))]
@@ -265,6 +278,7 @@ def layer_arguments(cfg: LayerConfig, *, unpool: bool = False) -> tuple[str, lis
 # What print(module) shows beside the arguments that differ from their defaults (PyTorch's extra_repr).
 _REPR_ALWAYS = {
     "Conv2d": ("kernel_size", "stride"),
+    "ConvTranspose2d": ("kernel_size", "stride"),
     "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
     "AvgPool2d": ("kernel_size", "stride", "padding"),
     "MaxUnpool2d": ("kernel_size", "stride", "padding"),
@@ -274,7 +288,9 @@ _REPR_NEVER = {"AvgPool2d": ("ceil_mode",)}
 _LESSON_ALWAYS = ("kernel_size", "stride", "ceil_mode")
 
 
-def layer_call(cfg: LayerConfig, in_channels: int | None = None, *, form: str = "module", unpool: bool = False) -> str:
+def layer_call(
+    cfg: LayerConfig | ConvTranspose2dConfig, in_channels: int | None = None, *, form: str = "module", unpool: bool = False
+) -> str:
     """A layer's call as text, in one of three forms:
 
     - ``"module"``: what ``print(build_layer(cfg, in_channels))`` shows, e.g.
@@ -285,17 +301,18 @@ def layer_call(cfg: LayerConfig, in_channels: int | None = None, *, form: str = 
       ``Conv2d  kernel 3  stride 1  padding 0  dilation 1``.
     """
     name, arguments = layer_arguments(cfg, unpool=unpool)
-    stride = cfg.stride if isinstance(cfg, ConvConfig) else pool_stride(cfg)
+    stride = pool_stride(cfg) if isinstance(cfg, PoolConfig) else cfg.stride
     if form == "caption":
-        words = {"kernel_size": "kernel", "stride": "stride", "padding": "padding", "dilation": "dilation"}
+        words = {"kernel_size": "kernel", "stride": "stride", "padding": "padding", "output_padding": "output_padding",
+                 "dilation": "dilation"}
         parts = [f"{words[k]} {hw(stride if k == 'stride' else v)}" for k, v, _ in arguments if k in words]
         if "ceil_mode" in (k for k, _, _ in arguments):
             parts.append(f"ceil_mode={cfg.ceil_mode}")
         return "  ".join([name, *parts])
     if form == "lesson":
-        if isinstance(cfg, ConvConfig):
+        if isinstance(cfg, (ConvConfig, ConvTranspose2dConfig)):
             # F.conv2d takes the kernel as a tensor; it has no bias flag nor padding_mode.
-            head, name = ["input", "kernel"], "F.conv2d"
+            head, name = ["input", "kernel"], "F.conv2d" if isinstance(cfg, ConvConfig) else "F.conv_transpose2d"
             arguments = [a for a in arguments if a[0] not in ("kernel_size", "bias", "padding_mode")]
         else:
             head, name = [], f"nn.{name}"
@@ -303,7 +320,9 @@ def layer_call(cfg: LayerConfig, in_channels: int | None = None, *, form: str = 
         return f"{name}({', '.join([*head, *(f'{k}={_lesson_value(v)}' for k, v in shown)])})"
     if form != "module":
         raise ValueError(f"unknown form {form!r}, choose from module, lesson, caption")
-    head = [str(in_channels), str(cfg.out_channels)] if isinstance(cfg, ConvConfig) else []
+    if isinstance(cfg, ConvTranspose2dConfig):
+        in_channels = cfg.in_channels
+    head = [str(in_channels), str(cfg.out_channels)] if isinstance(cfg, (ConvConfig, ConvTranspose2dConfig)) else []
     shown = [
         (k, stride if k == "stride" else v)
         for k, v, default in arguments
@@ -365,6 +384,13 @@ class TransposedAxis:
         base = self.out - self.output_padding
         return range(max(base, 1), base + self.stride)
 
+    @property
+    def taps_read(self) -> tuple[int, int]:
+        """The fewest and the most of the kernel's taps that land on input values, not on inserted
+        zeros, over the outputs (away from the edges): the same for all only when the stride divides."""
+        counts = [sum((phase - t * self.dilation) % self.stride == 0 for t in range(self.kernel)) for phase in range(self.stride)]
+        return min(counts), max(counts)
+
     def formula(self) -> str:
         return (
             f"{self.axis}_out = ({self.size} - 1)*{self.stride} - 2*{self.pad} + {self.dilation}*({self.kernel}-1) "
@@ -386,7 +412,7 @@ class ZeroInsertedWindows(AxisWindows):
 
     @property
     def count(self) -> int:
-        return self.arith.out + self.output_padding
+        return self.arith.size + self.pad_before + self.pad_after - self.arith.span + 1
 
     def kind(self, t: int) -> str:
         if 0 <= t < self.arith.size:
@@ -425,8 +451,10 @@ def _f32(value: float) -> float:
 
 @dataclass(frozen=True)
 class UpsampleAxis:
-    """Which input positions each output of nn.Upsample reads on one axis, as PyTorch's kernels
-    compute them (float32 arithmetic): one for ``nearest``, two neighbours for ``bilinear``."""
+    """Which input positions each output of nn.Upsample reads on one axis: one for ``nearest``
+    (PyTorch's float32 index, exactly), the two neighbours around where the output falls for
+    ``bilinear`` (worked out exactly; PyTorch's float32 rounding can give a neighbour a weight of
+    1e-8 or so instead of 0, which no picture shows)."""
 
     size: int
     out: int
@@ -441,13 +469,17 @@ class UpsampleAxis:
         return self.out == self.size
 
     @property
-    def scale(self) -> float:
-        """Input positions per output position, as the kernel computes it."""
+    def ratio(self) -> Fraction:
+        """Input positions per output position: the ratio the layer means."""
+        if self.copies:
+            return Fraction(1)
+        if self.mode == "nearest" and self.out == 2 * self.size:
+            return Fraction(1, 2)
         if self.align_corners:
-            return _f32(_f32(self.size - 1) / (self.out - 1)) if self.out > 1 else 0.0
-        if self.scale_factor is not None and self.scale_factor > 0:
-            return _f32(1.0 / self.scale_factor)
-        return _f32(_f32(self.size) / self.out)
+            return Fraction(self.size - 1, self.out - 1) if self.out > 1 else Fraction(0)
+        if self.scale_factor is not None:
+            return 1 / Fraction(self.scale_factor).limit_denominator(10**6)
+        return Fraction(self.size, self.out)
 
     @property
     def reads(self) -> int:
@@ -461,21 +493,29 @@ class UpsampleAxis:
         if self.mode == "nearest":
             if self.out == 2 * self.size:
                 return o >> 1  # PyTorch's shortcut for exactly twice the size
-            return min(math.floor(_f32(_f32(o) * self.scale)), self.size - 1)
-        return min(int(self._source(o)), self.size - 1)
+            return min(math.floor(_f32(_f32(o) * self._nearest_scale)), self.size - 1)
+        return min(math.floor(self._source(o)), self.size - 1)
 
     def last(self, o: int) -> int:
         """The last input position output ``o`` reads: bilinear's second neighbour where its weight is not 0."""
         first = self.first(o)
-        if self.reads == 1 or first >= self.size - 1 or self._source(o) - first <= 0:
+        if self.reads == 1 or first >= self.size - 1 or self._source(o) == first:
             return first
         return first + 1
 
-    def _source(self, o: int) -> float:
-        """Bilinear: where output ``o`` falls between the input positions (PyTorch's area_pixel_compute_source_index)."""
+    @property
+    def _nearest_scale(self) -> float:
+        """nearest's scale as the kernel holds it (float32)."""
+        if self.scale_factor is not None and self.scale_factor > 0:
+            return _f32(1.0 / self.scale_factor)
+        return _f32(_f32(self.size) / self.out)
+
+    def _source(self, o: int) -> Fraction:
+        """Bilinear: where output ``o`` falls between the input positions (PyTorch's
+        area_pixel_compute_source_index: before the first position, it is the first)."""
         if self.align_corners:
-            return _f32(self.scale * o)
-        return max(_f32(_f32(self.scale * _f32(o + 0.5)) - 0.5), 0.0)
+            return o * self.ratio
+        return max((o + Fraction(1, 2)) * self.ratio - Fraction(1, 2), Fraction(0))
 
 
 def upsample_axes(cfg: UpsampleConfig, height: int, width: int) -> tuple[UpsampleAxis, UpsampleAxis]:

@@ -196,22 +196,9 @@ def _transposed_reach(cfg: Any, shape: Shape, out: Shape) -> tuple[Reach, Reach]
 
 def _upsample_reach(cfg: Any, shape: Shape, out: Shape) -> tuple[Reach, Reach]:
     return tuple(
-        Reach(a.reads, _upsample_jump(cfg, a, f), a.first, a.last, a.copies, lambda o, a=a: sorted({a.first(o), a.last(o)}))
-        for a, f in zip(upsample_axes(cfg, *shape[1:]), cfg.scale_factor or (None, None))
+        Reach(a.reads, a.ratio, a.first, a.last, a.copies, lambda o, a=a: sorted({a.first(o), a.last(o)}))
+        for a in upsample_axes(cfg, *shape[1:])
     )
-
-
-def _upsample_jump(cfg: Any, a: Any, factor: float | None) -> Fraction:
-    """Input pixels per output step: the ratio the layer means (PyTorch's float32 scale rounds it)."""
-    if a.copies:
-        return Fraction(1)
-    if cfg.mode == "nearest" and a.out == 2 * a.size:
-        return Fraction(1, 2)
-    if cfg.align_corners:
-        return Fraction(a.size - 1, a.out - 1) if a.out > 1 else Fraction(0)
-    if factor is not None and not cfg.recompute_scale_factor:
-        return 1 / Fraction(factor).limit_denominator(10**6)
-    return Fraction(a.size, a.out)
 
 
 def _softmax_reach(cfg: Any, shape: Shape, out: Shape) -> tuple[Reach, Reach] | None:
@@ -243,15 +230,19 @@ FIELDS: dict[str, Callable[[Any, Shape, Shape], tuple[Reach, Reach] | None]] = {
 COUNTED_OUTPUTS = 1 << 16
 
 
+def _ends(a: int, b: int) -> tuple[int, int] | None:
+    return (a, b) if a <= b else None
+
+
 @dataclass(frozen=True)
 class AxisField:
     """A stage's receptive field along one axis: ``size`` input pixels end to end (padding
-    included) at most; output o reads input positions ``lo(o)`` to ``hi(o)``."""
+    included) at most; ``ends(a, b)``: the first and last input position outputs a..b read
+    (None: nothing, only padding's zeros or the gaps between a transposed convolution's stamps)."""
 
     size: int = 1
     reaches: tuple[Reach, ...] = ()
-    lo: Callable[[int], int] = STAY.first
-    hi: Callable[[int], int] = STAY.last
+    ends: Callable[[int, int], tuple[int, int] | None] = _ends
     # Every output reads a window of exactly ``size``; False: some read less (after going back up).
     exact: bool = True
 
@@ -269,14 +260,15 @@ class AxisField:
         """The field one stage on, whose output has ``outputs`` positions on this axis."""
         if reach is STAY:
             return self
-        lo, hi = functools.cache(lambda o: self.lo(reach.first(o))), functools.cache(lambda o: self.hi(reach.last(o)))
+        # Both ends move forward with the output, so outputs a..b read from a's first to b's last.
+        ends = functools.cache(lambda a, b: None if a > b else self.ends(reach.first(a), reach.last(b)))
         reaches = (*self.reaches, reach)
         size, exact = self.size + self.moves(reach.span - 1), self.exact and reach.uniform
         if not all(r.uniform for r in reaches) and outputs <= COUNTED_OUTPUTS:
             # Gone back up: outputs may differ, so each is worked out (within the bound above).
-            extents = {hi(o) - lo(o) + 1 for o in range(outputs)}
+            extents = {0 if e is None else e[1] - e[0] + 1 for e in (ends(o, o) for o in range(outputs))}
             size, exact = max(extents), len(extents) == 1
-        return AxisField(size, reaches, lo, hi, exact)
+        return AxisField(size, reaches, ends, exact)
 
 
 def stage_fields(stages: Sequence[StageConfig], shapes: Sequence[Shape]) -> list[tuple[AxisField, AxisField] | None]:
@@ -304,17 +296,15 @@ def receptive_window(
     it may reach past the image; without, it spans the input pixels actually read, stage by stage
     (empty where an output reads only padding)."""
     shapes = output_shapes(stages, input_shape)
-    if stage_fields(stages, shapes)[stage - 1] is None:
+    fields = stage_fields(stages, shapes)[stage - 1]
+    if fields is None:
         return None
     if isinstance(position, int):  # a feature: one value of the map Flatten made it from
         stage = max(i for i in range(stage) if len(shapes[i]) == 3)
         position = _unravel(position, shapes[stage])[1:]
     if padding:  # the table's way: each stage's window, end to end
-        ends = [(at, at) for at in position]
-        for index in range(stage, 0, -1):
-            reaches = FIELDS[stages[index - 1].kind](stages[index - 1], shapes[index - 1], shapes[index])
-            ends = [(r.first(a), r.last(b)) for r, (a, b) in zip(reaches, ends)]
-        return tuple(range(a, b + 1) for a, b in ends)
+        ends = [f.ends(at, at) for f, at in zip(fields, position)]
+        return tuple(range(0) if e is None else range(e[0], e[1] + 1) for e in ends)
     read: list[set[int]] = [{at} for at in position]
     for index in range(stage, 0, -1):
         reaches, shape = FIELDS[stages[index - 1].kind](stages[index - 1], shapes[index - 1], shapes[index]), shapes[index - 1]
