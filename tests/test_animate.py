@@ -154,3 +154,42 @@ def test_a_transposed_frame_shows_the_inputs_its_output_reads_among_the_zeros(na
                     assert colour in (animate.ZERO_FILL, animate.TAP_PADDING), (n, r, c)
                 else:
                     assert colour == (animate.TAP_INPUT if grad[0, 0, r // s, c // s] else animate.INPUT_FILL), (n, r, c)
+
+
+def test_cli_animate_a_conv_arithmetic_case_with_its_frames_in_tensorboard(run_cli, tmp_path):
+    r = run_cli("explain", "convtranspose", "--case", "padding-strides-odd", "--animate", "up.gif", "--logdir", "logs")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0] == "ConvTranspose2d(1, 1, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1), bias=False)"
+    assert "input (1, 3, 3) -> output (1, 6, 6)" in r.out and "animation: 37 frames" in r.out and "of a 3x3 input -> up.gif" in r.out
+    gif = Image.open(tmp_path / "up.gif")
+    assert gif.n_frames == 1 + 6 * 6
+    run_dir = only_run(tmp_path / "logs")
+    assert run_dir.name.startswith("animate-convtranspose-k3-s2-p1-op1-")
+    logged = images(load_events(run_dir), "animation")
+    cfg, size = transposed_case_layer("padding-strides-odd")
+    drawn = animate.frames(cfg, size)
+    assert len(logged) == 37 and np.array_equal(logged[5].pixels, np.asarray(drawn[5]))
+
+
+def test_cli_animate_a_transposed_layer_on_its_default_input(run_cli, tmp_path):
+    r = run_cli("explain", "convtranspose", "-k", "4", "-s", "2", "-p", "1", "--animate", "up.gif")
+    assert r.code == 0, r.err
+    assert "input (6, 16, 16) -> output (3, 32, 32)" in r.out  # explained on what the Conv2d makes of 32x32
+    assert "of a 3x3 input -> up.gif" in r.out and Image.open(tmp_path / "up.gif").n_frames == 1 + 6 * 6
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--animate", "a.gif", "--size", "4x4", "-s", "40", "-p", "60"), "--animate draws the input with its padding (and any zeros"),
+        (("--case", "padding-strides", "--size", "4x4"), "--case gives the input's size; leave out --size"),
+        (("--case", "padding-strides", "-k", "5"), "--case gives the layer; leave out --kernel"),
+        (("-s", "2", "--output-padding", "3"), "output_padding 3 on H must be smaller than the stride (2) or the dilation (1)"),
+        (("--padding", "same"), "--padding: cannot read 'same'"),
+        (("-k", "40"), "cannot take a 32x32 image"),
+        (("--groups", "4"), "groups=4 must divide in_channels=6"),
+    ],
+)
+def test_cli_explain_convtranspose_errors_are_one_line_and_write_nothing(run_cli, tmp_path, args, message):
+    assert_user_error(run_cli("explain", "convtranspose", *args), message)
+    assert not list(tmp_path.glob("*.gif"))

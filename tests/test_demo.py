@@ -339,7 +339,7 @@ def test_cli_demo_convtranspose_takes_settings_and_matrices(run_cli):
                      "--output-padding", "1", "--cell", "1,1")
     assert result.code == 0, result.err
     expected = F.conv_transpose2d(t([[1, 2], [3, 4]]), t([[1, 1], [1, 1]]), stride=2, padding=1, output_padding=1)
-    assert "->  output shape (1, 1, 3, 3)" in result.out and "output (1, 1) reads rows 0..1, cols 0..1" in result.out
+    assert "->  output shape (1, 1, 3, 3)" in result.out and "output (1, 1) reads rows 1..2, cols 1..2" in result.out
     assert str(expected[0, 0].int().tolist()).replace("], [", "],\n   [") in result.out
     case = run_cli("demo", "convtranspose", "--case", "padding-strides-odd")
     assert case.code == 0 and "->  output shape (1, 1, 6, 6)" in case.out
@@ -350,9 +350,10 @@ def test_cli_demo_convtranspose_takes_settings_and_matrices(run_cli):
     [
         (["--output-padding", "2", "--stride", "2"], "output_padding 2 on H must be smaller than the stride (2) or the dilation (1)"),
         (["--input", "1 2; 3 4", "--padding", "3"], "padding 3 crops more than"),
-        (["--case", "diagonal"], "unknown --case 'diagonal'; conv_arithmetic's transposed animations are: no-padding-no-strides"),
+        (["--case", "diagonal"], "'diagonal' is not one of 'no-padding-no-strides', 'arbitrary-padding-no-strides'"),
+        (["--case", "padding-strides", "--stride", "2"], "--case gives the layer; leave out --stride"),
         (["--input", "1 2; 3 4", "--cell", "5,5"], "--cell 5,5 is outside the 4x4 output"),
-        (["--stride", "9", "--input", "1 2 3; 4 5 6; 7 8 9"], "too many for a demo"),
+        (["--stride", "12", "--input", "1 2 3; 4 5 6; 7 8 9"], "too many for a demo"),
     ],
 )
 def test_cli_demo_convtranspose_errors_are_one_line(run_cli, args, message):

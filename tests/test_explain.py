@@ -492,3 +492,26 @@ def test_the_lesson_cases_going_back_up_to_32():
     assert "some output rows/columns read no input value at all, only the bias" in gaps.warnings[0]
     crop = explain_convtranspose(ConvTranspose2dConfig(1, 1, (3, 3), padding=(3, 3)), (1, 8, 8))
     assert "crops 1 from each side of the stretched input instead of padding it" in crop.notes[0]
+
+
+def test_cli_explain_convtranspose(run_cli):
+    r = run_cli("explain", "convtranspose", "-k", "3", "-s", "2", "-p", "1", "--output-padding", "1")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0] == "ConvTranspose2d(6, 3, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1))"
+    assert "input (6, 16, 16) -> output (3, 32, 32)" in r.out and "warning" not in r.out
+    assert "H_out = (16 - 1)*2 - 2*1 + 1*(3-1) + 1 + 1 = 32" in r.out
+    sized = run_cli("explain", "convtranspose", "-k", "2", "-s", "2", "--size", "5x7", "--channels", "4", "-c", "2", "--groups", "2")
+    assert sized.code == 0, sized.err
+    assert "ConvTranspose2d(4, 2, kernel_size=(2, 2), stride=(2, 2), groups=2)" in sized.out
+    assert "input (4, 5, 7) -> output (2, 10, 14)" in sized.out and "each output reads 1x1 input positions in 2 input channels" in sized.out
+
+
+def test_explain_and_demo_convtranspose_import_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from convlab.__main__ import main\n"
+            "for argv in (['explain', 'convtranspose', '-s', '2'], ['demo', 'convtranspose']):\n"
+            "    try: main(argv)\n    except SystemExit: pass\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "gradient of" in out and "F.conv_transpose2d(input, kernel, stride=2)" in out and out.strip().endswith("False")

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 # One frame per output cell: past this many a GIF stops being something to watch (and to keep small).
 MAX_CELLS = 400
+# The input drawn, padding included: past this many cells a side no one sees the kernel (nor a frame fits a screen).
+MAX_SIDE = 100
 INTRO_FRAMES = 1
 FRAME_MS, INTRO_MS, LAST_MS = 700, 1200, 2000
 
@@ -206,6 +208,12 @@ def check_size(cfg: LayerConfig | ConvTranspose2dConfig, size: Pair) -> Pair:
         _, out_h, out_w = stage_output_shape(cfg, (cfg.in_channels, h, w))
     else:
         _, out_h, out_w = output_shape(cfg, (1, h, w))
+    rows, cols = (len(a.extent()) for a in axis_windows(cfg, h, w))
+    if max(rows, cols) > MAX_SIDE:
+        raise AnimationError(
+            f"--animate draws the input with its padding (and any zeros put between its values): {rows}x{cols} cells "
+            f"on a {h}x{w} input, too many to see (at most {MAX_SIDE}x{MAX_SIDE}); use a smaller --size, stride or padding"
+        )
     if out_h * out_w > MAX_CELLS:
         raise AnimationError(
             f"--animate draws one frame per output cell, and a {h}x{w} input gives {out_h}x{out_w} = "

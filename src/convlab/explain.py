@@ -446,7 +446,7 @@ def explain_convtranspose(cfg: ConvTranspose2dConfig, input_shape: tuple[int, in
 def _conv_inputs(channels: int, axes: tuple[TransposedAxis, TransposedAxis]) -> str:
     """The inputs the Conv2d maps to this one's input: ``3x31x31 or 3x32x32``."""
     h, w = (a.conv_sizes for a in axes)
-    if h == w:
+    if h == w and len(h) <= 4:
         return " or ".join(f"{channels}x{n}x{n}" for n in h)
     one = [f"{r.start}" if len(r) == 1 else f"({r.start}..{r.stop - 1})" for r in (h, w)]
     return f"{channels}x{one[0]}x{one[1]}"
@@ -505,7 +505,10 @@ def _output_padding(a: TransposedAxis, names: AxisNames) -> str:
     sizes = a.conv_sizes
     if len(sizes) == 1:
         return f"{where}the Conv2d maps only {sizes.start} to {a.size}, which output_padding 0 gives"
-    choices = ", ".join(f"{n - base} gives {n}" for n in sizes)
+    if len(sizes) > 4:
+        choices = f"{sizes.start - base}..{sizes.stop - 1 - base} gives {sizes.start}..{sizes.stop - 1}"
+    else:
+        choices = ", ".join(f"{n - base} gives {n}" for n in sizes)
     return f"{where}the Conv2d maps any of {sizes.start}..{sizes.stop - 1} to {a.size}; output_padding {choices}"
 
 

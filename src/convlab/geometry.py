@@ -388,8 +388,12 @@ class TransposedAxis:
     def taps_read(self) -> tuple[int, int]:
         """The fewest and the most of the kernel's taps that land on input values, not on inserted
         zeros, over the outputs (away from the edges): the same for all only when the stride divides."""
-        counts = [sum((phase - t * self.dilation) % self.stride == 0 for t in range(self.kernel)) for phase in range(self.stride)]
-        return min(counts), max(counts)
+        # Tap t lands on an input value when t*dilation is a multiple of the stride away from the
+        # output's phase: with g = gcd(dilation, stride), every (stride/g)-th tap of the phases g divides.
+        g = math.gcd(self.dilation, self.stride)
+        every = self.stride // g
+        most = -(-self.kernel // every)
+        return (0 if g > 1 else self.kernel // every), most
 
     def formula(self) -> str:
         return (
