@@ -324,6 +324,9 @@ def test_every_kinds_receptive_field_holds_what_one_output_reads(data):
     for m in model:
         y = m(y)
         outputs.append(y)
+        # A max pool window wholly in padding (dilation straddling a 1-pixel axis) gives -inf with an index
+        # past the input, and PyTorch's backward writes there: heap corruption. Not a field to test.
+        assume(not isinstance(m, nn.MaxPool2d) or bool(torch.isfinite(y).all()))
     for index, (row, out) in enumerate(zip(table.rows, outputs), 1):
         if out.dim() == 4:
             position = (draw(st.integers(0, out.shape[2] - 1)), draw(st.integers(0, out.shape[3] - 1)))
