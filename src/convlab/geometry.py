@@ -7,6 +7,7 @@ coordinates on one axis: negative = padding before the input, ``size`` and on = 
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Iterable
@@ -472,7 +473,7 @@ class UpsampleAxis:
         """Same size: PyTorch copies the input (nearest and bilinear alike), whatever the scale."""
         return self.out == self.size
 
-    @property
+    @functools.cached_property
     def ratio(self) -> Fraction:
         """Input positions per output position: the ratio the layer means."""
         if self.copies:
@@ -498,12 +499,12 @@ class UpsampleAxis:
             if self.out == 2 * self.size:
                 return o >> 1  # PyTorch's shortcut for exactly twice the size
             return min(math.floor(_f32(_f32(o) * self._nearest_scale)), self.size - 1)
-        return min(math.floor(self._source(o)), self.size - 1)
+        return min(self._source(o)[0], self.size - 1)
 
     def last(self, o: int) -> int:
         """The last input position output ``o`` reads: bilinear's second neighbour where its weight is not 0."""
         first = self.first(o)
-        if self.reads == 1 or first >= self.size - 1 or self._source(o) == first:
+        if self.reads == 1 or first >= self.size - 1 or self._source(o) == (first, 0):
             return first
         return first + 1
 
@@ -514,12 +515,16 @@ class UpsampleAxis:
             return _f32(1.0 / self.scale_factor)
         return _f32(_f32(self.size) / self.out)
 
-    def _source(self, o: int) -> Fraction:
+    def _source(self, o: int) -> tuple[int, int]:
         """Bilinear: where output ``o`` falls between the input positions (PyTorch's
-        area_pixel_compute_source_index: before the first position, it is the first)."""
+        area_pixel_compute_source_index: before the first position, it is the first), as the
+        position before it and how far past it (a numerator; 0: exactly on it)."""
+        p, q = self.ratio.numerator, self.ratio.denominator
         if self.align_corners:
-            return o * self.ratio
-        return max((o + Fraction(1, 2)) * self.ratio - Fraction(1, 2), Fraction(0))
+            return divmod(o * p, q)
+        # ((o + 1/2) * p/q - 1/2) = ((2o + 1) p - q) / 2q
+        whole, rest = divmod((2 * o + 1) * p - q, 2 * q)
+        return (0, 0) if whole < 0 else (whole, rest)
 
 
 def upsample_axes(cfg: UpsampleConfig, height: int, width: int) -> tuple[UpsampleAxis, UpsampleAxis]:

@@ -227,22 +227,20 @@ FIELDS: dict[str, Callable[[Any, Shape, Shape], tuple[Reach, Reach] | None]] = {
 
 # Past this many outputs on an axis, a field after going back up is bounded from the strides
 # instead of worked out output by output (explain answers instantly at any --size).
-COUNTED_OUTPUTS = 1 << 16
-
-
-def _ends(a: int, b: int) -> tuple[int, int] | None:
-    return (a, b) if a <= b else None
+COUNTED_OUTPUTS = 1 << 10
 
 
 @dataclass(frozen=True)
 class AxisField:
     """A stage's receptive field along one axis: ``size`` input pixels end to end (padding
-    included) at most; ``ends(a, b)``: the first and last input position outputs a..b read
-    (None: nothing, only padding's zeros or the gaps between a transposed convolution's stamps)."""
+    included) at most; output o reads input positions ``lo(o)`` to ``hi(o)`` at most, none at all
+    where ``empty(o)`` (its window falls between a transposed convolution's stamps)."""
 
     size: int = 1
     reaches: tuple[Reach, ...] = ()
-    ends: Callable[[int, int], tuple[int, int] | None] = _ends
+    lo: Callable[[int], int] = STAY.first
+    hi: Callable[[int], int] = STAY.last
+    empty: Callable[[int], bool] = lambda o: False
     # Every output reads a window of exactly ``size``; False: some read less (after going back up).
     exact: bool = True
 
@@ -260,15 +258,17 @@ class AxisField:
         """The field one stage on, whose output has ``outputs`` positions on this axis."""
         if reach is STAY:
             return self
-        # Both ends move forward with the output, so outputs a..b read from a's first to b's last.
-        ends = functools.cache(lambda a, b: None if a > b else self.ends(reach.first(a), reach.last(b)))
+        # Both ends move forward with the output, so an output reads from its first position's
+        # first to its last position's last (each end worked out once per position: the cache).
+        lo, hi = functools.cache(lambda o: self.lo(reach.first(o))), functools.cache(lambda o: self.hi(reach.last(o)))
+        empty = functools.cache(lambda o: reach.first(o) > reach.last(o) or hi(o) < lo(o))
         reaches = (*self.reaches, reach)
         size, exact = self.size + self.moves(reach.span - 1), self.exact and reach.uniform
         if not all(r.uniform for r in reaches) and outputs <= COUNTED_OUTPUTS:
             # Gone back up: outputs may differ, so each is worked out (within the bound above).
-            extents = {0 if e is None else e[1] - e[0] + 1 for e in (ends(o, o) for o in range(outputs))}
+            extents = {0 if empty(o) else hi(o) - lo(o) + 1 for o in range(outputs)}
             size, exact = max(extents), len(extents) == 1
-        return AxisField(size, reaches, ends, exact)
+        return AxisField(size, reaches, lo, hi, empty, exact)
 
 
 def stage_fields(stages: Sequence[StageConfig], shapes: Sequence[Shape]) -> list[tuple[AxisField, AxisField] | None]:
@@ -303,8 +303,7 @@ def receptive_window(
         stage = max(i for i in range(stage) if len(shapes[i]) == 3)
         position = _unravel(position, shapes[stage])[1:]
     if padding:  # the table's way: each stage's window, end to end
-        ends = [f.ends(at, at) for f, at in zip(fields, position)]
-        return tuple(range(0) if e is None else range(e[0], e[1] + 1) for e in ends)
+        return tuple(range(0) if f.empty(at) else range(f.lo(at), f.hi(at) + 1) for f, at in zip(fields, position))
     read: list[set[int]] = [{at} for at in position]
     for index in range(stage, 0, -1):
         reaches, shape = FIELDS[stages[index - 1].kind](stages[index - 1], shapes[index - 1], shapes[index]), shapes[index - 1]
