@@ -16,7 +16,7 @@ SRC = Path(convlab.__file__).resolve().parent
 ORDER = [
     "errors", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
-    "kernels", "layers", "stack", "hooks", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
+    "kernels", "layers", "fields", "stack", "hooks", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
     "snapshots", "modelrun", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
     "board", "commands", "notebook.results", "notebook.api", "notebook.interact", "notebook", "options", "usage", "cli", "__main__",

@@ -12,9 +12,10 @@ from torch import nn
 
 from convlab.calls import parse_layer, parse_layers
 from convlab.config import ConfigError
+from convlab.fields import FIELDS
 from convlab.layers import FACTORIES, SHAPE_RULES, build_layer
 from convlab.modules import KIND_SIGNATURES, REQUIRED, SIGNATURES, LayerError, call_text, stage_tag
-from convlab.stack import COSTS, FIELDS
+from convlab.stack import COSTS
 from convlab.stages import STAGE_KINDS, STAGE_VALIDATORS
 from convlab.views import VIEWS
 
