@@ -10,14 +10,14 @@ from torch import nn
 
 from convlab import animate
 from convlab.config import resolve
-from convlab.geometry import axis_windows
 from convlab.lessons import TRANSPOSED_CASES, transposed_case_layer
+from convlab.upsampling import layer_windows
 
 from conftest import assert_user_error, images, load_events, only_run
 
 
 def _layout(cfg, size):
-    return animate._layout(axis_windows(cfg, *size))
+    return animate._layout(layer_windows(cfg, *size))
 
 
 def _centre(origin, cell, r, c):

@@ -20,9 +20,10 @@ from convlab.explain import (
     spans,
     unpool_output_shape,
 )
-from convlab.geometry import layer_call, transposed_axes
+from convlab.geometry import layer_call
 from convlab.layers import ShapeError
 from convlab.stages import ConvTranspose2dConfig
+from convlab.upsampling import transposed_axes
 
 from conftest import assert_user_error
 

@@ -22,11 +22,11 @@ from convlab.geometry import (
     same_padding,
     span,
     tap_kind,
-    transposed_axes,
 )
 from convlab.layers import build_layer
 from convlab.lessons import TRANSPOSED_CASES, transposed_case_layer
 from convlab.stages import ConvTranspose2dConfig
+from convlab.upsampling import layer_windows, transposed_axes
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -288,20 +288,20 @@ def test_the_seven_conv_arithmetic_transposed_cases_give_their_gifs_shapes(name)
     cfg, size = transposed_case_layer(name)
     module = build_layer(cfg, 1)
     assert tuple(module(torch.zeros(1, 1, *size)).shape[2:]) == (GIF_OUTPUTS[name],) * 2
-    axes = axis_windows(cfg, *size)
+    axes = layer_windows(cfg, *size)
     assert (axes[0].count, axes[1].count) == (GIF_OUTPUTS[name],) * 2
     assert set(TRANSPOSED_CASES) == set(GIF_OUTPUTS)
 
 
 def test_zero_inserted_windows_kinds_and_extent():
     cfg = ConvTranspose2dConfig(1, 1, (3, 3), (2, 2), (1, 1), (1, 1))  # padding-strides-odd: 3x3 -> 6x6
-    h, _ = axis_windows(cfg, 3, 3)
+    h, _ = layer_windows(cfg, 3, 3)
     assert [h.kind(t) for t in range(-2, 7)] == ["edge", "padding", "input", "zero", "input", "zero", "input", "padding", "padding"]
     assert list(h.extent()) == list(range(-1, 7)) and h.count == 6
     assert list(h.taps(0)) == [-1, 0, 1] and list(h.taps(5)) == [4, 5, 6]
-    assert tap_kind(axis_windows(cfg, 3, 3), 1, 0) == "zero" and tap_kind(axis_windows(cfg, 3, 3), -1, 1) == "padding"
+    assert tap_kind(layer_windows(cfg, 3, 3), 1, 0) == "zero" and tap_kind(layer_windows(cfg, 3, 3), -1, 1) == "padding"
     cropped = ConvTranspose2dConfig(1, 1, (3, 3), padding=(3, 3))  # padding beyond dilation*(kernel-1): a crop
-    c, _ = axis_windows(cropped, 6, 6)
+    c, _ = layer_windows(cropped, 6, 6)
     assert c.count == 2 and list(c.extent()) == list(range(6)) and list(c.taps(0)) == [1, 2, 3]
 
 

@@ -14,7 +14,7 @@ SRC = Path(convlab.__file__).resolve().parent
 
 # The order of README.md's layout section: data flows from the top down.
 ORDER = [
-    "errors", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "coverage",
+    "errors", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "upsampling", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
     "kernels", "layers", "fields", "stack", "hooks", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
     "snapshots", "modelrun", "train",

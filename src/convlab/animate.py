@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convlab.config import ConvlabError, Experiment, LayerConfig, Pair, PoolConfig
-from convlab.geometry import AxisWindows, axis_arithmetic, axis_windows, layer_call, tap_kind
+from convlab.geometry import AxisWindows, axis_arithmetic, layer_call, tap_kind
 from convlab.layers import ShapeError, output_shape, stage_output_shape
 from convlab.stages import ConvTranspose2dConfig
+from convlab.upsampling import layer_windows
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -133,7 +134,7 @@ def frames(cfg: LayerConfig | ConvTranspose2dConfig, size: Pair) -> list[Image.I
     from PIL import Image, ImageDraw
 
     height, width = size
-    axes = axis_windows(cfg, height, width)
+    axes = layer_windows(cfg, height, width)
     out_shape = (axes[0].count, axes[1].count)
     lay = _layout(axes)
     font, small = label_font(13), label_font(11)
@@ -208,7 +209,7 @@ def check_size(cfg: LayerConfig | ConvTranspose2dConfig, size: Pair) -> Pair:
         _, out_h, out_w = stage_output_shape(cfg, (cfg.in_channels, h, w))
     else:
         _, out_h, out_w = output_shape(cfg, (1, h, w))
-    rows, cols = (len(a.extent()) for a in axis_windows(cfg, h, w))
+    rows, cols = (len(a.extent()) for a in layer_windows(cfg, h, w))
     if max(rows, cols) > MAX_SIDE:
         raise AnimationError(
             f"--animate draws the input with its padding (and any zeros put between its values): {rows}x{cols} cells "

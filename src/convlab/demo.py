@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig
-from convlab.geometry import AxisWindows, TransposedAxis, axis_windows, hw, layer_call, tap_kind, transposed_axes
+from convlab.geometry import AxisWindows, axis_windows, hw, layer_call, tap_kind
 from convlab.lessons import (
     CONV_INPUT,
     POOL_INPUT,
@@ -34,6 +34,7 @@ from convlab.lessons import (
 )
 from convlab.stages import ConvTranspose2dConfig
 from convlab.terminal import fmt_number
+from convlab.upsampling import TransposedAxis, layer_windows, transposed_axes
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -82,7 +83,7 @@ class Canvas:
 
 
 def canvas_for(cfg: Union[ConvConfig, PoolConfig], matrix: Matrix, windows: list[Window]) -> Canvas:
-    axes = axis_windows(cfg, *size_of(matrix))
+    axes = layer_windows(cfg, *size_of(matrix))
     # ``windows`` may hold more than ``cfg`` keeps: the ones ceil_mode would add.
     rows = axes[0].extent(1 + max(win.cell[0] for win in windows))
     cols = axes[1].extent(1 + max(win.cell[1] for win in windows))

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from convlab.config import ConfigError, ConvConfig, Experiment, LayerConfig, Pair, PoolConfig
 from convlab.coverage import TRACE_LIMIT, Rows, inner, never_read, never_written
 from convlab.data import get_dataset
-from convlab.geometry import AxisWindows, TransposedAxis, axis_windows, hw, layer_call, transposed_axes, unpool_axes
+from convlab.geometry import AxisWindows, axis_windows, hw, layer_call, unpool_axes
 from convlab.layers import ShapeError, output_shape, resolved_in_channels, stage_output_shape
 from convlab.stages import ConvTranspose2dConfig
+from convlab.upsampling import TransposedAxis, transposed_axes
 from convlab.values import parse_pair
 
 if TYPE_CHECKING:

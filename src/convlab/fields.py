@@ -23,9 +23,10 @@ from fractions import Fraction
 from typing import Any
 
 from convlab.config import ConvConfig, StageConfig
-from convlab.geometry import layer_padding, pool_stride, span, transposed_axes, upsample_axes
+from convlab.geometry import layer_padding, pool_stride, span
 from convlab.layers import Shape
 from convlab.stages import STAGE_KINDS
+from convlab.upsampling import transposed_axes, upsample_axes
 
 
 @dataclass(frozen=True)

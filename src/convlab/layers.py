@@ -16,10 +16,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from convlab.config import ConfigError, ConvConfig, LayerConfig, PoolConfig, StageConfig
-from convlab.geometry import axis_arithmetic, pool_stride, span, transposed_axes, upsample_axes
+from convlab.geometry import axis_arithmetic, pool_stride, span
 from convlab.kernels import init_conv
 from convlab.modules import call_text, torch_name
 from convlab.stages import ELEMENTWISE_KINDS, ConvTranspose2dConfig, UpsampleConfig
+from convlab.upsampling import transposed_axes, upsample_axes
 
 if TYPE_CHECKING:
     import torch

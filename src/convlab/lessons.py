@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from typing import Union
 
 from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig
-from convlab.geometry import AxisWindows, axis_windows, layer_call, tap_kind, transposed_axes
+from convlab.geometry import AxisWindows, axis_windows, layer_call, tap_kind
 from convlab.layers import output_shape, stage_output_shape
 from convlab.stages import ConvTranspose2dConfig
+from convlab.upsampling import layer_windows, transposed_axes
 from convlab.values import parse_pair
 
 Number = Union[int, float]
@@ -216,7 +217,7 @@ def check_drawable(cfg: Union[ConvConfig, PoolConfig, ConvTranspose2dConfig], si
     call = layer_call(cfg, form="lesson")
     # ceil_mode's extra windows are drawn too (over the edge), even where they are dropped.
     wide = replace(cfg, ceil_mode=True) if isinstance(cfg, PoolConfig) else cfg
-    rows, cols = (len(a.extent()) for a in axis_windows(wide, h, w))
+    rows, cols = (len(a.extent()) for a in layer_windows(wide, h, w))
     if max(rows, cols) > MAX_SIDE:
         raise ConfigError(
             f"{call} on a {h}x{w} input draws {rows}x{cols} cells (with its padding and any window past the edge), "
@@ -283,7 +284,7 @@ def flip(weight: Matrix) -> Matrix:
 
 
 def transposed_case(cfg: ConvTranspose2dConfig, matrix: Matrix, weight: Matrix) -> TransposedCase:
-    axes = axis_windows(cfg, *size_of(matrix))
+    axes = layer_windows(cfg, *size_of(matrix))
     stretched, flipped = stretch(matrix, cfg.stride), flip(weight)
     windows = []
     for i in range(axes[0].count):
