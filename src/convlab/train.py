@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvConfig, ConvlabError, Experiment
+from convlab.config import ConfigError, ConvlabError, Experiment
 from convlab.data import get_dataset
 from convlab.modules import call_text
 from convlab.trained import MODEL_FILE
@@ -211,21 +211,6 @@ def save_model(model: torch.nn.Module, run_dir: Path) -> Path:
     return path
 
 
-def memory_format(tp: TrainPlan) -> torch.memory_format:
-    """channels_last for a conv stack on the CPU: oneDNN's own layout for Conv2d and the pools,
-    the same arithmetic in another order (a CIFAR10 step of the lesson's model took 50 ms
-    against 62-75 ms on one thread, measured; the losses agree to float rounding)."""
-    import torch
-
-    convs = any(isinstance(s.cfg, ConvConfig) for s in tp.stack.stages)
-    return torch.channels_last if convs and tp.stack.device == "cpu" else torch.contiguous_format
-
-
-def _images(x: torch.Tensor, tp: TrainPlan, device: str, layout: torch.memory_format) -> torch.Tensor:
-    """A uint8 batch as the model takes it: on the device, floats in [0, 1], normalised if asked, in its layout."""
-    return tp.stack.model_input(x.to(device).float().div_(255)).contiguous(memory_format=layout)
-
-
 def evaluate(model: torch.nn.Module, data: TrainingData, tp: TrainPlan, device: str) -> tuple[float, float, torch.Tensor]:
     """(mean loss, accuracy, confusion counts [true, predicted]) over the evaluation set."""
     import torch
@@ -237,7 +222,7 @@ def evaluate(model: torch.nn.Module, data: TrainingData, tp: TrainPlan, device: 
     confusion = torch.zeros(k * k, dtype=torch.int64, device=device)
     with torch.inference_mode():
         for start in range(0, n, bs):
-            x = _images(data.eval_x[start : start + bs], tp, device, memory_format(tp))
+            x = tp.stack.batch_input(data.eval_x[start : start + bs])
             y = data.eval_y[start : start + bs].to(device)
             out = model(x)
             loss += F.cross_entropy(out, y, reduction="sum")
@@ -294,8 +279,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     exp, p, writer, t = tp.exp, tp.stack, log.writer, tp.exp.train
     device, classes, bs = p.device, data.images.classes, exp.data.batch_size
     torch.manual_seed(exp.run.seed)  # dropout's masks
-    layout = memory_format(tp)
-    model = torch.nn.Sequential(*(s.module for s in p.stages)).to(device, memory_format=layout)
+    model = torch.nn.Sequential(*(s.module for s in p.stages)).to(device, memory_format=p.memory_format)
     optimizer = create_optimizer(t.optimizer, model.parameters(), t.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     live = list(model.state_dict().values())
@@ -359,7 +343,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
                 order = data.epoch_order(order_rng)
             with guard.step():
                 x, y = data.batch(order, position * bs, min((position + 1) * bs, tp.train_images))
-                x, y = _images(x, tp, device, layout), y.to(device)
+                x, y = p.batch_input(x), y.to(device)
                 model.train()
                 out = model(x)
                 loss = loss_fn(out, y)
