@@ -28,7 +28,7 @@ FOLDER_IMAGE_SIZE = 128
 # comfortably with one clear line, rather than being killed by the OS half-way through.
 FOLDER_MAX_BYTES = 4 << 30
 _EXIF_ORIENTATION = 0x0112
-_UNREADABLE = (OSError, SyntaxError, ValueError)  # what Pillow raises for bad files (OSError covers UnidentifiedImageError)
+UNREADABLE = (OSError, SyntaxError, ValueError)  # what Pillow raises for bad files (OSError covers UnidentifiedImageError)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _walk(root: Path) -> list[Path]:
+def walk_files(root: Path) -> list[Path]:
     """Every file under ``root`` (or ``root`` itself), hidden names left out, in a fixed order."""
     if not root.is_dir():
         return [root]
@@ -65,7 +65,7 @@ def _walk(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
+def header_size(path: Path) -> tuple[int, int] | None:
     """(H, W) as shown, from the file's header alone; None for anything that is not an image
     convlab reads: not a regular file (a pipe would block, a device never end), not one of
     FOLDER_FORMATS, or over Pillow's decompression-bomb limit (refused here, never a warning)."""
@@ -88,7 +88,7 @@ def _header_size(path: Path) -> tuple[int, int] | None:
             else:
                 exif = im.getexif()
             turned = exif.get(_EXIF_ORIENTATION) in (5, 6, 7, 8)
-    except (*_UNREADABLE, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (*UNREADABLE, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None
     return (w, h) if turned else (h, w)
 
@@ -101,8 +101,8 @@ def scan_folder(root: Path) -> FolderScan:
             "of images (or at one image file)"
         )
     files, sizes, skipped = [], [], []
-    for path in _walk(root):
-        size = _header_size(path)
+    for path in walk_files(root):
+        size = header_size(path)
         if size is None:
             skipped.append(path)
         else:
@@ -339,7 +339,7 @@ def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
             continue
         try:
             pixels = read(path, size, cfg.grayscale).pixels
-        except (*_UNREADABLE, Image.DecompressionBombError):
+        except (*UNREADABLE, Image.DecompressionBombError):
             unreadable.append(path)  # a valid header over broken data, e.g. a truncated download
             continue
         if pixels.shape != (h, w, c):  # pragma: no cover - a header that lies about the size
