@@ -262,14 +262,23 @@ class Reading:
 
 def read(path: Path, size: int | tuple[int, int], grayscale: bool) -> Reading:
     """One image upright, RGB or grey, resized and centre-cropped to ``size`` (0: as is), and
-    what was done to it."""
+    what was done to it. Raises one of UNREADABLE, or Pillow's decompression-bomb error (its
+    warning too, as an error), for what cannot be read; nothing absurdly long is resized."""
+    import warnings
+
     import numpy as np
     from PIL import Image, ImageOps
 
     steps: list[str] = []
-    with Image.open(path, formats=FOLDER_FORMATS) as im:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = Image.open(path, formats=FOLDER_FORMATS)
+    with im:
         fmt, mode = im.format, im.mode
         w, h = im.size
+        if size and max(math.prod(resized_size(h, w, size)), math.prod(resized_size(w, h, size))) > MAX_RESIZED_PIXELS:
+            rh, rw = resized_size(h, w, size)
+            raise ValueError(f"it is too long to resize: {h}x{w} would become {rh:,}x{rw:,} before its centre is cut")
         side = max(_target(size)) if size else 0
         if size and im.format == "JPEG" and min(w, h) >= 2 * side:
             # Let libjpeg decode a photo at 1/2..1/8 scale, still at least size on its shorter
@@ -339,7 +348,7 @@ def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
             continue
         try:
             pixels = read(path, size, cfg.grayscale).pixels
-        except (*UNREADABLE, Image.DecompressionBombError):
+        except (*UNREADABLE, Image.DecompressionBombError, Image.DecompressionBombWarning):
             unreadable.append(path)  # a valid header over broken data, e.g. a truncated download
             continue
         if pixels.shape != (h, w, c):  # pragma: no cover - a header that lies about the size
