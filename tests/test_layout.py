@@ -20,7 +20,7 @@ ORDER = [
     "snapshots", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
     "predict.images", "predict.attributions", "predict.trace", "predict.pictures", "predict.report", "predict.run", "predict",
-    "board", "commands", "options", "cli", "__main__",
+    "board", "commands", "options", "usage", "cli", "__main__",
 ]
 
 
