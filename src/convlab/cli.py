@@ -18,11 +18,14 @@ from convlab import board as tensorboard_board
 from convlab.config import resolve
 from convlab.options import (
     DATA_OPTIONS,
+    PREDICT_DATA_OPTIONS,
+    PREDICT_STACK_KEYS,
     RUN_OPTIONS,
     STACK_KEYS,
     SWEEP_RUN_OPTIONS,
     TRAIN_DATA_OPTIONS,
     AnimateOpt,
+    AttributionsOpt,
     BiasOpt,
     CeilOpt,
     CellOpt,
@@ -36,11 +39,14 @@ from convlab.options import (
     EvalEveryOpt,
     EvalSplitOpt,
     FramesLogdirOpt,
+    FromRunOpt,
+    GradcamLayerOpt,
     GroupsOpt,
     HoldoutOpt,
     InChannelsOpt,
     InitOpt,
     InitWeightsOpt,
+    JsonOpt,
     KernelOpt,
     LayersArg,
     LrOpt,
@@ -49,17 +55,24 @@ from convlab.options import (
     MaxStepsOpt,
     OptimizerOpt,
     OutChannelsOpt,
+    OutOpt,
     OutputSizeOpt,
     PaddingModeOpt,
+    PicturesOpt,
     PoolModeOpt,
     PoolPaddingOpt,
     PoolStrideOpt,
+    PredictArgs,
+    PredictWeightsOpt,
     PretrainedOpt,
     ShuffleOpt,
     SizeOpt,
     SkipInvalidOpt,
     SnapshotEveryOpt,
     StackWeightsOpt,
+    TargetOpt,
+    TopKOpt,
+    TraceOpt,
     UnpoolOpt,
     UnpoolSizeOpt,
     UptoOpt,
@@ -138,6 +151,23 @@ def train(
     settings = overrides("train", p)
     settings["stack"] = {key: settings["train"].pop(key, None) for key in STACK_KEYS}
     commands.train(resolve("train", settings, p["config"]), dry_run=p["dry_run"], quiet=p["quiet"])
+
+
+@app.command(**usage.help_of("predict"))
+@with_options(STACK_VIEWS, PREDICT_DATA_OPTIONS, RUN_OPTIONS)
+def predict(
+    ctx: typer.Context,
+    inputs: PredictArgs = None, from_run: FromRunOpt = None, weights: PredictWeightsOpt = None,
+    pretrained: PretrainedOpt = None, upto: UptoOpt = None,
+    top_k: TopKOpt = None, target: TargetOpt = None, attributions: AttributionsOpt = None, layer: GradcamLayerOpt = None,
+    trace: TraceOpt = None, pictures: PicturesOpt = None, out: OutOpt = None, as_json: JsonOpt = False,
+    max_channels: MaxChannelsOpt = None,
+) -> None:
+    p = ctx.params
+    settings = overrides("predict", p)
+    settings["stack"] = {key: settings["predict"].pop(key, None) for key in PREDICT_STACK_KEYS}
+    commands.predict(inputs or [], settings, run=from_run, config=p["config"], out=out, as_json=as_json,
+                     dry_run=p["dry_run"], quiet=p["quiet"])
 
 
 @app.command(**usage.help_of("board"))

@@ -64,6 +64,29 @@ def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     _how_to_view(reporter, exp.run.logdir)
 
 
+def predict(
+    inputs: list[str], overrides: dict[str, dict[str, Any]], *, run: Path | None, config: Path | None, out: Path | None,
+    as_json: bool, dry_run: bool, quiet: bool,
+) -> None:
+    """``convlab predict``: the model and the images resolved and checked, then predicted; --json
+    prints only the JSON document."""
+    from convlab.predict import run as prediction
+
+    exp = prediction.resolve_prediction(inputs, overrides, run=run, config=config)
+    pp = prediction.plan_prediction(exp, out)
+    if dry_run:
+        _dry_run(*prediction.dry_run_lines(pp))
+        return
+    reporter = TerminalReporter(quiet or as_json)
+    summary = prediction.predict(pp, reporter, records=as_json)
+    if as_json:
+        typer.echo(prediction.json_document(pp, summary))
+        return
+    reporter.info(f"logged {summary['pictured']} image(s) with their pictures and all {summary['predicted']} predictions "
+                  f"to {summary['run_dir']} (every row in {prediction.PREDICTIONS_FILE})")
+    _how_to_view(reporter, exp.run.logdir)
+
+
 def sweep(
     command: str, overrides: dict[str, dict[str, Any]], *, config: Path | None, vary: list[str] | None,
     skip_invalid: bool, dry_run: bool, quiet: bool,

@@ -109,7 +109,6 @@ def plan_prediction(exp: Experiment, out: str | Path | None = None) -> PredictPl
     classes, and each option fits it."""
     from convlab import planning
     from convlab.runs import check_logdir
-    from convlab.train import check_classifier
 
     stack = exp.stack
     if stack.pretrained is not None:
@@ -128,7 +127,7 @@ def plan_prediction(exp: Experiment, out: str | Path | None = None) -> PredictPl
     if not classes:
         raise ConfigError(f"--dataset folder: {data.data_dir} has no class subfolders, so there are no class names to predict")
     p = planning.plan(exp)
-    check_classifier(exp, p.output_shape, len(classes))
+    check_classes(p, data.dataset, classes)
     pr = exp.predict
     methods = attr.chosen(p, pr.attributions)
     gradcam = attr.gradcam_stages(p, pr.layer) if "gradcam" in methods or pr.layer is not None else None
@@ -140,6 +139,18 @@ def plan_prediction(exp: Experiment, out: str | Path | None = None) -> PredictPl
     check_logdir(exp.run.logdir, exp.run.run_name)
     model_input = ModelInput(p.input_shape, data.dataset, spec.channel_mean(data))
     return PredictPlan(p, classes, model_input, found, tuple(methods), gradcam, target, point, check_out(out))
+
+
+def check_classes(p: Plan, dataset: str, classes: Sequence[str]) -> None:
+    """The last stage gives one score per class of the dataset the model was trained on."""
+    n, last, shape = len(p.stages), p.stages[-1].cfg, p.output_shape
+    stage = f"the last stage, {n} {call_text(last)},"
+    if len(shape) != 1:
+        raise ConfigError(f"{stage} gives maps {tuple(shape)} per image, not one score per class: convlab predict needs a whole "
+                          f"classifier, ending in Flatten() and Linear(..., {len(classes)}) for {dataset}'s {len(classes)} classes")
+    if shape[0] != len(classes):
+        raise ConfigError(f"{stage} gives {shape[0]} scores per image, but {dataset} has {len(classes)} classes: was the model "
+                          "trained on another --dataset?")
 
 
 def class_index(name: str, classes: Sequence[str]) -> int:
