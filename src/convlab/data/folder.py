@@ -205,7 +205,7 @@ def _to_mode(im: Image.Image, mode: str, steps: list[str]) -> Image.Image:
         else:
             detail = "each palette index looked up" if source == "P" else "colours converted"
         steps.append(f"{mode_name(source)} -> {mode_name(mode)}: {detail}")
-    return im.convert(mode)
+    return im if im.mode == mode else im.convert(mode)  # convert copies even an image already in that mode
 
 
 # An image whose shorter side is resized to --image-size must not become absurdly long: a
@@ -243,6 +243,8 @@ def resize_and_crop(im: Image.Image, size: int | tuple[int, int]) -> Image.Image
     new_h, new_w = resized_size(h, w, size)
     if (new_w, new_h) != (w, h):
         im = im.resize((new_w, new_h), resample=Image.BILINEAR)
+    if (new_h, new_w) == (th, tw):
+        return im  # crop copies even the whole image
     top, left = int(round((new_h - th) / 2.0)), int(round((new_w - tw) / 2.0))
     return im.crop((left, top, left + tw, top + th))
 
@@ -298,6 +300,7 @@ def read(path: Path, size: int | tuple[int, int], grayscale: bool) -> Reading:
                          f"({w}x{h} -> {h}x{w}, HxW)" if orientation in (5, 6, 7, 8)
                          else f"EXIF orientation {orientation}: {EXIF_ORIENTATIONS[orientation]} to stand upright")
         im = _to_mode(im, "L" if grayscale else "RGB", steps)
+        im.load()  # the pixels, while the file is open (an image already in its mode is still the file's)
     scale, kept = 1.0, 1.0
     if size:
         th, tw = _target(size)

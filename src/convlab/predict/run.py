@@ -13,6 +13,7 @@ each attribution, the probabilities and what was done to them), every image a ro
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import json
 import os
@@ -73,12 +74,27 @@ def resolve_prediction(
         base = run_settings(run)
         for section, values in base.items():
             settings[section] = {**values, **{k: v for k, v in settings.get(section, {}).items() if v is not None}}
-        return resolve("predict", settings)
+        return _without_kernels(resolve("predict", settings))
     if config is not None and "train" in read_config_file(config, "train"):
         folder = Path(config).parent
         raise ConfigError(f"{config} is a training run's config; give the run itself: convlab predict --run {folder} IMAGE...")
     stack["layers"] = layers or None
-    return resolve("predict", settings, config)
+    return _without_kernels(resolve("predict", settings, config))
+
+
+def _without_kernels(exp: Experiment) -> Experiment:
+    """Unless --views says otherwise, every view of the image's maps but the kernels: they are
+    not the image's, and their pictures cost more than reading a thousand images (a 64x32 5x5
+    conv's is ~8 megapixels); ``convlab stack`` and ``train`` show them."""
+    if exp.views.show is not None or (exp.data.dataset == "folder" and not Path(exp.data.data_dir).exists()):
+        return exp  # (a folder that is not there: plan_prediction says so)
+    from convlab.stack import output_shapes
+    from convlab.views import VIEWS, selected_views
+
+    shapes = output_shapes(exp.stages, get_dataset(exp.data.dataset).shape(exp.data))
+    shown = [name for name in VIEWS if name != "kernels"
+             and any(VIEWS[name] in selected_views(exp, s, out) for s, out in zip(exp.stages, shapes[1:]))]
+    return dataclasses.replace(exp, views=dataclasses.replace(exp.views, show=",".join(shown) or "none"))
 
 
 @dataclass(frozen=True)
