@@ -237,3 +237,29 @@ def test_layers_and_weights_without_a_run_and_what_is_refused(run_cli, tmp_path,
     assert_user_error(r, "--pretrained vgg16 gives the first stages of vgg16, which end in maps, not one score per class")
     r = run_cli("predict", "--config", shapes_classifier / "config.toml", image)
     assert_user_error(r, f"is a training run's config; give the run itself: convlab predict --run {shapes_classifier}")
+
+
+def test_a_run_stopped_by_a_signal_keeps_what_it_predicted(run_cli, tmp_path, shapes_classifier, eval_folder, monkeypatch):
+    import signal
+
+    from convlab.config import Interrupted
+    from convlab.predict import run as prediction
+
+    batch = prediction._Run.batch
+    calls = []
+
+    def stopped_at_the_third(self, b):
+        calls.append(b.start)
+        if len(calls) == 3:
+            raise Interrupted(signal.SIGTERM, "SIGTERM")
+        batch(self, b)
+
+    monkeypatch.setattr(prediction._Run, "batch", stopped_at_the_third)
+    r = run_cli("predict", "--run", shapes_classifier, eval_folder / "dots", "--batch-size", "4", "--pictures", "1",
+                "--attributions", "none", "--device", "cpu", "--logdir", "logs", "--run-name", "cut")
+    assert r.code == 128 + signal.SIGTERM and "interrupted by SIGTERM" in r.err
+    summary = json.loads((tmp_path / "logs" / "cut" / "summary.json").read_text())
+    assert summary["status"] == "incomplete" and summary["steps"] == 8 and summary["stopped_by"] == "SIGTERM"
+    rows = list(csv.DictReader((tmp_path / "logs" / "cut" / "predictions.csv").open()))
+    assert [int(row["index"]) for row in rows] == list(range(8))
+    assert [i.step for i in images(load_events(tmp_path / "logs" / "cut"), "input")] == [0]

@@ -215,12 +215,13 @@ def describe(pp: PredictPlan) -> list[str]:
     c, h, w = p.input_shape
     mean = pp.model_input.mean
     lines = [describe_stack(p)]
-    lines.append(f"the model takes {c}x{h}x{w} (CxHxW) images as {pp.exp.data.dataset}'s were read"
+    lines.append(f"the model takes {c}x{h}x{w} (CxHxW) images, read as its {pp.exp.data.dataset} training images were"
                  + (f" (their mean brightness {sum(mean) / len(mean):.2f})" if mean else "")
                  + f"; {len(pp.classes)} classes: {_classes_text(pp.classes)}")
     lines += list(pp.found.notes)
-    files = len(pp.found.files)
-    lines.append(f"images: {files}; the first {pp.pictured} shown (every stage, attributions), all predicted")
+    files, shown = len(pp.found.files), pp.pictured
+    which = "none shown (--pictures 0)" if not shown else "each shown" if shown == files else f"the first {shown} shown"
+    lines.append(f"{files} image(s) to predict, {which} with every stage's maps" + (" and the attributions" if pp.methods else ""))
     if pp.methods:
         what = "each image's predicted class" if pp.target is None else f"class {pp.classes[pp.target]}"
         lines.append(f"attributions of {what}: {', '.join(method_text(pp, m) for m in pp.methods)}")
@@ -366,7 +367,7 @@ class _Run:
         self.pp, self.log, self.tally, self.reporter = pp, log, tally, reporter
         p = pp.stack
         self.classifier = attr.Classifier(p, pp.exp.predict.layer)
-        self.fast = self.classifier.model.to(memory_format=p.memory_format)  # the same modules, in the batch layout
+        self.classifier.model.to(memory_format=p.memory_format)  # its weights in the batches' layout
         self.labels = {name: i for i, name in enumerate(pp.classes)}
         self.sheets = sheet_paths(pp.out, max(1, pp.pictured)) if pp.out is not None else []
         self.table: PredictionsFile | None = None
@@ -426,8 +427,10 @@ class _Run:
             for name in pp.methods:
                 scaled, peaks = maps[name]
                 method = attr.ATTRIBUTIONS[name]
-                panel = pictures.attribution_panel(seen.reading.pixels, scaled[k], f"{method.title}: {explained}",
-                                                   method.detail(p, pp.exp.predict.layer), f"{peaks[k]:.3g}")
+                # A map with nothing above 0 (Grad-CAM rectified where every place speaks against the class) says so.
+                detail = method.detail(p, pp.exp.predict.layer) if peaks[k] > 0 else f"0 everywhere: nothing for {explained}"
+                panel = pictures.attribution_panel(seen.reading.pixels, scaled[k], f"{method.title}: {explained}", detail,
+                                                   f"{peaks[k]:.3g}")
                 writer.image(name, pictures.panel_picture(panel), i)
                 panels.append(panel)
             writer.text("probabilities", report.probabilities_markdown(pred), i)
