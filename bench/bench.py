@@ -21,7 +21,10 @@ each sweep run checked against its hand run's images.
 ``predict``: ``bench/predict_bench.py``, ``convlab predict`` on one image against the lesson's
 ``test.py`` and a bare ``import torch``, and over folders of CIFAR-10 PNGs (issue 20).
 
-    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train,predict] [--data auto|shared|shapes]
+``notebook``: ``bench/notebook_bench.py``, the first display of a conv run in a fresh Jupyter
+kernel against a bare ``import torch`` plus the run (issue 23).
+
+    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train,notebook,predict] [--data auto|shared|shapes]
 """
 
 from __future__ import annotations
@@ -202,7 +205,7 @@ def machine() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each program per layer (medians reported)")
-    parser.add_argument("--layers", default="conv,pool,sweep,train,predict")
+    parser.add_argument("--layers", default="conv,pool,sweep,train,notebook,predict")
     parser.add_argument("--data", choices=["auto", "shared", "shapes"], default="auto")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--train-repeat", type=int, default=1, help="runs of each training program (each is an epoch)")
@@ -214,7 +217,8 @@ def main() -> None:
     sweep = "sweep" in layers
     layers = [name for name in layers if name != "sweep"]
     train = "train" in layers
-    layers = [name for name in layers if name != "train"]
+    notebook = "notebook" in layers
+    layers = [name for name in layers if name not in ("train", "notebook")]
     predict = "predict" in layers
     layers = [name for name in layers if name != "predict"]
 
@@ -277,6 +281,11 @@ def main() -> None:
             from train_bench import run_train_bench
 
             train_result = run_train_bench(measure, data_dir, md5_arg, tmp, threads=args.threads, repeat=args.train_repeat)
+        notebook_result = None
+        if notebook:
+            from notebook_bench import run_notebook_bench
+
+            notebook_result = run_notebook_bench(data_dir, md5_arg, tmp, repeat=args.repeat)
         predict_result = None
         if predict:
             from predict_bench import run_predict_bench
@@ -293,6 +302,7 @@ def main() -> None:
         "instant_s": instant,
         "layers": results,
         "train": train_result,
+        "notebook": notebook_result,
         "predict": predict_result,
         "sweep": sweep_result,
     }
@@ -302,6 +312,7 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")
     checks = [*results.values(), *([sweep_result] if sweep_result else []), *([train_result] if train_result else []),
+              *([notebook_result] if notebook_result else []),
               *([predict_result] if predict_result else [])]
     if not all(r["check"]["same"] for r in checks):
         sys.exit(1)

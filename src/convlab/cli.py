@@ -14,14 +14,12 @@ import typer
 from typer.core import TyperOption
 
 from convlab import __version__, commands, usage
-from convlab import board as tensorboard_board
-from convlab.config import resolve
+from convlab.board import DEFAULT_HOST, DEFAULT_PORT, serve
+from convlab.config import overrides, resolve
 from convlab.options import (
     DATA_OPTIONS,
     PREDICT_DATA_OPTIONS,
-    PREDICT_STACK_KEYS,
     RUN_OPTIONS,
-    STACK_KEYS,
     SWEEP_RUN_OPTIONS,
     TRAIN_DATA_OPTIONS,
     AnimateOpt,
@@ -79,7 +77,6 @@ from convlab.options import (
     VaryOpt,
     WeightOpt,
     WeightsOpt,
-    overrides,
     views_group,
     with_options,
 )
@@ -148,9 +145,7 @@ def train(
     eval_batches: EvalBatchesOpt = None, holdout: HoldoutOpt = None, max_channels: MaxChannelsOpt = None,
 ) -> None:
     p = ctx.params
-    settings = overrides("train", p)
-    settings["stack"] = {key: settings["train"].pop(key, None) for key in STACK_KEYS}
-    commands.train(resolve("train", settings, p["config"]), dry_run=p["dry_run"], quiet=p["quiet"])
+    commands.train(resolve("train", overrides("train", p), p["config"]), dry_run=p["dry_run"], quiet=p["quiet"])
 
 
 @app.command(**usage.help_of("predict"))
@@ -164,9 +159,7 @@ def predict(
     max_channels: MaxChannelsOpt = None,
 ) -> None:
     p = ctx.params
-    settings = overrides("predict", p)
-    settings["stack"] = {key: settings["predict"].pop(key, None) for key in PREDICT_STACK_KEYS}
-    commands.predict(inputs or [], settings, run=from_run, config=p["config"], out=out, as_json=as_json,
+    commands.predict(inputs or [], overrides("predict", p), run=from_run, config=p["config"], out=out, as_json=as_json,
                      dry_run=p["dry_run"], quiet=p["quiet"])
 
 
@@ -175,10 +168,10 @@ def board(
     logdir: Annotated[Path, typer.Option("--logdir", help="The logs to show: every run below it.")] = Path("logs"),
     host: Annotated[
         str, typer.Option("--host", help="Address to serve on: 127.0.0.1 is this machine only; 0.0.0.0 is every network interface.")
-    ] = tensorboard_board.DEFAULT_HOST,
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 takes any free port.")] = tensorboard_board.DEFAULT_PORT,
+    ] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 takes any free port.")] = DEFAULT_PORT,
 ) -> None:
-    tensorboard_board.serve(logdir, host=host, port=port, info=typer.echo)
+    serve(logdir, host=host, port=port, info=typer.echo)
 
 
 def _version(value: bool) -> None:
