@@ -27,9 +27,9 @@ from PIL import Image
 from convlab.__main__ import main
 
 REPO = Path(__file__).resolve().parents[1]
-# Held-out test images by class, the first of each class in the held-out draw (seed 0): one
-# the model gets right with confidence, one it confuses, as they come.
-CLASSES = ("cat", "ship", "horse", "automobile")
+# Held-out test images by class: the first of each of these classes in the held-out draw
+# (seed 0), as they come, right or wrong; in class subfolders, so the sheets say the true class.
+CLASSES = ("automobile", "cat", "horse", "ship")
 GAP = 6
 
 
@@ -59,14 +59,13 @@ def main_() -> None:
     run_dir, out, here = args.run_dir.resolve(), args.out.resolve(), Path.cwd()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        os.chdir(tmp)  # the images named as a learner names them: test-image-123.png, not a temporary path
-        files = []
+        os.chdir(tmp)  # the images named as a learner names them (held-out/cat/test-33.png), not by a temporary path
         for name in CLASSES:
             index = next(i for i in held if names[labels[i]] == name)
-            files.append(f"test-{index}.png")
-            Image.fromarray(pixels[index]).save(files[-1])
+            (tmp / "held-out" / name).mkdir(parents=True)
+            Image.fromarray(pixels[index]).save(tmp / "held-out" / name / f"test-{index}.png")
         try:
-            main(["predict", "--run", str(run_dir), *files, "--attributions", "gradcam,occlusion", "--out", "sheet.png",
+            main(["predict", "--run", str(run_dir), "held-out", "--attributions", "gradcam,occlusion", "--out", "sheet.png",
                   "--logdir", "logs", "--device", "cpu"])
         except SystemExit as exc:
             if exc.code:

@@ -111,8 +111,9 @@ def predict(
     if as_json:
         typer.echo(prediction.json_document(pp, summary))
         return
-    reporter.info(f"logged {summary['pictured']} image(s) with their pictures and all {summary['predicted']} predictions "
-                  f"to {summary['run_dir']} (every row in {prediction.PREDICTIONS_FILE})")
+    shown, predicted = summary["pictured"], summary["predicted"]
+    pictures = f"the pictures of {shown} image(s)" if shown >= predicted else f"the pictures of the first {shown} image(s)"
+    reporter.info(f"logged {pictures} and every prediction ({prediction.PREDICTIONS_FILE}) to {summary['run_dir']}")
     _how_to_view(reporter, exp.run.logdir)
 
 

@@ -319,12 +319,14 @@ def predict(pp: PredictPlan, reporter: Reporter | None = None, *, records: bool 
         if pp.stack.device == "cpu":
             torch.set_num_threads(1)  # a thread reads the next batch meanwhile (see pipeline.run)
         started = time.perf_counter()
+        batch_size = pp_exp.data.batch_size
+        chunks = -(-len(pp.found.files) // batch_size)  # the batches of files read (a skipped file leaves a batch short)
         with contextlib.ExitStack() as stack:
             advance = None
-            for batch in _chain(first, stream, tally):
+            for k, batch in enumerate(_chain(first, stream, tally)):
                 if advance is None and batch.start >= pp.pictured:
                     # The bar starts once the pictured images are printed: they would break it.
-                    advance = stack.enter_context(reporter.progress(len(pp.found.files) - batch.start, "predict"))
+                    advance = stack.enter_context(reporter.progress(chunks - k, f"predict, {batch_size} images a batch"))
                 run.batch(batch)
                 if advance is not None:
                     advance(status=f"{tally.predicted:,} images")

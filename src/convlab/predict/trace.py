@@ -268,10 +268,10 @@ def _decimals(values: list[list[float | None]]) -> int:
     return min(6, max(0, 2 - math.floor(math.log10(largest)))) if largest > 0 else 3
 
 
-def _matrix(values: list[list[float | None]]) -> list[str]:
-    """A matrix as aligned ``[[...], [...]]`` rows, every cell with the same decimals (None:
-    padding a max pool never picks, shown -)."""
-    d = _decimals(values)
+def _matrix(values: list[list[float | None]], d: int | None = None) -> list[str]:
+    """A matrix as aligned ``[[...], [...]]`` rows, every cell with the same decimals (``d``, or
+    enough for its largest value; None: padding a max pool never picks, shown -)."""
+    d = _decimals(values) if d is None else d
     cells = [["-" if v is None else f"{v:.{d}f}" for v in row] for row in values]
     width = max(len(c) for row in cells for c in row)
     return [("[[" if i == 0 else " [") + ", ".join(c.rjust(width) for c in row) + ("]]" if i == len(cells) - 1 else "],")
@@ -301,11 +301,14 @@ def trace_lines(t: Trace, image: str, *, channels: int | None = SHOWN_CHANNELS) 
     if t.terms and t.terms[0].kernel:
         names = COLOUR_NAMES.get(len(t.terms), ()) if p.stage == 1 else ()
         full = t.terms if channels is None else t.terms[:channels]
+        # One number of decimals for every window, every kernel, every product: the channels compare.
+        decimals = [_decimals([row for term in full for row in getattr(term, part)]) for part in ("window", "kernel", "products")]
         for term in full:
             colour = f" ({names[term.channel]})" if names else ""
             lines.append(f"  input channel {term.channel}{colour}:")
-            lines += _side_by_side([("window", _matrix(term.window)), (f"x kernel [{p.channel}, {term.channel - t.terms[0].channel}]",
-                                    _matrix(term.kernel)), ("= products", _matrix(term.products))])
+            lines += _side_by_side([("window", _matrix(term.window, decimals[0])),
+                                    (f"x kernel [{p.channel}, {term.channel - t.terms[0].channel}]", _matrix(term.kernel, decimals[1])),
+                                    ("= products", _matrix(term.products, decimals[2]))])
             lines.append(f"    sum of products = {fmt_number(term.total)}")
         rest = t.terms[len(full):]
         if rest:
