@@ -251,7 +251,7 @@ def evaluate(model: torch.nn.Module, data: TrainingData, tp: TrainPlan, device: 
     confusion = torch.zeros(k * k, dtype=torch.int64, device=device)
     with torch.inference_mode():
         for start in range(0, n, bs):
-            x = tp.stack.batch_input(data.eval_x[start : start + bs])
+            x = _images(data.eval_x[start : start + bs], tp, device, memory_format(tp))
             y = data.eval_y[start : start + bs].to(device)
             out = model(x)
             loss += F.cross_entropy(out, y, reduction="sum")
@@ -398,7 +398,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
                 order = data.epoch_order(order_rng)
             with guard.step():
                 x, y = data.batch(order, position * bs, min((position + 1) * bs, tp.train_images))
-                x, y = p.batch_input(x), y.to(device)
+                x, y = _images(x, tp, device, layout), y.to(device)
                 model.train()
                 out = model(x)
                 loss = loss_fn(out, y)
