@@ -112,7 +112,8 @@ def predict(
         typer.echo(prediction.json_document(pp, summary))
         return
     shown, predicted = summary["pictured"], summary["predicted"]
-    pictures = f"the pictures of {shown} image(s)" if shown >= predicted else f"the pictures of the first {shown} image(s)"
+    pictures = ("no pictures (--pictures 0)" if not shown else f"the pictures of {shown} image(s)" if shown >= predicted
+                else f"the pictures of the first {shown} image(s)")
     reporter.info(f"logged {pictures} and every prediction ({prediction.PREDICTIONS_FILE}) to {summary['run_dir']}")
     _how_to_view(reporter, exp.run.logdir)
 
