@@ -237,6 +237,10 @@ def test_layers_and_weights_without_a_run_and_what_is_refused(run_cli, tmp_path,
     assert_user_error(r, "--pretrained vgg16 gives the first stages of vgg16, which end in maps, not one score per class")
     r = run_cli("predict", "--config", shapes_classifier / "config.toml", image)
     assert_user_error(r, f"is a training run's config; give the run itself: convlab predict --run {shapes_classifier}")
+    r = run_cli("predict", image)
+    assert_user_error(r, "convlab predict needs a model: --run logs/train-... (a training run), or its layers")
+    r = run_cli("predict", "--run", shapes_classifier)
+    assert_user_error(r, "convlab predict needs images: give image files or folders")
 
 
 def test_a_run_stopped_by_a_signal_keeps_what_it_predicted(run_cli, tmp_path, shapes_classifier, eval_folder, monkeypatch):

@@ -78,6 +78,9 @@ def resolve_prediction(
     if config is not None and "train" in read_config_file(config, "train"):
         folder = Path(config).parent
         raise ConfigError(f"{config} is a training run's config; give the run itself: convlab predict --run {folder} IMAGE...")
+    if not layers and config is None and not stack.get("pretrained"):
+        raise ConfigError("convlab predict needs a model: --run logs/train-... (a training run), or its layers (LAYER... or "
+                          "--config FILE) with --weights FILE")
     stack["layers"] = layers or None
     return _without_kernels(resolve("predict", settings, config))
 
