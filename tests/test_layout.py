@@ -19,7 +19,7 @@ ORDER = [
     "kernels", "layers", "stack", "hooks", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
     "snapshots", "modelrun", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
-    "predict.images", "predict.attributions", "predict.trace", "predict.pictures", "predict.report", "predict.run", "predict",
+    "predict.images", "predict.attributions", "predict.trace", "predict.pictures", "predict.report", "predict.plan", "predict.run", "predict",
     "board", "commands", "notebook.results", "notebook.api", "notebook.interact", "notebook", "options", "usage", "cli", "__main__",
 ]
 

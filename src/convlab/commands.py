@@ -99,12 +99,13 @@ def predict(
 ) -> None:
     """``convlab predict``: the model and the images resolved and checked, then predicted; --json
     prints only the JSON document."""
+    from convlab.predict import plan as planned
     from convlab.predict import run as prediction
 
-    exp = prediction.resolve_prediction(inputs, overrides, run=run, config=config)
-    pp = prediction.plan_prediction(exp, out)
+    exp = planned.resolve_prediction(inputs, overrides, run=run, config=config)
+    pp = planned.plan_prediction(exp, out)
     if dry_run:
-        _dry_run(*prediction.dry_run_lines(pp))
+        _dry_run(*planned.dry_run_lines(pp))
         return
     reporter = TerminalReporter(quiet or as_json)
     summary = prediction.predict(pp, reporter, records=as_json)

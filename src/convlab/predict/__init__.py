@@ -4,5 +4,6 @@
 was done to it; :mod:`.attributions` is the registry of attribution methods over captum's
 classes; :mod:`.trace` works out how one value of one stage was computed; :mod:`.pictures`
 draws the overlays and the sheet; :mod:`.report` is what reaches the terminal, the run's texts
-and ``--json``; :mod:`.run` is the command: the model, the images in batches, the run.
+and ``--json``; :mod:`.plan` decides what will run (the model, its classes, every check) before
+an image is decoded; :mod:`.run` puts the images through the model in batches and logs the run.
 """
