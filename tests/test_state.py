@@ -25,7 +25,8 @@ from conftest import assert_user_error, load_events
 
 SHAPES = ("--dataset", "shapes", "-n", "1", "-b", "2", "--logdir", "logs")
 ONE_OF_EACH = ["Conv2d(3, 6, 3)", "MaxPool2d(2)", "AvgPool2d(2)", "ReLU()", "LeakyReLU()", "Sigmoid()", "Tanh()", "GELU()",
-               "ELU()", "BatchNorm2d(6)", "Dropout()", "Dropout2d()", "Flatten()", "Linear(6, 2)", "Softmax(dim=1)", "Identity()"]
+               "ELU()", "BatchNorm2d(6)", "Dropout()", "Dropout2d()", "Flatten()", "Linear(6, 2)", "Softmax(dim=1)", "Identity()",
+               "ConvTranspose2d(6, 4, 3, groups=2)", "Upsample(scale_factor=2)"]
 
 
 def test_every_kind_with_weights_has_its_reach():
@@ -37,9 +38,15 @@ def test_every_kind_with_weights_has_its_reach():
         kinds[cfg.kind] = build_layer(cfg, 3 if cfg.kind == "conv" else 6)
     assert set(kinds) == set(FACTORIES)  # one of each kind convlab builds
     weighted = {k for k, m in kinds.items() if any(True for _ in m.parameters())}
-    assert weighted == set(REACH) == {"conv", "linear", "batchnorm2d"}
+    assert weighted == set(REACH) == {"conv", "convtranspose", "linear", "batchnorm2d"}
     for kind in weighted:
         assert reach_problem(kind, kinds[kind]) is None  # PyTorch's own init is fine
+    transposed = kinds["convtranspose"]
+    with torch.no_grad():  # its reach is per output channel, over its group's inputs and every tap
+        transposed.weight.fill_(1.0)
+        transposed.bias.zero_()
+        transposed.weight[3:, 1].fill_(3.5e38 / 27)  # group 1's second output channel: 3 inputs x 9 taps, just past
+    assert "sum |weight| + |bias| is 3.5e+38 for output channel 3," in reach_problem("convtranspose", transposed)
 
 
 @pytest.mark.parametrize(

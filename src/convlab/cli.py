@@ -18,10 +18,12 @@ from convlab.board import DEFAULT_HOST, DEFAULT_PORT, serve
 from convlab.config import overrides, resolve
 from convlab.options import (
     DATA_OPTIONS,
+    PREDICT_DATA_OPTIONS,
     RUN_OPTIONS,
     SWEEP_RUN_OPTIONS,
     TRAIN_DATA_OPTIONS,
     AnimateOpt,
+    AttributionsOpt,
     BiasOpt,
     CeilOpt,
     CellOpt,
@@ -35,11 +37,14 @@ from convlab.options import (
     EvalEveryOpt,
     EvalSplitOpt,
     FramesLogdirOpt,
+    FromRunOpt,
+    GradcamLayerOpt,
     GroupsOpt,
     HoldoutOpt,
     InChannelsOpt,
     InitOpt,
     InitWeightsOpt,
+    JsonOpt,
     KernelOpt,
     LayersArg,
     LrOpt,
@@ -48,17 +53,30 @@ from convlab.options import (
     MaxStepsOpt,
     OptimizerOpt,
     OutChannelsOpt,
+    OutOpt,
+    OutputPaddingOpt,
     OutputSizeOpt,
     PaddingModeOpt,
+    PicturesOpt,
     PoolModeOpt,
     PoolPaddingOpt,
     PoolStrideOpt,
+    PredictArgs,
+    PredictWeightsOpt,
     PretrainedOpt,
     ShuffleOpt,
     SizeOpt,
     SkipInvalidOpt,
     SnapshotEveryOpt,
     StackWeightsOpt,
+    TargetOpt,
+    TopKOpt,
+    TraceOpt,
+    TransposedCaseOpt,
+    TransposedChannelsOpt,
+    TransposedOutChannelsOpt,
+    TransposedPaddingOpt,
+    TransposedSizeOpt,
     UnpoolOpt,
     UnpoolSizeOpt,
     UptoOpt,
@@ -134,6 +152,21 @@ def train(
 ) -> None:
     p = ctx.params
     commands.train(resolve("train", overrides("train", p), p["config"]), dry_run=p["dry_run"], quiet=p["quiet"])
+
+
+@app.command(**usage.help_of("predict"))
+@with_options(STACK_VIEWS, PREDICT_DATA_OPTIONS, RUN_OPTIONS)
+def predict(
+    ctx: typer.Context,
+    inputs: PredictArgs = None, from_run: FromRunOpt = None, weights: PredictWeightsOpt = None,
+    pretrained: PretrainedOpt = None, upto: UptoOpt = None,
+    top_k: TopKOpt = None, target: TargetOpt = None, attributions: AttributionsOpt = None, layer: GradcamLayerOpt = None,
+    trace: TraceOpt = None, pictures: PicturesOpt = None, out: OutOpt = None, as_json: JsonOpt = False,
+    max_channels: MaxChannelsOpt = None,
+) -> None:
+    p = ctx.params
+    commands.predict(inputs or [], overrides("predict", p), run=from_run, config=p["config"], out=out, as_json=as_json,
+                     dry_run=p["dry_run"], quiet=p["quiet"])
 
 
 @app.command(**usage.help_of("board"))
@@ -239,6 +272,18 @@ def demo_conv(
     commands.demo_conv(layer=overrides("conv", ctx.params)["conv"], input_matrix=input_matrix, weight=weight, cell=cell)
 
 
+@demo_app.command("convtranspose", **usage.help_of("demo convtranspose"))
+def demo_convtranspose(
+    kernel_size: KernelOpt = None, stride: ConvStrideOpt = None, padding: TransposedPaddingOpt = None,
+    output_padding: OutputPaddingOpt = None, dilation: DilationOpt = None, case: TransposedCaseOpt = None,
+    input_matrix: MatrixOpt = None, weight: WeightOpt = None, cell: CellOpt = None,
+) -> None:
+    commands.demo_convtranspose(
+        layer=dict(kernel_size=kernel_size, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation),
+        case=case.value if case else None, input_matrix=input_matrix, weight=weight, cell=cell,
+    )
+
+
 @explain_app.command("conv", **usage.help_of("explain conv"))
 def explain_conv(
     ctx: typer.Context,
@@ -274,6 +319,21 @@ def explain_stack(
 ) -> None:
     exp = resolve("stack", overrides("stack", ctx.params), config)
     commands.explain_stack(exp, size=size, channels=channels)
+
+
+@explain_app.command("convtranspose", **usage.help_of("explain convtranspose"))
+def explain_convtranspose(
+    out_channels: TransposedOutChannelsOpt = None, kernel_size: KernelOpt = None, stride: ConvStrideOpt = None,
+    padding: TransposedPaddingOpt = None, output_padding: OutputPaddingOpt = None, dilation: DilationOpt = None,
+    groups: GroupsOpt = None, bias: BiasOpt = None, case: TransposedCaseOpt = None,
+    size: TransposedSizeOpt = None, channels: TransposedChannelsOpt = None,
+    animate: AnimateOpt = None, frames_logdir: FramesLogdirOpt = None,
+) -> None:
+    commands.explain_convtranspose(
+        layer=dict(in_channels=channels, out_channels=out_channels, kernel_size=kernel_size, stride=stride, padding=padding,
+                   output_padding=output_padding, dilation=dilation, groups=groups, bias=bias),
+        case=case.value if case else None, size=size, animate=animate, logdir=frames_logdir,
+    )
 
 
 @explain_app.command("unpool", **usage.help_of("explain unpool"))

@@ -147,6 +147,17 @@ def _weighted_sum(module: nn.Module) -> tuple[torch.Tensor, str]:
     return reach, "sum |weight| + |bias|"
 
 
+def _transposed(module: nn.Module) -> tuple[torch.Tensor, str]:
+    """ConvTranspose2d: per output channel, sum |weight| over its group's inputs and every tap + |bias|
+    (each output value adds at most every tap of every input channel of its group)."""
+    weight = module.weight.detach().double().abs()  # (in, out/groups, kH, kW)
+    groups = module.groups
+    reach = weight.view(groups, weight.shape[0] // groups, *weight.shape[1:]).sum((1, 3, 4)).flatten()
+    if module.bias is not None:
+        reach = reach + module.bias.detach().double().abs()
+    return reach, "sum |weight| + |bias|"
+
+
 def _batchnorm(module: nn.Module) -> tuple[torch.Tensor, str] | None:
     """(x - running_mean) / sqrt(running_var + eps) * weight + bias, for |x| <= 1."""
     import torch
@@ -165,6 +176,7 @@ def _batchnorm(module: nn.Module) -> tuple[torch.Tensor, str] | None:
 # Stage kind -> a layer's reach per output channel (and how it is computed), for every kind with weights.
 REACH: dict[str, Callable[[Any], tuple[Any, str] | None]] = {
     "conv": _weighted_sum,
+    "convtranspose": _transposed,
     "linear": _weighted_sum,
     "batchnorm2d": _batchnorm,
 }
