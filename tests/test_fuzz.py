@@ -228,11 +228,13 @@ SPECIAL_VALUES = [0.0, -0.0, 1e-45, -1e-40, 1e-30, 1.0, -1.0, 0.5, 1e13, -7e13, 
 VALUES = st.one_of(st.sampled_from(SPECIAL_VALUES), st.floats(1e13, 3e38), st.floats(-2, 2))
 DTYPES = [torch.float32, torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool, torch.complex64]
 STORAGES = ["dense"] * 6 + ["meta", "sparse", "quantized", "noncontiguous"]
-# The stack the weights files are drawn for: every weighted layer kind, small (2 channels of 30x30).
-FUZZ_STACK = ["Conv2d(3, 2, 3)", "BatchNorm2d(2)", "ReLU()", "Flatten()", "Linear(1800, 10)"]
+# The stack the weights files are drawn for: every weighted layer kind, small (2 channels of 32x32);
+# a sweep's runs end in a map, so a sweep takes its first four stages.
+FUZZ_STACK = ["Conv2d(3, 2, 3)", "BatchNorm2d(2)", "ReLU()", "ConvTranspose2d(2, 2, 3)", "Flatten()", "Linear(2048, 10)"]
 FUZZ_STATE = {  # its state_dict, in order: name -> shape
     "0.weight": (2, 3, 3, 3), "0.bias": (2,), "1.weight": (2,), "1.bias": (2,), "1.running_mean": (2,),
-    "1.running_var": (2,), "1.num_batches_tracked": (), "4.weight": (10, 1800), "4.bias": (10,),
+    "1.running_var": (2,), "1.num_batches_tracked": (), "3.weight": (2, 2, 3, 3), "3.bias": (2,),
+    "5.weight": (10, 2048), "5.bias": (10,),
 }
 
 
@@ -329,9 +331,11 @@ def weights_runs(draw) -> tuple[list[str], dict[str, tuple[int, ...]]]:
     command = draw(st.sampled_from(["conv", "stack", "train", "sweep stack"]))
     if command == "conv":
         return ["conv", "-c", "2", "-n", "1", *RUN, "--weights"], {"weight": (2, 3, 3, 3), "bias": (2,)}
+    if command == "sweep stack":
+        state = {k: v for k, v in FUZZ_STATE.items() if int(k.split(".")[0]) < 4}
+        return ["sweep", "stack", *FUZZ_STACK[:4], *RUN, "-n", "1", "--vary", "max_channels=1,2", "--weights"], state
     argv = [*command.split(), *FUZZ_STACK, *RUN]
-    argv += {"stack": ["-n", "1"], "train": ["--max-steps", "1", "--eval-batches", "1"],
-             "sweep stack": ["-n", "1", "--vary", "max_channels=1,2"]}[command]
+    argv += {"stack": ["-n", "1"], "train": ["--max-steps", "1", "--eval-batches", "1"]}[command]
     return [*argv, "--init-weights" if command == "train" else "--weights"], FUZZ_STATE
 
 

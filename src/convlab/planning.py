@@ -170,7 +170,9 @@ def plan(exp: Experiment) -> Plan:
     shapes = output_shapes(exp.stages, input_shape, name_stages=in_stack)
     if in_stack:
         check_stack_views(exp, shapes)
-        if "classes" in names(exp.views.show):  # asked by name (a folder's classes are counted by a scan)
+        # Asked by name in a stack (a folder's classes are counted by a scan); train and predict check
+        # the last stage against the classes themselves, in their own words.
+        if exp.command == "stack" and "classes" in names(exp.views.show):
             check_classes_view(exp, shapes[-1], spec.class_count(exp.data))
     device = resolve_device(exp.run.device)
     for stage, shape, out in zip(exp.stages, shapes, shapes[1:]):
