@@ -285,8 +285,9 @@ def weights_files(draw, state: dict[str, tuple[int, ...]]) -> object:
     names = list(state)
     if draw(st.integers(0, 5)) == 0:
         del names[draw(st.integers(0, len(names) - 1))]  # a missing key
-    # Half the files are a model's own but for one tensor drawn from the grammar, so that runs go on.
-    hostile = set(names) if draw(st.booleans()) else {draw(st.sampled_from(names))}
+    # Half the files are hostile throughout; the others a model's own but for one tensor drawn from
+    # the grammar, or none (no false refusal), so that runs go on.
+    hostile = set(names) if draw(st.booleans()) else set() if draw(st.integers(0, 2)) == 0 else {draw(st.sampled_from(names))}
     saved = {name: draw(tensors(state.get(name, (2,)), name)) if name in hostile else plain(state[name], name) for name in names}
     if draw(st.integers(0, 5)) == 0:
         saved["9.extra"] = draw(tensors((3,), "extra"))  # an extra key
