@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from convlab.config import ConvConfig, PoolConfig, StageConfig
-from convlab.geometry import hw, pool_stride, span
+from convlab.geometry import hw, layer_padding, pool_stride, span
 from convlab.layers import Shape, ShapeError, stage_output_shape
 from convlab.modules import call_text, stage_tag
-from convlab.stages import STAGE_KINDS
+from convlab.stages import ELEMENTWISE_KINDS, STAGE_KINDS
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -237,3 +237,56 @@ def explain_stack(stages: Sequence[StageConfig], input_shape: Shape, *, max_chan
         notes.append(f"pictures: each map stage shows its first {max_channels} channels (--max-channels); "
                      f"{len(wide)} of them have more ({', '.join(wide[:3])}{', ...' if len(wide) > 3 else ''})")
     return StackTable(tuple(input_shape), rows, notes)
+
+
+# ----------------------------------------------------------------------------- input windows
+
+
+@dataclass(frozen=True)
+class InputWindow:
+    """Where one stage's outputs read the input: the output at (y, x) depends on input rows
+    ``top .. top + field[0] - 1`` and columns ``left .. left + field[1] - 1``, with
+    ``(top, left) = start + (y, x) * jump``. Rows and columns before 0 or past the image are
+    padding (of whichever layer pads there), never image."""
+
+    field: tuple[int, int]
+    jump: tuple[int, int]
+    start: tuple[int, int]  # the window of output (0, 0); negative: it begins in the padding
+
+    def at(self, y: int, x: int) -> tuple[int, int]:
+        """(top, left) in input pixels of the window that output (y, x) reads."""
+        return (self.start[0] + y * self.jump[0], self.start[1] + x * self.jump[1])
+
+
+# Stage kinds whose output at one position reads only that position of their input (in eval
+# mode: dropout passes everything, BatchNorm2d scales each channel by its running statistics).
+POSITIONWISE_KINDS = frozenset({*ELEMENTWISE_KINDS, "batchnorm2d"})
+
+
+def _positionwise(cfg: StageConfig) -> bool:
+    if cfg.kind == "softmax":  # over the channels of a map (dim 1 of the batch, PyTorch's implicit choice)
+        return cfg.dim in (None, 1, -3)
+    return cfg.kind in POSITIONWISE_KINDS
+
+
+def input_window(stages: Sequence[StageConfig], index: int) -> InputWindow:
+    """The input window of stage ``index``'s outputs (1-based), through every stage up to it: each
+    window layer widens it by (span - 1) x the jump so far, moves its start back by its padding
+    before x the jump so far, and multiplies the jump by its stride. A ShapeError when a stage up to
+    it makes every output read the whole input (Flatten, Linear, a softmax over positions)."""
+    field, jump, start = (1, 1), (1, 1), (0, 0)
+    for i, cfg in enumerate(stages[:index], 1):
+        window = _window(cfg)
+        if window is not None:
+            spans, strides = window
+            before = tuple(pad for pad, _ in layer_padding(cfg))
+            start = tuple(s - p * j for s, p, j in zip(start, before, jump))
+            field = tuple(f + (s - 1) * j for f, s, j in zip(field, spans, jump))
+            jump = tuple(j * s for j, s in zip(jump, strides))
+        elif not _positionwise(cfg):
+            which = "it" if i == index else f"stage {i} {call_text(cfg)}"
+            raise ShapeError(
+                f"stage {index} {call_text(stages[index - 1])}: {which} mixes every position of its input, so its "
+                "outputs have no input window; choose a map stage before it"
+            )
+    return InputWindow(field, jump, start)
