@@ -284,16 +284,21 @@ def test_training_on_cuda(run_cli, tmp_path):
     assert all(t.device.type == "cpu" for t in state.values())
 
 
-def test_without_shuffling_a_run_is_the_lessons_loop_step_for_step(cifar, run_cli, tmp_path):
+@pytest.mark.parametrize("name, extra", [
+    ("sgd", ()), ("sgd", ("--weight-decay", "0.5")), ("adam", ("--weight-decay", "0.1")), ("adamw", ()),
+], ids=["sgd", "sgd-weight-decay", "adam-weight-decay", "adamw-default"])
+def test_without_shuffling_a_run_is_the_lessons_loop_step_for_step(cifar, run_cli, tmp_path, name, extra):
     r = run_cli("train", "Flatten()", "Linear(3072, 10)", "--data-dir", cifar.root, "--batch-size", "16", "--epochs", "2",
-                "--no-shuffle", "--logdir", "logs", "--run-name", "same")
+                "--no-shuffle", "--optimizer", name, *extra, "--logdir", "logs", "--run-name", "same")
     assert r.code == 0, r.err
     logged = [s.value for s in load_events(tmp_path / "logs" / "same").Scalars("train/loss")]
 
-    # The lesson's loop: the model seeded, the images as ToTensor gives them, in order, SGD(lr=0.01).
+    # The lesson's loop: the model seeded, the images as ToTensor gives them, in order, SGD(lr=0.01)
+    # (or the optimizer and weight decay asked for, as torch.optim takes them).
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    decay = {"weight_decay": float(extra[1])} if extra else {}
+    optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name](model.parameters(), lr=0.01, **decay)
     x = torch.from_numpy(cifar.train_images).permute(0, 3, 1, 2).float().div(255)
     y = torch.tensor([i % 10 for i in range(1, 6) for _ in range(12)])
     expected = []
@@ -307,3 +312,20 @@ def test_without_shuffling_a_run_is_the_lessons_loop_step_for_step(cifar, run_cl
     assert logged == pytest.approx(expected, rel=1e-6)
     state = torch.load(tmp_path / "logs" / "same" / "model.pt", weights_only=True)
     assert torch.equal(state["1.weight"], model[1].weight.detach())
+    saved = {"sgd-weight-decay": "weight_decay = 0.5", "adam-weight-decay": "weight_decay = 0.1"}.get(f"{name}-weight-decay" if extra else name)
+    assert (saved or "# weight_decay = (default)") in (tmp_path / "logs" / "same" / "config.toml").read_text()
+
+
+@pytest.mark.parametrize("flag, message", [
+    (("--weight-decay", "-1"), "weight_decay must be 0 or more, got -1"),
+    (("--weight-decay", "100"), "weight_decay 100 with lr 0.01: sgd shrinks each weight by lr*weight_decay = 1 of itself every step"),
+])
+def test_weight_decay_is_checked(run_cli, flag, message):
+    assert_user_error(run_cli("train", "Flatten()", "Linear(3072, 10)", "--dataset", "shapes", *flag), message)
+
+
+def test_the_plan_says_the_weight_decay_in_use(run_cli):
+    r = run_cli("train", "Flatten()", "Linear(3072, 10)", "--dataset", "shapes", "--optimizer", "adamw", "--dry-run")
+    assert r.code == 0 and "adamw lr=0.01 weight_decay=0.01" in r.out, r.err  # torch.optim.AdamW's default
+    r = run_cli("train", "Flatten()", "Linear(3072, 10)", "--dataset", "shapes", "--dry-run")
+    assert r.code == 0 and "sgd lr=0.01\n" in r.out and "weight_decay" not in r.out.split("[views]")[-1], r.err

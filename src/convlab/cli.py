@@ -22,6 +22,7 @@ from convlab.options import (
     CeilOpt,
     CellOpt,
     ChannelsOpt,
+    ClassOpt,
     ConfigOpt,
     ConvPaddingOpt,
     ConvStrideOpt,
@@ -43,6 +44,7 @@ from convlab.options import (
     InChannelsOpt,
     InitOpt,
     InitWeightsOpt,
+    JsonOpt,
     KernelOpt,
     LayersArg,
     LogdirOpt,
@@ -63,6 +65,7 @@ from convlab.options import (
     RunNameOpt,
     ScaleOpt,
     SeedOpt,
+    SheetsOpt,
     ShowOpt,
     ShuffleOpt,
     SizeOpt,
@@ -71,12 +74,18 @@ from convlab.options import (
     SplitOpt,
     StackWeightsOpt,
     SweepNameOpt,
+    TopChannelsOpt,
+    TopKOpt,
+    TopStagesOpt,
+    TrainingRunOpt,
     TrainSplitOpt,
+    TrainTopOpt,
     UnpoolOpt,
     UnpoolSizeOpt,
     UptoOpt,
     VaryOpt,
     ViewImagesOpt,
+    WeightDecayOpt,
     WeightOpt,
     WeightsOpt,
     ZoomOpt,
@@ -153,7 +162,7 @@ def stack(
 def train(
     ctx: typer.Context,
     layers: LayersArg = None, weights: InitWeightsOpt = None,
-    optimizer: OptimizerOpt = None, lr: LrOpt = None, epochs: EpochsOpt = None, shuffle: ShuffleOpt = None, max_steps: MaxStepsOpt = None,
+    optimizer: OptimizerOpt = None, lr: LrOpt = None, weight_decay: WeightDecayOpt = None, top: TrainTopOpt = None, epochs: EpochsOpt = None, shuffle: ShuffleOpt = None, max_steps: MaxStepsOpt = None,
     eval_every: EvalEveryOpt = None, snapshot_every: SnapshotEveryOpt = None, eval_split: EvalSplitOpt = None,
     eval_batches: EvalBatchesOpt = None, holdout: HoldoutOpt = None,
     show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
@@ -170,6 +179,28 @@ def train(
     settings["stack"] = {key: settings["train"].pop(key, None) for key in STACK_KEYS}
     exp = resolve("train", settings, config)
     commands.train(exp, dry_run=dry_run, quiet=quiet)
+
+
+@app.command()
+def top(
+    ctx: typer.Context,
+    layers: LayersArg = None, run: TrainingRunOpt = None,
+    weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None,
+    k: TopKOpt = None, stages: TopStagesOpt = None, channels: TopChannelsOpt = None, class_name: ClassOpt = None,
+    max_channels: MaxChannelsOpt = None, out: SheetsOpt = None, as_json: JsonOpt = False,
+    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
+    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
+    grayscale: GrayscaleOpt = None,
+    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: RunNameOpt = None,
+    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """What each channel looks for: its top-k image patches over a whole dataset (each cropped to its receptive
+    field), its mean activation and how often it is dead, for the network of a training run (--run), of LAYER...
+    (--weights, --config) or of --pretrained NAME --upto K; one image per stage in TensorBoard."""
+    settings = overrides("top", ctx.params)
+    settings["stack"] = {key: settings["top"].pop(key, None) for key in (*STACK_KEYS, "pretrained", "upto")}
+    settings["top"]["channels"] = channels  # named as explain's --channels (the input's), an action there
+    commands.top(settings, config=config, run=run, out=out, as_json=as_json, dry_run=dry_run, quiet=quiet)
 
 
 @app.command()

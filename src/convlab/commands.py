@@ -64,6 +64,35 @@ def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     _how_to_view(reporter, exp.run.logdir)
 
 
+def top(
+    overrides: dict[str, dict[str, Any]], *, config: Path | None, run: Path | None, out: Path | None, as_json: bool,
+    dry_run: bool, quiet: bool,
+) -> None:
+    """``convlab top``: the pass, then the channel tables (or the JSON) and where the pictures are."""
+    from convlab import planning
+    from convlab.top import run as tops
+
+    exp = tops.resolve_top(overrides, config, run)
+    if dry_run:
+        tp = tops.plan_top(exp)
+        _dry_run(dump_toml(exp).rstrip(), "", planning.describe(tp.stack), tops.describe_top(tp), f"device: {tp.stack.device}")
+        return
+    reporter = TerminalReporter(quiet or as_json)
+    summary, result = tops.run_top(exp, reporter, out=out)
+    if as_json:
+        typer.echo(tops.result_json(summary, result))
+        return
+    if not quiet:
+        from rich.text import Text
+
+        for st in result.stages:
+            echo([Text(text, style=style) for style, text in result.table(st)] + [Text("")])
+        echo([Text(text, style=style) for style, text in result.ranking()])
+    reporter.info(f"logged the top {exp.top.k} patches of {len(result.stages)} stage(s) over {result.images} image(s) "
+                  f"to {summary['run_dir']}" + (f"; sheets in {out}" if out is not None else ""))
+    _how_to_view(reporter, exp.run.logdir)
+
+
 def sweep(
     command: str, overrides: dict[str, dict[str, Any]], *, config: Path | None, vary: list[str] | None,
     skip_invalid: bool, dry_run: bool, quiet: bool,

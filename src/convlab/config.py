@@ -105,6 +105,9 @@ class TrainConfig:
 
     optimizer: str = "sgd"
     lr: float = 0.01  # the lesson's SGD learning rate
+    # As torch.optim computes it (sgd, adam: + wd * weight in the gradient; adamw: decoupled);
+    # None: the optimizer's own default (0; adamw 0.01).
+    weight_decay: float | None = None
     epochs: int = 1
     # A new random order of the training images each epoch (seeded); off: in order, as the
     # lesson's DataLoader(batch_size=64) reads them.
@@ -121,14 +124,30 @@ class TrainConfig:
     # Keep this fraction of the training images out of training and evaluate on them instead of
     # eval_split; None: no holdout (a folder, which has one set, holds out 0.2).
     holdout: float | None = None
+    # At the end, log each map stage's top patches over the evaluation images (as convlab top does).
+    top: bool = False
+
+
+@dataclass(frozen=True)
+class TopConfig:
+    """``convlab top``: each channel's top-k dataset patches, for the network of a stack."""
+
+    # Patches per channel: the images whose largest activation in that channel is largest.
+    k: int = 9
+    # The stages shown (counted from 1); None: every map stage.
+    stages: tuple[int, ...] | None = None
+    # The channels shown in every chosen stage; None: the first [stack] max_channels of each.
+    channels: tuple[int, ...] | None = None
+    # Count only the images of this class (a name of the dataset's classes).
+    class_name: str | None = None
 
 
 # What each experiment command's own config section is.
-COMMANDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig, "train": TrainConfig}
+COMMANDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig, "train": TrainConfig, "top": TopConfig}
 # Commands that run a stack of layers ([stack] layers), and the sections each command's file holds
 # beside [data], [run] and [views] (by default, its own).
-STACK_COMMANDS = ("stack", "train")
-OWN_SECTIONS = {"train": ("stack", "train")}
+STACK_COMMANDS = ("stack", "train", "top")
+OWN_SECTIONS = {"train": ("stack", "train"), "top": ("stack", "top")}
 
 
 def command_sections(command: str) -> dict[str, type]:
@@ -153,6 +172,8 @@ class Experiment:
     stack: StackConfig = field(default_factory=StackConfig)
     # convlab train only.
     train: TrainConfig = field(default_factory=TrainConfig)
+    # convlab top only.
+    top: TopConfig = field(default_factory=TopConfig)
 
     @property
     def is_stack(self) -> bool:
@@ -172,8 +193,8 @@ class Experiment:
             return {self.command: self.layer, "data": self.data, "run": self.run, "views": self.views}
         layers = () if self.stack.pretrained else tuple(call_text(s) for s in self.stages)
         heads: dict[str, Any] = {"stack": dataclasses.replace(self.stack, layers=layers)}
-        if self.command == "train":
-            heads["train"] = self.train
+        for name in OWN_SECTIONS.get(self.command, ())[1:]:  # train, top: their own section after [stack]
+            heads[name] = getattr(self, name)
         return heads | {"data": self.data, "run": self.run, "views": self.views}
 
 
@@ -227,8 +248,8 @@ def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> 
         if key == "command":
             if not isinstance(value, str) or value not in COMMANDS:
                 raise ConfigError(f"{path}: unknown command {value!r}; choose from {', '.join(COMMANDS)}")
-            # convlab train trains the stack a 'stack' experiment file describes.
-            if value != command and not (command == "train" and value == "stack"):
+            # convlab train trains (and convlab top looks into) the stack a 'stack' experiment file describes.
+            if value != command and not (command in ("train", "top") and value == "stack"):
                 raise ConfigError(
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"
                 )
@@ -325,8 +346,8 @@ def resolve(
     if command in STACK_COMMANDS:
         stack = built["stack"]
         stages = stack_stages(stack)
-        if command == "train":
-            sections["train"] = built["train"]
+        for name in OWN_SECTIONS.get(command, ())[1:]:
+            sections[name] = built[name]
         exp = Experiment(command=command, stages=stages, stack=dataclasses.replace(stack, layers=()), **sections)
         exp = dataclasses.replace(exp, stack=exp.sections()["stack"])
     else:
@@ -379,6 +400,8 @@ def validate(exp: Experiment) -> None:
             check_path(stage.weights, "--weights")
     if exp.command == "train":
         validate_train(exp.train)
+    if exp.command == "top":
+        validate_top(exp.top)
     if exp.is_stack:
         _at_least(exp.stack.max_channels, "max_channels")
         if exp.stack.weights is not None:
@@ -405,12 +428,33 @@ def validate_train(train: TrainConfig) -> None:
         raise ConfigError(f"unknown optimizer {train.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
     if not train.lr > 0:
         raise ConfigError(f"lr must be above 0, got {train.lr}")
+    decay = train.weight_decay
+    if decay is not None and decay < 0:
+        raise ConfigError(f"weight_decay must be 0 or more, got {decay:g}")
+    if decay is not None and train.optimizer in ("sgd", "adamw") and train.lr * decay >= 1:
+        raise ConfigError(
+            f"weight_decay {decay:g} with lr {train.lr:g}: {train.optimizer} shrinks each weight by lr*weight_decay = "
+            f"{train.lr * decay:g} of itself every step, which must stay below 1; use a weight_decay below {1 / train.lr:g}"
+        )
     for name in ("epochs", "max_steps", "eval_every", "snapshot_every", "eval_batches"):
         _at_least(getattr(train, name), name)
     if train.eval_split not in SPLITS:
         raise ConfigError(f"unknown eval_split {train.eval_split!r}; choose from {', '.join(SPLITS)}")
     if train.holdout is not None and not 0 < train.holdout < 1:
         raise ConfigError(f"holdout is the fraction of training images kept for evaluation, above 0 and below 1; got {train.holdout}")
+
+
+def validate_top(top: TopConfig) -> None:
+    _at_least(top.k, "k")
+    for name, values, lowest in (("stages", top.stages, 1), ("channels", top.channels, 0)):
+        if values is None:
+            continue
+        if not values:
+            raise ConfigError(f"{name} is empty; leave it out for the default")
+        if min(values) < lowest:
+            raise ConfigError(f"{name} are counted from {lowest}; got {min(values)}")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{name}: {', '.join(map(str, values))} names one twice")
 
 
 # The file-name limit of Linux, macOS and Windows file systems, in bytes.

@@ -132,13 +132,20 @@ def describe_training(tp: TrainPlan) -> str:
     return "\n".join([
         f"training: {tp.num_steps} step(s) ({t.epochs} epoch(s) of {tp.steps_per_epoch}) of {data.batch_size} image(s) "
         f"from {tp.train_images} of {data.dataset}/{data.split}, {_order(tp.exp)}; nn.CrossEntropyLoss, "
-        f"{t.optimizer} lr={t.lr:g}",
+        f"{t.optimizer} lr={t.lr:g}{_decay(t)}",
         f"evaluation: every {tp.eval_every} step(s) and at the end, on {tp.eval_images} image(s) of {where}",
         f"snapshots: every {t.snapshot_every} step(s), at step 0 and at the end: each conv stage's kernels on one "
         "fixed range per stage (mid-grey = 0, black/white = -/+ the stage's largest |weight| at step 0, clipped "
         "beyond), what training has added to them (kernels-change: the kernels minus step 0's, on the same range), "
         "and every stage's view of the same probe images from the evaluation set",
     ])
+
+
+def _decay(t: Any) -> str:
+    from convlab.optimizers import DEFAULT_WEIGHT_DECAY
+
+    decay = DEFAULT_WEIGHT_DECAY[t.optimizer] if t.weight_decay is None else t.weight_decay
+    return f" weight_decay={decay:g}" if decay else ""
 
 
 def _order(exp: Experiment) -> str:
@@ -296,7 +303,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     torch.manual_seed(exp.run.seed)  # dropout's masks
     layout = memory_format(tp)
     model = torch.nn.Sequential(*(s.module for s in p.stages)).to(device, memory_format=layout)
-    optimizer = create_optimizer(t.optimizer, model.parameters(), t.lr)
+    optimizer = create_optimizer(t.optimizer, model.parameters(), t.lr, t.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss()
     live = list(model.state_dict().values())
     backup = [v.clone() for v in live]  # the weights whose loss was finite, kept through a NaN
@@ -386,7 +393,20 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
             advance(status=f"epoch {epoch + 1} loss {loss_value:.3f} {window_images / max(now - window_start, 1e-9):,.0f} img/s")
             if now - window_start > 2:  # throughput over the last few seconds
                 window_images, window_start = 0, now
+    if t.top:
+        _log_top(tp, data, writer, step, summary)
+        lap("snapshots")
     return log.complete(time.perf_counter() - started)
+
+
+def _log_top(tp: TrainPlan, data: TrainingData, writer: Any, step: int, summary: dict[str, Any]) -> None:
+    """--top: each map stage's top patches over the evaluation images, beside the last kernels (convlab top)."""
+    from convlab.data import ImageSet
+    from convlab.top.run import log_top, top_of_images
+
+    name, _, split = data.eval_name.partition("/")
+    images = ImageSet(name, split, data.eval_x, data.eval_y, data.images.classes)
+    summary["tags"] = [*summary["tags"], *log_top(writer, top_of_images(tp.stack, images), step)]
 
 
 def _stop_on_nan(model: Any, live: list, backup: list, log: Any, step: int, value: float, t: Any) -> None:
