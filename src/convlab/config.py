@@ -105,9 +105,6 @@ class TrainConfig:
 
     optimizer: str = "sgd"
     lr: float = 0.01  # the lesson's SGD learning rate
-    # As torch.optim computes it (sgd, adam: + wd * weight in the gradient; adamw: decoupled);
-    # None: the optimizer's own default (0; adamw 0.01).
-    weight_decay: float | None = None
     epochs: int = 1
     # A new random order of the training images each epoch (seeded); off: in order, as the
     # lesson's DataLoader(batch_size=64) reads them.
@@ -124,6 +121,9 @@ class TrainConfig:
     # Keep this fraction of the training images out of training and evaluate on them instead of
     # eval_split; None: no holdout (a folder, which has one set, holds out 0.2).
     holdout: float | None = None
+    # As torch.optim computes it (sgd, adam: + wd * weight in the gradient; adamw: decoupled);
+    # None: the optimizer's own default (0; adamw 0.01).
+    weight_decay: float | None = None
     # At the end, log each map stage's top patches over the evaluation images (as convlab top does).
     top: bool = False
 
