@@ -18,7 +18,10 @@ each sweep run checked against its hand run's images.
 ``train``: ``bench/train_bench.py``, ``convlab train`` against the lesson's plain training loop
 (one epoch of the lesson's model; issue 16).
 
-    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train] [--data auto|shared|shapes]
+``top``: ``bench/top_bench.py``, convlab top's pass over the split against one plain evaluation
+pass of the same model, and its memory over the pass (issue 22).
+
+    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train,top] [--data auto|shared|shapes]
 """
 
 from __future__ import annotations
@@ -199,7 +202,7 @@ def machine() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each program per layer (medians reported)")
-    parser.add_argument("--layers", default="conv,pool,sweep,train")
+    parser.add_argument("--layers", default="conv,pool,sweep,train,top")
     parser.add_argument("--data", choices=["auto", "shared", "shapes"], default="auto")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--train-repeat", type=int, default=1, help="runs of each training program (each is an epoch)")
@@ -212,6 +215,8 @@ def main() -> None:
     layers = [name for name in layers if name != "sweep"]
     train = "train" in layers
     layers = [name for name in layers if name != "train"]
+    top = "top" in layers
+    layers = [name for name in layers if name != "top"]
 
     with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
         tmp = Path(tmp)
@@ -272,6 +277,11 @@ def main() -> None:
             from train_bench import run_train_bench
 
             train_result = run_train_bench(measure, data_dir, md5_arg, tmp, threads=args.threads, repeat=args.train_repeat)
+        top_result = None
+        if top:
+            from top_bench import run_top_bench
+
+            top_result = run_top_bench(measure, data_dir, md5_arg, tmp, repeat=args.repeat)
         load_after = os.getloadavg()
 
     report = {
@@ -283,6 +293,7 @@ def main() -> None:
         "instant_s": instant,
         "layers": results,
         "train": train_result,
+        "top": top_result,
         "sweep": sweep_result,
     }
     if results or sweep_result:
@@ -290,7 +301,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")
-    checks = [*results.values(), *([sweep_result] if sweep_result else []), *([train_result] if train_result else [])]
+    checks = [*results.values(), *([sweep_result] if sweep_result else []), *([train_result] if train_result else []),
+              *([top_result] if top_result else [])]
     if not all(r["check"]["same"] for r in checks):
         sys.exit(1)
 

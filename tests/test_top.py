@@ -212,6 +212,13 @@ def _brute_force(output: torch.Tensor, active: torch.Tensor, numbers: list[int],
     return tops, dead, means
 
 
+def _same_hits(rows, expected) -> None:
+    """The same images and positions in the same order, the same values to float rounding (the pass
+    runs its batches in convlab's layout, channels_last on the CPU, the brute force contiguous)."""
+    assert [[(h.image, h.y, h.x) for h in row] for row in rows] == [[e[:3] for e in row] for row in expected]
+    assert [[h.value for h in row] for row in rows] == [pytest.approx([e[3] for e in row], rel=1e-5, abs=1e-6) for row in expected]
+
+
 def test_the_running_top_k_equals_a_brute_force_sort_with_ties():
     torch.manual_seed(1)
     out = torch.randn(50, 4, 3, 5)
@@ -253,7 +260,7 @@ def test_one_pass_equals_brute_force_over_every_activation(pass_case):
     for st in result.stages:
         s = st.stage
         expected, dead, means = _brute_force(outputs[s.index - 1], outputs[s.active - 1], list(range(len(images))), s.channels, 5)
-        assert [[(h.image, h.y, h.x, h.value) for h in row] for row in st.hits] == expected
+        _same_hits(st.hits, expected)
         assert st.dead_fractions == pytest.approx(dead)
         assert st.means == pytest.approx(means, rel=1e-5, abs=1e-6)
     assert any(0 < f < 1 for st in result.stages for f in st.dead_fractions)
@@ -274,9 +281,7 @@ def test_with_a_class_only_its_images_count(pass_case):
         s = st.stage
         out = outputs[s.index - 1][chosen]
         expected, dead, _ = _brute_force(out, outputs[s.active - 1][chosen], chosen.tolist(), s.channels, 5)
-        # The pass ran smaller batches (the class's images of each): the same values to float rounding.
-        assert [[(h.image, h.y, h.x) for h in row] for row in st.hits] == [[e[:3] for e in row] for row in expected]
-        assert [[h.value for h in row] for row in st.hits] == [pytest.approx([e[3] for e in row], rel=1e-5) for row in expected]
+        _same_hits(st.hits, expected)  # the pass ran smaller batches: the class's images of each
         assert st.dead_fractions == pytest.approx(dead)
 
 

@@ -380,7 +380,8 @@ def top_pass(
     counted = count if wanted is None else int((labels == wanted).sum())
     what = f"{exp.top.class_name} images of {count}" if wanted is not None else f"of {images.name}/{images.split}"
     _check_k(tp, counted, what)
-    modules = [s.module.to(device).eval() for s in p.stages[: tp.last]]
+    layout = p.memory_format
+    modules = [s.module.to(device, memory_format=layout).eval() for s in p.stages[: tp.last]]
     top = TopPass(tp, device)
     for start in range(0, count, bs):
         stop = min(start + bs, count)
@@ -393,7 +394,7 @@ def top_pass(
                     advance()
                 continue
             batch, index = batch[keep], keep + start
-        x = p.model_input(batch.to(device).float().div_(255))
+        x = p.model_input(batch.to(device).float().div_(255)).contiguous(memory_format=layout)
         top.update(batch, forward(modules, x), index)
         if advance is not None:
             advance()
