@@ -449,3 +449,39 @@ def test_a_dry_run_says_what_it_would_show_and_writes_nothing(run_cli, tmp_path)
     assert "top 9 patches per channel over 192 image(s) of shapes/test" in r.out
     assert "04-conv2d Conv2d(4, 6, 3, stride=2): 6 channel(s), shown 0..5; receptive field 8x8, jump 4x4; dead: never above 0 after itself" in r.out
     assert "dry run: nothing was loaded or written" in r.out and not (tmp_path / "logs").exists()
+
+
+def test_pretrained_early_layers_see_the_images_normalised_and_the_patches_as_loaded(cifar, run_cli, tmp_path, monkeypatch):
+    """--pretrained NAME --upto K has no classes and needs none; its values are those of torchvision's model on
+    the normalised images, while the patches are cropped from the images as loaded."""
+    import torchvision
+
+    from convlab.pretrained import PRETRAINED
+
+    home = tmp_path / "torch-home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    torch.manual_seed(1)
+    model = torchvision.models.resnet18().eval()
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(model.state_dict(), home / "hub" / "checkpoints" / PRETRAINED["resnet18"].file_name)
+    r = run_cli("top", "--pretrained", "resnet18", "--upto", "4", "--data-dir", cifar.root, "--k", "2", "--channels", "0,1",
+                "--out", "sheets", "--json", "--device", "cpu")
+    assert r.code == 0, r.err
+    result = json.loads(r.out)
+    assert [s["tag"] for s in result["stages"]] == ["01-conv2d", "02-batchnorm2d", "03-relu", "04-maxpool2d"]
+    spec = PRETRAINED["resnet18"]
+    x = torch.from_numpy(cifar.test_images).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(spec.mean).view(1, 3, 1, 1)) / torch.tensor(spec.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        pooled = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+    stage = result["stages"][3]
+    assert stage["receptive_field"] == [11, 11] and stage["jump"] == [4, 4] and stage["window_start"] == [-5, -5]
+    for channel in stage["channels"]:
+        for hit in channel["top"]:
+            assert pooled[hit["image"], channel["channel"], hit["y"], hit["x"]].item() == pytest.approx(hit["value"], rel=1e-4, abs=1e-5)
+    window = input_window(_experiment(["Conv2d(3, 64, 7, stride=2, padding=3)", "BatchNorm2d(64)", "ReLU()",
+                                       "MaxPool2d(3, stride=2, padding=1)"]).stages, 4)
+    sheet = np.asarray(Image.open(tmp_path / "sheets" / "04-maxpool2d-top.png").convert("RGB"))
+    hit = stage["channels"][0]["top"][0]
+    patch = crop(cifar.test_images[hit["image"]].transpose(2, 0, 1), window, hit["y"], hit["x"])
+    assert _find(sheet, patch_picture(patch, patch_zoom(window.field)))
