@@ -144,7 +144,13 @@ def test_the_saved_config_repeats_the_run(cifar, run_cli, tmp_path):
 @pytest.mark.parametrize("path", [p for p in sorted(CONFIGS.glob("*.toml")) if "[stack]" in p.read_text() and "[sweep]" not in p.read_text()],
                          ids=lambda p: p.name)
 def test_every_ready_stack_plans(path):
-    p = pipeline.plan(resolve("stack", {"data": {"dataset": "shapes"}}, config_file=path))
+    """Stack files and training files (configs/edges-emerge.toml: [stack] and [train]) alike."""
+    from convlab.train import plan_training
+
+    if 'command = "train"' in path.read_text():
+        p = plan_training(resolve("train", {"data": {"dataset": "shapes"}}, config_file=path)).stack
+    else:
+        p = pipeline.plan(resolve("stack", {"data": {"dataset": "shapes"}}, config_file=path))
     assert p.stages
 
 

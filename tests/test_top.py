@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -441,6 +443,28 @@ def test_a_stage_mixing_every_position_and_a_run_without_model_pt_are_refused(ru
     assert_user_error(run_cli("top", "--run", copy, "--dataset", "shapes"), "has no model.pt")
     assert_user_error(run_cli("top", "--run", run_dir, "ReLU()"), "gives the network (its layers and model.pt); leave out LAYER arguments")
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_signal_during_the_pass_stops_it_and_writes_nothing(cifar, run_cli, tmp_path, monkeypatch):
+    real_update, seen = TopPass.update, []
+
+    def update_then_signal(self, *args):
+        real_update(self, *args)
+        seen.append(1)
+        if len(seen) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(TopPass, "update", update_then_signal)
+    r = run_cli("top", *LAYERS, "--dataset", "cifar10", "--data-dir", cifar.root, "--batch-size", "16", "--out", "sheets")
+    assert r.code == 143, (r.out, r.err)
+    assert r.err.splitlines() == ["convlab: interrupted by SIGTERM during the pass, after 1 of 5 batch(es); nothing was written"]  # the second batch, cut short, is not counted
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "sheets").exists()
+
+
+def test_a_training_runs_config_points_to_run(train_run, run_cli):
+    run_dir, _ = train_run
+    assert_user_error(run_cli("top", "--config", run_dir / "config.toml"),
+                      f"is a training run's experiment; for the network that run trained, give its directory: convlab top --run {run_dir}")
 
 
 def test_a_dry_run_says_what_it_would_show_and_writes_nothing(run_cli, tmp_path):

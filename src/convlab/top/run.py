@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, Experiment, resolve
+from convlab.config import ConfigError, Experiment, Interrupted, resolve
 from convlab.layers import ShapeError
 from convlab.modules import call_text, stage_tag
 from convlab.stack import InputWindow, input_window
@@ -47,7 +47,13 @@ NETWORK_KEYS = {"layers": "LAYER arguments", "weights": "--weights", "pretrained
 def resolve_top(overrides: dict[str, dict[str, Any]], config: Path | None, run: Path | None) -> Experiment:
     """The experiment of ``convlab top``: defaults < ``config`` (or the training run ``run``) < flags."""
     if run is None:
-        return resolve("top", overrides, config)
+        try:
+            return resolve("top", overrides, config)
+        except ConfigError as exc:
+            if config is None or "is a 'train' experiment" not in str(exc):
+                raise
+            raise ConfigError(f"{config} is a training run's experiment; for the network that run trained, give its "
+                              f"directory: convlab top --run {config.parent}") from None
     if config is not None:
         raise ConfigError("--run and --config both give the network; use one of them")
     given = [flag for key, flag in NETWORK_KEYS.items() if overrides.get("stack", {}).get(key) is not None]
@@ -493,11 +499,21 @@ def run_top(exp: Experiment, reporter: Reporter, *, out: Path | None = None) -> 
     count = min(len(images), tp.num_images)
     threads = torch.get_num_threads()
     started = time.perf_counter()
+    steps, done = -(-count // exp.data.batch_size), 0
     try:
         if tp.stack.device == "cpu":
             torch.set_num_threads(1)  # as pipeline.run: a batch gains nothing from intra-op threads here
-        with stop_signals_raise(), reporter.progress(-(-count // exp.data.batch_size), f"top {images.name}/{images.split}") as advance:
-            result = top_pass(tp, images, advance, count=count)
+        with stop_signals_raise(), reporter.progress(steps, f"top {images.name}/{images.split}") as advance:
+
+            def step(status: str | None = None) -> None:
+                nonlocal done
+                done += 1
+                advance(status)
+
+            result = top_pass(tp, images, step, count=count)
+    except Interrupted as exc:
+        exc.detail = f"during the pass, after {done} of {steps} batch(es); nothing was written"
+        raise
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - started
