@@ -42,8 +42,12 @@ class Snapshots:
         self.initial: dict[str, torch.Tensor] = {}
 
     def log(self, step: int, classes: tuple[str, ...]) -> None:
+        self.log_views(step, classes)
+        self.log_kernels(step)
+
+    def log_views(self, step: int, classes: tuple[str, ...]) -> None:
+        """Every stage's view of the probe images."""
         from convlab import pipeline
-        from convlab.pictures import kernel_view
 
         p = self.plan
         modules = [s.module for s in p.stages]
@@ -51,6 +55,12 @@ class Snapshots:
             m.eval()
         pipeline.log_step(self.writer, p, self.probe, pipeline._forward(modules, p.model_input(self.probe)), step,
                           labels=self.probe_labels, classes=classes)
+
+    def log_kernels(self, step: int) -> None:
+        """Each conv's kernels on its fixed range, and what training has added to them."""
+        from convlab.pictures import kernel_view
+
+        p = self.plan
         for s in self.kernels:
             tag = f"{s.prefix}/kernels"
             weight = s.module.weight.detach()

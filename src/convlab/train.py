@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvlabError, Experiment
+from convlab.config import ConfigError, ConvlabError, Experiment, dump_toml
 from convlab.data import get_dataset
 from convlab.modules import call_text
 from convlab.trained import MODEL_FILE
@@ -30,6 +30,8 @@ from convlab.trained import MODEL_FILE
 if TYPE_CHECKING:
     import torch
 
+    from convlab.hooks import Call
+    from convlab.modelrun import ModelPlan
     from convlab.pipeline import Reporter
     from convlab.planning import Plan
 
@@ -46,7 +48,7 @@ class TrainingError(ConvlabError):
 class TrainPlan:
     """What a training run will do, decided before any data is loaded."""
 
-    stack: Plan  # the stages, their modules (seeded, --init-weights loaded), device
+    stack: Plan | ModelPlan  # the stages, their modules (seeded, --init-weights loaded), device; or a Python model's calls
     classes: int
     holdout: float | None  # the fraction of the training images evaluated on instead of eval_split
     train_images: int
@@ -67,24 +69,31 @@ def _data_for_training(exp: Experiment) -> Experiment:
     return dataclasses.replace(exp, data=dataclasses.replace(exp.data, split="test"))
 
 
-def check_classifier(exp: Experiment, output_shape: tuple[int, ...], classes: int) -> None:
-    """The last stage must give one score per class of the dataset."""
-    index, last = len(exp.stages), exp.stages[-1]
-    stage = f"stage {index} {call_text(last)}"
+def check_classifier(exp: Experiment, output_shape: tuple[int, ...], classes: int, call: Call | None = None) -> None:
+    """The last stage (``call``: a Python model's last module call) must give one score per class of the dataset."""
+    if call is None:
+        last = exp.stages[-1]
+        stage = f"stage {len(exp.stages)} {call_text(last)}"
+        in_features = last.in_features if last.kind == "linear" else None
+    else:
+        stage = f"the model (its last call: {call.index} {call.name} {call.layer})"
+        in_features = getattr(call.module, "in_features", None) if type(call.module).__name__ == "Linear" else None
     if len(output_shape) != 1:
         raise ConfigError(
             f"{stage} gives maps {tuple(output_shape)}, but a classifier's last stage gives one score per class: "
             f"end with Flatten() and Linear(..., {classes}) ({exp.data.dataset} has {classes} classes)"
         )
     if output_shape[0] != classes:
-        fits = f"Linear({last.in_features}, {classes})" if last.kind == "linear" else f"a last Linear(..., {classes})"
+        fits = f"Linear({in_features}, {classes})" if in_features is not None else f"a last Linear(..., {classes})"
         raise ConfigError(
             f"{stage} gives {output_shape[0]} features per image, but {exp.data.dataset} has {classes} classes and "
             f"nn.CrossEntropyLoss needs one score per class; use {fits}"
         )
 
 
-def plan_training(exp: Experiment) -> TrainPlan:
+def plan_training(exp: Experiment, model: torch.nn.Module | None = None) -> TrainPlan:
+    """Everything a training run will do, checked before any data is loaded; ``model``: a Python
+    ``nn.Module`` to train (the notebook API), instead of the experiment's stages."""
     from convlab import planning
 
     exp = _data_for_training(exp)
@@ -95,8 +104,17 @@ def plan_training(exp: Experiment) -> TrainPlan:
             f"--dataset folder: {exp.data.data_dir} has no class subfolders, so its images have no labels to train on; "
             "put each class's images in its own subfolder (e.g. DIR/cat/1.jpg, DIR/dog/2.jpg)"
         )
-    p = planning.plan(exp)
-    check_classifier(exp, p.output_shape, classes)
+    if model is None:
+        p = planning.plan(exp)
+        check_classifier(exp, p.output_shape, classes)
+    else:
+        from convlab.modelrun import plan_model
+
+        if exp.train.top:
+            raise ConfigError("top patches (--top) are worked out for a stack's stages; a Python model has none: "
+                              "train it without top, or write it as a stack")
+        p = plan_model(exp, model)
+        check_classifier(exp, p.output_shape, classes, p.calls[-1])
     t = exp.train
     holdout = t.holdout if t.holdout is not None or spec.has_splits else FOLDER_HOLDOUT
     total = spec.num_images(exp.data)
@@ -219,7 +237,12 @@ def save_model(model: torch.nn.Module, run_dir: Path) -> Path:
 
 
 def memory_format(tp: TrainPlan) -> torch.memory_format:
-    """The layout the model runs in (planning.Plan.memory_format: channels_last for a conv stack on the CPU)."""
+    """The layout the model runs in: a Python model keeps its own; a stack, planning.Plan.memory_format
+    (channels_last for a conv stack on the CPU)."""
+    import torch
+
+    if is_model(tp.stack):  # the user's own model keeps its layout
+        return torch.contiguous_format
     return tp.stack.memory_format
 
 
@@ -248,17 +271,30 @@ def evaluate(model: torch.nn.Module, data: TrainingData, tp: TrainPlan, device: 
     return loss.item() / n, confusion.diag().sum().item() / n, confusion
 
 
-def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
-    """Train and log the run; returns its summary (also saved as summary.json)."""
+def is_model(p: Any) -> bool:
+    """Whether a plan is a Python model's (the notebook API's ``model=``) rather than a stack's."""
+    from convlab.modelrun import ModelPlan
+
+    return isinstance(p, ModelPlan)
+
+
+def network(p: Plan | ModelPlan) -> torch.nn.Module:
+    """What is trained: the stack's stages as one ``nn.Sequential``, or the Python model itself."""
     import torch
 
+    return p.model if is_model(p) else torch.nn.Sequential(*(s.module for s in p.stages))
+
+
+def train(exp: Experiment, reporter: Reporter | None = None, *, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Train and log the run; returns its summary (also saved as summary.json). ``model``: a Python
+    ``nn.Module``, trained in place, instead of the experiment's stages (see :func:`plan_training`)."""
     from convlab import pipeline
     from convlab.interrupts import stop_signals_between_steps
     from convlab.runs import check_logdir
 
     reporter = reporter or pipeline.SilentReporter()
     with stop_signals_between_steps() as guard:
-        tp = plan_training(exp)
+        tp = plan_training(exp, model)
         exp = tp.exp
         check_logdir(exp.run.logdir, exp.run.run_name)
         loading = time.perf_counter()
@@ -268,14 +304,19 @@ def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         tp = _counted(tp, data.train_count, len(data.eval_y))
         for note in data.images.notes:
             reporter.info(note)
-        log = pipeline.RunLog(tp.stack, data.images, tp.num_steps)
+        if is_model(tp.stack):
+            from convlab.modelrun import ModelLog
+
+            log = ModelLog(tp.stack, data.images, tp.num_steps)
+        else:
+            log = pipeline.RunLog(tp.stack, data.images, tp.num_steps)
         try:
             return _train(tp, data, log, guard, reporter, loading)
         except BaseException as exc:
             model_note = ""
             if log.summary["steps"] and not isinstance(exc, TrainingError):
                 try:
-                    save_model(torch.nn.Sequential(*(s.module for s in tp.stack.stages)), log.run_dir)
+                    save_model(network(tp.stack), log.run_dir)
                     model_note = f"; {log.run_dir / MODEL_FILE} holds the weights after step {log.summary['steps']}"
                 except OSError as error:  # already stopping: say so, and report what stopped the run
                     model_note = f"; model.pt could not be saved ({error.strerror or error})"
@@ -297,13 +338,20 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     device, classes, bs = p.device, data.images.classes, exp.data.batch_size
     torch.manual_seed(exp.run.seed)  # dropout's masks
     layout = memory_format(tp)
-    model = torch.nn.Sequential(*(s.module for s in p.stages)).to(device, memory_format=layout)
+    model = network(p) if is_model(p) else network(p).to(device, memory_format=layout)
     optimizer = create_optimizer(t.optimizer, model.parameters(), t.lr, t.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss()
     live = list(model.state_dict().values())
     backup = [v.clone() for v in live]  # the weights whose loss was finite, kept through a NaN
     order_rng = torch.Generator().manual_seed(exp.run.seed)
-    snapshots = Snapshots(tp.stack, writer, data.eval_x, data.eval_y, device)
+    if is_model(p):
+        from convlab.modelrun import ModelSnapshots, config_text
+
+        snapshots: Snapshots = ModelSnapshots(p, writer, data.eval_x, data.eval_y, device)
+        config, layer_text = config_text(p), p.describe()
+    else:
+        snapshots = Snapshots(p, writer, data.eval_x, data.eval_y, device)
+        config, layer_text = dump_toml(exp), planning.describe(p)
     summary = log.summary
     changes = [f"{s.prefix}/kernels-change" for s in snapshots.kernels]
     summary.update(command="train", tags=[*summary["tags"], *changes, "test/confusion"],
@@ -321,23 +369,23 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
         clock = now
 
     # The header: config, the stage table, the plan, hparams (the HParams tab ranks runs by the
-    # last test/accuracy), the graph.
-    from convlab.config import dump_toml
+    # last test/accuracy), the graph (of a stack: a model's calls need not be a chain).
     from convlab.runs import write_config, write_summary
 
-    write_config(log.run_dir, dump_toml(exp))
+    write_config(log.run_dir, config)
     write_summary(log.run_dir, summary)
-    writer.text("config", pipeline._markdown_block(dump_toml(exp)))
-    writer.text("layer", pipeline._markdown_block(planning.describe(p)))
+    writer.text("config", pipeline._markdown_block(config))
+    writer.text("layer", pipeline._markdown_block(layer_text))
     writer.text("training", pipeline._markdown_block(describe_training(tp)))
     writer.text("data", pipeline._markdown_block(data.images.describe()))
-    writer.hparams(pipeline.hparams(exp), METRICS)
-    writer.graph(graph_nodes(p, bs))
+    writer.hparams(pipeline.hparams(exp) | ({"model": p.table.model} if is_model(p) else {}), METRICS)
+    if not is_model(p):
+        writer.graph(graph_nodes(p, bs))
     lap("header")
     snapshots.log(0, classes)
     lap("snapshots")
     summary["kernel_scale"] = snapshots.limits
-    reporter.info(planning.describe(p))
+    reporter.info(layer_text)
     reporter.info(describe_training(tp))
     reporter.info(f"run: {log.run_dir}")
 
