@@ -226,13 +226,17 @@ def test_every_ready_experiment_plans(path):
     from convlab.pipeline import plan
 
     text = path.read_text()
-    command = "stack" if "[stack]" in text else "pool" if "[pool]" in text else "conv"
+    command = "train" if 'command = "train"' in text else "stack" if "[stack]" in text else "pool" if "[pool]" in text else "conv"
     sweep = "[sweep]" in text
     assert read_config_file(path, command, sweep=sweep)
     if sweep:  # a sweep: every combination resolved and planned
         from convlab.sweep import prepare
 
         assert len(prepare(command, {command: {}}, path, []).runs) > 1
+    elif command == "train":  # a training file (configs/edges-emerge.toml): planned as convlab train plans it
+        from convlab.train import plan_training
+
+        assert plan_training(resolve(command, config_file=path)).stack.stages
     else:
         plan(resolve(command, config_file=path))
 
