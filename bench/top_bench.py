@@ -47,7 +47,8 @@ def worker(which: str, data_dir: str, md5: str, images: int, out: Path) -> None:
 
     from convlab import data as datasets
     from convlab.config import resolve
-    from convlab.top.run import forward, plan_top, top_pass
+    from convlab.top.plan import plan_top
+    from convlab.top.run import forward, top_pass
 
     datasets.register_checksums("cifar10", json.loads(md5))
     torch.set_num_threads(1)

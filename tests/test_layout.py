@@ -17,7 +17,7 @@ ORDER = [
     "errors", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
     "kernels", "layers", "stack", "hooks", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
-    "snapshots", "modelrun", "top.running", "top.patches", "top.sheet", "top.run", "top", "train",
+    "snapshots", "modelrun", "top.running", "top.patches", "top.sheet", "top.plan", "top.result", "top.run", "top", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
     "board", "commands", "notebook.results", "notebook.api", "notebook.interact", "notebook", "options", "usage", "cli", "__main__",
 ]

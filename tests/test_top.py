@@ -23,7 +23,8 @@ from convlab.layers import ShapeError
 from convlab.planning import plan
 from convlab.stack import explain_stack, input_window
 from convlab.top.patches import crop, patch_picture, patch_zoom
-from convlab.top.run import TopPass, top_pass, top_plan
+from convlab.top.plan import top_plan
+from convlab.top.run import TopPass, top_pass
 from convlab.top.running import ChannelTops
 from convlab.train import train
 

@@ -99,17 +99,18 @@ def top(
 ) -> None:
     """``convlab top``: the pass, then the channel tables (or the JSON) and where the pictures are."""
     from convlab import planning
-    from convlab.top import run as tops
+    from convlab.top.plan import describe_top, plan_top, resolve_top
+    from convlab.top.run import result_json, run_top
 
-    exp = tops.resolve_top(overrides, config, run)
+    exp = resolve_top(overrides, config, run)
     if dry_run:
-        tp = tops.plan_top(exp)
-        _dry_run(dump_toml(exp).rstrip(), "", planning.describe(tp.stack), tops.describe_top(tp), f"device: {tp.stack.device}")
+        tp = plan_top(exp)
+        _dry_run(dump_toml(exp).rstrip(), "", planning.describe(tp.stack), describe_top(tp), f"device: {tp.stack.device}")
         return
     reporter = TerminalReporter(quiet or as_json)
-    summary, result = tops.run_top(exp, reporter, out=out)
+    summary, result = run_top(exp, reporter, out=out)
     if as_json:
-        typer.echo(tops.result_json(summary, result))
+        typer.echo(result_json(summary, result))
         return
     if not quiet:
         from rich.text import Text
