@@ -49,7 +49,9 @@ class TopPass:
             active = None if s.active == s.index else outputs[s.active - 1]
             entered.append(tops.update(outputs[s.index - 1], index, active))
         self.counted += len(images)
-        new = torch.cat(entered).unique().tolist() if entered else []
+        new = torch.cat(entered).unique().tolist()
+        if not new:  # no list changed: the images kept are still the ones they point at
+            return
         numbers = index.tolist() if isinstance(index, torch.Tensor) else list(range(index, index + len(images)))
         for j in new:
             self.store.add(numbers[j], images[j].numpy())

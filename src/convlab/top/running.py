@@ -70,14 +70,19 @@ class ChannelTops:
             out = out.nan_to_num(nan=float("-inf"))
             best = out.amax(dim=(2, 3))
         # Summed in float32 per batch (float64 over a batch costs ~20x more), accumulated in float64.
-        self.total += out.sum(dim=(0, 2, 3)).double()
+        self.total += out.sum(dim=(0, 2, 3))
         above = best > 0 if active is None else active.detach().amax(dim=(2, 3)) > 0
-        self.dead += (~above).sum(dim=0)
+        self.dead += n - above.sum(dim=0)
         self.image_count += n
         self.value_count += n * out.shape[2] * out.shape[3]
 
+        chosen = best.index_select(1, self._index).T  # (channels, n)
+        # Most batches, once the lists have filled, beat no k-th value (an equal one does not enter:
+        # ties go to the image read first): nothing to merge.
+        if not (chosen > self.values[:, -1:]).any():
+            return torch.zeros(0, dtype=torch.int64)
         index = torch.arange(n, device=output.device) + first if isinstance(first, int) else first.to(output.device)
-        values = torch.cat([self.values, best.index_select(1, self._index).T], dim=1)  # (channels, k + n)
+        values = torch.cat([self.values, chosen], dim=1)  # (channels, k + n)
         # Stable, descending: equal values keep the order they came in, kept entries (read
         # earlier) first, then the batch in image order: ties go to the smaller image index.
         order = torch.sort(values, dim=1, descending=True, stable=True).indices[:, : self.k]
