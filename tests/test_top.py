@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from convlab.config import ConvConfig, PoolConfig, resolve
+from convlab.config import ConfigError, ConvConfig, PoolConfig, resolve
 from convlab.data import ImageSet, load
 from convlab.geometry import layer_padding, pool_stride
 from convlab.layers import ShapeError
@@ -510,3 +510,12 @@ def test_pretrained_early_layers_see_the_images_normalised_and_the_patches_as_lo
     hit = stage["channels"][0]["top"][0]
     patch = crop(cifar.test_images[hit["image"]].transpose(2, 0, 1), window, hit["y"], hit["x"])
     assert _find(sheet, patch_picture(patch, patch_zoom(window.field)))
+
+
+def test_train_top_is_refused_for_a_python_model():
+    from convlab.train import plan_training
+
+    exp = resolve("train", {"data": {"dataset": "shapes"}, "train": {"top": True}}, model=True)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(3600, 10))
+    with pytest.raises(ConfigError, match="top patches .--top. are worked out for a stack's stages"):
+        plan_training(exp, model)
