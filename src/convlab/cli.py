@@ -18,10 +18,12 @@ from convlab.board import DEFAULT_HOST, DEFAULT_PORT, serve
 from convlab.config import overrides, resolve
 from convlab.options import (
     DATA_OPTIONS,
+    PREDICT_DATA_OPTIONS,
     RUN_OPTIONS,
     SWEEP_RUN_OPTIONS,
     TRAIN_DATA_OPTIONS,
     AnimateOpt,
+    AttributionsOpt,
     BiasOpt,
     CeilOpt,
     CellOpt,
@@ -36,6 +38,8 @@ from convlab.options import (
     EvalEveryOpt,
     EvalSplitOpt,
     FramesLogdirOpt,
+    FromRunOpt,
+    GradcamLayerOpt,
     GroupsOpt,
     HoldoutOpt,
     InChannelsOpt,
@@ -50,11 +54,16 @@ from convlab.options import (
     MaxStepsOpt,
     OptimizerOpt,
     OutChannelsOpt,
+    OutOpt,
     OutputSizeOpt,
     PaddingModeOpt,
+    PatchesOpt,
+    PicturesOpt,
     PoolModeOpt,
     PoolPaddingOpt,
     PoolStrideOpt,
+    PredictArgs,
+    PredictWeightsOpt,
     PretrainedOpt,
     SheetsOpt,
     ShuffleOpt,
@@ -62,9 +71,12 @@ from convlab.options import (
     SkipInvalidOpt,
     SnapshotEveryOpt,
     StackWeightsOpt,
+    TargetOpt,
     TopChannelsOpt,
+    TopJsonOpt,
     TopKOpt,
     TopStagesOpt,
+    TraceOpt,
     TrainingRunOpt,
     TrainTopOpt,
     UnpoolOpt,
@@ -150,14 +162,29 @@ def train(
 @with_options(DATA_OPTIONS, RUN_OPTIONS)
 def top(
     ctx: typer.Context,
-    layers: LayersArg = None, run: TrainingRunOpt = None, weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None,
-    upto: UptoOpt = None, k: TopKOpt = None, stages: TopStagesOpt = None, channels: TopChannelsOpt = None,
-    class_name: ClassOpt = None, max_channels: MaxChannelsOpt = None, out: SheetsOpt = None, as_json: JsonOpt = False,
+    layers: LayersArg = None, from_run: TrainingRunOpt = None, weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None,
+    upto: UptoOpt = None, k: PatchesOpt = None, stages: TopStagesOpt = None, channels: TopChannelsOpt = None,
+    class_name: ClassOpt = None, max_channels: MaxChannelsOpt = None, out: SheetsOpt = None, as_json: TopJsonOpt = False,
 ) -> None:
     p = ctx.params
     settings = overrides("top", p)
     settings["top"]["channels"] = channels  # named as explain's --channels (the input's), an action there
-    commands.top(settings, config=p["config"], run=run, out=out, as_json=as_json, dry_run=p["dry_run"], quiet=p["quiet"])
+    commands.top(settings, config=p["config"], run=from_run, out=out, as_json=as_json, dry_run=p["dry_run"], quiet=p["quiet"])
+
+
+@app.command(**usage.help_of("predict"))
+@with_options(STACK_VIEWS, PREDICT_DATA_OPTIONS, RUN_OPTIONS)
+def predict(
+    ctx: typer.Context,
+    inputs: PredictArgs = None, from_run: FromRunOpt = None, weights: PredictWeightsOpt = None,
+    pretrained: PretrainedOpt = None, upto: UptoOpt = None,
+    top_k: TopKOpt = None, target: TargetOpt = None, attributions: AttributionsOpt = None, layer: GradcamLayerOpt = None,
+    trace: TraceOpt = None, pictures: PicturesOpt = None, out: OutOpt = None, as_json: JsonOpt = False,
+    max_channels: MaxChannelsOpt = None,
+) -> None:
+    p = ctx.params
+    commands.predict(inputs or [], overrides("predict", p), run=from_run, config=p["config"], out=out, as_json=as_json,
+                     dry_run=p["dry_run"], quiet=p["quiet"])
 
 
 @app.command(**usage.help_of("board"))

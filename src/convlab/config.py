@@ -143,12 +143,35 @@ class TopConfig:
     class_name: str | None = None
 
 
+@dataclass(frozen=True)
+class PredictConfig:
+    """``convlab predict``: your own images through a trained classifier: what it says, and why."""
+
+    # The images: files, or folders of them (a folder's class subfolders are its images' labels).
+    paths: tuple[str, ...] = ()
+    # Classes listed per image, the most probable first.
+    top_k: int = 3
+    # The class the attributions explain, by name; None: each image's predicted class.
+    target: str | None = None
+    # The conv stage Grad-CAM reads, by stage number; None: the last conv stage.
+    layer: int | None = None
+    # Attribution methods, comma-separated (gradcam, saliency, occlusion), or none.
+    attributions: str = "gradcam,saliency,occlusion"
+    # STAGE:CHANNEL:Y:X: how that value of a stage's output was computed, for each image shown.
+    trace: str | None = None
+    # The first this many images are shown (pictures, attributions, the terminal's bar charts);
+    # every image is predicted and counted.
+    pictures: int = 16
+
+
 # What each experiment command's own config section is.
-COMMANDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig, "train": TrainConfig, "top": TopConfig}
+COMMANDS: dict[str, type] = {
+    "conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig, "train": TrainConfig, "predict": PredictConfig, "top": TopConfig,
+}
 # Commands that run a stack of layers ([stack] layers), and the sections each command's file holds
 # beside [data], [run] and [views] (by default, its own).
-STACK_COMMANDS = ("stack", "train", "top")
-OWN_SECTIONS = {"train": ("stack", "train"), "top": ("stack", "top")}
+STACK_COMMANDS = ("stack", "train", "predict", "top")
+OWN_SECTIONS = {"train": ("stack", "train"), "predict": ("stack", "predict"), "top": ("stack", "top")}
 
 
 def command_sections(command: str) -> dict[str, type]:
@@ -175,10 +198,12 @@ class Experiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     # convlab top only.
     top: TopConfig = field(default_factory=TopConfig)
+    # convlab predict only.
+    predict: PredictConfig = field(default_factory=PredictConfig)
 
     @property
     def is_stack(self) -> bool:
-        """Stages written as PyTorch layers (``convlab stack``, ``convlab train``)."""
+        """Stages written as PyTorch layers (``convlab stack``, ``train``, ``predict``)."""
         return self.command in STACK_COMMANDS
 
     @property
@@ -194,7 +219,7 @@ class Experiment:
             return {self.command: self.layer, "data": self.data, "run": self.run, "views": self.views}
         layers = () if self.stack.pretrained else tuple(call_text(s) for s in self.stages)
         heads: dict[str, Any] = {"stack": dataclasses.replace(self.stack, layers=layers)}
-        for name in OWN_SECTIONS.get(self.command, ())[1:]:  # train, top: their own section after [stack]
+        for name in OWN_SECTIONS.get(self.command, ())[1:]:
             heads[name] = getattr(self, name)
         return heads | {"data": self.data, "run": self.run, "views": self.views}
 
@@ -249,8 +274,9 @@ def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> 
         if key == "command":
             if not isinstance(value, str) or value not in COMMANDS:
                 raise ConfigError(f"{path}: unknown command {value!r}; choose from {', '.join(COMMANDS)}")
-            # convlab train trains (and convlab top looks into) the stack a 'stack' experiment file describes.
-            if value != command and not (command in ("train", "top") and value == "stack"):
+            # convlab train trains, convlab predict runs, and convlab top looks into the stack a 'stack'
+            # experiment file describes.
+            if value != command and not (command in ("train", "predict", "top") and value == "stack"):
                 raise ConfigError(
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"
                 )
@@ -369,19 +395,25 @@ SECTIONS = {
 }
 # The settings of 'convlab train' that are in its [stack] section.
 STACK_KEYS = ("layers", "weights", "max_channels")
+# The settings of 'convlab predict' that are in its [stack] section (its arguments are read by convlab.predict.run).
+PREDICT_STACK_KEYS = ("weights", "pretrained", "upto", "max_channels")
 # Those of 'convlab top' ([top] holds its own).
 TOP_STACK_KEYS = (*STACK_KEYS, "pretrained", "upto")
 # Options that say what to do with an experiment, not what it is: never part of its config.
 ACTIONS = frozenset({"config", "dry_run", "quiet", "size", "channels", "output_size", "animate", "frames_logdir",
-                     "input_matrix", "weight", "cell", "vary", "skip_invalid", "run", "out", "as_json"})
+                     "input_matrix", "weight", "cell", "vary", "skip_invalid", "inputs", "from_run", "out", "as_json"})
 
 
 def overrides(command: str, settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """:func:`resolve`'s overrides, by section, from settings named as the config keys they set:
     a command's options (``ctx.params``) or the notebook API's keyword arguments."""
     section_of = {key: section for section, keys in SECTIONS.items() for key in keys}
-    if command in ("train", "top"):
-        section_of |= {key: "stack" for key in (STACK_KEYS if command == "train" else TOP_STACK_KEYS)}
+    if command == "train":
+        section_of |= {key: "stack" for key in STACK_KEYS}
+    if command == "predict":
+        section_of |= {key: "stack" for key in PREDICT_STACK_KEYS}
+    if command == "top":
+        section_of |= {key: "stack" for key in TOP_STACK_KEYS}
     sections: dict[str, dict[str, Any]] = {command: {}}
     for name, value in settings.items():
         if name not in ACTIONS:
@@ -452,6 +484,8 @@ def validate(exp: Experiment) -> None:
             check_path(stage.weights, "--weights")
     if exp.command == "train":
         validate_train(exp.train)
+    if exp.command == "predict":
+        validate_predict(exp.predict)
     if exp.command == "top":
         validate_top(exp.top)
     if exp.is_stack:
@@ -494,6 +528,16 @@ def validate_train(train: TrainConfig) -> None:
         raise ConfigError(f"unknown eval_split {train.eval_split!r}; choose from {', '.join(SPLITS)}")
     if train.holdout is not None and not 0 < train.holdout < 1:
         raise ConfigError(f"holdout is the fraction of training images kept for evaluation, above 0 and below 1; got {train.holdout}")
+
+
+def validate_predict(predict: PredictConfig) -> None:
+    if not predict.paths:
+        raise ConfigError("convlab predict needs images: give image files or folders, e.g. convlab predict --run logs/train-... photo.jpg")
+    for path in predict.paths:
+        check_path(path, "an image path")
+    _at_least(predict.top_k, "top_k")
+    _at_least(predict.layer, "layer")
+    _at_least(predict.pictures, "pictures", 0)
 
 
 def validate_top(top: TopConfig) -> None:

@@ -237,8 +237,7 @@ def save_model(model: torch.nn.Module, run_dir: Path) -> Path:
 
 
 def memory_format(tp: TrainPlan) -> torch.memory_format:
-    """The layout the model runs in: a Python model keeps its own; a stack, planning.Plan.memory_format
-    (channels_last for a conv stack on the CPU)."""
+    """A stack's Plan.memory_format (channels_last for a conv stack on the CPU); a Python model's own."""
     import torch
 
     if is_model(tp.stack):  # the user's own model keeps its layout

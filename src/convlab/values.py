@@ -94,12 +94,13 @@ def _parse_str(value: Any, name: str) -> str:
 _PAIR_FIELDS = {"kernel_size", "stride", "dilation", "padding"}
 _INT_FIELDS = {
     "in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed", "image_size", "images", "zoom",
-    "upto", "max_channels", "epochs", "max_steps", "eval_every", "snapshot_every", "eval_batches", "k",
+    "upto", "max_channels", "epochs", "max_steps", "eval_every", "snapshot_every", "eval_batches",
+    "top_k", "layer", "pictures", "k",
 }
 _FLOAT_FIELDS = {"lr", "holdout", "weight_decay"}
 _BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale", "unpool", "shuffle", "top"}
-_NAME_LIST_FIELDS = {"init", "show"}
-_TEXT_LIST_FIELDS = {"layers"}
+_NAME_LIST_FIELDS = {"init", "show", "attributions"}
+_TEXT_LIST_FIELDS = {"layers", "paths"}
 _INT_LIST_FIELDS = {"stages", "channels"}
 
 
@@ -121,7 +122,8 @@ def _parse_texts(value: Any, name: str) -> tuple[str, ...]:
     """A list of strings kept as written (each is read later, e.g. a layer's PyTorch code)."""
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ConfigError(f'{name}: expected a list of strings, e.g. ["Conv2d(3, 32, 5, padding=2)", "ReLU()"], got {value!r}')
+    example = '["photo.jpg", "my_photos"]' if name.endswith("paths") else '["Conv2d(3, 32, 5, padding=2)", "ReLU()"]'
+    raise ConfigError(f"{name}: expected a list of strings, e.g. {example}, got {value!r}")
 
 
 def _parse_ints(value: Any, name: str) -> tuple[int, ...]:

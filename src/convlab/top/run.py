@@ -112,7 +112,7 @@ def top_pass(
                     advance()
                 continue
             batch, index = batch[keep], keep + start
-        x = p.model_input(batch.to(device).float().div_(255)).contiguous(memory_format=layout)
+        x = p.batch_input(batch)
         top.update(batch, forward(modules, x), index)
         if advance is not None:
             advance()
