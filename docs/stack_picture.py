@@ -1,8 +1,9 @@
 """Re-make docs/stack-cifar10-model.png: the lesson's CIFAR-10 model, every stage on real images.
 
     python docs/stack_picture.py [--data-dir ../shared/data] [--out docs/stack-cifar10-model.png]
+    python docs/stack_picture.py --config configs/encoder-decoder.toml --out docs/stack-encoder-decoder.png
 
-A harness, not part of convlab: it runs ``convlab stack --config configs/cifar10-model.toml``
+A harness, not part of convlab: it runs ``convlab stack --config configs/cifar10-model.toml`` (or ``--config``)
 on the re-packed CIFAR-10 copy in ../shared/data (whose MD5s differ from the official
 archive's, so it registers them, as the tests do), reads each stage's picture back from the
 event file with TensorBoard's loader, and stacks them with their tags, top to bottom.
@@ -57,12 +58,12 @@ def compose(pictures: list[tuple[str, Image.Image]]) -> Image.Image:
     return sheet
 
 
-def run(data_dir: Path, out: Path) -> None:
+def run(data_dir: Path, out: Path, config: Path = REPO / "configs" / "cifar10-model.toml") -> None:
     register_checksums("cifar10", SHARED_MD5)
     with tempfile.TemporaryDirectory() as logdir:
         try:
             main([
-                "stack", "--config", str(REPO / "configs" / "cifar10-model.toml"), "--data-dir", str(data_dir),
+                "stack", "--config", str(config), "--data-dir", str(data_dir),
                 "--no-download", "-n", "1", "--view-images", str(IMAGES), "--max-channels", "8", "--logdir", logdir,
                 "--run-name", "picture", "--device", "cpu", "-q",
             ])
@@ -77,5 +78,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "stack-cifar10-model.png")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "cifar10-model.toml")
     args = parser.parse_args()
-    run(args.data_dir, args.out)
+    run(args.data_dir, args.out, args.config)

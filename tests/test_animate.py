@@ -10,13 +10,14 @@ from torch import nn
 
 from convlab import animate
 from convlab.config import resolve
-from convlab.geometry import axis_windows
+from convlab.lessons import TRANSPOSED_CASES, transposed_case_layer
+from convlab.upsampling import layer_windows
 
 from conftest import assert_user_error, images, load_events, only_run
 
 
 def _layout(cfg, size):
-    return animate._layout(axis_windows(cfg, *size))
+    return animate._layout(layer_windows(cfg, *size))
 
 
 def _centre(origin, cell, r, c):
@@ -125,3 +126,70 @@ def test_cli_animate_errors_are_one_line_and_write_nothing(run_cli, tmp_path, ar
     r = run_cli("explain", "conv", *args)
     assert_user_error(r, message)
     assert not list(tmp_path.glob("*.gif")) and not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("name", sorted(TRANSPOSED_CASES))
+def test_a_transposed_frame_shows_the_inputs_its_output_reads_among_the_zeros(name):
+    """conv_arithmetic's seven transposed cases: one frame per output cell; in each, the input
+    values the kernel covers are exactly those nn.ConvTranspose2d's output reads (non-zero
+    gradient), the zeros between them are drawn white, and the output has the GIF's size."""
+    cfg, size = transposed_case_layer(name)
+    frames = animate.frames(cfg, size)
+    module = nn.ConvTranspose2d(1, 1, cfg.kernel_size, cfg.stride, cfg.padding, cfg.output_padding, bias=False)
+    nn.init.ones_(module.weight)
+    x = torch.zeros(1, 1, *size, requires_grad=True)
+    y = module(x)
+    out_h, out_w = y.shape[-2:]
+    assert len(frames) == animate.INTRO_FRAMES + out_h * out_w
+    lay = _layout(cfg, size)
+    s = cfg.stride[0]
+    for n in range(out_h * out_w):
+        i, j = divmod(n, out_w)
+        (grad,) = torch.autograd.grad(y[0, 0, i, j], x, retain_graph=True)
+        pixels = np.asarray(frames[animate.INTRO_FRAMES + n])
+        for r in range((size[0] - 1) * s + 1):
+            for c in range((size[1] - 1) * s + 1):
+                colour = tuple(pixels[_centre(lay.origin, lay.cell, r - lay.rows.start, c - lay.cols.start)])
+                if r % s or c % s:  # a zero put between input values
+                    assert colour in (animate.ZERO_FILL, animate.TAP_PADDING), (n, r, c)
+                else:
+                    assert colour == (animate.TAP_INPUT if grad[0, 0, r // s, c // s] else animate.INPUT_FILL), (n, r, c)
+
+
+def test_cli_animate_a_conv_arithmetic_case_with_its_frames_in_tensorboard(run_cli, tmp_path):
+    r = run_cli("explain", "convtranspose", "--case", "padding-strides-odd", "--animate", "up.gif", "--logdir", "logs")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0] == "ConvTranspose2d(1, 1, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1), bias=False)"
+    assert "input (1, 3, 3) -> output (1, 6, 6)" in r.out and "animation: 37 frames" in r.out and "of a 3x3 input -> up.gif" in r.out
+    gif = Image.open(tmp_path / "up.gif")
+    assert gif.n_frames == 1 + 6 * 6
+    run_dir = only_run(tmp_path / "logs")
+    assert run_dir.name.startswith("animate-convtranspose-k3-s2-p1-op1-")
+    logged = images(load_events(run_dir), "animation")
+    cfg, size = transposed_case_layer("padding-strides-odd")
+    drawn = animate.frames(cfg, size)
+    assert len(logged) == 37 and np.array_equal(logged[5].pixels, np.asarray(drawn[5]))
+
+
+def test_cli_animate_a_transposed_layer_on_its_default_input(run_cli, tmp_path):
+    r = run_cli("explain", "convtranspose", "-k", "4", "-s", "2", "-p", "1", "--animate", "up.gif")
+    assert r.code == 0, r.err
+    assert "input (6, 16, 16) -> output (3, 32, 32)" in r.out  # explained on what the Conv2d makes of 32x32
+    assert "of a 3x3 input -> up.gif" in r.out and Image.open(tmp_path / "up.gif").n_frames == 1 + 6 * 6
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--animate", "a.gif", "--size", "4x4", "-s", "40", "-p", "60"), "--animate draws the input with its padding (and any zeros"),
+        (("--case", "padding-strides", "--size", "4x4"), "--case gives the input's size; leave out --size"),
+        (("--case", "padding-strides", "-k", "5"), "--case gives the layer; leave out --kernel"),
+        (("-s", "2", "--output-padding", "3"), "output_padding 3 on H must be smaller than the stride (2) or the dilation (1)"),
+        (("--padding", "same"), "--padding: cannot read 'same'"),
+        (("-k", "40"), "cannot take a 32x32 image"),
+        (("--groups", "4"), "groups=4 must divide in_channels=6"),
+    ],
+)
+def test_cli_explain_convtranspose_errors_are_one_line_and_write_nothing(run_cli, tmp_path, args, message):
+    assert_user_error(run_cli("explain", "convtranspose", *args), message)
+    assert not list(tmp_path.glob("*.gif"))

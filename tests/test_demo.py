@@ -10,7 +10,21 @@ from hypothesis import strategies as st
 
 from convlab.config import ConfigError, ConvConfig, PoolConfig
 from convlab.layers import ShapeError
-from convlab.lessons import CONV_INPUT, CONV_WEIGHT, MAX_SIDE, POOL_INPUT, conv_case, mac_terms, parse_matrix, pool_case
+from convlab.lessons import (
+    CONV_INPUT,
+    CONV_WEIGHT,
+    MAX_SIDE,
+    POOL_INPUT,
+    back_to,
+    check_drawable,
+    conv_case,
+    mac_terms,
+    parse_matrix,
+    pool_case,
+    stamps,
+    transposed_case,
+)
+from convlab.stages import ConvTranspose2dConfig
 
 from conftest import assert_user_error
 
@@ -263,3 +277,84 @@ def test_cli_demo_refuses_what_a_terminal_cannot_show(run_cli, args, message):
     r = run_cli(*args)
     assert_user_error(r, message)
     assert r.out == ""
+
+
+# ----------------------------------------------------------------------------- going back up
+
+
+@settings(max_examples=120, deadline=None)
+@given(matrix=matrices, kernel=pairs, stride=pairs, dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       padding=st.tuples(st.integers(0, 3), st.integers(0, 3)), extra=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       data=st.data())
+def test_transposed_demo_is_torch_conv_transpose2d(matrix, kernel, stride, dilation, padding, extra, data):
+    """Worked by hand as its direct convolution (zeros inserted, padded, kernel flipped), and the
+    other way round (each input value stamping the kernel): both are F.conv_transpose2d, exactly."""
+    output_padding = tuple(min(e, max(s, d) - 1) for e, s, d in zip(extra, stride, dilation))
+    cfg = ConvTranspose2dConfig(1, 1, kernel, stride, padding, output_padding, dilation=dilation, bias=False)
+    weight = data.draw(st.lists(st.lists(st.integers(-3, 3), min_size=kernel[1], max_size=kernel[1]), min_size=kernel[0], max_size=kernel[0]))
+    try:
+        check_drawable(cfg, (len(matrix), len(matrix[0])), panels=False)
+    except ShapeError:
+        with pytest.raises(RuntimeError):
+            F.conv_transpose2d(t(matrix), t(weight), stride=stride, padding=padding, output_padding=output_padding, dilation=dilation)
+        return
+    except ConfigError:
+        assume(False)  # too large to draw
+    case = transposed_case(cfg, matrix, weight)
+    expected = F.conv_transpose2d(t(matrix), t(weight), stride=stride, padding=padding, output_padding=output_padding, dilation=dilation)
+    assert t(case.output).equal(expected)
+    assert stamps(cfg, matrix, weight) == case.output
+    assert case.stretched[:: stride[0]] and all(v == 0 for row in case.stretched for i, v in enumerate(row) if i % stride[1])
+
+
+def test_the_conv_lessons_outputs_go_back_to_5x5():
+    """The demo's default: each conv lesson's output, transposed with the same kernel and
+    arguments, is 5x5 again (with the output_padding that takes it there), not the lesson's values."""
+    for conv, cfg in [
+        (ConvConfig(kernel_size=(3, 3)), ConvTranspose2dConfig(1, 1, (3, 3), bias=False)),
+        (ConvConfig(kernel_size=(3, 3), stride=(2, 2)), ConvTranspose2dConfig(1, 1, (3, 3), (2, 2), bias=False)),
+        (ConvConfig(kernel_size=(3, 3), stride=(3, 3)), ConvTranspose2dConfig(1, 1, (3, 3), (3, 3), bias=False)),
+    ]:
+        small = conv_case(conv, CONV_INPUT, CONV_WEIGHT).output
+        back = back_to(cfg, (len(small), len(small[0])), (5, 5))
+        case = transposed_case(back, small, CONV_WEIGHT)
+        assert len(case.output) == len(case.output[0]) == 5 and case.output != CONV_INPUT
+    assert back.output_padding == (2, 2)  # 5 -> 1 with stride 3; 1 -> 3, + 2
+
+
+def test_cli_demo_convtranspose_goes_back_up_from_the_conv_lessons(run_cli):
+    result = run_cli("demo", "convtranspose")
+    assert result.code == 0, result.err
+    out = result.out
+    assert out.count("->  output shape (1, 1, 5, 5)") == 3
+    assert "input = F.conv2d(lesson, kernel, stride=2)  # 2x2" in out and "[[10, 12]," in out
+    assert "H_out = (2 - 1)*2 - 2*0 + 1*(3-1) + 0 + 1 = 5" in out
+    assert "as a convolution: 1 zero(s) between input values (2x2 -> 3x3), padding 1*(3-1) - 0 = 2 on each side" in out
+    assert "[[0, 1, 2]," in out  # the kernel flipped
+    assert "[[10, 20, 22, 24, 12]," in out and "the lesson's size is back, not its values" in out
+
+
+def test_cli_demo_convtranspose_takes_settings_and_matrices(run_cli):
+    result = run_cli("demo", "convtranspose", "--stride", "2", "--padding", "1", "--input", "1 2; 3 4", "--weight", "1 1; 1 1",
+                     "--output-padding", "1", "--cell", "1,1")
+    assert result.code == 0, result.err
+    expected = F.conv_transpose2d(t([[1, 2], [3, 4]]), t([[1, 1], [1, 1]]), stride=2, padding=1, output_padding=1)
+    assert "->  output shape (1, 1, 3, 3)" in result.out and "output (1, 1) reads rows 1..2, cols 1..2" in result.out
+    assert str(expected[0, 0].int().tolist()).replace("], [", "],\n   [") in result.out
+    case = run_cli("demo", "convtranspose", "--case", "padding-strides-odd")
+    assert case.code == 0 and "->  output shape (1, 1, 6, 6)" in case.out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--output-padding", "2", "--stride", "2"], "output_padding 2 on H must be smaller than the stride (2) or the dilation (1)"),
+        (["--input", "1 2; 3 4", "--padding", "3"], "padding 3 crops more than"),
+        (["--case", "diagonal"], "'diagonal' is not one of 'no-padding-no-strides', 'arbitrary-padding-no-strides'"),
+        (["--case", "padding-strides", "--stride", "2"], "--case gives the layer; leave out --stride"),
+        (["--input", "1 2; 3 4", "--cell", "5,5"], "--cell 5,5 is outside the 4x4 output"),
+        (["--stride", "12", "--input", "1 2 3; 4 5 6; 7 8 9"], "too many for a demo"),
+    ],
+)
+def test_cli_demo_convtranspose_errors_are_one_line(run_cli, args, message):
+    assert_user_error(run_cli("demo", "convtranspose", *args), message)

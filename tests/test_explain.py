@@ -11,9 +11,19 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from convlab.config import ConfigError, ConvConfig, PoolConfig, resolve
-from convlab.explain import explain, explain_unpool, pooled_size, spans, unpool_output_shape
+from convlab.explain import (
+    convtranspose_input,
+    explain,
+    explain_convtranspose,
+    explain_unpool,
+    pooled_size,
+    spans,
+    unpool_output_shape,
+)
 from convlab.geometry import layer_call
 from convlab.layers import ShapeError
+from convlab.stages import ConvTranspose2dConfig
+from convlab.upsampling import transposed_axes
 
 from conftest import assert_user_error
 
@@ -408,3 +418,101 @@ def test_cli_explain_lists_what_the_largest_sizes_never_read(run_cli, args, expe
 )
 def test_cli_explain_refuses_sizes_pytorch_cannot_hold(run_cli, args, message):
     assert_user_error(run_cli("explain", *args), message)
+
+
+# ----------------------------------------------------------------------------- ConvTranspose2d
+
+
+@PROPERTY
+@given(
+    per_group=st.tuples(st.integers(1, 3), st.integers(1, 3)), groups=st.integers(1, 2),
+    kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    padding=st.tuples(st.integers(0, 3), st.integers(0, 3)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    extra=st.tuples(st.integers(0, 2), st.integers(0, 2)), bias=st.booleans(), size=st.tuples(st.integers(1, 8), st.integers(1, 8)),
+)
+def test_convtranspose_explanation_agrees_with_pytorch(per_group, groups, kernel, stride, padding, dilation, extra, bias, size):
+    """Shape, parameters and multiply-adds (flop_counter's flops / 2) of nn.ConvTranspose2d, and a
+    ShapeError exactly where it refuses the input (or, grouped, gives an empty output)."""
+    output_padding = tuple(min(e, max(s, d) - 1) for e, s, d in zip(extra, stride, dilation))
+    cin, cout = groups * per_group[0], groups * per_group[1]
+    cfg = ConvTranspose2dConfig(cin, cout, kernel, stride, padding, output_padding, groups, bias, dilation)
+    module, y = torch_verdict(lambda: nn.ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding, groups, bias, dilation),
+                              torch.zeros(1, cin, *size))
+    if y is None or y.numel() == 0:
+        with pytest.raises(ShapeError):
+            explain_convtranspose(cfg, (cin, *size))
+        return
+    ex = explain_convtranspose(cfg, (cin, *size))
+    assert ex.output_shape == tuple(y.shape[1:])
+    assert ex.parameters == sum(p.numel() for p in module.parameters())
+    with FlopCounterMode(display=False) as counter:
+        module(torch.zeros(1, cin, *size))
+    assert 2 * ex.multiply_adds == counter.get_total_flops()
+    assert ex.module == repr(module)
+
+
+@PROPERTY
+@given(kernel=st.integers(1, 5), stride=st.integers(1, 4), dilation=st.integers(1, 3), padding=st.integers(0, 2))
+def test_what_each_transposed_output_reads_is_what_autograd_sees(kernel, stride, dilation, padding):
+    """'reads 1 to 2 input positions': over the outputs away from the edges, the fewest and the
+    most input positions with a non-zero gradient along one axis."""
+    module = nn.ConvTranspose2d(1, 1, (1, kernel), (1, stride), (0, padding), dilation=(1, dilation), bias=False)
+    nn.init.ones_(module.weight)
+    n = 12
+    x = torch.ones(1, 1, 1, n, requires_grad=True)
+    y = module(x)[0, 0, 0]
+    span_ = dilation * (kernel - 1) + 1
+    counts = []
+    for o in range(y.shape[0]):
+        if span_ <= o + padding < (n - 1) * stride:  # every tap lands inside the stretched input
+            (grad,) = torch.autograd.grad(y[o], x, retain_graph=True)
+            counts.append(int((grad != 0).sum()))
+    assume(len(counts) >= stride)
+    axis = transposed_axes(ConvTranspose2dConfig(1, 1, (1, kernel), (1, stride), (0, padding), dilation=(1, dilation)), 1, n)[1]
+    assert (min(counts), max(counts)) == axis.taps_read
+
+
+def test_the_lesson_cases_going_back_up_to_32():
+    cfg = ConvTranspose2dConfig(6, 3, (3, 3), (2, 2), (1, 1))
+    shape, source = convtranspose_input(cfg, (3, 32, 32), None)
+    assert shape == (6, 16, 16) and source == (32, 32)
+    ex = explain_convtranspose(cfg, shape, conv_from=source)
+    assert ex.output_shape == (3, 31, 31)
+    assert ex.formulas[0] == "H_out = (16 - 1)*2 - 2*1 + 1*(3-1) + 0 + 1 = 31"
+    facts = dict(ex.facts)
+    assert "Conv2d(3, 6, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1)), which takes 3x31x31 or 3x32x32 to 6x16x16" in facts["gradient of"]
+    assert facts["as a convolution"].startswith("1 zero(s) between input values (16 -> 31), padding 1*(3-1) - 1 = 1 on each side")
+    assert facts["receptive field"].startswith("each output reads 1x1 to 2x2 input positions in 6 input channels")
+    assert facts["output_padding"] == "the Conv2d maps any of 31..32 to 16; output_padding 0 gives 31, 1 gives 32"
+    assert ex.warnings == ["this input is what that Conv2d makes of 32x32, but ConvTranspose2d gives 31x31; pass output_padding=1 "
+                           "(--output-padding 1) to get 32x32 back"]
+    assert "checkerboard" in ex.notes[0]
+    even = explain_convtranspose(ConvTranspose2dConfig(6, 3, (4, 4), (2, 2), (1, 1)), shape, conv_from=source)
+    assert even.output_shape == (3, 32, 32) and not even.warnings and not even.notes
+    gaps = explain_convtranspose(ConvTranspose2dConfig(1, 1, (1, 1), (3, 3)), (1, 4, 4))
+    assert "some output rows/columns read no input value at all, only the bias" in gaps.warnings[0]
+    crop = explain_convtranspose(ConvTranspose2dConfig(1, 1, (3, 3), padding=(3, 3)), (1, 8, 8))
+    assert "crops 1 from each side of the stretched input instead of padding it" in crop.notes[0]
+
+
+def test_cli_explain_convtranspose(run_cli):
+    r = run_cli("explain", "convtranspose", "-k", "3", "-s", "2", "-p", "1", "--output-padding", "1")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0] == "ConvTranspose2d(6, 3, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1))"
+    assert "input (6, 16, 16) -> output (3, 32, 32)" in r.out and "warning" not in r.out
+    assert "H_out = (16 - 1)*2 - 2*1 + 1*(3-1) + 1 + 1 = 32" in r.out
+    sized = run_cli("explain", "convtranspose", "-k", "2", "-s", "2", "--size", "5x7", "--channels", "4", "-c", "2", "--groups", "2")
+    assert sized.code == 0, sized.err
+    assert "ConvTranspose2d(4, 2, kernel_size=(2, 2), stride=(2, 2), groups=2)" in sized.out
+    assert "input (4, 5, 7) -> output (2, 10, 14)" in sized.out and "each output reads 1x1 input positions in 2 input channels" in sized.out
+
+
+def test_explain_and_demo_convtranspose_import_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from convlab.__main__ import main\n"
+            "for argv in (['explain', 'convtranspose', '-s', '2'], ['demo', 'convtranspose']):\n"
+            "    try: main(argv)\n    except SystemExit: pass\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "gradient of" in out and "F.conv_transpose2d(input, kernel, stride=2)" in out and out.strip().endswith("False")

@@ -24,6 +24,9 @@ from convlab.geometry import (
     tap_kind,
 )
 from convlab.layers import build_layer
+from convlab.lessons import TRANSPOSED_CASES, transposed_case_layer
+from convlab.stages import ConvTranspose2dConfig
+from convlab.upsampling import layer_windows, transposed_axes
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -211,3 +214,101 @@ def test_layer_call_caption_form_names_every_window_setting():
     assert layer_call(PoolConfig(mode="avg"), form="caption") == "AvgPool2d  kernel 3  stride 3  padding 0  ceil_mode=False"
     with pytest.raises(ValueError, match="unknown form 'repr'"):
         layer_call(PoolConfig(), form="repr")
+
+
+# ----------------------------------------------------------------------------- ConvTranspose2d
+
+
+def _direct_convolution(cfg: ConvTranspose2dConfig, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """nn.ConvTranspose2d computed as convlab says it is: the input stretched by zeros, padded as
+    the geometry says (cropped where negative, output_padding more after), then an ordinary
+    F.conv2d, stride 1, with the kernel flipped and its in and out channels swapped per group."""
+    h, w = transposed_axes(cfg, *x.shape[2:])
+    n, c = x.shape[:2]
+    stretched = x.new_zeros(n, c, h.stretched, w.stretched)
+    stretched[:, :, :: h.stride, :: w.stride] = x
+    (top, bottom), (left, right) = ((a.windows().pad_before, a.windows().pad_after) for a in (h, w))
+    padded = F.pad(stretched, (left, right, top, bottom))  # negative pads crop
+    g = cfg.groups
+    kernel = weight.reshape(g, c // g, *weight.shape[1:]).transpose(1, 2).reshape(-1, c // g, *weight.shape[2:])
+    return F.conv2d(padded, kernel.flip(2, 3), dilation=cfg.dilation, groups=g)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    groups=st.integers(1, 2), per_group=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    padding=st.tuples(st.integers(0, 4), st.integers(0, 4)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    extra=st.tuples(st.integers(0, 2), st.integers(0, 2)), size=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+)
+def test_zero_insertion_then_a_convolution_is_conv_transpose2d(groups, per_group, kernel, stride, padding, dilation, extra, size):
+    """Over random cases: the direct convolution the geometry describes equals nn.ConvTranspose2d
+    to float rounding, and its size is the transposed formula's."""
+    output_padding = tuple(min(e, max(s, d) - 1) for e, s, d in zip(extra, stride, dilation))
+    cin, cout = groups * per_group[0], groups * per_group[1]
+    cfg = ConvTranspose2dConfig(cin, cout, kernel, stride, padding, output_padding, groups, False, dilation)
+    assume(all(a.out >= 1 for a in transposed_axes(cfg, *size)))
+    module = nn.ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding, groups, False, dilation)
+    x = torch.randn(2, cin, *size)
+    expected = module(x)
+    got = _direct_convolution(cfg, x, module.weight)
+    assert got.shape == expected.shape == (2, cout, *(a.out for a in transposed_axes(cfg, *size)))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 7), (16, 16)])
+@pytest.mark.parametrize("kernel, stride, padding, dilation", [(3, 2, 1, 1), (4, 2, 1, 1), (3, 3, 0, 2), (5, 1, 2, 1), (2, 3, 1, 1)])
+def test_output_padding_picks_each_size_the_conv_maps_to_the_input(size, kernel, stride, padding, dilation):
+    """Conv2d with the same arguments takes each of conv_sizes to the input's size, and
+    output_padding 0, 1, ... gets each of them back."""
+    cfg = ConvTranspose2dConfig(1, 1, (kernel, kernel), (stride, stride), (padding, padding), dilation=(dilation, dilation))
+    axis = transposed_axes(cfg, *size)[0]
+    conv = nn.Conv2d(1, 1, kernel, stride, padding, dilation)
+    for n in axis.conv_sizes:
+        op = n - axis.out  # output_padding 0 gives axis.out
+        assert conv(torch.zeros(1, 1, n, 1 + (kernel - 1) * dilation)).shape[2] == size[0]
+        if op < max(stride, dilation):
+            up = nn.ConvTranspose2d(1, 1, kernel, stride, padding, op, dilation=dilation)
+            assert up(torch.zeros(1, 1, *size)).shape[2] == n
+    before = axis.conv_sizes.start - 1  # one smaller is refused or maps elsewhere
+    if before >= 1 and before + 2 * padding >= 1 + (kernel - 1) * dilation:
+        assert conv(torch.zeros(1, 1, before, 1 + (kernel - 1) * dilation)).shape[2] != size[0]
+
+
+# conv_arithmetic's Makefile (bin/generate_makefile) draws each transposed GIF from its forward
+# convolution's input size: the size its transposed output has.
+GIF_OUTPUTS = {
+    "no-padding-no-strides": 4, "arbitrary-padding-no-strides": 5, "same-padding-no-strides": 5,
+    "full-padding-no-strides": 5, "no-padding-strides": 5, "padding-strides": 5, "padding-strides-odd": 6,
+}
+
+
+@pytest.mark.parametrize("name", sorted(GIF_OUTPUTS))
+def test_the_seven_conv_arithmetic_transposed_cases_give_their_gifs_shapes(name):
+    cfg, size = transposed_case_layer(name)
+    module = build_layer(cfg, 1)
+    assert tuple(module(torch.zeros(1, 1, *size)).shape[2:]) == (GIF_OUTPUTS[name],) * 2
+    axes = layer_windows(cfg, *size)
+    assert (axes[0].count, axes[1].count) == (GIF_OUTPUTS[name],) * 2
+    assert set(TRANSPOSED_CASES) == set(GIF_OUTPUTS)
+
+
+def test_zero_inserted_windows_kinds_and_extent():
+    cfg = ConvTranspose2dConfig(1, 1, (3, 3), (2, 2), (1, 1), (1, 1))  # padding-strides-odd: 3x3 -> 6x6
+    h, _ = layer_windows(cfg, 3, 3)
+    assert [h.kind(t) for t in range(-2, 7)] == ["edge", "padding", "input", "zero", "input", "zero", "input", "padding", "padding"]
+    assert list(h.extent()) == list(range(-1, 7)) and h.count == 6
+    assert list(h.taps(0)) == [-1, 0, 1] and list(h.taps(5)) == [4, 5, 6]
+    assert tap_kind(layer_windows(cfg, 3, 3), 1, 0) == "zero" and tap_kind(layer_windows(cfg, 3, 3), -1, 1) == "padding"
+    cropped = ConvTranspose2dConfig(1, 1, (3, 3), padding=(3, 3))  # padding beyond dilation*(kernel-1): a crop
+    c, _ = layer_windows(cropped, 6, 6)
+    assert c.count == 2 and list(c.extent()) == list(range(6)) and list(c.taps(0)) == [1, 2, 3]
+
+
+def test_layer_call_of_a_transposed_convolution():
+    cfg = ConvTranspose2dConfig(3, 6, (3, 3), (2, 2), (1, 1), (1, 1))
+    assert layer_call(cfg) == repr(nn.ConvTranspose2d(3, 6, 3, 2, 1, 1)) == repr(build_layer(cfg, 3))
+    odd = ConvTranspose2dConfig(4, 6, (2, 3), (1, 2), (0, 1), (0, 1), 2, False, (2, 1))
+    assert layer_call(odd) == repr(nn.ConvTranspose2d(4, 6, (2, 3), (1, 2), (0, 1), (0, 1), 2, False, (2, 1)))
+    assert layer_call(cfg, form="lesson") == "F.conv_transpose2d(input, kernel, stride=2, padding=1, output_padding=1)"
+    assert layer_call(cfg, form="caption") == "ConvTranspose2d  kernel 3  stride 2  padding 1  dilation 1  output_padding 1"

@@ -1,11 +1,15 @@
 import itertools
+import re
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
-from convlab.config import ConvConfig, PoolConfig
-from convlab.layers import ShapeError, build_layer, describe_arithmetic, output_shape
+from convlab.calls import parse_layer
+from convlab.config import ConfigError, ConvConfig, PoolConfig
+from convlab.layers import ShapeError, build_layer, describe_arithmetic, output_shape, stage_output_shape
 
 
 def test_conv_is_a_real_conv2d_with_exactly_the_arguments():
@@ -80,3 +84,78 @@ def test_describe_arithmetic_substitutes_the_numbers():
     assert lines[-1] == "(C, H, W): (3, 32, 32) -> (6, 30, 30)"
     assert "ceil((32 + 2*0 - 1*(3-1) - 1) / 3 + 1) = 11" in describe_arithmetic(
         PoolConfig(ceil_mode=True), (3, 32, 32))[0]
+
+
+# ----------------------------------------------------------------------------- going back up
+
+
+def _torch_shape(build, x):
+    """PyTorch's output shape (C, H, W), or None where it refuses, building or calling the layer.
+    An empty output counts as refused: a grouped ConvTranspose2d cropped to nothing returns one
+    where groups=1 raises "Output size is too small"; convlab refuses both."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y = build()(x)
+    except (RuntimeError, ValueError):
+        return None
+    return tuple(y.shape[1:]) if y.numel() else None
+
+
+def _convlab_shape(text, shape):
+    try:
+        return stage_output_shape(parse_layer(text), shape)
+    except ConfigError:
+        return None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    c=st.integers(1, 4), out=st.integers(1, 6), kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), padding=st.tuples(st.integers(0, 4), st.integers(0, 4)),
+    output_padding=st.tuples(st.integers(0, 3), st.integers(0, 3)), groups=st.integers(1, 3),
+    dilation=st.tuples(st.integers(1, 3), st.integers(1, 3)), bias=st.booleans(),
+    size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+)
+def test_convtranspose_shapes_and_refusals_are_pytorchs(c, out, kernel, stride, padding, output_padding, groups, dilation, bias, size):
+    """Over random arguments and sizes, the predicted shape is torch's and convlab refuses exactly
+    what torch refuses (output_padding at least the stride and the dilation, groups that do not
+    divide, an output cropped to nothing)."""
+    text = f"ConvTranspose2d({c}, {out}, {kernel}, {stride}, {padding}, {output_padding}, {groups}, {bias}, {dilation})"
+    real = _torch_shape(lambda: nn.ConvTranspose2d(c, out, kernel, stride, padding, output_padding, groups, bias, dilation),
+                        torch.zeros(1, c, *size))
+    assert _convlab_shape(text, (c, *size)) == real, text
+
+
+SCALES = st.sampled_from([-1.0, 0.0, 0.1, 0.5, 0.75, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.none() | st.integers(-1, 12) | st.tuples(st.integers(0, 12), st.integers(0, 12)),
+    scale=st.none() | SCALES | st.tuples(SCALES, SCALES), mode=st.sampled_from(["nearest", "bilinear"]),
+    align_corners=st.sampled_from([None, False, True]), recompute=st.sampled_from([None, False, True]),
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9)),
+)
+def test_upsample_shapes_and_refusals_are_pytorchs(size, scale, mode, align_corners, recompute, shape):
+    """size or scale_factor (one, not both), nearest or bilinear, align_corners only with bilinear,
+    recompute_scale_factor only with a scale: convlab's shape and refusals are torch's."""
+    text = f"Upsample({size}, {scale}, {mode!r}, {align_corners}, {recompute})"
+    real = _torch_shape(lambda: nn.Upsample(size, scale, mode, align_corners, recompute), torch.zeros(1, *shape))
+    assert _convlab_shape(text, shape) == real, text
+
+
+@pytest.mark.parametrize(
+    "text, shape, message",
+    [
+        ("ConvTranspose2d(3, 3, 3, padding=3)", (3, 2, 2), "H_out = (2 - 1)*1 - 2*3 + 1*(3-1) + 0 + 1 = -2 on the height: padding 3"),
+        ("ConvTranspose2d(4, 3, 3)", (3, 8, 8), "in_channels=4 but the input has 3 channels"),
+        ("Upsample(scale_factor=0.1)", (3, 8, 8), "scale_factor 0.1 makes the height floor(8 * 0.1) = 0"),
+        ("Upsample(scale_factor=2)", (12,), "Upsample works on (C, H, W) maps, but its input is 12 features"),
+    ],
+)
+def test_going_back_up_says_what_does_not_fit(text, shape, message):
+    with pytest.raises(ShapeError, match=re.escape(message)):
+        stage_output_shape(parse_layer(text), shape)

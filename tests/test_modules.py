@@ -12,6 +12,7 @@ from torch import nn
 
 from convlab.calls import parse_layer, parse_layers
 from convlab.config import ConfigError
+from convlab.fields import FIELDS
 from convlab.layers import FACTORIES, SHAPE_RULES, build_layer
 from convlab.modules import KIND_SIGNATURES, REQUIRED, SIGNATURES, LayerError, call_text, stage_tag
 from convlab.stack import COSTS
@@ -22,7 +23,7 @@ from convlab.views import VIEWS
 def test_every_registry_covers_every_stage_kind():
     kinds = set(STAGE_KINDS)
     assert set(STAGE_VALIDATORS) == kinds and set(FACTORIES) == kinds and set(SHAPE_RULES) == kinds
-    assert set(COSTS) == kinds and set(KIND_SIGNATURES) == kinds
+    assert set(COSTS) == kinds and set(FIELDS) == kinds and set(KIND_SIGNATURES) == kinds
     assert {s.build(_defaults(s)).kind for s in SIGNATURES.values() if s.name not in ("Conv2d", "Linear", "BatchNorm2d")} | {
         "conv", "linear", "batchnorm2d"} == kinds
     assert all(set(v.kinds) <= kinds for v in VIEWS.values())
@@ -72,6 +73,15 @@ CASES = [
     ("Linear(12, 4, bias=False)", nn.Linear(12, 4, bias=False)),
     ("Softmax(dim=1)", nn.Softmax(dim=1)),
     ("Identity(54, unused_argument1=0.1)", nn.Identity(54, unused_argument1=0.1)),
+    ("ConvTranspose2d(3, 6, 3, stride=2, padding=1, output_padding=1)", nn.ConvTranspose2d(3, 6, 3, stride=2, padding=1, output_padding=1)),
+    ("nn.ConvTranspose2d(3, 4, (2, 3), (2, 1), (0, 1), (1, 0), 1, False, (1, 2))",
+     nn.ConvTranspose2d(3, 4, (2, 3), (2, 1), (0, 1), (1, 0), 1, False, (1, 2))),
+    ("ConvTranspose2d(3, 6, 3, groups=3, dilation=2, padding_mode='zeros')", nn.ConvTranspose2d(3, 6, 3, groups=3, dilation=2)),
+    ("Upsample(scale_factor=2)", nn.Upsample(scale_factor=2)),
+    ("Upsample(None, (2, 1.5), 'bilinear', True)", nn.Upsample(None, (2, 1.5), "bilinear", True)),
+    ("Upsample(size=(20, 9), mode='bilinear')", nn.Upsample(size=(20, 9), mode="bilinear")),
+    ("Upsample(size=7)", nn.Upsample(size=7)),
+    ("Upsample(scale_factor=1.5, recompute_scale_factor=True)", nn.Upsample(scale_factor=1.5, recompute_scale_factor=True)),
 ]
 
 
@@ -92,7 +102,9 @@ def test_a_layer_builds_the_module_pytorch_builds(text, module):
 @pytest.mark.parametrize(
     "text",
     ["Conv2d(3, 32, 5, padding=2)", "MaxPool2d(2)", "Flatten()", "Linear(1024, 64)", "ReLU()", "Sigmoid()",
-     "AvgPool2d(3, stride=2)", "LeakyReLU(negative_slope=0.2)", "BatchNorm2d(32)", "Softmax(dim=1)"],
+     "AvgPool2d(3, stride=2)", "LeakyReLU(negative_slope=0.2)", "BatchNorm2d(32)", "Softmax(dim=1)",
+     "ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1)", "Upsample(scale_factor=2.0)",
+     "Upsample(size=(16, 8), mode='bilinear', align_corners=False)", "Upsample(scale_factor=(2.0, 1.5))"],
 )
 def test_a_plain_call_is_written_back_as_typed(text):
     assert call_text(parse_layer(text)) == text
@@ -152,6 +164,23 @@ def test_pasting_from_a_sequential_keeps_its_trailing_comma():
         ("ReLU(); Tanh()", "not a layer call"),
         ("", "not a layer call"),
         ("3", "'3' is not a layer"),
+        ("ConvTranspose2d(3, 6, 3, stride=2, output_padding=2)", "output_padding 2 on H must be smaller than the stride (2) or the dilation (1)"),
+        ("ConvTranspose2d(3, 6, 3, padding_mode='reflect')", "PyTorch's ConvTranspose2d pads with zeros only"),
+        ("ConvTranspose2d(3, 6, 3, padding='same')", "ConvTranspose2d padding: expected an integer or a pair (h, w), got 'same'"),
+        ("ConvTranspose2d(3, 6, 3, output_padding=-1)", "output_padding must be 0 or more"),
+        ("ConvTranspose2d(3, 4, 3, groups=3)", "groups=3 must divide out_channels=4"),
+        ("ConvTranspose2d(4, 3, 3, groups=3)", "groups=3 must divide in_channels=4"),
+        ("Upsample()", "Upsample takes size or scale_factor, one of them; neither given"),
+        ("Upsample(4, 2)", "one of them; both given"),
+        ("Upsample(scale_factor=0)", "Upsample takes size or scale_factor, one of them; neither given"),
+        ("Upsample(scale_factor=-2)", "scale_factor must be above 0, got -2.0"),
+        ("Upsample(scale_factor=(2, -1))", "scale_factor must be above 0, got (2.0, -1.0)"),
+        ("Upsample(size=0)", "size must be at least 1"),
+        ("Upsample(scale_factor=2, mode='bicubic')", "Upsample mode: expected one of 'nearest', 'bilinear', got 'bicubic'"),
+        ("Upsample(scale_factor=2, align_corners=False)", "align_corners is for mode='bilinear' only"),
+        ("Upsample(size=4, recompute_scale_factor=True)", "recompute_scale_factor=True needs scale_factor"),
+        ("Upsample(scale_factor='2')", "expected a finite number or a pair (h, w) of them, got '2'"),
+        ("Upsample(size=(2, 3, 4))", "expected an integer or a pair (h, w)"),
     ],
 )
 def test_bad_layers_say_what_is_wrong(text, message):

@@ -299,3 +299,69 @@ def test_the_lesson_model_on_real_images(shared_cifar, run_cli, tmp_path):
     first = text.splitlines()[0]
     truth = first.split("(", 1)[1].split(")", 1)[0]
     assert first.startswith("- image 0 (") and truth in CIFAR10_CLASSES  # each image named by its label
+
+
+# ----------------------------------------------------------------------------- going down and back up
+
+
+ENCODER_DECODER = [
+    "Conv2d(3, 16, 3, padding=1)", "ReLU()", "MaxPool2d(2)", "Conv2d(16, 32, 3, stride=2, padding=1)", "ReLU()",
+    "ConvTranspose2d(32, 16, 4, stride=2, padding=1)", "ReLU()", "Upsample(scale_factor=2, mode='bilinear')",
+    "Conv2d(16, 3, 3, padding=1)",
+]
+
+
+def test_the_encoder_decoder_config_shrinks_and_grows_the_image(cifar, run_cli, tmp_path):
+    """configs/encoder-decoder.toml: each stage's picture at one zoom, so its size is the map's
+    (32, 16, 8, back to 16 and 32), and its values are an nn.Sequential's with the same seed."""
+    assert list(read_config_file(CONFIGS / "encoder-decoder.toml", "stack")["stack"]["layers"]) == ENCODER_DECODER
+    r = run_cli("stack", "--config", CONFIGS / "encoder-decoder.toml", "--data-dir", cifar.root, "-b", "8", "-n", "1",
+                "--logdir", "logs", "--run-name", "ed", "--seed", "3", "-q")
+    assert r.code == 0, r.err
+    acc = load_events(tmp_path / "logs" / "ed")
+    sizes = {"01-conv2d": 32, "02-relu": 32, "03-maxpool2d": 16, "04-conv2d": 8, "05-relu": 8, "06-convtranspose2d": 16,
+             "07-relu": 16, "08-upsample": 32, "09-conv2d": 32}
+    assert sorted(t for t in acc.Tags()["images"] if "/" not in t) == sorted(["input", *sizes])
+    for tag, n in sizes.items():
+        picture = images(acc, tag)[0]
+        channels = 3 if tag == "09-conv2d" else 8  # max_channels = 8
+        assert (picture.height, picture.width) == (2 + 4 * (2 * n + 2), 2 + channels * (2 * n + 2)), tag
+    torch.manual_seed(3)
+    from convlab.calls import parse_layers
+    from convlab.layers import build_layer
+
+    reference = nn.Sequential(*(build_layer(s, 3) for s in parse_layers(ENCODER_DECODER))).eval()
+    outputs = _stage_outputs(reference, _fixture_batch(cifar, 0, 8))
+    for (tag, _), out in zip(sizes.items(), outputs):
+        assert acc.Scalars(f"{tag}/mean")[0].value == pytest.approx(out.mean().item(), rel=1e-5, abs=1e-6), tag
+    layer = acc.Tensors("layer/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "ConvTranspose2d(32, 16, 4, stride=2, padding=1)  (16, 16, 16)" in layer and "<=16" in layer
+
+
+def test_going_back_up_loads_weights_sweeps_and_trains(run_cli, tmp_path):
+    """The two kinds in a weights file (a state_dict, and a whole saved model of them), a stack
+    sweep and a short training run."""
+    from convlab.calls import parse_layers
+    from convlab.layers import build_layer
+
+    torch.manual_seed(1)
+    model = nn.Sequential(*(build_layer(s, 3) for s in parse_layers(ENCODER_DECODER))).eval()
+    for saved, obj in (("state.pt", model.state_dict()), ("whole.pt", model)):
+        torch.save(obj, tmp_path / saved)
+        exp = resolve("stack", {"stack": {"layers": ENCODER_DECODER, "weights": str(tmp_path / saved)}, "data": {"dataset": "shapes"},
+                                "run": {"seed": 9}})
+        x = torch.rand(2, 3, 32, 32)
+        ours = pipeline._forward([s.module.eval() for s in pipeline.plan(exp).stages], x)
+        assert all(torch.equal(a, b) for a, b in zip(ours, _stage_outputs(model, x))), saved
+    vary = "layers=ConvTranspose2d(3, 4, 2, stride=2), ReLU(); Upsample(scale_factor=2), Conv2d(3, 4, 1)"
+    r = run_cli("sweep", "stack", "--vary", vary, "--dataset", "shapes", "--dry-run")
+    assert r.code == 0, r.err
+    assert "convtranspose2d-relu" in r.out and "upsample-conv2d" in r.out and "(4, 64, 64)" in r.out
+    r = run_cli("train", "Conv2d(3, 8, 3, stride=2, padding=1)", "ReLU()", "ConvTranspose2d(8, 4, 2, stride=2)",
+                "Upsample(scale_factor=0.25, mode='bilinear')", "Flatten()", "Linear(256, 10)", "--dataset", "shapes",
+                "--max-steps", "3", "--eval-batches", "1", "-b", "16", "--logdir", "logs", "--run-name", "t", "-q")
+    assert r.code == 0, r.err
+    summary = json.loads((tmp_path / "logs" / "t" / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["steps"] == 3
+    state = torch.load(tmp_path / "logs" / "t" / "model.pt", weights_only=True)
+    assert tuple(state["2.weight"].shape) == (8, 4, 2, 2)  # ConvTranspose2d's (in, out/groups, kH, kW), trained

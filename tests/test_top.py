@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def test_the_window_has_the_receptive_field_and_jump_of_explain_stack(layers):
     exp = _experiment(layers)
     table = explain_stack(exp.stages, (3, 16, 16))
     for row in table.rows:
-        window = input_window(exp.stages, row.index)
+        window = input_window(exp.stages, (3, 16, 16), row.index)
         assert (window.field, window.jump) == (row.field, row.jump)
 
 
@@ -138,7 +139,7 @@ def test_rerunning_the_stages_on_each_crop_gives_the_recorded_activation(layers)
     sizes = [(16, 16), *(tuple(o.shape[2:]) for o in outputs)]
     checked = 0
     for index, output in enumerate(outputs, 1):
-        window = input_window(exp.stages, index)
+        window = input_window(exp.stages, (3, 16, 16), index)
         c, h, w = output.shape[1:]
         for n in range(len(images)):
             for y in _positions(h):
@@ -161,7 +162,7 @@ def test_a_window_that_is_one_pixel_off_does_not_reproduce_the_activation():
     image = torch.rand(1, 3, 16, 16)
     outputs = _outputs(p, image)
     out = outputs[3][0, :, 3, 4]
-    window = input_window(exp.stages, 4)
+    window = input_window(exp.stages, (3, 16, 16), 4)
     sizes = [(16, 16), *(tuple(o.shape[2:]) for o in outputs)]
     top, left = window.at(3, 4)
     with torch.inference_mode():
@@ -172,19 +173,23 @@ def test_a_window_that_is_one_pixel_off_does_not_reproduce_the_activation():
 
 
 @pytest.mark.parametrize("layers, index, says", [
-    (["Conv2d(3, 4, 3)", "Flatten()", "Linear(3136, 2)"], 2, "stage 2 Flatten(): it mixes every position"),
-    (["Conv2d(3, 4, 3)", "Softmax(dim=2)", "ReLU()"], 3, "stage 2 Softmax(dim=2) mixes every position"),
+    (["Conv2d(3, 4, 3)", "Flatten()", "Linear(3600, 2)"], 2, "stage 2 Flatten() gives 3600 features per image, not a map (C, H, W)"),
+    (["Conv2d(3, 4, 3)", "Softmax(dim=2)", "ReLU()"], 3, "stage 3 ReLU(): stage 2 Softmax(dim=2) mixes every position"),
+    (["Conv2d(3, 4, 3)", "ConvTranspose2d(4, 4, 3, stride=2)", "ReLU()"], 3,
+     "stage 3 ReLU(): stage 2 ConvTranspose2d(4, 4, 3, stride=2) goes back up"),
+    (["Conv2d(3, 4, 3)", "Upsample(scale_factor=2)"], 2, "stage 2 Upsample(scale_factor=2.0): it goes back up"),
 ])
-def test_a_stage_whose_outputs_read_the_whole_input_has_no_window(layers, index, says):
+def test_a_stage_whose_outputs_have_no_one_window_is_named_with_why(layers, index, says):
     exp = _experiment(layers)
-    with pytest.raises(ShapeError, match=says.replace("(", r"\(").replace(")", r"\)")):
-        input_window(exp.stages, index)
-    assert input_window(_experiment(["Conv2d(3, 4, 3)", "Softmax(dim=1)"]).stages, 2).field == (3, 3)
+    with pytest.raises(ShapeError, match=re.escape(says)):
+        input_window(exp.stages, (3, 32, 32), index)
+    assert input_window(exp.stages, (3, 32, 32), 1).field == (3, 3)  # the stage before it has one
+    assert input_window(_experiment(["Conv2d(3, 4, 3)", "Softmax(dim=1)"]).stages, (3, 32, 32), 2).field == (3, 3)
 
 
 def test_the_crop_marks_what_lies_past_the_image():
     image = np.arange(3 * 6 * 6, dtype=np.uint8).reshape(3, 6, 6)
-    window = input_window(_experiment(["Conv2d(3, 2, 5, padding=2)"]).stages, 1)
+    window = input_window(_experiment(["Conv2d(3, 2, 5, padding=2)"]).stages, (3, 6, 6), 1)
     corner = crop(image, window, 0, 0)
     assert corner.pixels.shape == (5, 5, 3)
     assert corner.inside.sum() == 9 and corner.inside[2:, 2:].all()
@@ -343,7 +348,7 @@ def test_each_stage_gets_a_sheet_of_its_top_patches_and_the_json_says_which(cifa
         (logged,) = images(acc, f"{stage['tag']}/top")
         png = np.asarray(Image.open(tmp_path / "sheets" / f"{stage['tag']}-top.png").convert("RGB"))
         assert logged.step == 0 and (logged.pixels == png).all()
-        window = input_window(_experiment(list(LAYERS)).stages, stage["stage"])
+        window = input_window(_experiment(list(LAYERS)).stages, (3, 32, 32), stage["stage"])
         assert stage["receptive_field"] == list(window.field) and stage["window_start"] == list(window.start)
         for channel in stage["channels"]:
             values = [h["value"] for h in channel["top"]]
@@ -436,7 +441,7 @@ def test_bad_input_is_one_line_and_writes_nothing(cifar, run_cli, tmp_path, args
 
 def test_a_stage_mixing_every_position_and_a_run_without_model_pt_are_refused(run_cli, tmp_path, train_run):
     r = run_cli("top", "Conv2d(3, 4, 3)", "Softmax(dim=2)", "--dataset", "shapes", "--stages", "2")
-    assert_user_error(r, "stage 2 Softmax(dim=2): it mixes every position of its input, so its outputs have no input window")
+    assert_user_error(r, "stage 2 Softmax(dim=2): it mixes every position of its input (a whole row or column), so its outputs have no input window")
     run_dir, _ = train_run
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -505,7 +510,7 @@ def test_pretrained_early_layers_see_the_images_normalised_and_the_patches_as_lo
         for hit in channel["top"]:
             assert pooled[hit["image"], channel["channel"], hit["y"], hit["x"]].item() == pytest.approx(hit["value"], rel=1e-4, abs=1e-5)
     window = input_window(_experiment(["Conv2d(3, 64, 7, stride=2, padding=3)", "BatchNorm2d(64)", "ReLU()",
-                                       "MaxPool2d(3, stride=2, padding=1)"]).stages, 4)
+                                       "MaxPool2d(3, stride=2, padding=1)"]).stages, (3, 32, 32), 4)
     sheet = np.asarray(Image.open(tmp_path / "sheets" / "04-maxpool2d-top.png").convert("RGB"))
     hit = stage["channels"][0]["top"][0]
     patch = crop(cifar.test_images[hit["image"]].transpose(2, 0, 1), window, hit["y"], hit["x"])

@@ -3,6 +3,8 @@
 One intro frame (the input and its padding), then one frame per output cell: the window's
 taps over the input (dilation gaps left visible inside its outline), padding drawn apart
 from the input, taps past the edge (ceil_mode) in red, and the output cell being filled.
+A transposed convolution is drawn as conv_arithmetic draws it: its direct convolution, the
+kernel sliding over the input with zeros put between its values (white) and padded.
 The geometry is :mod:`convlab.geometry`'s, so the frames agree with what PyTorch computes.
 """
 
@@ -14,20 +16,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convlab.config import ConvlabError, Experiment, LayerConfig, Pair, PoolConfig
-from convlab.geometry import AxisWindows, axis_arithmetic, axis_windows, layer_call, tap_kind
-from convlab.layers import ShapeError, output_shape
+from convlab.geometry import AxisWindows, axis_arithmetic, layer_call, tap_kind
+from convlab.layers import ShapeError, output_shape, stage_output_shape
+from convlab.stages import ConvTranspose2dConfig
+from convlab.upsampling import layer_windows
 
 if TYPE_CHECKING:
     from PIL import Image
 
 # One frame per output cell: past this many a GIF stops being something to watch (and to keep small).
 MAX_CELLS = 400
+# The input drawn, padding included: past this many cells a side no one sees the kernel (nor a frame fits a screen).
+MAX_SIDE = 100
 INTRO_FRAMES = 1
 FRAME_MS, INTRO_MS, LAST_MS = 700, 1200, 2000
 
 BACKGROUND = (255, 255, 255)
 INK = (40, 40, 40)
 INPUT_FILL, INPUT_LINE = (207, 226, 243), (91, 127, 166)
+ZERO_FILL, ZERO_LINE = (255, 255, 255), (120, 120, 120)
 PADDING_FILL, PADDING_LINE = (244, 244, 244), (160, 160, 160)
 TAP_INPUT, TAP_PADDING = (61, 133, 198), (158, 184, 208)
 EDGE_LINE = (214, 39, 40)
@@ -39,9 +46,12 @@ class AnimationError(ConvlabError):
     """The animation cannot be drawn or written as asked."""
 
 
-def default_size(cfg: LayerConfig) -> Pair:
+def default_size(cfg: LayerConfig | ConvTranspose2dConfig) -> Pair:
     """A small input that shows the layer: at least 5, room for a second window, and for
-    ceil_mode a size the windows do not tile, so the window over the edge shows."""
+    ceil_mode a size the windows do not tile, so the window over the edge shows; a transposed
+    convolution's 3x3 (2x2 with stride 3 or more), as conv_arithmetic's are."""
+    if isinstance(cfg, ConvTranspose2dConfig):
+        return (3 if cfg.stride[0] < 3 else 2, 3 if cfg.stride[1] < 3 else 2)
     sizes = []
     for a in axis_arithmetic(cfg, 5, 5):
         n = max(5, a.span - 2 * a.pad + a.stride)
@@ -88,8 +98,14 @@ def label_font(size: int) -> Any:
         return ImageFont.load_default()
 
 
-def _title(cfg: LayerConfig, size: Pair, out: Pair) -> str:
+def _title(cfg: LayerConfig | ConvTranspose2dConfig, size: Pair, out: Pair) -> str:
     return f"{layer_call(cfg, form='caption')}:  {size[0]}x{size[1]} -> {out[0]}x{out[1]}"
+
+
+def _legend(cfg: LayerConfig | ConvTranspose2dConfig) -> str:
+    if isinstance(cfg, ConvTranspose2dConfig):
+        return "input (blue) with zeros between (white), padding (dotted), output (green)"
+    return "input (blue), padding (dotted), output (green)"
 
 
 def _caption(i: int, j: int, axes: tuple[AxisWindows, AxisWindows]) -> str:
@@ -113,13 +129,13 @@ def _dotted_rect(draw: Any, box: tuple[int, int, int, int], color: tuple[int, in
         draw.point([(x0, y), (x1, y)], fill=color)
 
 
-def frames(cfg: LayerConfig, size: Pair) -> list[Image.Image]:
+def frames(cfg: LayerConfig | ConvTranspose2dConfig, size: Pair) -> list[Image.Image]:
     """The intro frame, then one frame per output cell in row-major order (RGB images)."""
     from PIL import Image, ImageDraw
 
     height, width = size
-    out_shape = output_shape(cfg, (1, height, width))[1:]
-    axes = axis_windows(cfg, height, width)
+    axes = layer_windows(cfg, height, width)
+    out_shape = (axes[0].count, axes[1].count)
     lay = _layout(axes)
     font, small = label_font(13), label_font(11)
     title = _title(cfg, size, out_shape)
@@ -143,6 +159,8 @@ def frames(cfg: LayerConfig, size: Pair) -> list[Image.Image]:
                 k = tap_kind(axes, r, col)
                 if k == "input":
                     draw.rectangle(canvas_box(r, col), fill=INPUT_FILL, outline=INPUT_LINE)
+                elif k == "zero":
+                    draw.rectangle(canvas_box(r, col), fill=ZERO_FILL, outline=ZERO_LINE)
                 elif k == "padding":
                     draw.rectangle(canvas_box(r, col), fill=PADDING_FILL)
                     _dotted_rect(draw, canvas_box(r, col), PADDING_LINE)
@@ -160,7 +178,7 @@ def frames(cfg: LayerConfig, size: Pair) -> list[Image.Image]:
     draw = ImageDraw.Draw(intro)
     draw_base(draw)
     draw_output(draw, 0, None)
-    draw.text((12, lay.size[1] - 24), "input (blue), padding (dotted), output (green)", fill=INK, font=small)
+    draw.text((12, lay.size[1] - 24), _legend(cfg), fill=INK, font=small)
     out = [intro]
 
     for n, (i, j) in enumerate(cells):
@@ -184,10 +202,19 @@ def frames(cfg: LayerConfig, size: Pair) -> list[Image.Image]:
     return out
 
 
-def check_size(cfg: LayerConfig, size: Pair) -> Pair:
+def check_size(cfg: LayerConfig | ConvTranspose2dConfig, size: Pair) -> Pair:
     """The output shape of ``cfg`` on ``size``, or one clear line if it cannot be animated."""
     h, w = size
-    _, out_h, out_w = output_shape(cfg, (1, h, w))
+    if isinstance(cfg, ConvTranspose2dConfig):
+        _, out_h, out_w = stage_output_shape(cfg, (cfg.in_channels, h, w))
+    else:
+        _, out_h, out_w = output_shape(cfg, (1, h, w))
+    rows, cols = (len(a.extent()) for a in layer_windows(cfg, h, w))
+    if max(rows, cols) > MAX_SIDE:
+        raise AnimationError(
+            f"--animate draws the input with its padding (and any zeros put between its values): {rows}x{cols} cells "
+            f"on a {h}x{w} input, too many to see (at most {MAX_SIDE}x{MAX_SIDE}); use a smaller --size, stride or padding"
+        )
     if out_h * out_w > MAX_CELLS:
         raise AnimationError(
             f"--animate draws one frame per output cell, and a {h}x{w} input gives {out_h}x{out_w} = "
@@ -225,7 +252,15 @@ def check_path(path: Path) -> Path:
 def animate(exp: Experiment, path: Path, *, size: Pair | None = None, logdir: Path | None = None) -> dict[str, Any]:
     """Draw ``exp``'s layer on a small input (or ``size``), write the GIF, and log the frames to
     TensorBoard under ``logdir`` (tag ``animation``, step = frame) when given."""
-    cfg = exp.layer
+    from convlab.runs import default_run_name
+
+    return animate_layer(exp.layer, path, size=size, logdir=logdir, run_name="animate-" + default_run_name(exp))
+
+
+def animate_layer(
+    cfg: LayerConfig | ConvTranspose2dConfig, path: Path, *, run_name: str, size: Pair | None = None, logdir: Path | None = None
+) -> dict[str, Any]:
+    """``animate`` for one layer; its frames go to the run ``run_name`` in ``logdir``."""
     path = check_path(path)
     size = size or default_size(cfg)
     try:
@@ -235,19 +270,19 @@ def animate(exp: Experiment, path: Path, *, size: Pair | None = None, logdir: Pa
     images = frames(cfg, size)
     run_dir = None
     if logdir is not None:
-        run_dir = _log_frames(exp, images, logdir)
+        run_dir = _log_frames(run_name, images, logdir)
     nbytes = save_gif(images, path)
     return {"path": str(path), "frames": len(images), "size": size, "output": out_shape,
             "frame_size": images[0].size, "bytes": nbytes, "run_dir": None if run_dir is None else str(run_dir)}
 
 
-def _log_frames(exp: Experiment, images: list[Image.Image], logdir: Path) -> Path:
+def _log_frames(run_name: str, images: list[Image.Image], logdir: Path) -> Path:
     import numpy as np
 
-    from convlab.runs import create_run_dir, default_run_name
+    from convlab.runs import create_run_dir
     from convlab.writer import RunWriter
 
-    run_dir = create_run_dir(logdir, "animate-" + default_run_name(exp), explicit=False)
+    run_dir = create_run_dir(logdir, run_name, explicit=False)
     writer = RunWriter(run_dir)
     try:
         for step, image in enumerate(images):

@@ -156,14 +156,26 @@ def _coerce(p: Param, value: Any, where: str) -> Any:
             return value
         raise LayerError(f"{name}: expected True or False, got {value_text(value)}")
     if kind == "float":
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e300 and math.isfinite(value):
+        if _finite(value):
             return float(value)
         raise LayerError(f"{name}: expected a finite number, got {value_text(value)}")
+    if kind == "scale":
+        if _finite(value) and value == 0:
+            return None  # as PyTorch's Upsample reads it: scale_factor=0 is none given
+        if _finite(value):
+            return (float(value), float(value))
+        if isinstance(value, tuple) and len(value) == 2 and all(_finite(v) for v in value):
+            return (float(value[0]), float(value[1]))
+        raise LayerError(f"{name}: expected a finite number or a pair (h, w) of them, got {value_text(value)}")
     if kind == "str":
         if isinstance(value, str) and value in p.choices:
             return value
         raise LayerError(f"{name}: expected one of {', '.join(map(repr, p.choices))}, got {value_text(value)}")
     raise LayerError(f"{name}: expected None, got {value_text(value)}")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e300 and math.isfinite(value)
 
 
 def _int(value: int, name: str) -> int:

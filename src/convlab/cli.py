@@ -55,6 +55,7 @@ from convlab.options import (
     OptimizerOpt,
     OutChannelsOpt,
     OutOpt,
+    OutputPaddingOpt,
     OutputSizeOpt,
     PaddingModeOpt,
     PatchesOpt,
@@ -79,6 +80,11 @@ from convlab.options import (
     TraceOpt,
     TrainingRunOpt,
     TrainTopOpt,
+    TransposedCaseOpt,
+    TransposedChannelsOpt,
+    TransposedOutChannelsOpt,
+    TransposedPaddingOpt,
+    TransposedSizeOpt,
     UnpoolOpt,
     UnpoolSizeOpt,
     UptoOpt,
@@ -290,6 +296,18 @@ def demo_conv(
     commands.demo_conv(layer=overrides("conv", ctx.params)["conv"], input_matrix=input_matrix, weight=weight, cell=cell)
 
 
+@demo_app.command("convtranspose", **usage.help_of("demo convtranspose"))
+def demo_convtranspose(
+    kernel_size: KernelOpt = None, stride: ConvStrideOpt = None, padding: TransposedPaddingOpt = None,
+    output_padding: OutputPaddingOpt = None, dilation: DilationOpt = None, case: TransposedCaseOpt = None,
+    input_matrix: MatrixOpt = None, weight: WeightOpt = None, cell: CellOpt = None,
+) -> None:
+    commands.demo_convtranspose(
+        layer=dict(kernel_size=kernel_size, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation),
+        case=case.value if case else None, input_matrix=input_matrix, weight=weight, cell=cell,
+    )
+
+
 @explain_app.command("conv", **usage.help_of("explain conv"))
 def explain_conv(
     ctx: typer.Context,
@@ -325,6 +343,21 @@ def explain_stack(
 ) -> None:
     exp = resolve("stack", overrides("stack", ctx.params), config)
     commands.explain_stack(exp, size=size, channels=channels)
+
+
+@explain_app.command("convtranspose", **usage.help_of("explain convtranspose"))
+def explain_convtranspose(
+    out_channels: TransposedOutChannelsOpt = None, kernel_size: KernelOpt = None, stride: ConvStrideOpt = None,
+    padding: TransposedPaddingOpt = None, output_padding: OutputPaddingOpt = None, dilation: DilationOpt = None,
+    groups: GroupsOpt = None, bias: BiasOpt = None, case: TransposedCaseOpt = None,
+    size: TransposedSizeOpt = None, channels: TransposedChannelsOpt = None,
+    animate: AnimateOpt = None, frames_logdir: FramesLogdirOpt = None,
+) -> None:
+    commands.explain_convtranspose(
+        layer=dict(in_channels=channels, out_channels=out_channels, kernel_size=kernel_size, stride=stride, padding=padding,
+                   output_padding=output_padding, dilation=dilation, groups=groups, bias=bias),
+        case=case.value if case else None, size=size, animate=animate, logdir=frames_logdir,
+    )
 
 
 @explain_app.command("unpool", **usage.help_of("explain unpool"))

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from convlab.board import view_commands
-from convlab.config import ConvConfig, ConvlabError, Experiment, dump_toml, resolve
+from convlab.config import ConfigError, ConvConfig, ConvlabError, DataConfig, Experiment, dump_toml, resolve
+from convlab.stages import ConvTranspose2dConfig
 from convlab.terminal import TerminalReporter, echo
 
 if TYPE_CHECKING:
@@ -210,6 +211,75 @@ def demo_conv_lines(*, layer: dict[str, Any], input_matrix: str | None, weight: 
     return conv_demo(layers, matrix, weights, cell)
 
 
+def demo_convtranspose(
+    *, layer: dict[str, Any], case: str | None, input_matrix: str | None, weight: str | None, cell: str | None
+) -> None:
+    """F.conv_transpose2d by hand: back up from the conv lesson's outputs unless ``layer`` or ``case`` says which."""
+    echo(demo_convtranspose_lines(layer=layer, case=case, input_matrix=input_matrix, weight=weight, cell=cell))
+
+
+def demo_convtranspose_lines(
+    *, layer: dict[str, Any], case: str | None, input_matrix: str | None, weight: str | None, cell: str | None
+) -> list[Text]:
+    from convlab.demo import convtranspose_demo, kernel_weights, parse_matrix, size_of
+    from convlab.lessons import transposed_case_layer
+
+    matrix = parse_matrix(input_matrix, "--input") if input_matrix is not None else None
+    if case is not None:
+        _case_alone(layer)
+        cfg, n = transposed_case_layer(case)
+        if matrix is None:  # the case's size, numbered 1, 2, ... row by row
+            matrix = [[r * n[1] + c + 1 for c in range(n[1])] for r in range(n[0])]
+        return convtranspose_demo([cfg], kernel_weights(weight, cfg.kernel_size), matrix=matrix, cell=cell)
+    kernel = layer.get("kernel_size")
+    weights = kernel_weights(weight, parse_pair_option(kernel, "--kernel") if kernel is not None else None)
+    geometry = {k: layer.get(k) for k in ("stride", "padding", "dilation", "output_padding")}
+    settings = [geometry]
+    if all(v is None for v in geometry.values()):
+        settings = [dict(stride="1"), dict(stride="2"), dict(stride="1", padding="1")]
+    layers = [convtranspose_layer(in_channels=1, out_channels=1, kernel_size="x".join(map(str, size_of(weights))), bias=False, **s)
+              for s in settings]
+    return convtranspose_demo(layers, weights, matrix=matrix, cell=cell)
+
+
+def _case_alone(layer: dict[str, Any]) -> None:
+    given = [f"--{k.replace('_size', '').replace('_', '-')}" for k, v in layer.items() if v is not None and k not in ("in_channels", "out_channels", "bias")]
+    if given:
+        raise ConfigError(f"--case gives the layer; leave out {', '.join(given)}")
+
+
+def parse_pair_option(value: str | None, name: str) -> tuple[int, int] | None:
+    """A layer option as typed (``3``, ``3x5``): a pair, or None when left out."""
+    from convlab.values import parse_pair
+
+    if value is None:
+        return None
+    pair = parse_pair(value, name)
+    if isinstance(pair, str):  # pragma: no cover - parse_pair takes no words here
+        raise ConfigError(f"{name}: expected a number or HxW, got {value!r}")
+    return pair
+
+
+def convtranspose_layer(
+    *, in_channels: int | None = None, out_channels: int | None = None, kernel_size: str | None = None, stride: str | None = None,
+    padding: str | None = None, output_padding: str | None = None, dilation: str | None = None, groups: int | None = None,
+    bias: bool | None = None,
+) -> ConvTranspose2dConfig:
+    """A ConvTranspose2d from its options as typed, checked as a stack's would be (defaults: 6 -> 3 channels, kernel 3)."""
+    from convlab.stages import STAGE_VALIDATORS
+
+    def pair(value: str | None, name: str, default: tuple[int, int]) -> tuple[int, int]:
+        return parse_pair_option(value, name) or default
+
+    cfg = ConvTranspose2dConfig(
+        6 if in_channels is None else in_channels, 3 if out_channels is None else out_channels, pair(kernel_size, "--kernel", (3, 3)),
+        pair(stride, "--stride", (1, 1)), pair(padding, "--padding", (0, 0)), pair(output_padding, "--output-padding", (0, 0)),
+        1 if groups is None else groups, True if bias is None else bias, pair(dilation, "--dilation", (1, 1)),
+    )
+    STAGE_VALIDATORS[cfg.kind](cfg)
+    return cfg
+
+
 # ----------------------------------------------------------------------------- explain
 
 
@@ -226,6 +296,10 @@ def explain(exp: Experiment, *, size: str | None, channels: int | None, animate:
     from convlab.animate import animate as draw
 
     report = draw(exp, animate, size=parse_size(size) if size else None, logdir=logdir)
+    _animation_lines(report, animate, logdir)
+
+
+def _animation_lines(report: dict[str, Any], animate: Path, logdir: Path | None) -> None:
     h, w = report["size"]
     typer.echo(
         f"animation: {report['frames']} frames ({report['frame_size'][0]}x{report['frame_size'][1]} px, "
@@ -233,6 +307,44 @@ def explain(exp: Experiment, *, size: str | None, channels: int | None, animate:
     )
     if report["run_dir"]:
         typer.echo(f"frames in TensorBoard: {report['run_dir']} (tag 'animation'); view it: convlab board --logdir {shlex.quote(str(logdir))}")
+
+
+def explain_convtranspose(
+    *, layer: dict[str, Any], case: str | None, size: str | None, animate: Path | None, logdir: Path | None
+) -> None:
+    """A ConvTranspose2d explained on what Conv2d with the same arguments makes of the dataset's
+    images (or ``--size``, or a conv_arithmetic ``case``); with ``animate``, the GIF too."""
+    from convlab.data import get_dataset
+    from convlab.explain import convtranspose_input
+    from convlab.explain import explain_convtranspose as explanation
+
+    if logdir is not None and animate is None:
+        raise ConvlabError("--logdir logs the animation's frames; give --animate FILE.gif too")
+    data = DataConfig()
+    c, h, w = get_dataset(data.dataset).shape(data)
+    if case is not None:
+        from convlab.lessons import transposed_case_layer
+
+        _case_alone({k: v for k, v in layer.items() if k != "in_channels"})
+        cfg, n = transposed_case_layer(case)
+        shape, source = (cfg.in_channels, *n), None
+        if size is not None:
+            raise ConfigError("--case gives the input's size; leave out --size")
+    else:
+        cfg = convtranspose_layer(**{"out_channels": c, **{k: v for k, v in layer.items() if v is not None}})
+        shape, source = convtranspose_input(cfg, (c, h, w), size)
+    echo(explanation(cfg, shape, conv_from=source).rich())
+    if animate is None:
+        return
+    from datetime import datetime
+
+    from convlab.animate import animate_layer
+    from convlab.geometry import hw
+
+    settings = [f"k{hw(cfg.kernel_size)}", f"s{hw(cfg.stride)}", f"p{hw(cfg.padding)}", f"op{hw(cfg.output_padding)}"]
+    name = "-".join(["animate", "convtranspose", *settings, datetime.now().strftime("%Y%m%d-%H%M%S")])
+    report = animate_layer(cfg, animate, size=shape[1:] if size or case else None, logdir=logdir, run_name=name)
+    _animation_lines(report, animate, logdir)
 
 
 def explain_unpool(exp: Experiment, *, size: str | None, channels: int | None, output_size: str | None) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig
-from convlab.geometry import AxisWindows, axis_windows, layer_call, tap_kind
+from convlab.geometry import AxisWindows, axis_windows, hw, layer_call, tap_kind
 from convlab.lessons import (
     CONV_INPUT,
     POOL_INPUT,
@@ -19,7 +19,9 @@ from convlab.lessons import (
     Matrix,
     Number,
     PoolCase,
+    TransposedCase,
     Window,
+    back_to,
     check_drawable,
     conv_case,
     kernel_weights,
@@ -28,16 +30,20 @@ from convlab.lessons import (
     parse_matrix,
     pool_case,
     size_of,
+    transposed_case,
 )
+from convlab.stages import ConvTranspose2dConfig
 from convlab.terminal import fmt_number
+from convlab.upsampling import TransposedAxis, layer_windows, transposed_axes
 
 if TYPE_CHECKING:
     from rich.text import Text
 
 # What the CLI takes from here: the commands, and the lessons' inputs it parses for them.
-__all__ = ["CONV_INPUT", "POOL_INPUT", "conv_demo", "kernel_weights", "parse_matrix", "pool_demo", "size_of"]
+__all__ = ["CONV_INPUT", "POOL_INPUT", "conv_demo", "convtranspose_demo", "kernel_weights", "parse_matrix", "pool_demo", "size_of"]
 
 LEGEND = ". input outside the window   _ padding   x past the edge (ignored)"
+TRANSPOSED_LEGEND = ". input outside the window   0 a zero put between input values   _ padding (reads as 0)"
 
 
 # ----------------------------------------------------------------------------- drawing
@@ -77,7 +83,7 @@ class Canvas:
 
 
 def canvas_for(cfg: Union[ConvConfig, PoolConfig], matrix: Matrix, windows: list[Window]) -> Canvas:
-    axes = axis_windows(cfg, *size_of(matrix))
+    axes = layer_windows(cfg, *size_of(matrix))
     # ``windows`` may hold more than ``cfg`` keeps: the ones ceil_mode would add.
     rows = axes[0].extent(1 + max(win.cell[0] for win in windows))
     cols = axes[1].extent(1 + max(win.cell[1] for win in windows))
@@ -98,12 +104,12 @@ def window_panel(canvas: Canvas, matrix: Matrix, window: Window, *, mark: Pair |
             if (r, c) in taps:
                 if kind == "input":
                     text, style = fmt_number(matrix[r][c]), "bold cyan"
-                elif kind == "padding":
-                    text, style = pad_value, "dim cyan"
+                elif kind in ("padding", "zero"):
+                    text, style = pad_value if kind == "padding" else "0", "dim cyan"
                 else:
                     text, style = "x", "red"
             else:
-                text, style = {"input": ".", "padding": "_", "edge": " "}[kind], "dim"
+                text, style = {"input": ".", "padding": "_", "edge": " ", "zero": "0"}[kind], "dim"
             if mark == (r, c):
                 line.append("[" + text.rjust(width) + "]", style="bold black on yellow")
             else:
@@ -232,11 +238,11 @@ def render_conv(matrix: Matrix, weight: Matrix, cases: list[ConvCase], cell: Pai
     return lines
 
 
-def mac_lines(matrix: Matrix, weight: Matrix, window: Window) -> list[Text]:
-    """``out[i, j] = x*k + x*k + ...``, one kernel row a line, padding taps dimmed."""
+def mac_lines(matrix: Matrix, weight: Matrix, window: Window, axes: tuple[AxisWindows, AxisWindows] | None = None) -> list[Text]:
+    """``out[i, j] = x*k + x*k + ...``, one kernel row a line, padding taps (and inserted zeros) dimmed."""
     from rich.text import Text
 
-    terms = mac_terms(matrix, weight, window)
+    terms = mac_terms(matrix, weight, window, axes)
     k = len(window.cols)
     texts = [f"{_factor(x)}*{_factor(w)}" for x, w, _ in terms]
     width = max(len(t) for t in texts)
@@ -253,6 +259,68 @@ def mac_lines(matrix: Matrix, weight: Matrix, window: Window) -> list[Text]:
     total = sum(x * w for x, w, _ in terms)
     lines.append(Text(" " * (len(head) - 2) + "= ").append(fmt_number(total), style="bold green"))
     return lines
+
+
+def render_transposed(
+    weight: Matrix, cases: list[tuple[Matrix, TransposedCase, str]], cell: Pair = (0, 0), width: int = 80,
+    lesson: Matrix | None = None,
+) -> list[Text]:
+    """Each case: where its input came from, the output-size formula, the direct convolution (the
+    input stretched by zeros and padded, the kernel flipped) with one cell's multiply-accumulate,
+    the output; ``lesson``: the matrix the inputs were convolved from, whose size comes back."""
+    from rich.text import Text
+
+    lines = _input_lines(lesson, "lesson") if lesson is not None else []
+    lines += _input_lines(weight, "kernel")
+    for matrix, case, source in cases:
+        cfg, (h, w) = case.cfg, size_of(matrix)
+        shape = size_of(case.output)
+        if not (cell[0] < shape[0] and cell[1] < shape[1]):
+            raise ConfigError(
+                f"--cell {cell[0]},{cell[1]} is outside the {shape[0]}x{shape[1]} output of {layer_call(cfg, form='lesson')}; "
+                f"rows run 0..{shape[0] - 1}, columns 0..{shape[1] - 1}"
+            )
+        lines.append(_heading(f"{layer_call(cfg, form='lesson')}  ->  output shape (1, 1, {shape[0]}, {shape[1]})"))
+        lines.append(Text(f"  input = {source}  # {h}x{w}"))
+        lines += matrix_lines(matrix, indent="  ")
+        axes = transposed_axes(cfg, h, w)
+        lines += [Text("  " + a.formula(), style="cyan") for a in axes]
+        lines += [Text("  " + line) for line in direct_lines(axes)]
+        lines += matrix_lines(case.flipped, indent="  ")
+        win = case.windows[cell[0] * shape[1] + cell[1]]
+        canvas = canvas_for(cfg, matrix, case.windows)
+        panel = window_panel(canvas, case.stretched, win, mark=None, pad_value="0")
+        lines.append(Text(f"  output ({cell[0]}, {cell[1]}) reads rows {_span(win.rows)}, cols {_span(win.cols)} of the stretched input:"))
+        lines += side_by_side([panel, mac_lines(case.stretched, case.flipped, win, canvas.axes)], width)
+        lines.append(Text("  output:"))
+        lines += matrix_lines(case.output, indent="  ", style="bold green")
+        s = f"{axes[0].stride}" if axes[0].stride == axes[1].stride else f"{axes[0].stride}x{axes[1].stride}"
+        lines.append(Text(
+            f"  the same numbers the other way round: each input value times the kernel, stamped {s} apart and "
+            "added up, which is how autograd takes F.conv2d's gradient with these arguments", style="dim"))
+        if lesson is not None:
+            back = "is back" if shape == size_of(lesson) else f"is {shape[0]}x{shape[1]}, not {len(lesson)}x{len(lesson[0])}"
+            lines.append(Text(f"  the lesson's size {back}, not its values: a transposed convolution undoes the shape of a "
+                              "convolution, not its arithmetic", style="yellow"))
+        lines.append(Text(""))
+    lines.append(Text(f"legend: {TRANSPOSED_LEGEND}", style="dim"))
+    return lines
+
+
+def direct_lines(axes: tuple[TransposedAxis, TransposedAxis]) -> list[str]:
+    """The direct convolution a transposed one is, in words and numbers."""
+    h, w = axes
+    if (h.stride, w.stride) == (1, 1):
+        zeros = "no zeros between input values (stride 1)"
+    else:
+        each = f"{h.stride - 1}" if h.stride == w.stride else f"{h.stride - 1}x{w.stride - 1}"
+        zeros = f"{each} zero(s) between input values ({h.size}x{w.size} -> {h.stretched}x{w.stretched})"
+    pad = " and ".join(dict.fromkeys(
+        f"{a.dilation}*({a.kernel}-1) - {a.pad} = {a.direct_pad}" + (f" (+{a.output_padding} after)" if a.output_padding else "")
+        for a in axes))
+    crop = " (negative: cropped)" if min(h.direct_pad, w.direct_pad) < 0 else ""
+    dilation = f", dilation {hw((h.dilation, w.dilation))}" if (h.dilation, w.dilation) != (1, 1) else ""
+    return [f"as a convolution: {zeros}, padding {pad} on each side{crop}, stride 1{dilation}, and the kernel flipped:"]
 
 
 def _factor(value: Number) -> str:
@@ -273,6 +341,30 @@ def pool_demo(layers: list[PoolConfig], matrix: Matrix) -> list[Text]:
     for cfg in layers:
         check_drawable(cfg, size_of(matrix), panels=True)
     return render_pool(matrix, [pool_case(cfg, matrix) for cfg in layers], width=console().width)
+
+
+def convtranspose_demo(
+    layers: list[ConvTranspose2dConfig], weight: Matrix, *, matrix: Matrix | None = None, cell: str | None = None
+) -> list[Text]:
+    """F.conv_transpose2d by hand on ``matrix``, or, without one, on what F.conv2d with the same
+    arguments makes of the lesson's 5x5, with the output_padding that gets 5x5 back (unless set)."""
+    from convlab.terminal import console
+
+    at = parse_cell(cell)
+    cases = []
+    for cfg in layers:
+        if matrix is None:
+            conv = ConvConfig(1, 1, size_of(weight), cfg.stride, cfg.padding, dilation=cfg.dilation, bias=False)
+            check_drawable(conv, size_of(CONV_INPUT), panels=False)
+            source = layer_call(conv, form="lesson").replace("(input, ", "(lesson, ")
+            x = conv_case(conv, CONV_INPUT, weight).output
+            if cfg.output_padding == (0, 0):
+                cfg = back_to(cfg, size_of(x), size_of(CONV_INPUT))
+        else:
+            x, source = matrix, "torch.tensor(...)"
+        check_drawable(cfg, size_of(x), panels=False)
+        cases.append((x, transposed_case(cfg, x, weight), source))
+    return render_transposed(weight, cases, at, width=console().width, lesson=CONV_INPUT if matrix is None else None)
 
 
 def conv_demo(layers: list[ConvConfig], matrix: Matrix, weight: Matrix, cell: str | None = None) -> list[Text]:

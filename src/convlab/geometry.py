@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from convlab.config import ConvConfig, LayerConfig, Pair, PoolConfig
+from convlab.stages import ConvTranspose2dConfig
 
 # ----------------------------------------------------------------------------- text of pairs
 
@@ -186,11 +187,13 @@ def axis_windows(cfg: LayerConfig, height: int, width: int) -> tuple[AxisWindows
 
 
 def tap_kind(axes: tuple[AxisWindows, AxisWindows], row: int, col: int) -> str:
-    """Where a tap at (row, col) lands: ``"input"``, ``"padding"`` or ``"edge"`` (see AxisWindows.kind)."""
+    """Where a tap at (row, col) lands: ``"input"``, ``"padding"``, ``"edge"`` (see AxisWindows.kind)
+    or, in a transposed convolution's zero-inserted input, ``"zero"`` (see upsampling.py)."""
     kinds = {axes[0].kind(row), axes[1].kind(col)}
-    if "edge" in kinds:
-        return "edge"
-    return "input" if kinds == {"input"} else "padding"
+    for kind in ("edge", "padding", "zero"):
+        if kind in kinds:
+            return kind
+    return "input"
 
 
 # ----------------------------------------------------------------------------- MaxUnpool2d
@@ -241,7 +244,7 @@ def unpool_axes(cfg: PoolConfig, height: int, width: int, output_size: Pair | No
 _NEEDED = object()  # an argument without a default: every form shows it
 
 
-def layer_arguments(cfg: LayerConfig, *, unpool: bool = False) -> tuple[str, list[tuple[str, Any, Any]]]:
+def layer_arguments(cfg: LayerConfig | ConvTranspose2dConfig, *, unpool: bool = False) -> tuple[str, list[tuple[str, Any, Any]]]:
     """The module's class name and its keyword arguments, ``(keyword, value, PyTorch's default)``,
     in PyTorch's order. ``unpool``: the MaxUnpool2d that undoes the MaxPool2d ``cfg``."""
     if isinstance(cfg, ConvConfig):
@@ -249,6 +252,12 @@ def layer_arguments(cfg: LayerConfig, *, unpool: bool = False) -> tuple[str, lis
             ("kernel_size", cfg.kernel_size, _NEEDED), ("stride", cfg.stride, (1, 1)), ("padding", cfg.padding, (0, 0)),
             ("dilation", cfg.dilation, (1, 1)), ("groups", cfg.groups, 1), ("bias", cfg.bias, True),
             ("padding_mode", cfg.padding_mode, "zeros"),
+        ]
+    if isinstance(cfg, ConvTranspose2dConfig):  # in the order print(module) shows them
+        return "ConvTranspose2d", [
+            ("kernel_size", cfg.kernel_size, _NEEDED), ("stride", cfg.stride, (1, 1)), ("padding", cfg.padding, (0, 0)),
+            ("dilation", cfg.dilation, (1, 1)), ("output_padding", cfg.output_padding, (0, 0)), ("groups", cfg.groups, 1),
+            ("bias", cfg.bias, True),
         ]
     # PyTorch's default stride is None, which the module turns into the kernel size.
     head = [("kernel_size", cfg.kernel_size, _NEEDED), ("stride", cfg.stride, None), ("padding", cfg.padding, (0, 0))]
@@ -262,6 +271,7 @@ def layer_arguments(cfg: LayerConfig, *, unpool: bool = False) -> tuple[str, lis
 # What print(module) shows beside the arguments that differ from their defaults (PyTorch's extra_repr).
 _REPR_ALWAYS = {
     "Conv2d": ("kernel_size", "stride"),
+    "ConvTranspose2d": ("kernel_size", "stride"),
     "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
     "AvgPool2d": ("kernel_size", "stride", "padding"),
     "MaxUnpool2d": ("kernel_size", "stride", "padding"),
@@ -271,7 +281,9 @@ _REPR_NEVER = {"AvgPool2d": ("ceil_mode",)}
 _LESSON_ALWAYS = ("kernel_size", "stride", "ceil_mode")
 
 
-def layer_call(cfg: LayerConfig, in_channels: int | None = None, *, form: str = "module", unpool: bool = False) -> str:
+def layer_call(
+    cfg: LayerConfig | ConvTranspose2dConfig, in_channels: int | None = None, *, form: str = "module", unpool: bool = False
+) -> str:
     """A layer's call as text, in one of three forms:
 
     - ``"module"``: what ``print(build_layer(cfg, in_channels))`` shows, e.g.
@@ -282,17 +294,18 @@ def layer_call(cfg: LayerConfig, in_channels: int | None = None, *, form: str = 
       ``Conv2d  kernel 3  stride 1  padding 0  dilation 1``.
     """
     name, arguments = layer_arguments(cfg, unpool=unpool)
-    stride = cfg.stride if isinstance(cfg, ConvConfig) else pool_stride(cfg)
+    stride = pool_stride(cfg) if isinstance(cfg, PoolConfig) else cfg.stride
     if form == "caption":
-        words = {"kernel_size": "kernel", "stride": "stride", "padding": "padding", "dilation": "dilation"}
+        words = {"kernel_size": "kernel", "stride": "stride", "padding": "padding", "output_padding": "output_padding",
+                 "dilation": "dilation"}
         parts = [f"{words[k]} {hw(stride if k == 'stride' else v)}" for k, v, _ in arguments if k in words]
         if "ceil_mode" in (k for k, _, _ in arguments):
             parts.append(f"ceil_mode={cfg.ceil_mode}")
         return "  ".join([name, *parts])
     if form == "lesson":
-        if isinstance(cfg, ConvConfig):
+        if isinstance(cfg, (ConvConfig, ConvTranspose2dConfig)):
             # F.conv2d takes the kernel as a tensor; it has no bias flag nor padding_mode.
-            head, name = ["input", "kernel"], "F.conv2d"
+            head, name = ["input", "kernel"], "F.conv2d" if isinstance(cfg, ConvConfig) else "F.conv_transpose2d"
             arguments = [a for a in arguments if a[0] not in ("kernel_size", "bias", "padding_mode")]
         else:
             head, name = [], f"nn.{name}"
@@ -300,7 +313,9 @@ def layer_call(cfg: LayerConfig, in_channels: int | None = None, *, form: str = 
         return f"{name}({', '.join([*head, *(f'{k}={_lesson_value(v)}' for k, v in shown)])})"
     if form != "module":
         raise ValueError(f"unknown form {form!r}, choose from module, lesson, caption")
-    head = [str(in_channels), str(cfg.out_channels)] if isinstance(cfg, ConvConfig) else []
+    if isinstance(cfg, ConvTranspose2dConfig):
+        in_channels = cfg.in_channels
+    head = [str(in_channels), str(cfg.out_channels)] if isinstance(cfg, (ConvConfig, ConvTranspose2dConfig)) else []
     shown = [
         (k, stride if k == "stride" else v)
         for k, v, default in arguments

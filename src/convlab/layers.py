@@ -19,7 +19,8 @@ from convlab.config import ConfigError, ConvConfig, LayerConfig, PoolConfig, Sta
 from convlab.geometry import axis_arithmetic, pool_stride, span
 from convlab.kernels import init_conv
 from convlab.modules import call_text, torch_name
-from convlab.stages import ELEMENTWISE_KINDS
+from convlab.stages import ELEMENTWISE_KINDS, ConvTranspose2dConfig, UpsampleConfig
+from convlab.upsampling import transposed_axes, upsample_axes
 
 if TYPE_CHECKING:
     import torch
@@ -109,7 +110,15 @@ FACTORIES: dict[str, Callable[[Any, int], nn.Module]] = {
     # dim None is PyTorch's implicit dim 1 for batches of maps or features; given, it warns no more.
     "softmax": _torch(lambda nn, c: nn.Softmax(dim=1 if c.dim is None else c.dim)),
     "identity": _torch(lambda nn, c: nn.Identity()),
+    "convtranspose": _torch(lambda nn, c: nn.ConvTranspose2d(
+        c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.output_padding, c.groups, c.bias, c.dilation)),
+    # One number where both axes agree, as typed: the module (and its repr) is PyTorch's own.
+    "upsample": _torch(lambda nn, c: nn.Upsample(_one(c.size), _one(c.scale_factor), c.mode, c.align_corners, c.recompute_scale_factor)),
 }
+
+
+def _one(pair: tuple[Any, Any] | None) -> Any:
+    return pair[0] if pair is not None and pair[0] == pair[1] else pair
 
 
 def output_shape(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -221,6 +230,32 @@ def _softmax(cfg: Any, shape: Shape) -> Shape:
     return shape
 
 
+def _convtranspose(cfg: ConvTranspose2dConfig, shape: Shape) -> Shape:
+    channels, height, width = _need_map(cfg, shape)
+    if cfg.in_channels != channels:
+        raise ShapeError(f"in_channels={cfg.in_channels} but the input has {channels} channels")
+    for a in transposed_axes(cfg, height, width):
+        if a.out < 1:
+            raise ShapeError(
+                f"ConvTranspose2d gives {a.formula()} on {'the height' if a.axis == 'H' else 'the width'}: padding "
+                f"{a.pad} crops more than the {a.out + 2 * a.pad} rows it makes; use less padding"
+            )
+    return (cfg.out_channels, *(a.out for a in transposed_axes(cfg, height, width)))
+
+
+def _upsample(cfg: UpsampleConfig, shape: Shape) -> Shape:
+    channels, height, width = _need_map(cfg, shape)
+    axes = upsample_axes(cfg, height, width)
+    for name, n, a in zip(("height", "width"), (height, width), axes):
+        if a.out < 1:
+            factor = cfg.scale_factor[0 if name == "height" else 1]
+            raise ShapeError(
+                f"scale_factor {factor} makes the {name} floor({n} * {factor}) = {a.out}; use a scale_factor "
+                f"of at least {1 / n:.3g}, or size"
+            )
+    return (channels, axes[0].out, axes[1].out)
+
+
 SHAPE_RULES: dict[str, Callable[[Any, Shape], Shape]] = {
     "conv": _window_shape,
     "pool": _window_shape,
@@ -230,6 +265,8 @@ SHAPE_RULES: dict[str, Callable[[Any, Shape], Shape]] = {
     "flatten": _flatten,
     "linear": _linear,
     "softmax": _softmax,
+    "convtranspose": _convtranspose,
+    "upsample": _upsample,
 }
 
 
@@ -250,6 +287,14 @@ def check_weights(stage: StageConfig, in_channels: int) -> None:
             raise ConfigError(
                 f"the weights ({stage.out_channels} x {per_group} x {kh} x {kw}) would need "
                 f"{elements * 4 / 2**30:,.0f} GiB; use a smaller --out-channels or --kernel"
+            )
+    if isinstance(stage, ConvTranspose2dConfig):
+        kh, kw = stage.kernel_size
+        elements = stage.in_channels * (stage.out_channels // stage.groups) * kh * kw
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise ConfigError(
+                f"the weights of {call_text(stage)} ({stage.in_channels} x {stage.out_channels // stage.groups} x {kh} x {kw}) "
+                f"would need {elements * 4 / 2**30:,.0f} GiB; use fewer channels or a smaller kernel_size"
             )
     if stage.kind == "linear" and stage.in_features * stage.out_features > MAX_TENSOR_ELEMENTS:
         raise ConfigError(

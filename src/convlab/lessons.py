@@ -15,8 +15,10 @@ from dataclasses import dataclass, replace
 from typing import Union
 
 from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig
-from convlab.geometry import AxisWindows, axis_windows, layer_call
-from convlab.layers import output_shape
+from convlab.geometry import AxisWindows, axis_windows, layer_call, tap_kind
+from convlab.layers import output_shape, stage_output_shape
+from convlab.stages import ConvTranspose2dConfig
+from convlab.upsampling import layer_windows, transposed_axes
 from convlab.values import parse_pair
 
 Number = Union[int, float]
@@ -26,6 +28,19 @@ Matrix = list[list[Number]]
 POOL_INPUT: Matrix = [[1, 2, 0, 3, 2], [3, 2, 4, 5, 6], [3, 4, 5, 6, 2], [1, 3, 2, 6, 5], [5, 6, 2, 1, 3]]
 CONV_INPUT: Matrix = [[1, 2, 0, 3, 1], [0, 1, 2, 3, 1], [1, 2, 1, 0, 0], [5, 2, 3, 1, 1], [2, 1, 0, 1, 1]]
 CONV_WEIGHT: Matrix = [[1, 2, 1], [0, 1, 0], [2, 1, 0]]
+
+# The transposed convolutions of Dumoulin & Visin's conv_arithmetic animations, named after their
+# GIFs (no_padding_no_strides_transposed.gif, ...): the input size, then kernel_size, stride,
+# padding and output_padding. Each undoes the shape of the Conv2d its un-transposed GIF shows.
+TRANSPOSED_CASES: dict[str, tuple[int, int, int, int, int]] = {
+    "no-padding-no-strides": (2, 3, 1, 0, 0),
+    "arbitrary-padding-no-strides": (6, 4, 1, 2, 0),
+    "same-padding-no-strides": (5, 3, 1, 1, 0),
+    "full-padding-no-strides": (7, 3, 1, 2, 0),
+    "no-padding-strides": (2, 3, 2, 0, 0),
+    "padding-strides": (3, 3, 2, 1, 0),
+    "padding-strides-odd": (3, 3, 2, 1, 1),
+}
 
 # A demo is worked by hand: what it draws (the input with its padding, and each pooling
 # window as a panel) must fit a terminal, which also keeps every demo to a second or so.
@@ -153,14 +168,18 @@ def _conv_geometry(cfg: ConvConfig, matrix: Matrix) -> list[Window]:
     return [Window((i, j), *_window_taps(axes, i, j), 0) for i in range(axes[0].count) for j in range(axes[1].count)]
 
 
-def mac_terms(matrix: Matrix, weight: Matrix, window: Window) -> list[tuple[Number, Number, bool]]:
-    """``(input, weight, is_padding)`` for every tap, row by row: the multiply-accumulate of one cell."""
+def mac_terms(
+    matrix: Matrix, weight: Matrix, window: Window, axes: tuple[AxisWindows, AxisWindows] | None = None
+) -> list[tuple[Number, Number, bool]]:
+    """``(input, weight, is_zero)`` for every tap, row by row: the multiply-accumulate of one cell.
+    A zero is padding, or (with a transposed convolution's ``axes``) a zero inserted between values."""
     h, w = size_of(matrix)
     terms = []
     for a, r in enumerate(window.rows):
         for b, c in enumerate(window.cols):
             inside = 0 <= r < h and 0 <= c < w
-            terms.append((matrix[r][c] if inside else 0, weight[a][b], not inside))
+            zero = not inside if axes is None else tap_kind(axes, r, c) != "input"
+            terms.append((matrix[r][c] if inside else 0, weight[a][b], zero))
     return terms
 
 
@@ -189,16 +208,16 @@ class ConvCase:
     output: Matrix
 
 
-def check_drawable(cfg: Union[ConvConfig, PoolConfig], size: Pair, *, panels: bool) -> None:
+def check_drawable(cfg: Union[ConvConfig, PoolConfig, ConvTranspose2dConfig], size: Pair, *, panels: bool) -> None:
     """The layer fits ``size`` (or a ShapeError) and what the demo draws of it fits a terminal:
-    the input with its padding and any window past the edge, and, with ``panels``, one panel
-    per window."""
+    the input with its padding and any window past the edge (a transposed convolution's input
+    stretched by its zeros), and, with ``panels``, one panel per window."""
     h, w = size
-    _, out_h, out_w = output_shape(cfg, (1, h, w))
+    _, out_h, out_w = stage_output_shape(cfg, (1, h, w)) if isinstance(cfg, ConvTranspose2dConfig) else output_shape(cfg, (1, h, w))
     call = layer_call(cfg, form="lesson")
     # ceil_mode's extra windows are drawn too (over the edge), even where they are dropped.
     wide = replace(cfg, ceil_mode=True) if isinstance(cfg, PoolConfig) else cfg
-    rows, cols = (len(a.extent()) for a in axis_windows(wide, h, w))
+    rows, cols = (len(a.extent()) for a in layer_windows(wide, h, w))
     if max(rows, cols) > MAX_SIDE:
         raise ConfigError(
             f"{call} on a {h}x{w} input draws {rows}x{cols} cells (with its padding and any window past the edge), "
@@ -231,6 +250,80 @@ def conv_case(cfg: ConvConfig, matrix: Matrix, weight: Matrix) -> ConvCase:
     _, oh, ow = output_shape(cfg, (1, h, w))
     windows = conv_windows(cfg, matrix, weight)
     return ConvCase(cfg, windows, to_matrix(windows, (oh, ow)))
+
+
+# ----------------------------------------------------------------------------- going back up
+
+
+@dataclass(frozen=True)
+class TransposedCase:
+    """F.conv_transpose2d worked out as its direct convolution: the input stretched by zeros, the
+    kernel flipped, every window (in the stretched input's coordinates: negative or past the end
+    is padding) with its sum of products."""
+
+    cfg: ConvTranspose2dConfig
+    stretched: Matrix
+    flipped: Matrix
+    windows: list[Window]
+    output: Matrix
+
+
+def stretch(matrix: Matrix, stride: Pair) -> Matrix:
+    """``stride - 1`` zeros between neighbouring values, along each axis."""
+    (h, w), (sh, sw) = size_of(matrix), stride
+    out = [[0] * ((w - 1) * sw + 1) for _ in range((h - 1) * sh + 1)]
+    for r, row in enumerate(matrix):
+        for c, value in enumerate(row):
+            out[r * sh][c * sw] = value
+    return out
+
+
+def flip(weight: Matrix) -> Matrix:
+    """The kernel turned half a circle (rows and columns reversed)."""
+    return [row[::-1] for row in weight[::-1]]
+
+
+def transposed_case(cfg: ConvTranspose2dConfig, matrix: Matrix, weight: Matrix) -> TransposedCase:
+    axes = layer_windows(cfg, *size_of(matrix))
+    stretched, flipped = stretch(matrix, cfg.stride), flip(weight)
+    windows = []
+    for i in range(axes[0].count):
+        for j in range(axes[1].count):
+            window = Window((i, j), tuple(axes[0].taps(i)), tuple(axes[1].taps(j)), 0)
+            windows.append(replace(window, value=sum(x * k for x, k, _ in mac_terms(stretched, flipped, window, axes))))
+    return TransposedCase(cfg, stretched, flipped, windows, to_matrix(windows, (axes[0].count, axes[1].count)))
+
+
+def stamps(cfg: ConvTranspose2dConfig, matrix: Matrix, weight: Matrix) -> Matrix:
+    """The same output the other way round, as the gradient of F.conv2d computes it: each input
+    value times the kernel, added into the output at (row*stride - padding, col*stride - padding)."""
+    (h, w), axes = size_of(matrix), transposed_axes(cfg, *size_of(matrix))
+    out: Matrix = [[0] * axes[1].out for _ in range(axes[0].out)]
+    for r in range(h):
+        for c in range(w):
+            for a, krow in enumerate(weight):
+                for b, k in enumerate(krow):
+                    y = r * axes[0].stride - axes[0].pad + a * axes[0].dilation
+                    x = c * axes[1].stride - axes[1].pad + b * axes[1].dilation
+                    if 0 <= y < axes[0].out and 0 <= x < axes[1].out:
+                        out[y][x] += matrix[r][c] * k
+    return out
+
+
+def transposed_case_layer(name: str) -> tuple[ConvTranspose2dConfig, Pair]:
+    """One of conv_arithmetic's transposed animations: the layer (one channel, no bias) and its input size."""
+    if name not in TRANSPOSED_CASES:
+        raise ConfigError(f"unknown --case {name!r}; conv_arithmetic's transposed animations are: {', '.join(TRANSPOSED_CASES)}")
+    n, k, s, p, op = TRANSPOSED_CASES[name]
+    return ConvTranspose2dConfig(1, 1, (k, k), (s, s), (p, p), (op, op), bias=False), (n, n)
+
+
+def back_to(cfg: ConvTranspose2dConfig, size: Pair, target: Pair) -> ConvTranspose2dConfig:
+    """``cfg`` with the output_padding that makes ``size`` into ``target``, where one does."""
+    pads = []
+    for a, want in zip(transposed_axes(cfg, *size), target):
+        pads.append(want - (a.out - a.output_padding) if want in a.conv_sizes else a.output_padding)
+    return replace(cfg, output_padding=tuple(pads))
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -17,8 +17,10 @@ from typing import Any
 from convlab.errors import ConfigError
 from convlab.stages import (
     PADDING_MODES,
+    UPSAMPLE_MODES,
     BatchNorm2dConfig,
     ConvConfig,
+    ConvTranspose2dConfig,
     Dropout2dConfig,
     DropoutConfig,
     ELUConfig,
@@ -33,6 +35,7 @@ from convlab.stages import (
     SoftmaxConfig,
     StageConfig,
     TanhConfig,
+    UpsampleConfig,
 )
 
 
@@ -49,8 +52,8 @@ MAX_INT = 2**31 - 1
 
 @dataclass(frozen=True)
 class Param:
-    """One argument as PyTorch names it. ``kind``: int, pair, pair?, padding, bool, float, float?,
-    int?, str (one of ``choices``). ``refuse``: convlab takes only the default, and why."""
+    """One argument as PyTorch names it. ``kind``: int, pair, pair?, padding, bool, bool?, float, float?,
+    scale? (a number or a pair of numbers, kept as a pair of floats), int?, str (one of ``choices``). ``refuse``: convlab takes only the default, and why."""
 
     name: str
     default: Any = REQUIRED
@@ -91,7 +94,8 @@ def _plain(cls: type, *params: Param, ignores_arguments: bool = False) -> Signat
 _TORCH_NAMES = {
     "relu": "ReLU", "leakyrelu": "LeakyReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "gelu": "GELU", "elu": "ELU",
     "batchnorm2d": "BatchNorm2d", "dropout": "Dropout", "dropout2d": "Dropout2d", "flatten": "Flatten",
-    "linear": "Linear", "softmax": "Softmax", "identity": "Identity",
+    "linear": "Linear", "softmax": "Softmax", "identity": "Identity", "convtranspose": "ConvTranspose2d",
+    "upsample": "Upsample",
 }
 _DEVICE = Param("device", None, "none", refuse="convlab puts every layer on --device; leave device out")
 _DTYPE = Param("dtype", None, "none", refuse="convlab runs every layer in float32; leave dtype out")
@@ -177,6 +181,20 @@ SIGNATURES: dict[str, Signature] = {
         _plain(LinearConfig, Param("in_features"), Param("out_features"), Param("bias", True, "bool"), _DEVICE, _DTYPE),
         _plain(SoftmaxConfig, Param("dim", None, "int?")),
         _plain(IdentityConfig, ignores_arguments=True),
+        _plain(
+            ConvTranspose2dConfig,
+            Param("in_channels"), Param("out_channels"), Param("kernel_size", kind="pair"), Param("stride", (1, 1), "pair"),
+            Param("padding", (0, 0), "pair"), Param("output_padding", (0, 0), "pair"), Param("groups", 1),
+            Param("bias", True, "bool"), Param("dilation", (1, 1), "pair"),
+            Param("padding_mode", "zeros", "str", PADDING_MODES, refuse="PyTorch's ConvTranspose2d pads with zeros only "
+                  "(it refuses any other padding_mode); leave padding_mode out"),
+            _DEVICE, _DTYPE,
+        ),
+        _plain(
+            UpsampleConfig, Param("size", None, "pair?"), Param("scale_factor", None, "scale?"),
+            Param("mode", "nearest", "str", UPSAMPLE_MODES), Param("align_corners", None, "bool?"),
+            Param("recompute_scale_factor", None, "bool?"),
+        ),
     )
 }
 # Stage kind -> its class (the pool kind has two, told apart by mode: see signature_of).
@@ -217,8 +235,8 @@ def is_int(value: Any) -> bool:
 def value_text(value: Any) -> str:
     """A value as Python code writes it: ``3``, ``(3, 5)``, ``'same'``, ``0.01``, ``True``."""
     if isinstance(value, tuple):
-        if len(value) == 2 and value[0] == value[1] and all(is_int(v) for v in value):
-            return str(value[0])
+        if len(value) == 2 and value[0] == value[1] and all(is_int(v) or isinstance(v, float) for v in value):
+            return value_text(value[0])
         return "(" + ", ".join(value_text(v) for v in value) + ")"
     if isinstance(value, str):
         return repr(value)

@@ -20,6 +20,7 @@ import typer
 from convlab.config import OPTIMIZERS, PADDING_MODES, POOL_MODES, SCALES, SPLITS
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
+from convlab.lessons import TRANSPOSED_CASES
 from convlab.modules import SIGNATURES
 from convlab.predict.attributions import ATTRIBUTIONS
 from convlab.pretrained import PRETRAINED
@@ -238,6 +239,29 @@ AnimateOpt = Annotated[
 FramesLogdirOpt = Annotated[
     Path | None,
     typer.Option("--logdir", help="With --animate: also log the frames to TensorBoard here (tag 'animation', step = frame).", rich_help_panel=ANIMATION),
+]
+
+# Going back up (explain and demo convtranspose)
+TransposedCase = Enum("TransposedCase", {name: name for name in TRANSPOSED_CASES}, type=str)
+TransposedPaddingOpt = Annotated[str | None, typer.Option("--padding", "-p", metavar="P|HxW", help="Cropped from each side of the output. \\[default: 0]", rich_help_panel=LAYER)]
+OutputPaddingOpt = Annotated[
+    str | None,
+    typer.Option("--output-padding", metavar="P|HxW", help="Added after the bottom and right edges: below the stride or the dilation. "
+                 "\\[default: 0; demo: what gets the lesson's 5x5 back]", rich_help_panel=LAYER),
+]
+TransposedChannelsOpt = Annotated[
+    int | None, typer.Option("--channels", min=1, help="Input channels, the layer's in_channels. \\[default: 6, what explain conv makes]", rich_help_panel=INPUT)
+]
+TransposedOutChannelsOpt = Annotated[
+    int | None, typer.Option("--out-channels", "-c", help="\\[default: the dataset's channels, 3 for CIFAR10: back to an image]", rich_help_panel=LAYER)
+]
+TransposedSizeOpt = Annotated[
+    str | None,
+    typer.Option("--size", metavar="HxW", help="The input's height and width. \\[default: what Conv2d with the same arguments makes of the dataset's 32x32]", rich_help_panel=INPUT),
+]
+TransposedCaseOpt = Annotated[
+    TransposedCase | None,
+    typer.Option("--case", help="One of conv_arithmetic's transposed animations: its layer and input size (other layer options are then left out).", rich_help_panel=LAYER),
 ]
 
 # Sweep

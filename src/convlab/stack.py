@@ -14,13 +14,15 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConvConfig, PoolConfig, StageConfig
-from convlab.geometry import hw, layer_padding, pool_stride, span
+from convlab.config import ConvConfig, StageConfig
+from convlab.fields import FIELDS, STAY, stage_fields
+from convlab.geometry import hw
 from convlab.layers import Shape, ShapeError, stage_output_shape
 from convlab.modules import call_text, stage_tag
-from convlab.stages import ELEMENTWISE_KINDS, STAGE_KINDS
+from convlab.stages import STAGE_KINDS
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -48,7 +50,7 @@ def _channels(n: int) -> str:
 
 
 # The argument that must equal the size of the input, per stage kind that has one.
-INPUT_SIZE = {"conv": "in_channels", "batchnorm2d": "num_features", "linear": "in_features"}
+INPUT_SIZE = {"conv": "in_channels", "batchnorm2d": "num_features", "linear": "in_features", "convtranspose": "in_channels"}
 
 
 def _check_fit(index: int, stages: Sequence[StageConfig], shapes: Sequence[Shape]) -> None:
@@ -99,6 +101,15 @@ def _conv_costs(cfg: ConvConfig, shape: Shape, out: Shape) -> tuple[int, int]:
     return weights + (cfg.out_channels if cfg.bias else 0), math.prod(out) * per_group * kh * kw
 
 
+def _convtranspose_costs(cfg: Any, shape: Shape, out: Shape) -> tuple[int, int]:
+    # Every input value times every tap of its kernel, also the taps the padding crops away:
+    # flop_counter counts a transposed convolution by its input's size.
+    kh, kw = cfg.kernel_size
+    per_group = cfg.out_channels // cfg.groups
+    weights = cfg.in_channels * per_group * kh * kw
+    return weights + (cfg.out_channels if cfg.bias else 0), math.prod(shape) * per_group * kh * kw
+
+
 def _linear_costs(cfg: Any, shape: Shape, out: Shape) -> tuple[int, int]:
     return cfg.in_features * cfg.out_features + (cfg.out_features if cfg.bias else 0), cfg.in_features * cfg.out_features
 
@@ -114,22 +125,44 @@ def _free(cfg: Any, shape: Shape, out: Shape) -> tuple[int, int]:
 
 
 # (parameters, multiply-adds per image) of each stage kind. Multiply-adds are those of
-# Conv2d and Linear, what torch.utils.flop_counter counts (as flops = 2 x multiply-adds).
+# Conv2d, ConvTranspose2d and Linear, what torch.utils.flop_counter counts (as flops = 2 x multiply-adds).
 COSTS: dict[str, Callable[[Any, Shape, Shape], tuple[int, int]]] = {
     kind: _free for kind in STAGE_KINDS
-} | {"conv": _conv_costs, "linear": _linear_costs, "batchnorm2d": _batchnorm2d_costs}
+} | {"conv": _conv_costs, "linear": _linear_costs, "batchnorm2d": _batchnorm2d_costs, "convtranspose": _convtranspose_costs}
 
 
-def _window(cfg: StageConfig) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    """(span on H and W, stride on H and W) of a window layer; None for any other stage."""
-    if isinstance(cfg, ConvConfig):
-        stride = cfg.stride
-    elif isinstance(cfg, PoolConfig):
-        stride = pool_stride(cfg)
-    else:
+def receptive_window(
+    stages: Sequence[StageConfig], input_shape: Shape, stage: int, position: int | tuple[int, int], *, padding: bool = True
+) -> tuple[range, range] | None:
+    """The input rows and columns holding everything output ``position`` of stage ``stage``
+    (1-based) depends on; ``position`` is (h, w) of a map, or a feature's index. None: every input
+    value. With ``padding`` (the table's way) the window counts the padding each stage reads, so
+    it may reach past the image; without, it spans the input pixels actually read, stage by stage
+    (empty where an output reads only padding)."""
+    shapes = output_shapes(stages, input_shape)
+    fields = stage_fields(stages, shapes)[stage - 1]
+    if fields is None:
         return None
-    spans = tuple(span(k, d) for k, d in zip(cfg.kernel_size, cfg.dilation))
-    return spans, stride
+    if isinstance(position, int):  # a feature: one value of the map Flatten made it from
+        stage = max(i for i in range(stage) if len(shapes[i]) == 3)
+        position = _unravel(position, shapes[stage])[1:]
+    if padding:  # the table's way: each stage's window, end to end
+        return tuple(range(0) if f.empty(at) else range(f.lo(at), f.hi(at) + 1) for f, at in zip(fields, position))
+    read: list[set[int]] = [{at} for at in position]
+    for index in range(stage, 0, -1):
+        reaches, shape = FIELDS[stages[index - 1].kind](stages[index - 1], shapes[index - 1], shapes[index]), shapes[index - 1]
+        for axis, reach in enumerate(reaches):
+            if reach is not STAY:
+                read[axis] = {q for o in read[axis] for q in reach.read(o) if 0 <= q < shape[1 + axis]}
+    return tuple(range(min(r), max(r) + 1) if r else range(0) for r in read)
+
+
+def _unravel(index: int, shape: Shape) -> tuple[int, ...]:
+    out = []
+    for n in reversed(shape):
+        index, rest = divmod(index, n)
+        out.append(rest)
+    return tuple(reversed(out))
 
 
 # ----------------------------------------------------------------------------- the table
@@ -146,8 +179,11 @@ class StageRow:
     # Receptive field (H, W) in input pixels: the input window one output value depends on
     # (padding included); None: the whole input (after Linear).
     field: tuple[int, int] | None
-    # How many input pixels one step along the output moves that window; None for features.
-    jump: tuple[int, int] | None
+    # How many input pixels one step along the output moves that window (a Fraction after going
+    # back up, 0 along an axis mixed whole); None for features.
+    jump: tuple[int | Fraction, int | Fraction] | None
+    # False: some outputs read less than ``field`` (after a transposed convolution or an upsampling).
+    exact: bool = True
 
 
 @dataclass(frozen=True)
@@ -169,9 +205,10 @@ class StackTable:
         head.append(["", "input", _shape_cell(self.input_shape), "", "", "1", "1"])
         for r in self.rows:
             whole = f"all {_dims(self.input_shape[1:])}"
+            field_cell = whole if r.field is None else ("" if r.exact else "<=") + hw(r.field)
             head.append([
                 str(r.index), r.call, _shape_cell(r.output_shape), f"{r.parameters:,}", f"{r.multiply_adds:,}",
-                whole if r.field is None else hw(r.field), "-" if r.jump is None else hw(r.jump),
+                field_cell, "-" if r.jump is None else hw(tuple(_ratio(j) for j in r.jump)),
             ])
         head.append(["", "total", "", f"{self.parameters:,}", f"{self.multiply_adds:,}", "", ""])
         return head
@@ -200,17 +237,32 @@ class StackTable:
         return [Text(text, style=style) for style, text in self.lines()]
 
 
+def _ratio(value: int | Fraction) -> str:
+    """A jump as a learner reads it: ``2``, ``1/2``, or a decimal where the fraction is long."""
+    if isinstance(value, int) or value.denominator == 1:
+        return str(int(value))
+    near = value.limit_denominator(99)
+    return str(near) if near == value else f"{float(value):.3g}"
+
+
 def _shape_cell(shape: Shape) -> str:
     return f"({shape[0]},)" if len(shape) == 1 else str(tuple(shape))
 
 
 NOTES = [
     "output: per image, (C, H, W) for a map or (F,) for features",
-    "multiply-adds: per image, of Conv2d and Linear (torch.utils.flop_counter counts 2 flops each); "
-    "activations, pooling and normalisation are not counted",
-    "receptive field: the input pixels one output value depends on (padding included); "
-    "jump: how far that window moves in the input per step of the output",
+    "multiply-adds: per image, of Conv2d, ConvTranspose2d and Linear (torch.utils.flop_counter counts 2 flops each); "
+    "activations, pooling, upsampling and normalisation are not counted",
+    "receptive field: the input pixels one output value depends on, end to end (padding included); '<=' where "
+    "outputs read different amounts (after ConvTranspose2d or Upsample): the most any output reads; all: every "
+    "input value (Linear, Softmax over features); the whole height or width after Softmax over H or W",
+    "jump: how far that window moves in the input per step of the output; a fraction after going back up "
+    "(1/2 for stride 2), 0 along an axis every output reads whole",
 ]
+
+
+def _whole(value: Fraction) -> int | Fraction:
+    return int(value) if value.denominator == 1 else value
 
 
 def explain_stack(stages: Sequence[StageConfig], input_shape: Shape, *, max_channels: int | None = None) -> StackTable:
@@ -218,19 +270,12 @@ def explain_stack(stages: Sequence[StageConfig], input_shape: Shape, *, max_chan
     ``max_channels``: a run's pictures show this many channels per map; the notes say where that leaves some out."""
     shapes = output_shapes(stages, input_shape)
     rows = []
-    rf: tuple[int, int] | None = (1, 1)
-    jump: tuple[int, int] | None = (1, 1)
-    for index, (cfg, shape, out) in enumerate(zip(stages, shapes, shapes[1:]), 1):
+    for index, (cfg, shape, out, fields) in enumerate(zip(stages, shapes, shapes[1:], stage_fields(stages, shapes)), 1):
         parameters, multiply_adds = COSTS[cfg.kind](cfg, shape, out)
-        window = _window(cfg)
-        if window is not None and rf is not None and jump is not None:
-            spans, strides = window
-            rf = tuple(r + (s - 1) * j for r, s, j in zip(rf, spans, jump))
-            jump = tuple(j * s for j, s in zip(jump, strides))
-        elif cfg.kind == "linear":
-            rf = None  # every output reads every input value
-        shown_jump = jump if len(out) == 3 else None
-        rows.append(StageRow(index, call_text(cfg), stage_tag(index, cfg, len(stages)), out, parameters, multiply_adds, rf, shown_jump))
+        rf = None if fields is None else (fields[0].size, fields[1].size)
+        jump = None if fields is None or len(out) != 3 else tuple(_whole(f.jump) for f in fields)
+        exact = fields is None or all(f.exact for f in fields)
+        rows.append(StageRow(index, call_text(cfg), stage_tag(index, cfg, len(stages)), out, parameters, multiply_adds, rf, jump, exact))
     notes = list(NOTES)
     wide = [r.tag for r in rows if max_channels is not None and len(r.output_shape) == 3 and r.output_shape[0] > max_channels]
     if wide:
@@ -244,9 +289,10 @@ def explain_stack(stages: Sequence[StageConfig], input_shape: Shape, *, max_chan
 
 @dataclass(frozen=True)
 class InputWindow:
-    """Where one stage's outputs read the input: the output at (y, x) depends on input rows
-    ``top .. top + field[0] - 1`` and columns ``left .. left + field[1] - 1``, with
-    ``(top, left) = start + (y, x) * jump``. Rows and columns before 0 or past the image are
+    """Where one stage's outputs read the input, when every output reads a window of one size moved
+    a whole number of pixels per output step (a stack of convolutions and pools): the output at
+    (y, x) depends on input rows ``top .. top + field[0] - 1`` and columns ``left .. left + field[1] - 1``,
+    with ``(top, left) = start + (y, x) * jump``. Rows and columns before 0 or past the image are
     padding (of whichever layer pads there), never image."""
 
     field: tuple[int, int]
@@ -258,35 +304,24 @@ class InputWindow:
         return (self.start[0] + y * self.jump[0], self.start[1] + x * self.jump[1])
 
 
-# Stage kinds whose output at one position reads only that position of their input (in eval
-# mode: dropout passes everything, BatchNorm2d scales each channel by its running statistics).
-POSITIONWISE_KINDS = frozenset({*ELEMENTWISE_KINDS, "batchnorm2d"})
-
-
-def _positionwise(cfg: StageConfig) -> bool:
-    if cfg.kind == "softmax":  # over the channels of a map (dim 1 of the batch, PyTorch's implicit choice)
-        return cfg.dim in (None, 1, -3)
-    return cfg.kind in POSITIONWISE_KINDS
-
-
-def input_window(stages: Sequence[StageConfig], index: int) -> InputWindow:
-    """The input window of stage ``index``'s outputs (1-based), through every stage up to it: each
-    window layer widens it by (span - 1) x the jump so far, moves its start back by its padding
-    before x the jump so far, and multiplies the jump by its stride. A ShapeError when a stage up to
-    it makes every output read the whole input (Flatten, Linear, a softmax over positions)."""
-    field, jump, start = (1, 1), (1, 1), (0, 0)
-    for i, cfg in enumerate(stages[:index], 1):
-        window = _window(cfg)
-        if window is not None:
-            spans, strides = window
-            before = tuple(pad for pad, _ in layer_padding(cfg))
-            start = tuple(s - p * j for s, p, j in zip(start, before, jump))
-            field = tuple(f + (s - 1) * j for f, s, j in zip(field, spans, jump))
-            jump = tuple(j * s for j, s in zip(jump, strides))
-        elif not _positionwise(cfg):
-            which = "it" if i == index else f"stage {i} {call_text(cfg)}"
-            raise ShapeError(
-                f"stage {index} {call_text(stages[index - 1])}: {which} mixes every position of its input, so its "
-                "outputs have no input window; choose a map stage before it"
-            )
-    return InputWindow(field, jump, start)
+def input_window(stages: Sequence[StageConfig], input_shape: Shape, index: int) -> InputWindow:
+    """The input window of stage ``index``'s outputs (1-based), from :mod:`convlab.fields`' rules.
+    A ShapeError, naming why, where its outputs have no one window: it gives features, or a stage up
+    to it mixes a whole axis (a Softmax over H or W, Linear) or goes back up (a transposed
+    convolution, an upsampling: windows of different sizes, or moved by fractions of a pixel)."""
+    shapes = output_shapes(stages, input_shape)
+    this = f"stage {index} {call_text(stages[index - 1])}"
+    if len(shapes[index]) != 3:
+        raise ShapeError(f"{this} gives {shapes[index][0]} features per image, not a map (C, H, W): its values have no "
+                         "position, so no input window")
+    for i in range(1, index + 1):
+        reaches = FIELDS[stages[i - 1].kind](stages[i - 1], shapes[i - 1], shapes[i])
+        which = "it" if i == index else f"stage {i} {call_text(stages[i - 1])}"
+        if reaches is None or any(r.jump == 0 for r in reaches):
+            raise ShapeError(f"{this}: {which} mixes every position of its input (a whole row or column), so its outputs "
+                             "have no input window; choose a map stage before it")
+        if not all(r.uniform and r.jump.denominator == 1 for r in reaches):
+            raise ShapeError(f"{this}: {which} goes back up, so its outputs read windows of different sizes or move by "
+                             "fractions of a pixel, and no one patch is their window; choose a stage before it")
+    fields = stage_fields(stages, shapes)[index - 1]
+    return InputWindow(tuple(f.size for f in fields), tuple(int(f.jump) for f in fields), tuple(f.lo(0) for f in fields))

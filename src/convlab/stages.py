@@ -151,16 +151,52 @@ class IdentityConfig:
     kind: ClassVar[str] = "identity"
 
 
+# ----------------------------------------------------------------------------- going back up
+
+
+@dataclass(frozen=True)
+class ConvTranspose2dConfig:
+    """The gradient of a Conv2d with the same arguments: each input value stamps the kernel onto
+    the output, ``stride`` apart. padding_mode is always PyTorch's only one for it, 'zeros'."""
+
+    kind: ClassVar[str] = "convtranspose"
+    in_channels: int
+    out_channels: int
+    kernel_size: Pair
+    stride: Pair = (1, 1)
+    padding: Pair = (0, 0)
+    # Added after the bottom and right edges: picks one of the sizes the Conv2d could have had.
+    output_padding: Pair = (0, 0)
+    groups: int = 1
+    bias: bool = True
+    dilation: Pair = (1, 1)
+
+
+@dataclass(frozen=True)
+class UpsampleConfig:
+    """``nn.Upsample``: ``size`` or ``scale_factor`` (one of them), nearest or bilinear."""
+
+    kind: ClassVar[str] = "upsample"
+    size: Pair | None = None
+    # Per axis (H, W); a single number is both.
+    scale_factor: tuple[float, float] | None = None
+    mode: str = "nearest"
+    align_corners: bool | None = None
+    recompute_scale_factor: bool | None = None
+
+
 # One stage of an experiment: a layer kind and its arguments.
 StageConfig = Union[
     ConvConfig, PoolConfig, ReLUConfig, LeakyReLUConfig, SigmoidConfig, TanhConfig, GELUConfig, ELUConfig,
     BatchNorm2dConfig, DropoutConfig, Dropout2dConfig, FlattenConfig, LinearConfig, SoftmaxConfig, IdentityConfig,
+    ConvTranspose2dConfig, UpsampleConfig,
 ]
 LayerConfig = Union[ConvConfig, PoolConfig]  # the window layers: geometry, explain and the demos take these
 STAGE_KINDS: dict[str, type] = {
     cls.kind: cls
     for cls in (ConvConfig, PoolConfig, ReLUConfig, LeakyReLUConfig, SigmoidConfig, TanhConfig, GELUConfig, ELUConfig,
-                BatchNorm2dConfig, DropoutConfig, Dropout2dConfig, FlattenConfig, LinearConfig, SoftmaxConfig, IdentityConfig)
+                BatchNorm2dConfig, DropoutConfig, Dropout2dConfig, FlattenConfig, LinearConfig, SoftmaxConfig, IdentityConfig,
+                ConvTranspose2dConfig, UpsampleConfig)
 }
 # Stages that change each value on its own, keeping the shape: a one-stage stack of one of
 # these is the activation lesson, logged as 'input' and 'output'.
@@ -279,11 +315,44 @@ def validate_linear(linear: LinearConfig) -> None:
     _at_least(linear.out_features, "out_features")
 
 
+def validate_convtranspose(conv: ConvTranspose2dConfig) -> None:
+    """What PyTorch refuses when it builds or first calls the layer, said before anything runs."""
+    _window(conv)
+    _positive_pair(conv.output_padding, "output_padding", minimum=0)
+    _at_least(conv.in_channels, "in_channels")
+    _at_least(conv.out_channels, "out_channels")
+    _at_least(conv.groups, "groups")
+    for name in ("in_channels", "out_channels"):
+        if getattr(conv, name) % conv.groups:
+            raise ConfigError(f"groups={conv.groups} must divide {name}={getattr(conv, name)}; use a groups that divides both channel counts")
+    for axis, op, s, d in zip("HW", conv.output_padding, conv.stride, conv.dilation):
+        if op >= s and op >= d:
+            raise ConfigError(
+                f"output_padding {op} on {axis} must be smaller than the stride ({s}) or the dilation ({d}): it picks one of "
+                f"the {s} input sizes a Conv2d with stride {s} maps to the same size; use output_padding 0..{max(s, d) - 1}"
+            )
+
+
+def validate_upsample(up: UpsampleConfig) -> None:
+    if (up.size is None) == (up.scale_factor is None):
+        which = "both" if up.size is not None else "neither"
+        raise ConfigError(f"Upsample takes size or scale_factor, one of them; {which} given: e.g. Upsample(scale_factor=2)")
+    _positive_pair(up.size, "size")
+    if up.scale_factor is not None and min(up.scale_factor) <= 0:
+        h, w = up.scale_factor
+        raise ConfigError(f"Upsample scale_factor must be above 0, got {h if h == w else f'({h}, {w})'}")
+    if up.align_corners is not None and up.mode != "bilinear":
+        raise ConfigError(f"align_corners is for mode='bilinear' only (PyTorch refuses it with mode={up.mode!r}); leave it out")
+    if up.recompute_scale_factor and up.size is not None:
+        raise ConfigError("recompute_scale_factor=True needs scale_factor, not size (PyTorch: it is not meaningful with an explicit size)")
+
+
 GELU_APPROXIMATIONS = ("none", "tanh")
+UPSAMPLE_MODES = ("nearest", "bilinear")
 
 STAGE_VALIDATORS = {
     "conv": validate_conv, "pool": validate_pool, "relu": _nothing, "leakyrelu": _nothing, "sigmoid": _nothing,
     "tanh": _nothing, "gelu": validate_gelu, "elu": _nothing, "batchnorm2d": validate_batchnorm2d,
     "dropout": validate_dropout, "dropout2d": validate_dropout, "flatten": _nothing, "linear": validate_linear,
-    "softmax": _nothing, "identity": _nothing,
+    "softmax": _nothing, "identity": _nothing, "convtranspose": validate_convtranspose, "upsample": validate_upsample,
 }

@@ -122,6 +122,13 @@ USAGES: dict[str, Usage] = {
         "With the lesson's 5x5 input and 3x3 kernel: stride 1, stride 2 and padding 1, unless layer options say which.",
         ("convlab demo conv", "convlab demo conv --stride 2 --cell 1,1", "convlab demo conv --weight '1 0; 0 -1'"),
     ),
+    "demo convtranspose": Usage(
+        "F.conv_transpose2d by hand: the input with zeros put between its values, the kernel flipped, the output.",
+        "By default it goes back up from each of 'demo conv''s three outputs to the lesson's 5x5 (choosing the "
+        "output_padding that gets there): the size comes back, the values do not. --case: one of conv_arithmetic's.",
+        ("convlab demo convtranspose", "convlab demo convtranspose --stride 2 --cell 2,2",
+         "convlab demo convtranspose --case padding-strides-odd"),
+    ),
     "explain": Usage(
         "The arithmetic of a layer or a stack: output sizes with the numbers, receptive fields, parameters, costs.",
     ),
@@ -140,6 +147,14 @@ USAGES: dict[str, Usage] = {
         "",
         ("convlab explain stack --config configs/cifar10-model.toml",
          "convlab explain stack 'Conv2d(3, 16, 3, stride=2)' 'ReLU()' 'MaxPool2d(2)' --size 64x64"),
+    ),
+    "explain convtranspose": Usage(
+        "Explain a torch.nn.ConvTranspose2d: output size, the convolution it is the gradient of, output_padding.",
+        "Also the direct convolution it equals (zeros between the input values, padding, the kernel flipped), what "
+        "each output reads, parameters and multiply-adds. By default its input is what Conv2d with the same arguments "
+        "makes of the dataset's images; --animate draws the kernel sliding over the zeros, as conv_arithmetic does.",
+        ("convlab explain convtranspose -k 3 -s 2 -p 1", "convlab explain convtranspose -k 4 -s 2 -p 1 --size 16x16",
+         "convlab explain convtranspose --case padding-strides --animate up.gif"),
     ),
     "explain unpool": Usage(
         "Explain a torch.nn.MaxUnpool2d, the inverse of MaxPool2d with the same kernel, stride and padding.",

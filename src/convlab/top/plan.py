@@ -106,7 +106,7 @@ def _choose_stages(exp: Experiment, shapes: Sequence[tuple[int, ...]]) -> list[i
         for i in range(1, count + 1):
             if len(shapes[i]) == 3:
                 try:
-                    input_window(stages, i)
+                    input_window(stages, shapes[0], i)
                 except ShapeError:
                     continue
                 chosen.append(i)
@@ -123,7 +123,7 @@ def _choose_stages(exp: Experiment, shapes: Sequence[tuple[int, ...]]) -> list[i
                 f"--stages {i}: stage {i} {call_text(stages[i - 1])} gives {shapes[i][0]} features per image, not a map "
                 f"(C, H, W): its values have no position to crop a patch at; map stages: {', '.join(maps) or 'none'}"
             )
-        input_window(stages, i)  # a ShapeError when its outputs read the whole input
+        input_window(stages, shapes[0], i)  # a ShapeError when its outputs have no one input window
     return sorted(exp.top.stages)
 
 
@@ -155,7 +155,7 @@ def top_plan(p: Plan, num_images: int) -> TopPlan:
                 )
             channels = tuple(exp.top.channels)
         active = activation_stage(exp.stages, i)
-        chosen.append(TopStage(i, stage_tag(i, cfg, count), call_text(cfg), (c, h, w), input_window(exp.stages, i),
+        chosen.append(TopStage(i, stage_tag(i, cfg, count), call_text(cfg), (c, h, w), input_window(exp.stages, p.input_shape, i),
                                channels, active, stage_tag(active, exp.stages[active - 1], count)))
     return TopPlan(p, tuple(chosen), exp.top.k, num_images, -(-num_images // exp.data.batch_size))
 
