@@ -33,6 +33,11 @@ def pair_arg(pair: Pair) -> str:
     return str(pair[0]) if pair[0] == pair[1] else pair_tuple(pair)
 
 
+def as_written(pair: Pair) -> int | Pair:
+    """``(3, 3)`` -> ``3``, as a learner writes a square size; ``(3, 5)`` stays a pair."""
+    return pair[0] if pair[0] == pair[1] else pair
+
+
 # ----------------------------------------------------------------------------- one axis
 
 
@@ -301,8 +306,10 @@ def layer_call(cfg: LayerConfig, in_channels: int | None = None, *, form: str = 
     if form != "module":
         raise ValueError(f"unknown form {form!r}, choose from module, lesson, caption")
     head = [str(in_channels), str(cfg.out_channels)] if isinstance(cfg, ConvConfig) else []
+    # Conv2d and MaxUnpool2d keep pairs; the pools keep what build_layer gives them (as_written).
+    written = (lambda v: v) if isinstance(cfg, ConvConfig) or unpool else (lambda v: as_written(v) if isinstance(v, tuple) else v)
     shown = [
-        (k, stride if k == "stride" else v)
+        (k, written(stride if k == "stride" else v))
         for k, v, default in arguments
         if k not in _REPR_NEVER.get(name, ()) and (k in _REPR_ALWAYS[name] or v != default)
     ]
