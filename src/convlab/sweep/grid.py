@@ -53,6 +53,8 @@ SWEEP_KEYS = ("vary", "skip_invalid")
 LETTERS = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "out_channels": "c", "in_channels": "in", "groups": "g",
            "max_channels": "ch", "upto": "upto"}
 SWITCH_WORDS = {"ceil_mode": ("ceil", "floor")}
+# The flags' own spellings of a key (--kernel, --ceil/--no-ceil), accepted by --vary as the key.
+FLAG_NAMES = {"kernel": "kernel_size", "ceil": "ceil_mode"}
 # A run name is one directory: within the file systems' 255 bytes, with room for a "-2".
 MAX_NAME = 190
 
@@ -101,7 +103,8 @@ def layer_keys(command: str) -> list[str]:
 def _check_key(key: str, command: str, where: str) -> None:
     valid = layer_keys(command)
     if key not in valid:
-        close = difflib.get_close_matches(key, valid, n=1)
+        spellings = {**{k: k for k in valid}, **{f: k for f, k in FLAG_NAMES.items() if k in valid}}
+        close = [spellings[c] for c in difflib.get_close_matches(key, spellings, n=1)]
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(f"{where}: '{key}' is not a key of 'convlab {command}'; {hint}keys: {', '.join(valid)}")
 
@@ -111,6 +114,7 @@ def parse_vary(text: str, command: str) -> tuple[str, list[Any]]:
     -> bools, as the ``--ceil/--no-ceil`` flag gives them."""
     key, sep, values = text.partition("=")
     key = key.strip().replace("-", "_")
+    key = FLAG_NAMES.get(key, key) if key not in layer_keys(command) else key
     if not sep or not key:
         raise ConfigError(f"--vary {text!r}: write KEY=V1,V2 (e.g. --vary kernel_size=2,3)")
     _check_key(key, command, f"--vary {key}")
