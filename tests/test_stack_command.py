@@ -170,6 +170,8 @@ def test_a_dry_run_prints_the_table_and_writes_nothing(run_cli, tmp_path):
          "stage 8 Linear(512, 64): Flatten gives 1024 = 64x4x4 features per image; use Linear(1024, 64)"),
         (["Conv2d(3, 6, 3)", "Linear(6, 2)"], "stage 2 Linear(6, 2): Linear takes feature vectors"),
         (["Conv2d(3, 6, 3)", "Relu()"], "stage 2 Relu(): unknown layer 'Relu'; did you mean ReLU?"),
+        (["Conv2d(3, 32, 5), ReLU()"], 'stage 1 Conv2d(3, 32, 5), ReLU(): 2 layers separated by commas in one argument; '
+                                       'give each layer as its own argument: "Conv2d(3, 32, 5)" "ReLU()"'),
         (["MaxPool2d(2)"] * 6, "stage 6 MaxPool2d(2): kernel 2 does not fit the input's height: 1 + 2*0 padding = 1 < 2"),
         (["ReLU()", "--views", "kernels"], "view 'kernels' does not apply to this stack"),
         (["Conv2d(3, 6, 3)", "--views", "features"], "view 'features' does not apply to this stack (conv and pool layers give maps"),
