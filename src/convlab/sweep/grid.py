@@ -39,6 +39,7 @@ from convlab.planning import Plan, plan
 from convlab.runs import layer_names
 from convlab.stack import explain_stack
 from convlab.sweep.compare import Column, ComparePicture, OutputStats, tiles_shown
+from convlab.trained import MODEL_FILE
 from convlab.values import parse_value, switch_or_text, toml_value
 
 # A compare picture of more columns is too wide to read, and each combination costs one
@@ -55,6 +56,8 @@ LETTERS = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "
 SWITCH_WORDS = {"ceil_mode": ("ceil", "floor")}
 # The flags' own spellings of a key (--kernel, --ceil/--no-ceil), accepted by --vary as the key.
 FLAG_NAMES = {"kernel": "kernel_size", "ceil": "ceil_mode"}
+# --vary weights=none,FILE: no file, PyTorch's own init (seeded), beside a file's weights.
+NO_WEIGHTS = ("none", "random")
 # A run name is one directory: within the file systems' 255 bytes, with room for a "-2".
 MAX_NAME = 190
 
@@ -155,13 +158,16 @@ def varied_keys(command: str, flags: list[str], table: Any, fixed: dict[str, Any
 def _varied(command: str, key: str, values: list[Any]) -> Varied:
     if key == "layers":
         values = [_layer_list(v) if isinstance(v, str) else v for v in values]
+    written = list(values)
+    if key == "weights":
+        values = [None if isinstance(v, str) and v.strip().lower() in NO_WEIGHTS else v for v in values]
     parsed = [parse_value(command, key, v) for v in values]
     if len(values) < 2:
         hint = f" (separate {key}'s alternatives with ';', e.g. {LIST_EXAMPLES[key]})" if key in LIST_KEYS else ""
         raise ConfigError(f"--vary {key} lists one value ({shown(parsed[0])}); a sweep compares two or more{hint}")
     for (i, a), (j, b) in itertools.combinations(enumerate(parsed), 2):
         if _same_as(key, a) == _same_as(key, b):
-            first, second = (shown(a), shown(b)) if key == "layers" else (values[i], values[j])
+            first, second = (shown(a), shown(b)) if key == "layers" else (written[i], written[j])
             raise ConfigError(f"--vary {key}: {first!r} and {second!r} are the same value; list each once")
     return Varied(key, tuple(values), tuple(parsed))
 
@@ -198,7 +204,7 @@ def shown(value: Any) -> str:
         return ", ".join(" ".join(t.split()) for t in value)  # a stack's layers, each on one line
     if isinstance(value, tuple):
         return hw(value)
-    return str(value)
+    return "none" if value is None else str(value)
 
 
 def _layers_name(texts: tuple[str, ...]) -> str:
@@ -221,7 +227,8 @@ def setting_name(key: str, value: Any) -> str:
     elif key == "mode":
         text = f"{value}pool"
     elif key == "weights":
-        text = Path(value).stem
+        # A training run's model.pt is named after its run; PyTorch's own init is "random".
+        text = "random" if value is None else Path(value).parent.name if Path(value).name == MODEL_FILE else Path(value).stem
     elif key == "layers":
         text = _layers_name(value)
     else:
@@ -276,6 +283,8 @@ def prepare(
         layer = {**fixed, **{v.key: v.values[i] for v, i in zip(varied, choice)}}
         try:
             exp = resolve(command, {**overrides, command: layer}, config_file, sweep=True)
+            if ("weights", None) in setting:
+                exp = _without_weights_file(exp)  # not even the config file's
             run_name = exp.run.run_name
             # The sweep's --run-name names its directory; each run is named after what varies.
             p = plan(replace(exp, run=replace(exp.run, run_name=None)))
@@ -295,6 +304,12 @@ def prepare(
     sw = Sweep(command, varied, runs, tuple(bad), run_name)
     compare_picture(sw)  # refuses a picture past MAX_VIEW_PIXELS
     return sw
+
+
+def _without_weights_file(exp: Experiment) -> Experiment:
+    if exp.is_stack:
+        return replace(exp, stack=replace(exp.stack, weights=None))
+    return replace(exp, stages=tuple(replace(s, weights=None) if isinstance(s, ConvConfig) else s for s in exp.stages))
 
 
 def _check_ends_in_a_map(p: Plan) -> None:
@@ -353,7 +368,7 @@ def _toml(value: Any) -> str:
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, tuple) and value[0] == value[1]:
         return str(value[0])
-    return toml_value(value)
+    return toml_value("none" if value is None else value)
 
 
 def table_rows(sw: Sweep, stats: list[OutputStats] | None = None) -> list[list[str]]:
