@@ -7,10 +7,26 @@ display scales they share. torch is imported inside the functions, so what impor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
+
+
+def label_font(size: int) -> Any:
+    """Pillow's default font at ``size`` pixels (the scalable one where Pillow has it), for every
+    label convlab draws on a picture."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # Pillow < 10.1, or without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def text_width(font: Any, text: str) -> int:
+    left, _, right, _ = font.getbbox(text)
+    return int(right - left)
 
 
 def reshape_view(output: torch.Tensor) -> torch.Tensor:
