@@ -15,7 +15,7 @@ from torch import nn
 from convlab import pipeline
 from convlab.config import ConfigError, read_config_file, resolve
 from convlab.layers import check_batch_memory
-from convlab.pictures import auto_zoom
+from convlab.pictures import LABEL_TOP, auto_zoom, label_left
 from convlab.writer import image_grid
 
 from conftest import assert_user_error, images, load_events, only_run
@@ -79,9 +79,10 @@ def test_tags_list_the_stages_in_order_with_their_pictures(cifar, run_cli, tmp_p
     # A map stage: the first 5 of 8 channels of the first 3 images, one tile each.
     zoom = auto_zoom(32, 32, 5)
     conv = images(acc, "01-conv2d")[0]
-    assert (conv.height, conv.width) == (2 + 3 * (32 * zoom + 2), 2 + 5 * (32 * zoom + 2))
+    top, left = LABEL_TOP, label_left(3)  # channel and image numbers
+    assert (conv.height, conv.width) == (top + 2 + 3 * (32 * zoom + 2), left + 2 + 5 * (32 * zoom + 2))
     pool = images(acc, "03-maxpool2d")[0]
-    assert pool.width == 2 + 5 * (16 * auto_zoom(16, 16, 5) + 2)
+    assert pool.width == left + 2 + 5 * (16 * auto_zoom(16, 16, 5) + 2)
     # A vector stage: one heat-strip row per image, one cell per feature.
     flat, linear = images(acc, "04-flatten")[0], images(acc, "05-linear")[0]
     assert (flat.height, flat.width) == (2 + 3 * (8 + 2), 4 + 2048)

@@ -220,7 +220,8 @@ class RunLog:
         writer.text("layer", _markdown_block(layer_text))
         writer.text("data", _markdown_block(self._data_text))
         last = p.stages[-1].prefix
-        writer.hparams(hparams(p.exp, self.hparams_first), [view_tag(last, "output/mean"), view_tag(last, "output/std")])
+        metrics = [view_tag(last, "output/mean"), view_tag(last, "output/std")]
+        writer.hparams(hparams(p.exp, self.hparams_first), metrics, first=self.hparams_first)
         log_once(writer, p)
 
     def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int, labels: torch.Tensor | None = None) -> None:

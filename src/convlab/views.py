@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, StageConfig, ViewConfig, names
 from convlab.layers import Shape
 from convlab.pictures import (
+    LABEL_TOP,
     MAX_STRIP_FEATURES,
     STRIP_ROW,
     channel_view,
     feature_strip,
     kernel_view,
+    label_left,
     reshape_view,
 )
 from convlab.stages import ELEMENTWISE_KINDS, STAGE_KINDS
@@ -71,7 +73,7 @@ class View:
 def _channels(s: StageOutput) -> list[Record]:
     o = s.options
     shown = s.output if s.max_channels is None else s.output[:, : s.max_channels]
-    return [("images", "channels", channel_view(shown, o.images, o.scale, o.zoom, pixels=True))]
+    return [("images", "channels", channel_view(shown, o.images, o.scale, o.zoom, pixels=True, labels=True))]
 
 
 def _features(s: StageOutput) -> list[Record]:
@@ -113,7 +115,7 @@ VECTOR_KINDS = tuple(k for k in STAGE_KINDS if k not in ("conv", "pool"))
 VIEWS: dict[str, View] = {
     "channels": View(
         "channels", ALL_KINDS, "step", ("channels",), _channels,
-        "every output channel of the first --view-images images as its own grey tile (in a stack: the first "
+        "every output channel of the first --view-images images as its own grey tile, numbered (in a stack: the first "
         "--max-channels channels)",
         outputs=("map",),
     ),
@@ -185,7 +187,7 @@ def check_zoom(exp: Experiment, stage: StageConfig, output_shape: Shape, in_chan
         c, h, w = output_shape
         if exp.is_stack:
             c = min(c, exp.stack.max_channels)
-        sizes["channels"] = (rows * (h * zoom + 2) + 2, c * (w * zoom + 2) + 2)
+        sizes["channels"] = (LABEL_TOP + rows * (h * zoom + 2) + 2, label_left(rows) + c * (w * zoom + 2) + 2)
     if "features" in chosen:
         features = min(output_shape[0], MAX_STRIP_FEATURES)
         sizes["features"] = (rows * (max(zoom, STRIP_ROW) + 2) + 2, features * zoom + 4)
