@@ -66,7 +66,7 @@ def test_tags_list_the_stages_in_order_with_their_pictures(cifar, run_cli, tmp_p
     r = run_cli("stack", *SMALL, "--data-dir", cifar.root, "-b", "16", "-n", "2", "--logdir", "logs", "--run-name", "t",
                 "--max-channels", "5", "--view-images", "3")
     assert r.code == 0, r.err
-    expected = ["input", "01-conv2d", "01-conv2d/kernels", "02-relu", "03-maxpool2d", "04-flatten", "05-linear"]
+    expected = ["00-input", "01-conv2d", "01-conv2d/kernels", "02-relu", "03-maxpool2d", "04-flatten", "05-linear"]
     summary = json.loads((tmp_path / "logs" / "t" / "summary.json").read_text())
     assert summary["tags"] == expected and summary["output_shape"] == [10]
     assert f"logged 2 step(s) of {', '.join(expected)} to" in r.out
@@ -135,7 +135,7 @@ def test_the_saved_config_repeats_the_run(cifar, run_cli, tmp_path):
     r = run_cli("stack", "--config", first / "config.toml", "--run-name", "again", "-q")
     assert r.code == 0, r.err
     a, b = load_events(first), load_events(tmp_path / "logs" / "again")
-    assert sorted(a.Tags()["images"]) == sorted(b.Tags()["images"]) == ["01-conv2d", "02-relu", "03-avgpool2d", "input"]
+    assert sorted(a.Tags()["images"]) == sorted(b.Tags()["images"]) == ["00-input", "01-conv2d", "02-relu", "03-avgpool2d"]
     for tag in ("01-conv2d/max", "03-avgpool2d/mean"):
         assert [e.value for e in a.Scalars(tag)] == [e.value for e in b.Scalars(tag)]
     assert (tmp_path / "logs" / "again" / "config.toml").read_text().replace('run_name = "again"', "# run_name = (default)") == saved
@@ -286,7 +286,7 @@ def test_the_lesson_model_on_real_images(shared_cifar, run_cli, tmp_path):
     acc = load_events(tmp_path / "logs" / "real")
     stages = ["01-conv2d", "02-maxpool2d", "03-conv2d", "04-maxpool2d", "05-conv2d", "06-maxpool2d", "07-flatten",
               "08-linear", "09-linear"]
-    assert [t for t in sorted(acc.Tags()["images"]) if "/" not in t] == [*stages, "input"]
+    assert [t for t in sorted(acc.Tags()["images"]) if "/" not in t] == ["00-input", *stages]  # the input first, then in stage order
     for tag in stages:
         pixels = images(acc, tag)[0].pixels
         assert pixels.std() > 10, tag  # real content, not a flat picture
@@ -296,3 +296,20 @@ def test_the_lesson_model_on_real_images(shared_cifar, run_cli, tmp_path):
     first = text.splitlines()[0]
     truth = first.split("(", 1)[1].split(")", 1)[0]
     assert first.startswith("- image 0 (") and truth in CIFAR10_CLASSES  # each image named by its label
+
+
+def test_the_input_lists_first_and_only_the_first_convs_kernels_unless_asked(run_cli, tmp_path):
+    """TensorBoard sorts tags by name: the images are stage 0 ('00-input'), before '01-conv2d'; a deeper
+    conv's kernels (a grid of noise to a learner) are logged when --views names them."""
+    layers = ("Conv2d(3, 4, 3)", "ReLU()", "Conv2d(4, 4, 3)", "Conv2d(4, 2, 3)")
+    options = ("--dataset", "shapes", "-b", "4", "-n", "1", "-q")
+    assert run_cli("stack", *layers, *options, "--logdir", "logs", "--run-name", "default").code == 0
+    tags = sorted(load_events(tmp_path / "logs" / "default").Tags()["images"])
+    assert tags == ["00-input", "01-conv2d", "01-conv2d/kernels", "02-relu", "03-conv2d", "04-conv2d"]
+    assert run_cli("stack", *layers, *options, "--views", "channels,kernels", "--logdir", "logs", "--run-name", "asked").code == 0
+    tags = sorted(load_events(tmp_path / "logs" / "asked").Tags()["images"])
+    assert [t for t in tags if t.endswith("/kernels")] == ["01-conv2d/kernels", "03-conv2d/kernels", "04-conv2d/kernels"]
+    # Equal stages are told apart: only the first of two identical convs is the first.
+    same = ("Conv2d(3, 3, 3)", "Conv2d(3, 3, 3)")
+    assert run_cli("stack", *same, *options, "--logdir", "logs", "--run-name", "same").code == 0
+    assert [t for t in load_events(tmp_path / "logs" / "same").Tags()["images"] if t.endswith("/kernels")] == ["01-conv2d/kernels"]

@@ -44,7 +44,7 @@ def test_each_run_logs_exactly_what_convlab_stack_logs(cifar, run_cli, tmp_path)
 
         a = assert_same_run(swept / name, single_dir, steps=lambda tag: [0] if tag.endswith("kernels") else [0, 1, 2])
         tag = f"02-{activation[:-2].lower()}"
-        assert sorted(a.Tags()["images"]) == sorted(["input", "01-conv2d", "01-conv2d/kernels", tag])
+        assert sorted(a.Tags()["images"]) == sorted(["00-input", "01-conv2d", "01-conv2d/kernels", tag])
     table = load_events(swept / "compare").Tensors("combinations/text_summary")[-1].tensor_proto.string_val[0].decode()
     assert table.splitlines()[0].startswith("| run | layers | output (C, H, W) | parameters | multiply-adds |")
     assert "| conv2d-tanh | Conv2d(3, 8, 3), Tanh() | (8, 30, 30) | 224 | 194,400 |" in table

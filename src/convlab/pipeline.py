@@ -84,7 +84,7 @@ def log_step(
 ) -> None:
     """Everything logged for one batch: input ``x`` (floats in [0, 1]) and each stage's output
     (``labels`` and ``classes`` name the images for the 'classes' view)."""
-    writer.images("input", x, step)
+    writer.images(p.input_tag, x, step)
     stage_input = x
     for i, (s, y) in enumerate(zip(p.stages, outputs)):
         if s.output_tag is not None:
@@ -117,7 +117,7 @@ def log_once(writer: RunWriter, p: Plan) -> None:
 
 def logged_tags(p: Plan) -> list[str]:
     """The image tags a run logs, the tutorial's first, then each stage's in stage order."""
-    tags = ["input"]
+    tags = [p.input_tag]
     for s in p.stages:
         if s.output_tag is not None:
             tags.append(s.output_tag)

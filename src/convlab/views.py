@@ -68,6 +68,9 @@ class View:
     why_not: str = ""  # said when it is asked for a stage kind it does not apply to
     # The stage outputs it applies to: "map" (C, H, W) and/or "vector" (F,).
     outputs: tuple[str, ...] = ("map", "vector")
+    # True: by default, in a stack, only its first stage of these kinds (a deeper conv's kernels are
+    # a grid of noise to a learner, and filled the Images tab's first page); named in --views, every one.
+    first_by_default: bool = False
 
 
 def _channels(s: StageOutput) -> list[Record]:
@@ -121,7 +124,8 @@ VIEWS: dict[str, View] = {
     ),
     "kernels": View(
         "kernels", ("conv",), "once", ("kernels",), _kernels,
-        "the conv's weights, one tile per output channel", why_not="a pool layer has no weights",
+        "the conv's weights, one tile per output channel (in a stack, by default, the first conv's only)",
+        why_not="a pool layer has no weights", first_by_default=True,
     ),
     "stats": View(
         "stats", ALL_KINDS, "step", (), _stats,
@@ -219,9 +223,14 @@ def selected_views(exp: Experiment, stage: StageConfig, output_shape: Shape | No
         # The lesson's pictures are 'input' and 'output' only; views without pictures join them.
         applying = [v for v in applying if not v.image_tags]
     if exp.views.show is None:
-        return applying
+        return [v for v in applying if not (v.first_by_default and exp.is_stack and not _first_of_kinds(exp, stage, v.kinds))]
     chosen = names(exp.views.show)
     return [v for v in applying if v.name in chosen]
+
+
+def _first_of_kinds(exp: Experiment, stage: StageConfig, kinds: tuple[str, ...]) -> bool:
+    """``stage`` (by identity: a stack may hold equal stages) is the stack's first of these kinds."""
+    return next((s for s in exp.stages if s.kind in kinds), None) is stage
 
 
 # Each stage's own picture in a stack is logged under the stage's tag itself.
