@@ -98,7 +98,8 @@ def test_the_last_stage_names_the_top_classes(cifar, run_cli, tmp_path):
     assert r.code == 0, r.err
     acc = load_events(tmp_path / "logs" / "c")
     text = acc.Tensors("06-softmax/classes/text_summary")[0].tensor_proto.string_val[0].decode()
-    lines = text.splitlines()
+    head, blank, *lines = text.splitlines()
+    assert head == "Top classes of each image, with their probabilities (the Softmax stage's output):" and blank == ""
     assert len(lines) == 2 and lines[0].startswith("- image 0 (") and lines[1].startswith("- image 1 (")
     from convlab.data import CIFAR10_CLASSES
 
@@ -106,6 +107,14 @@ def test_the_last_stage_names_the_top_classes(cifar, run_cli, tmp_path):
     assert len(names) == 3 and all(n.rsplit(" ", 1)[0] in CIFAR10_CLASSES for n in names)
     assert sum(float(n.rsplit(" ", 1)[1]) for n in names) <= 1.0 + 1e-3  # probabilities, best first
     assert "classes" not in " ".join(acc.Tags()["tensors"]).replace("06-softmax/classes", "")
+    # Without the Softmax stage: the same probabilities, as the softmax of the Linear's scores (logits).
+    r = run_cli("stack", *SMALL, "--data-dir", cifar.root, "-b", "8", "-n", "1", "--logdir", "logs", "--run-name", "l",
+                "--view-images", "2", "-q")
+    assert r.code == 0, r.err
+    text = load_events(tmp_path / "logs" / "l").Tensors("05-linear/classes/text_summary")[0].tensor_proto.string_val[0].decode()
+    head, _, *logit_lines = text.splitlines()
+    assert head == "Top classes of each image, with their probabilities (the softmax of the last stage's scores (logits)):"
+    assert logit_lines == lines  # the same seeded weights: the same top classes and probabilities
 
 
 def test_one_activation_is_the_lessons_script(cifar, run_cli, tmp_path):
@@ -293,8 +302,11 @@ def test_the_lesson_model_on_real_images(shared_cifar, run_cli, tmp_path):
     text = acc.Tensors("09-linear/classes/text_summary")[0].tensor_proto.string_val[0].decode()
     from convlab.data import CIFAR10_CLASSES
 
-    first = text.splitlines()[0]
+    head, _, first, *_ = text.splitlines()
+    assert head == "Top classes of each image, with their probabilities (the softmax of the last stage's scores (logits)):"
     truth = first.split("(", 1)[1].split(")", 1)[0]
+    named = first.split(": ", 1)[1].split(", ")
+    assert 0 < sum(float(n.rsplit(" ", 1)[1]) for n in named) <= 1.0 + 1e-3  # probabilities, not logits
     assert first.startswith("- image 0 (") and truth in CIFAR10_CLASSES  # each image named by its label
 
 

@@ -85,17 +85,22 @@ def _features(s: StageOutput) -> list[Record]:
 
 
 def _classes(s: StageOutput) -> list[Record]:
-    """The top 3 classes per image, by the last stage's scores (logits or probabilities)."""
+    """The top 3 classes per image with their probabilities: the softmax of the last stage's
+    scores (logits), or a Softmax stage's own output; the first line says which."""
     if not s.last or s.output.shape[1] != len(s.classes):
         return []
     scores = s.output[: s.options.images].float().cpu()
-    top = scores.topk(min(3, scores.shape[1]), dim=1)
-    lines = []
+    if s.stage.kind == "softmax":
+        probabilities, source = scores, "the Softmax stage's output"
+    else:
+        probabilities, source = scores.softmax(dim=1), "the softmax of the last stage's scores (logits)"
+    top = probabilities.topk(min(3, scores.shape[1]), dim=1)
+    lines = [f"Top classes of each image, with their probabilities ({source}):", ""]
     for i, (values, indices) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
         truth = ""
         if s.labels is not None and 0 <= int(s.labels[i]) < len(s.classes):
             truth = f" ({s.classes[int(s.labels[i])]})"
-        ranked = ", ".join(f"{s.classes[k]} {v:.3g}" for k, v in zip(indices, values))
+        ranked = ", ".join(f"{s.classes[k]} {v:.3f}" for k, v in zip(indices, values))
         lines.append(f"- image {i}{truth}: {ranked}")
     return [("text", "classes", "\n".join(lines))]
 
@@ -139,7 +144,8 @@ VIEWS: dict[str, View] = {
     ),
     "classes": View(
         "classes", VECTOR_KINDS, "step", (), _classes,
-        "the top 3 class names per image, when a stack's last stage gives one score per class of the dataset",
+        "the top 3 class names per image with their probabilities, when a stack's last stage gives one score per "
+        "class of the dataset",
         why_not="it reads a stack's class scores (the last Linear's features)",
         outputs=("vector",),
     ),
