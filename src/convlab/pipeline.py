@@ -39,7 +39,8 @@ class Reporter(Protocol):
     def info(self, text: str) -> None: ...
 
     def progress(self, total: int, description: str) -> AbstractContextManager[Callable[..., None]]:
-        """Yields ``advance(status=None)``, called after each step."""
+        """Yields ``advance(status=None, *, steps=1, eta=None)``, called after each step (``steps=0``:
+        a status alone; ``eta``: the run's own estimate of the seconds left)."""
 
 
 class SilentReporter:
@@ -48,7 +49,7 @@ class SilentReporter:
 
     @contextlib.contextmanager
     def progress(self, total: int, description: str) -> Iterator[Callable[..., None]]:
-        yield lambda status=None: None
+        yield lambda status=None, **_: None
 
 
 def hparams(exp: Experiment, first: tuple[str, ...] = ()) -> dict[str, Any]:
