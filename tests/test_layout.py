@@ -19,7 +19,7 @@ ORDER = [
     "kernels", "layers", "stack", "pictures", "views", "confusion", "gallery", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
     "snapshots", "gradients", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
-    "board", "commands", "options", "cli", "__main__",
+    "board", "commands", "options", "usage", "cli", "__main__",
 ]
 
 

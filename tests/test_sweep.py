@@ -316,7 +316,7 @@ def test_init_alternatives_are_separated_by_semicolons(run_cli):
     assert r.code == 0, r.err
     assert [line.split()[:4] for line in r.out.splitlines()[2:4]] == [
         ["sobel-x", "sobel-x", "(1,", "30,"], ["sobel-x+sobel-y", "sobel-x,sobel-y", "(2,", "30,"]]
-    hint = "(separate init's alternatives with ';', e.g. init=sobel-x;laplacian)"
+    hint = "(separate init's alternatives with ';', e.g. --vary 'init=sobel-x;laplacian')"
     assert_user_error(run_cli("sweep", "conv", "--vary", "init=sobel-x,laplacian", "--dataset", "shapes"), hint)
 
 

@@ -160,7 +160,7 @@ def test_invalid_alternatives_are_named_or_skipped(run_cli, tmp_path):
     "args, message",
     [
         (("--vary", "layers=ReLU(), Sigmoid()"), "--vary layers lists one value (ReLU(), Sigmoid()); a sweep compares two or "
-         "more (separate layers's alternatives with ';', e.g. layers=Conv2d(3, 8, 3), ReLU(); Conv2d(3, 8, 3), Tanh())"),
+         "more (separate layers's alternatives with ';', e.g. --vary 'layers=Conv2d(3, 8, 3), ReLU(); Conv2d(3, 8, 3), Tanh()')"),
         (("--vary", "layers=ReLU(); nn.ReLU( )"), "--vary layers: 'ReLU()' and 'nn.ReLU( )' are the same value; list each once"),
         (("--vary", "layers=ReLU();;Tanh()"), "--vary layers: empty value in 'ReLU();;Tanh()'"),
         (("ReLU()", "--vary", "layers=ReLU();Tanh()"), "--vary layers and the LAYER arguments are both given; drop one of them"),

@@ -1,7 +1,8 @@
-"""The convlab command line: typer commands only. Each command turns its options (declared once
-in :mod:`convlab.options`) into an Experiment (config.resolve) and makes one call into
-:mod:`convlab.commands`. torch is imported only inside commands that run something, so
-``convlab --help`` is instant.
+"""The convlab command line: typer commands only. Each command declares its own options (every
+option is declared once, in :mod:`convlab.options`; the groups several commands share are added
+by ``with_options``), turns them into an Experiment (config.resolve) and makes one call into
+:mod:`convlab.commands`. What each command is for, and its examples, are in :mod:`convlab.usage`.
+torch is imported only inside commands that run something, so ``convlab --help`` is instant.
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperOption
 
-from convlab import __version__, commands
+from convlab import __version__, commands, usage
 from convlab import board as tensorboard_board
 from convlab.config import resolve
 from convlab.options import (
+    DATA_OPTIONS,
+    RUN_OPTIONS,
     STACK_KEYS,
+    SWEEP_RUN_OPTIONS,
+    TRAIN_DATA_OPTIONS,
     AnimateOpt,
-    BatchSizeOpt,
     BiasOpt,
     CeilOpt,
     CellOpt,
@@ -25,30 +30,21 @@ from convlab.options import (
     ConfigOpt,
     ConvPaddingOpt,
     ConvStrideOpt,
-    DataDirOpt,
-    DatasetOpt,
-    DeviceOpt,
     DilationOpt,
-    DownloadOpt,
-    DryRunOpt,
     EpochsOpt,
     EvalBatchesOpt,
     EvalEveryOpt,
     EvalSplitOpt,
     FramesLogdirOpt,
-    GrayscaleOpt,
     GroupsOpt,
     HoldoutOpt,
-    ImageSizeOpt,
     InChannelsOpt,
     InitOpt,
     InitWeightsOpt,
     KernelOpt,
     LayersArg,
-    LogdirOpt,
     LrOpt,
     MatrixOpt,
-    MaxBatchesOpt,
     MaxChannelsOpt,
     MaxStepsOpt,
     OptimizerOpt,
@@ -59,120 +55,92 @@ from convlab.options import (
     PoolPaddingOpt,
     PoolStrideOpt,
     PretrainedOpt,
-    QuietOpt,
-    RunNameOpt,
-    ScaleOpt,
-    SeedOpt,
-    ShowOpt,
     ShuffleOpt,
     SizeOpt,
     SkipInvalidOpt,
     SnapshotEveryOpt,
-    SplitOpt,
     StackWeightsOpt,
-    SweepNameOpt,
-    TrainSplitOpt,
     UnpoolOpt,
     UnpoolSizeOpt,
     UptoOpt,
     VaryOpt,
-    ViewImagesOpt,
     WeightOpt,
     WeightsOpt,
-    ZoomOpt,
     overrides,
+    views_group,
+    with_options,
 )
+
+# typer prints a value type beside every option, "<bool>" beside on/off flags too, which invites
+# "--dry-run true" (an error): a flag takes no value, so it shows none (tests/test_usage.py).
+_value_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _value_type(self, ctx)  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="convlab",
-    help="See what convolution and pooling do to real images: run a layer over a dataset "
-    "and stream input and output image grids to TensorBoard.",
+    help=usage.APP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+CONV_VIEWS, POOL_VIEWS, STACK_VIEWS = views_group(("conv",)), views_group(("pool",)), views_group()
 
-@app.command()
+
+def _run(ctx: typer.Context, command: str) -> None:
+    """conv, pool, stack: resolve the options (defaults < --config < flags), then run or describe."""
+    p = ctx.params
+    commands.execute(resolve(command, overrides(command, p), p["config"]), dry_run=p["dry_run"], quiet=p["quiet"])
+
+
+@app.command(**usage.help_of("conv"))
+@with_options(CONV_VIEWS, DATA_OPTIONS, RUN_OPTIONS)
 def conv(
     ctx: typer.Context,
     in_channels: InChannelsOpt = None, out_channels: OutChannelsOpt = None, kernel_size: KernelOpt = None,
     stride: ConvStrideOpt = None, padding: ConvPaddingOpt = None, padding_mode: PaddingModeOpt = None,
     dilation: DilationOpt = None, groups: GroupsOpt = None, bias: BiasOpt = None, init: InitOpt = None,
     weights: WeightsOpt = None,
-    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
-    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
-    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
-    grayscale: GrayscaleOpt = None,
-    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: RunNameOpt = None,
-    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
 ) -> None:
-    """Run a torch.nn.Conv2d over the dataset; log tags 'input' and 'output' (the reshape view),
-    and the views 'channels' and 'kernels'."""
-    exp = resolve("conv", overrides("conv", ctx.params), config)
-    commands.execute(exp, dry_run=dry_run, quiet=quiet)
+    _run(ctx, "conv")
 
 
-@app.command()
+@app.command(**usage.help_of("pool"))
+@with_options(POOL_VIEWS, DATA_OPTIONS, RUN_OPTIONS)
 def pool(
     ctx: typer.Context,
     kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
     dilation: DilationOpt = None, ceil_mode: CeilOpt = None, mode: PoolModeOpt = None, unpool: UnpoolOpt = None,
-    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
-    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
-    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
-    grayscale: GrayscaleOpt = None,
-    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: RunNameOpt = None,
-    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
 ) -> None:
-    """Run a torch.nn.MaxPool2d (or AvgPool2d) over the dataset; log tags 'input' and 'maxpool' (or 'avgpool')."""
-    exp = resolve("pool", overrides("pool", ctx.params), config)
-    commands.execute(exp, dry_run=dry_run, quiet=quiet)
+    _run(ctx, "pool")
 
 
-@app.command()
+@app.command(**usage.help_of("stack"))
+@with_options(STACK_VIEWS, DATA_OPTIONS, RUN_OPTIONS)
 def stack(
     ctx: typer.Context,
-    layers: LayersArg = None,
-    weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None,
-    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
+    layers: LayersArg = None, weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None,
     max_channels: MaxChannelsOpt = None,
-    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
-    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
-    grayscale: GrayscaleOpt = None,
-    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: RunNameOpt = None,
-    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
 ) -> None:
-    """Run a stack of torch.nn layers over the dataset, each written as in PyTorch; log 'input' and each stage's
-    output in stage order ('01-conv2d', '02-relu', ...). One activation alone logs the lesson's 'input' and 'output'."""
-    exp = resolve("stack", overrides("stack", ctx.params), config)
-    commands.execute(exp, dry_run=dry_run, quiet=quiet)
+    _run(ctx, "stack")
 
 
-@app.command()
+@app.command(**usage.help_of("train"))
+@with_options(STACK_VIEWS, TRAIN_DATA_OPTIONS, RUN_OPTIONS)
 def train(
     ctx: typer.Context,
     layers: LayersArg = None, weights: InitWeightsOpt = None,
     optimizer: OptimizerOpt = None, lr: LrOpt = None, epochs: EpochsOpt = None, shuffle: ShuffleOpt = None, max_steps: MaxStepsOpt = None,
     eval_every: EvalEveryOpt = None, snapshot_every: SnapshotEveryOpt = None, eval_split: EvalSplitOpt = None,
-    eval_batches: EvalBatchesOpt = None, holdout: HoldoutOpt = None,
-    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
-    max_channels: MaxChannelsOpt = None,
-    dataset: DatasetOpt = None, split: TrainSplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
-    batch_size: BatchSizeOpt = None, image_size: ImageSizeOpt = None, grayscale: GrayscaleOpt = None,
-    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: RunNameOpt = None,
-    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
+    eval_batches: EvalBatchesOpt = None, holdout: HoldoutOpt = None, max_channels: MaxChannelsOpt = None,
 ) -> None:
-    """Train a stack of torch.nn layers (as 'convlab stack' takes them) as a classifier with nn.CrossEntropyLoss; log
-    train/ and test/ loss and accuracy, a confusion matrix, the kernels and every stage's view of fixed probe images as
-    they learn, and save model.pt."""
-    settings = overrides("train", ctx.params)
+    p = ctx.params
+    settings = overrides("train", p)
     settings["stack"] = {key: settings["train"].pop(key, None) for key in STACK_KEYS}
-    exp = resolve("train", settings, config)
-    commands.train(exp, dry_run=dry_run, quiet=quiet)
+    commands.train(resolve("train", settings, p["config"]), dry_run=p["dry_run"], quiet=p["quiet"])
 
 
-@app.command()
+@app.command(**usage.help_of("board"))
 def board(
     logdir: Annotated[Path, typer.Option("--logdir", help="The logs to show: every run below it.")] = Path("logs"),
     host: Annotated[
@@ -180,7 +148,6 @@ def board(
     ] = tensorboard_board.DEFAULT_HOST,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 takes any free port.")] = tensorboard_board.DEFAULT_PORT,
 ) -> None:
-    """Start TensorBoard on the logs, keeping every logged step of every image tag (not a random 10)."""
     tensorboard_board.serve(logdir, host=host, port=port, info=typer.echo)
 
 
@@ -197,22 +164,25 @@ def _root(
         bool, typer.Option("--debug", help="On an internal error, print the traceback (for bug reports). Also accepted after any command.")
     ] = False,
 ) -> None:
-    """See what convolution and pooling do to real images, in TensorBoard."""
+    """--version and --debug, taken before any command (the app's help is usage.APP)."""
 
 
 # ----------------------------------------------------------------------------- sweep
 # The experiment commands' own options, plus what to vary: the experiment is resolved once
 # per combination, by the same config.resolve.
 
-sweep_app = typer.Typer(
-    help="Compare layer settings side by side: every combination of --vary values over the same images, "
-    "in one pass over the data; one run each, and a run 'compare' with them side by side.",
-    no_args_is_help=True,
-)
+sweep_app = typer.Typer(**usage.help_of("sweep"), no_args_is_help=True)
 app.add_typer(sweep_app, name="sweep")
 
 
-@sweep_app.command("conv")
+def _sweep(ctx: typer.Context, command: str) -> None:
+    p = ctx.params
+    commands.sweep(command, overrides(command, p), config=p["config"], vary=p["vary"], skip_invalid=p["skip_invalid"],
+                   dry_run=p["dry_run"], quiet=p["quiet"])
+
+
+@sweep_app.command("conv", **usage.help_of("sweep conv"))
+@with_options(CONV_VIEWS, DATA_OPTIONS, SWEEP_RUN_OPTIONS)
 def sweep_conv(
     ctx: typer.Context,
     vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False,
@@ -220,95 +190,60 @@ def sweep_conv(
     stride: ConvStrideOpt = None, padding: ConvPaddingOpt = None, padding_mode: PaddingModeOpt = None,
     dilation: DilationOpt = None, groups: GroupsOpt = None, bias: BiasOpt = None, init: InitOpt = None,
     weights: WeightsOpt = None,
-    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
-    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
-    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
-    grayscale: GrayscaleOpt = None,
-    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: SweepNameOpt = None,
-    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
 ) -> None:
-    """Sweep torch.nn.Conv2d settings: e.g. --vary kernel_size=3,5 --vary init=sobel-x;laplacian."""
-    commands.sweep("conv", overrides("conv", ctx.params), config=config, vary=vary, skip_invalid=skip_invalid,
-                   dry_run=dry_run, quiet=quiet)
+    _sweep(ctx, "conv")
 
 
-@sweep_app.command("pool")
+@sweep_app.command("pool", **usage.help_of("sweep pool"))
+@with_options(POOL_VIEWS, DATA_OPTIONS, SWEEP_RUN_OPTIONS)
 def sweep_pool(
     ctx: typer.Context,
     vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False,
     kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
     dilation: DilationOpt = None, ceil_mode: CeilOpt = None, mode: PoolModeOpt = None, unpool: UnpoolOpt = None,
-    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
-    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
-    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
-    grayscale: GrayscaleOpt = None,
-    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: SweepNameOpt = None,
-    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
 ) -> None:
-    """Sweep torch.nn.MaxPool2d / AvgPool2d settings: e.g. --vary kernel_size=2,3 --vary ceil_mode=false,true."""
-    commands.sweep("pool", overrides("pool", ctx.params), config=config, vary=vary, skip_invalid=skip_invalid,
-                   dry_run=dry_run, quiet=quiet)
+    _sweep(ctx, "pool")
 
 
-@sweep_app.command("stack")
+@sweep_app.command("stack", **usage.help_of("sweep stack"))
+@with_options(STACK_VIEWS, DATA_OPTIONS, SWEEP_RUN_OPTIONS)
 def sweep_stack(
     ctx: typer.Context,
-    layers: LayersArg = None,
-    vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False,
-    weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None,
-    show: ShowOpt = None, scale: ScaleOpt = None, images: ViewImagesOpt = None, zoom: ZoomOpt = None,
-    max_channels: MaxChannelsOpt = None,
-    dataset: DatasetOpt = None, split: SplitOpt = None, data_dir: DataDirOpt = None, download: DownloadOpt = None,
-    batch_size: BatchSizeOpt = None, max_batches: MaxBatchesOpt = None, image_size: ImageSizeOpt = None,
-    grayscale: GrayscaleOpt = None,
-    device: DeviceOpt = None, seed: SeedOpt = None, logdir: LogdirOpt = None, run_name: SweepNameOpt = None,
-    config: ConfigOpt = None, dry_run: DryRunOpt = False, quiet: QuietOpt = False,
+    layers: LayersArg = None, vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False,
+    weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None, max_channels: MaxChannelsOpt = None,
 ) -> None:
-    """Sweep whole stacks of torch.nn layers, each list written as PyTorch code, alternatives separated by ';':
-    e.g. --vary "layers=Conv2d(3, 8, 3), ReLU(); Conv2d(3, 8, 3), Sigmoid()". Each must end in a map (C, H, W)."""
-    commands.sweep("stack", overrides("stack", ctx.params), config=config, vary=vary, skip_invalid=skip_invalid,
-                   dry_run=dry_run, quiet=quiet)
+    _sweep(ctx, "stack")
 
 
 # ----------------------------------------------------------------------------- demo and explain
 # The worked examples and the arithmetic, as commands, with the experiment commands' own
 # layer options.
 
-demo_app = typer.Typer(
-    help="The classic 5x5 worked examples: every window, its cells and its result, in the terminal.",
-    no_args_is_help=True,
-)
-explain_app = typer.Typer(
-    help="The arithmetic of one layer: output-size formula with the numbers, receptive field, parameters, "
-    "multiply-adds, rows never read, and ceil_mode's rule.",
-    no_args_is_help=True,
-)
+demo_app = typer.Typer(**usage.help_of("demo"), no_args_is_help=True)
+explain_app = typer.Typer(**usage.help_of("explain"), no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
 app.add_typer(explain_app, name="explain")
 
 
-@demo_app.command("pool")
+@demo_app.command("pool", **usage.help_of("demo pool"))
 def demo_pool(
     ctx: typer.Context,
     kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
     dilation: DilationOpt = None, ceil_mode: CeilOpt = None, input_matrix: MatrixOpt = None,
 ) -> None:
-    """MaxPool2d by hand: the input reshaped to (1, 1, H, W), every window and its max, with ceil_mode off and on."""
     commands.demo_pool(layer=overrides("pool", ctx.params)["pool"], input_matrix=input_matrix)
 
 
-@demo_app.command("conv")
+@demo_app.command("conv", **usage.help_of("demo conv"))
 def demo_conv(
     ctx: typer.Context,
     kernel_size: KernelOpt = None, stride: ConvStrideOpt = None, padding: ConvPaddingOpt = None,
     dilation: DilationOpt = None, input_matrix: MatrixOpt = None, weight: WeightOpt = None, cell: CellOpt = None,
 ) -> None:
-    """F.conv2d by hand: the input and kernel reshaped to (1, 1, H, W), one cell's multiply-accumulate, the output;
-    for stride 1, stride 2 and padding 1 unless layer options are given."""
     commands.demo_conv(layer=overrides("conv", ctx.params)["conv"], input_matrix=input_matrix, weight=weight, cell=cell)
 
 
-@explain_app.command("conv")
+@explain_app.command("conv", **usage.help_of("explain conv"))
 def explain_conv(
     ctx: typer.Context,
     out_channels: OutChannelsOpt = None, kernel_size: KernelOpt = None, stride: ConvStrideOpt = None,
@@ -317,14 +252,13 @@ def explain_conv(
     size: SizeOpt = None, channels: ChannelsOpt = None, config: ConfigOpt = None,
     animate: AnimateOpt = None, frames_logdir: FramesLogdirOpt = None,
 ) -> None:
-    """Explain a torch.nn.Conv2d: what 'convlab conv' with these options does to each image."""
     settings = overrides("conv", ctx.params)
     settings["conv"]["in_channels"] = channels  # the input's channels are the layer's in_channels
     exp = resolve("conv", settings, config)
     commands.explain(exp, size=size, channels=channels, animate=animate, logdir=frames_logdir)
 
 
-@explain_app.command("pool")
+@explain_app.command("pool", **usage.help_of("explain pool"))
 def explain_pool(
     ctx: typer.Context,
     kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
@@ -332,29 +266,25 @@ def explain_pool(
     size: SizeOpt = None, channels: ChannelsOpt = None, config: ConfigOpt = None,
     animate: AnimateOpt = None, frames_logdir: FramesLogdirOpt = None,
 ) -> None:
-    """Explain a torch.nn.MaxPool2d (or AvgPool2d): what 'convlab pool' with these options does to each image."""
     exp = resolve("pool", overrides("pool", ctx.params), config)
     commands.explain(exp, size=size, channels=channels, animate=animate, logdir=frames_logdir)
 
 
-@explain_app.command("stack")
+@explain_app.command("stack", **usage.help_of("explain stack"))
 def explain_stack(
     ctx: typer.Context,
     layers: LayersArg = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None,
     size: SizeOpt = None, channels: ChannelsOpt = None, config: ConfigOpt = None,
 ) -> None:
-    """Explain a stack of torch.nn layers: per stage its output shape, parameters, multiply-adds, receptive field
-    and jump in input pixels, and the totals."""
     exp = resolve("stack", overrides("stack", ctx.params), config)
     commands.explain_stack(exp, size=size, channels=channels)
 
 
-@explain_app.command("unpool")
+@explain_app.command("unpool", **usage.help_of("explain unpool"))
 def explain_unpool(
     ctx: typer.Context,
     kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
     output_size: OutputSizeOpt = None, size: UnpoolSizeOpt = None, channels: ChannelsOpt = None,
 ) -> None:
-    """Explain a torch.nn.MaxUnpool2d, the inverse of MaxPool2d with the same kernel, stride and padding."""
     exp = resolve("pool", overrides("pool", ctx.params))
     commands.explain_unpool(exp, size=size, channels=channels, output_size=output_size)

@@ -8,9 +8,12 @@ defaults to None: an option left out never overrides the config file or the buil
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -80,7 +83,7 @@ OutputSizeOpt = Annotated[
 # Stack
 LayersArg = Annotated[
     list[str] | None,
-    typer.Argument(metavar="LAYER...", show_default=False, help=f"Each layer as PyTorch code, e.g. \"Conv2d(3, 32, 5, padding=2)\" "
+    typer.Argument(metavar="LAYER", show_default=False, help=f"Each layer as PyTorch code, e.g. \"Conv2d(3, 32, 5, padding=2)\" "
                    f"\"ReLU()\"; literal arguments only, never run as code. Layers: {', '.join(SIGNATURES)}."),
 ]
 StackWeightsOpt = Annotated[
@@ -128,11 +131,18 @@ HoldoutOpt = Annotated[
 ]
 
 # Views
-ShowOpt = Annotated[
-    str | None,
-    typer.Option("--views", metavar="NAMES", help=f"Extra views beside the tutorial's tags, comma-separated: {', '.join(VIEWS)}, or none. "
-                 "\\[default: every one that applies]", rich_help_panel=VIEW),
-]
+
+
+def views_option(kinds: tuple[str, ...] | None = None) -> Any:
+    """``--views``, listing the views that apply to these stage kinds (None: a stack's, every view)."""
+    listed = [name for name, view in VIEWS.items() if kinds is None or set(kinds) & set(view.kinds)]
+    return Annotated[
+        str | None,
+        typer.Option("--views", metavar="NAMES", help=f"Extra views beside the tutorial's tags, comma-separated: {', '.join(listed)}, "
+                     "or none. \\[default: every one that applies]", rich_help_panel=VIEW),
+    ]
+
+
 ScaleOpt = Annotated[
     Scale | None,
     typer.Option("--scale", help="Grey levels of the extra views: raw (as TensorBoard), minmax, or symmetric "
@@ -245,3 +255,61 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+# ----------------------------------------------------------------------------- option groups
+# Options several commands share, declared once as a group; a command lists its own options and
+# names the groups it takes (:func:`with_options`). Each group is (parameter name, option type,
+# default); every setting defaults to None, so an option left out never overrides anything.
+
+OptionGroup = tuple[inspect.Parameter, ...]
+
+
+def option_group(**options: Any) -> OptionGroup:
+    """``name=OptionType`` (default None) or ``name=(OptionType, default)``, in the order --help lists them."""
+    params = []
+    for name, spec in options.items():
+        annotation, default = spec if isinstance(spec, tuple) else (spec, None)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+    return tuple(params)
+
+
+def views_group(kinds: tuple[str, ...] | None = None) -> OptionGroup:
+    """The extra views' options; ``--views`` lists those that apply to these stage kinds (None: every view)."""
+    return option_group(show=views_option(kinds), scale=ScaleOpt, images=ViewImagesOpt, zoom=ZoomOpt)
+
+
+_DATA = dict(dataset=DatasetOpt, split=SplitOpt, data_dir=DataDirOpt, download=DownloadOpt, batch_size=BatchSizeOpt,
+             max_batches=MaxBatchesOpt, image_size=ImageSizeOpt, grayscale=GrayscaleOpt)
+_RUN = dict(device=DeviceOpt, seed=SeedOpt, logdir=LogdirOpt, run_name=RunNameOpt, config=ConfigOpt,
+            dry_run=(DryRunOpt, False), quiet=(QuietOpt, False))
+DATA_OPTIONS = option_group(**_DATA)
+# Training reads every batch of --split (no --max-batches: --epochs and --max-steps bound it).
+TRAIN_DATA_OPTIONS = option_group(**({k: v for k, v in _DATA.items() if k != "max_batches"} | {"split": TrainSplitOpt}))
+RUN_OPTIONS = option_group(**_RUN)
+SWEEP_RUN_OPTIONS = option_group(**{**_RUN, "run_name": SweepNameOpt})
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def with_options(*groups: OptionGroup) -> Callable[[Command], Command]:
+    """Give a typer command the options of ``groups`` after its own. typer reads a command's
+    options from its signature, so the wrapper's signature lists them all; the command is called
+    with its own parameters, and reads every option's value from ``ctx.params``, as
+    :func:`overrides` does."""
+
+    def decorate(command: Command) -> Command:
+        own = inspect.signature(command, eval_str=True)
+        shared = [p for group in groups for p in group]
+        params = [*own.parameters.values(), *shared]
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **values: Any) -> None:
+            return command(*args, **{k: v for k, v in values.items() if k in own.parameters})
+
+        wrapper.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+        del wrapper.__wrapped__  # inspect.signature would follow it back to the command's own options
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

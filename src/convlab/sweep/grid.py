@@ -48,7 +48,8 @@ MAX_COMBINATIONS = 32
 # Keys whose one value is itself a comma-separated list (conv's init; a stack's layers):
 # their alternatives are separated by ';'.
 LIST_KEYS = frozenset({"init", "layers"})
-LIST_EXAMPLES = {"init": "init=sobel-x;laplacian", "layers": "layers=Conv2d(3, 8, 3), ReLU(); Conv2d(3, 8, 3), Tanh()"}
+# Quoted as a shell needs them: an unquoted ';' ends the command there.
+LIST_EXAMPLES = {"init": "--vary 'init=sobel-x;laplacian'", "layers": "--vary 'layers=Conv2d(3, 8, 3), ReLU(); Conv2d(3, 8, 3), Tanh()'"}
 SWEEP_KEYS = ("vary", "skip_invalid")
 # How a setting reads in a run name (kernel_size 3 -> "k3"), as in single runs' names.
 LETTERS = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "out_channels": "c", "in_channels": "in", "groups": "g",
