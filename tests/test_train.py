@@ -28,7 +28,7 @@ from convlab.config import DataConfig, Interrupted, resolve
 from convlab.interrupts import stop_signals_between_steps
 from convlab.pictures import PANEL_GAP, PANEL_LABEL, as_pixels, channel_view, kernel_view, panel_boxes
 from convlab.snapshots import KERNELS_PER_ROW, kernel_zoom
-from convlab.train import plan_training
+from convlab.train import plan_training, seconds_left
 from convlab.writer import image_grid
 
 from conftest import assert_user_error, images, load_events, only_run
@@ -528,3 +528,15 @@ def test_hparams_of_a_train_run_beside_conv_and_stack_runs(run_cli, tmp_path):
     # The tab shows the first five columns, those marked as differing first: what the user chose.
     shown = [h.name for h in experiment.hparam_infos][:5]
     assert sorted(shown) == sorted(["train.optimizer", "train.lr", "train.epochs", "data.batch_size", "stack.layers"])
+
+
+def test_the_eta_counts_the_steps_evaluations_and_snapshots_still_to_come():
+    """From measured times: a step's (snapshots and evaluations excluded) and each kind of pause's."""
+    exp = resolve("train", {"stack": {"layers": ("Flatten()", "Linear(3072, 10)")}, "data": {"dataset": "shapes", "batch_size": 100},
+                            "train": {"max_steps": 10, "eval_every": 4, "snapshot_every": 3, "eval_batches": 6}})
+    tp = plan_training(exp)  # evaluations after steps 4, 8 and 10; snapshots after 3, 6, 9 and 10
+    assert seconds_left(tp, 0, 0.5, 2.0, 0.25) == pytest.approx(10 * 0.5 + 3 * 2.0 + 4 * 0.25)
+    assert seconds_left(tp, 8, 0.5, 2.0, 0.25) == pytest.approx(2 * 0.5 + 1 * 2.0 + 2 * 0.25)
+    assert seconds_left(tp, 10, 0.5, 2.0, 0.25) == 0
+    # Before the first evaluation is measured: a forward pass, a third of a step, per batch of it.
+    assert seconds_left(tp, 0, 0.5, None, 0.25) == pytest.approx(10 * 0.5 + 3 * (6 * 0.5 / 3) + 4 * 0.25)

@@ -61,7 +61,8 @@ class TerminalReporter:
                 fields = {"status": status} if status is not None else {}
                 if eta is not None:
                     fields["eta"] = eta
-                bar.update(task, advance=steps, **fields)
+                # A status alone ("evaluating ...") comes before a pause: shown now, not at the next refresh.
+                bar.update(task, advance=steps, refresh=steps == 0, **fields)
 
             yield advance
 
