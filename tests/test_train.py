@@ -393,6 +393,18 @@ def test_a_run_at_chance_says_so_with_what_to_try(cifar, run_cli, tmp_path):
     advice = acc.Tensors("advice/text_summary")[0].tensor_proto.string_val[0].decode()
     assert advice == "\n\n".join(summary["advice"])
 
+    # The built-in shapes, learnable, but at a learning rate too small to move: the same notes, Adam's own.
+    r = run_cli("train", "Flatten()", "Linear(3072, 10)", "--dataset", "shapes", "--batch-size", "16", "--max-steps", "8",
+                "--optimizer", "adam", "--lr", "1e-7", "--eval-batches", "4", "--logdir", "logs", "--run-name", "tiny-lr")
+    assert r.code == 0, r.err
+    summary = json.loads((tmp_path / "logs" / "tiny-lr" / "summary.json").read_text())
+    lines = r.out.strip().splitlines()
+    assert lines[-7].startswith("epoch 1/1 (8 of 3,125 steps): train loss ")
+    assert lines[-6].startswith(f"test accuracy {summary['test_accuracy']:.1%} (chance 10.0%; loss ")
+    assert lines[-5].startswith(f"note: {summary['test_accuracy']:.1%} is about chance for 10 classes (10.0%)")
+    assert lines[-4].startswith("note: train/loss has not fallen (")
+    assert lines[-3] == "note: try more steps (--epochs 2) or a larger --lr (e.g. --lr 3e-07)"
+
 
 # ----------------------------------------------------------------------------- gradients
 
