@@ -18,7 +18,10 @@ each sweep run checked against its hand run's images.
 ``train``: ``bench/train_bench.py``, ``convlab train`` against the lesson's plain training loop
 (one epoch of the lesson's model; issue 16).
 
-    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train] [--data auto|shared|shapes]
+``notebook``: ``bench/notebook_bench.py``, the first display of a conv run in a fresh Jupyter
+kernel against a bare ``import torch`` plus the run (issue 23).
+
+    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train,notebook] [--data auto|shared|shapes]
 """
 
 from __future__ import annotations
@@ -199,7 +202,7 @@ def machine() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each program per layer (medians reported)")
-    parser.add_argument("--layers", default="conv,pool,sweep,train")
+    parser.add_argument("--layers", default="conv,pool,sweep,train,notebook")
     parser.add_argument("--data", choices=["auto", "shared", "shapes"], default="auto")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--train-repeat", type=int, default=1, help="runs of each training program (each is an epoch)")
@@ -211,7 +214,8 @@ def main() -> None:
     sweep = "sweep" in layers
     layers = [name for name in layers if name != "sweep"]
     train = "train" in layers
-    layers = [name for name in layers if name != "train"]
+    notebook = "notebook" in layers
+    layers = [name for name in layers if name not in ("train", "notebook")]
 
     with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
         tmp = Path(tmp)
@@ -272,6 +276,11 @@ def main() -> None:
             from train_bench import run_train_bench
 
             train_result = run_train_bench(measure, data_dir, md5_arg, tmp, threads=args.threads, repeat=args.train_repeat)
+        notebook_result = None
+        if notebook:
+            from notebook_bench import run_notebook_bench
+
+            notebook_result = run_notebook_bench(data_dir, md5_arg, tmp, repeat=args.repeat)
         load_after = os.getloadavg()
 
     report = {
@@ -283,6 +292,7 @@ def main() -> None:
         "instant_s": instant,
         "layers": results,
         "train": train_result,
+        "notebook": notebook_result,
         "sweep": sweep_result,
     }
     if results or sweep_result:
@@ -290,7 +300,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")
-    checks = [*results.values(), *([sweep_result] if sweep_result else []), *([train_result] if train_result else [])]
+    checks = [*results.values(), *([sweep_result] if sweep_result else []), *([train_result] if train_result else []),
+              *([notebook_result] if notebook_result else [])]
     if not all(r["check"]["same"] for r in checks):
         sys.exit(1)
 

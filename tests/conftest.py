@@ -22,6 +22,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from convlab.__main__ import main as convlab_main
 from convlab.data import ACCEPTED_CHECKSUMS, CIFAR10_CLASSES
 from convlab.data import register_checksums as register_checksums_for
+from convlab.writer import read_events
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CONVLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -150,18 +151,9 @@ class LoggedImage:
 
 
 def load_events(run_dir: Path) -> event_accumulator.EventAccumulator:
-    """Read a run back with TensorBoard's own loader, keeping every sample."""
-    acc = event_accumulator.EventAccumulator(
-        str(run_dir),
-        size_guidance={
-            event_accumulator.IMAGES: 0,
-            event_accumulator.SCALARS: 0,
-            event_accumulator.TENSORS: 0,
-            event_accumulator.HISTOGRAMS: 0,
-        },
-    )
-    acc.Reload()
-    return acc
+    """Read a run back with TensorBoard's own loader, keeping every sample (convlab's reader:
+    EventAccumulator with its record checksums computed in C)."""
+    return read_events(run_dir)
 
 
 def images(acc: event_accumulator.EventAccumulator, tag: str) -> list[LoggedImage]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from convlab import board
+from convlab.board import MIN_IMAGE_SAMPLES, image_samples, logged_steps
 from convlab.runs import SUMMARY_FILE, write_summary
 
 from conftest import load_events, only_run
@@ -255,35 +255,35 @@ def test_every_run_ends_with_the_board_and_tensorboard_lines(logdir: Path, run_c
     assert r.code == 0, r.err
     lines = r.out.rstrip("\n").splitlines()
     assert lines[-2] == f"view it: convlab board --logdir {logdir}"
-    assert lines[-1] == f"     or: tensorboard --logdir {logdir} --samples_per_plugin images={board.MIN_IMAGE_SAMPLES}"
+    assert lines[-1] == f"     or: tensorboard --logdir {logdir} --samples_per_plugin images={MIN_IMAGE_SAMPLES}"
 
 
 def test_image_samples_cover_the_longest_run(tmp_path: Path) -> None:
     runs = []
-    for name, steps in (("short", 3), ("long", board.MIN_IMAGE_SAMPLES + 57), ("foreign", None)):
+    for name, steps in (("short", 3), ("long", MIN_IMAGE_SAMPLES + 57), ("foreign", None)):
         run = tmp_path / name
         run.mkdir()
         if steps is not None:
             (run / SUMMARY_FILE).write_text(json.dumps({"steps": steps, "planned_steps": steps}))
         runs.append(run)
-    assert board.image_samples(runs[:1]) == board.MIN_IMAGE_SAMPLES
-    assert board.image_samples(runs) == board.MIN_IMAGE_SAMPLES + 57
+    assert image_samples(runs[:1]) == MIN_IMAGE_SAMPLES
+    assert image_samples(runs) == MIN_IMAGE_SAMPLES + 57
     (runs[0] / SUMMARY_FILE).write_text("{not json")
-    assert board.logged_steps(runs[0]) == 0
+    assert logged_steps(runs[0]) == 0
 
 
 @pytest.mark.parametrize("claimed", [10**30, -5, 2**63, True])
 def test_an_absurd_summary_is_ignored(tmp_path: Path, claimed) -> None:
     (tmp_path / SUMMARY_FILE).write_text(json.dumps({"steps": claimed, "planned_steps": claimed}))
-    assert board.logged_steps(tmp_path) == 0
-    assert board.image_samples([tmp_path]) == board.MIN_IMAGE_SAMPLES
+    assert logged_steps(tmp_path) == 0
+    assert image_samples([tmp_path]) == MIN_IMAGE_SAMPLES
 
 
 def test_board_reads_the_summary_a_run_writes(tmp_path: Path) -> None:
     # One summary format (runs.py) for the pipeline that writes it and the board that reads it.
     write_summary(tmp_path, {"steps": 12, "planned_steps": 40, "status": "running"})
     assert (tmp_path / SUMMARY_FILE).is_file()
-    assert board.logged_steps(tmp_path) == 40
+    assert logged_steps(tmp_path) == 40
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "file"])

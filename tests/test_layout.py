@@ -16,10 +16,10 @@ SRC = Path(convlab.__file__).resolve().parent
 ORDER = [
     "errors", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
-    "kernels", "layers", "stack", "pictures", "views", "confusion", "gallery", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
-    "snapshots", "gradients", "train",
+    "kernels", "layers", "stack", "hooks", "pictures", "views", "confusion", "gallery", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
+    "snapshots", "modelrun", "gradients", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
-    "board", "commands", "options", "usage", "cli", "__main__",
+    "board", "commands", "notebook.results", "notebook.api", "notebook.interact", "notebook", "options", "usage", "cli", "__main__",
 ]
 
 
@@ -68,7 +68,7 @@ def test_the_readme_lists_every_module_in_this_order():
         line = line.strip()
         if line.startswith("src/convlab/"):
             listed.append(line.split()[0].removeprefix("src/convlab/").removesuffix(".py").rstrip("/"))
-    packages = {"data", "sweep"}
+    packages = {"data", "sweep", "notebook"}
     expected = [m for m in ORDER if "." not in m or m.split(".")[0] not in packages]
     assert listed == expected
 
@@ -86,3 +86,48 @@ def test_help_demo_and_explain_import_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
+
+
+def test_import_convlab_and_the_api_names_import_no_torch_and_no_typer():
+    code = (
+        "import sys\n"
+        "import convlab\n"
+        "names = [convlab.conv, convlab.pool, convlab.stack, convlab.train, convlab.sweep, convlab.explain, convlab.demo,\n"
+        "         convlab.board, convlab.interact]\n"
+        "import pydoc\n"
+        "text = pydoc.render_doc(convlab.conv)\n"
+        "print('kernel_size' in text, all(callable(n) for n in names), 'torch' in sys.modules, 'typer' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "True True False False"
+
+
+def test_the_api_names_stay_the_apis_when_their_modules_are_imported():
+    import importlib
+
+    import convlab
+    from convlab.notebook import api
+
+    for name, where in convlab.API.items():
+        module = importlib.import_module(f"convlab.{name}") if (SRC / f"{name}.py").exists() or (SRC / name).is_dir() else None
+        assert getattr(convlab, name) is getattr(importlib.import_module(f"convlab.notebook.{where}"), name)
+        if module is not None:
+            assert module.__name__ == f"convlab.{name}" and callable(getattr(convlab, name))
+    assert convlab.train is api.train and convlab.board is api.board
+
+
+def test_no_module_is_imported_under_an_api_name():
+    """``from convlab import train`` (or ``import convlab.train``) would give the API's function:
+    import from the module itself (``from convlab.train import plan_training``)."""
+    import convlab
+
+    found = []
+    for folder in ("src", "tests", "bench", "docs"):
+        for path in (SRC.parents[1] / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.module == "convlab":
+                    found += [f"{path.name}: from convlab import {a.name}" for a in node.names if a.name in convlab.API]
+                elif isinstance(node, ast.Import):
+                    found += [f"{path.name}: import {a.name}" for a in node.names
+                              if a.name.split(".")[:2][-1] in convlab.API and a.name.startswith("convlab.")]
+    assert found == []

@@ -14,8 +14,9 @@ import torch
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from convlab import cli, pipeline, sweep
+from convlab import cli, pipeline
 from convlab.config import ConfigError, resolve
+from convlab.sweep import prepare, run_names, setting_name
 from convlab.sweep.compare import HEADER, OutputStats
 from convlab.sweep.grid import FLAG_NAMES, compare_picture
 from test_signals import start
@@ -121,7 +122,7 @@ def test_compare_columns_are_the_runs_own_pixels(pooled, cifar):
     swept, _ = pooled
     logged = images(load_events(swept / "compare"), "compare")
     assert [im.step for im in logged] == [0, 1, 2]
-    sw = sweep.prepare("pool", {"pool": {}, "data": {"data_dir": str(cifar.root), "batch_size": 32}}, None, list(SWEEP[1::2]))
+    sw = prepare("pool", {"pool": {}, "data": {"data_dir": str(cifar.root), "batch_size": 32}}, None, list(SWEEP[1::2]))
     picture = compare_picture(sw)
     assert picture.zoom == 4  # the smallest map, 10x10, at least 40 pixels
     for step, im in enumerate(logged):
@@ -146,7 +147,7 @@ def test_the_compare_picture_shares_one_scale_across_runs(cifar, run_cli, tmp_pa
     swept = sweep_dir(tmp_path / "logs")
     (logged,) = images(load_events(swept / "compare"), "compare")
 
-    sw = sweep.prepare("conv", {"conv": {"padding": "1"}, "data": {"data_dir": str(cifar.root), "batch_size": 16}}, None,
+    sw = prepare("conv", {"conv": {"padding": "1"}, "data": {"data_dir": str(cifar.root), "batch_size": 16}}, None,
                        ["init=sobel-x;laplacian"])
     picture = compare_picture(sw)
     x = torch.from_numpy(cifar.test_images[:2]).permute(0, 3, 1, 2).float() / 255
@@ -170,7 +171,7 @@ def test_a_conv_compare_column_with_scale_raw_is_the_output_tag(cifar, run_cli, 
     assert r.code == 0, r.err
     swept = sweep_dir(tmp_path / "logs")
     (logged,) = images(load_events(swept / "compare"), "compare")
-    sw = sweep.prepare("conv", {"conv": {}, "data": {"data_dir": str(cifar.root), "batch_size": 8}, "views": {"images": 1}},
+    sw = prepare("conv", {"conv": {}, "data": {"data_dir": str(cifar.root), "batch_size": 8}, "views": {"images": 1}},
                        None, ["out_channels=3,6"])
     picture = compare_picture(sw)
     for column, (name, tiles) in enumerate([("c3", 1), ("c6", 2)], start=1):
@@ -321,14 +322,14 @@ def test_init_alternatives_are_separated_by_semicolons(run_cli):
 
 
 def test_names_say_what_varies():
-    assert [sweep.setting_name(k, v) for k, v in [
+    assert [setting_name(k, v) for k, v in [
         ("kernel_size", (3, 5)), ("stride", (2, 2)), ("padding", "same"), ("ceil_mode", True), ("ceil_mode", False),
         ("unpool", False), ("mode", "avg"), ("init", "sobel-x,laplacian"), ("padding_mode", "reflect"),
         ("weights", "w/my kernel.pt"), ("out_channels", 6), ("bias", True),
     ]] == ["k3x5", "s2", "psame", "ceil", "floor", "nounpool", "avgpool", "sobel-x+laplacian", "reflect", "my_kernel", "c6", "bias"]
-    assert sweep.run_names([(("weights", "a/w.pt"),), (("weights", "b/w.pt"),), (("init", "compare"),)]) == ["w", "w-2", "compare-2"]
+    assert run_names([(("weights", "a/w.pt"),), (("weights", "b/w.pt"),), (("init", "compare"),)]) == ["w", "w-2", "compare-2"]
     long = [tuple((key, "x" * 100) for key in ("padding_mode", "init", "weights", "mode"))] * 2
-    assert [len(n) for n in sweep.run_names(long)] == [190, 192]
+    assert [len(n) for n in run_names(long)] == [190, 192]
 
 
 def test_config_files_sweep_and_flags_pin_what_they_vary(run_cli, tmp_path):
@@ -362,13 +363,13 @@ def test_hparams_put_the_given_keys_first_and_keep_every_value():
 
 
 def test_prepare_builds_each_runs_layer_with_the_seed_of_a_single_run():
-    sw = sweep.prepare("conv", {"conv": {}, "data": {"dataset": "shapes"}, "run": {"seed": 3}}, None, ["kernel_size=3,5"])
+    sw = prepare("conv", {"conv": {}, "data": {"dataset": "shapes"}, "run": {"seed": 3}}, None, ["kernel_size=3,5"])
     for c in sw.runs:
         single = pipeline.plan(resolve("conv", {"conv": {"kernel_size": c.settings[0][1]}, "data": {"dataset": "shapes"},
                                                 "run": {"seed": 3}}))
         assert torch.equal(c.plan.module.weight, single.module.weight)
     with pytest.raises(ConfigError, match="nothing to vary"):
-        sweep.prepare("conv", {"conv": {}}, None, [])
+        prepare("conv", {"conv": {}}, None, [])
 
 
 # ----------------------------------------------------------------------------- interruptions

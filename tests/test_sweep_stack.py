@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from convlab import sweep
 from convlab.calls import split_layers
 from convlab.modules import LayerError
+from convlab.sweep import prepare, setting_name
 from convlab.sweep.grid import compare_picture
 from convlab.writer import image_grid
 from test_sweep import assert_same_events, assert_same_run, sweep_dir
@@ -57,7 +57,7 @@ def test_compare_shows_each_runs_channels_on_one_shared_scale(cifar, run_cli, tm
     assert r.code == 0, r.err
     (logged,) = images(load_events(sweep_dir(tmp_path / "logs") / "compare"), "compare")
 
-    sw = sweep.prepare("stack", {"stack": {"max_channels": 2}, "data": {"data_dir": str(cifar.root), "batch_size": 8},
+    sw = prepare("stack", {"stack": {"max_channels": 2}, "data": {"data_dir": str(cifar.root), "batch_size": 8},
                                  "views": {"images": 2}}, None, [VARY])
     picture = compare_picture(sw)
     assert [c.tiles for c in picture.columns] == [1, 2, 2, 2]  # the input, then 2 of 8 channels a run
@@ -89,7 +89,7 @@ def test_one_activation_runs_keep_the_lessons_tags_and_compare_as_they_are(cifar
     r = run_cli("sweep", "stack", "--vary", "layers=Sigmoid(); Tanh()", *args)
     assert r.code == 0, r.err
     swept = sweep_dir(tmp_path / "logs")
-    sw = sweep.prepare("stack", {"stack": {}, "data": {"data_dir": str(cifar.root), "batch_size": 16}, "views": {"images": 2}},
+    sw = prepare("stack", {"stack": {}, "data": {"data_dir": str(cifar.root), "batch_size": 16}, "views": {"images": 2}},
                        None, ["layers=Sigmoid(); Tanh()"])
     picture, z = compare_picture(sw), compare_picture(sw).zoom
     compare = images(load_events(swept / "compare"), "compare")
@@ -177,7 +177,7 @@ def test_other_stack_keys_vary_too(run_cli):
     r = run_cli("sweep", "stack", "Conv2d(3, 20, 3)", "--vary", "max_channels=4,8", "--dataset", "shapes", "--dry-run")
     assert r.code == 0, r.err
     assert [line.split()[:2] for line in r.out.splitlines()[2:4]] == [["ch4", "4"], ["ch8", "8"]]
-    sw = sweep.prepare("stack", {"stack": {"layers": ["Conv2d(3, 20, 3)"]}, "data": {"dataset": "shapes"}}, None, ["max_channels=4,8"])
+    sw = prepare("stack", {"stack": {"layers": ["Conv2d(3, 20, 3)"]}, "data": {"dataset": "shapes"}}, None, ["max_channels=4,8"])
     assert [c.tiles for c in compare_picture(sw).columns] == [1, 4, 8]
 
 
@@ -194,9 +194,9 @@ def test_layer_lists_split_at_top_level_commas_only():
     for bad, message in [("ReLU(), (", "not a list of layer calls"), ("()", "no layers in '()'"), ("x" * 200_000, "too many")]:
         with pytest.raises(LayerError, match=re.escape(message)):
             split_layers(bad)
-    assert sweep.setting_name("layers", ("nn.Conv2d(3, 8, 3)", "ReLU()")) == "conv2d-relu"
-    assert sweep.setting_name("layers", ("Conv2d(3, 8, 3)", "ReLU()") * 3) == "conv2d-relu-conv2d-relu+2"
-    assert sweep.setting_name("layers", ("Relu()", "__import__('os')")) == "relu-__import"
+    assert setting_name("layers", ("nn.Conv2d(3, 8, 3)", "ReLU()")) == "conv2d-relu"
+    assert setting_name("layers", ("Conv2d(3, 8, 3)", "ReLU()") * 3) == "conv2d-relu-conv2d-relu+2"
+    assert setting_name("layers", ("Relu()", "__import__('os')")) == "relu-__import"
 
 
 @pytest.mark.parametrize(

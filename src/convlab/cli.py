@@ -14,12 +14,11 @@ import typer
 from typer.core import TyperOption
 
 from convlab import __version__, commands, usage
-from convlab import board as tensorboard_board
-from convlab.config import resolve
+from convlab.board import DEFAULT_HOST, DEFAULT_PORT, serve
+from convlab.config import overrides, resolve
 from convlab.options import (
     DATA_OPTIONS,
     RUN_OPTIONS,
-    STACK_KEYS,
     SWEEP_RUN_OPTIONS,
     TRAIN_DATA_OPTIONS,
     AnimateOpt,
@@ -66,7 +65,6 @@ from convlab.options import (
     VaryOpt,
     WeightOpt,
     WeightsOpt,
-    overrides,
     views_group,
     with_options,
 )
@@ -135,9 +133,7 @@ def train(
     eval_batches: EvalBatchesOpt = None, holdout: HoldoutOpt = None, max_channels: MaxChannelsOpt = None,
 ) -> None:
     p = ctx.params
-    settings = overrides("train", p)
-    settings["stack"] = {key: settings["train"].pop(key, None) for key in STACK_KEYS}
-    commands.train(resolve("train", settings, p["config"]), dry_run=p["dry_run"], quiet=p["quiet"])
+    commands.train(resolve("train", overrides("train", p), p["config"]), dry_run=p["dry_run"], quiet=p["quiet"])
 
 
 @app.command(**usage.help_of("board"))
@@ -145,10 +141,10 @@ def board(
     logdir: Annotated[Path, typer.Option("--logdir", help="The logs to show: every run below it.")] = Path("logs"),
     host: Annotated[
         str, typer.Option("--host", help="Address to serve on: 127.0.0.1 is this machine only; 0.0.0.0 is every network interface.")
-    ] = tensorboard_board.DEFAULT_HOST,
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 takes any free port.")] = tensorboard_board.DEFAULT_PORT,
+    ] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 takes any free port.")] = DEFAULT_PORT,
 ) -> None:
-    tensorboard_board.serve(logdir, host=host, port=port, info=typer.echo)
+    serve(logdir, host=host, port=port, info=typer.echo)
 
 
 def _version(value: bool) -> None:

@@ -7,23 +7,24 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from convlab import board
+from convlab.board import view_commands
 from convlab.config import ConvConfig, ConvlabError, Experiment, dump_toml, resolve
 from convlab.terminal import TerminalReporter, echo
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 def execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     """``convlab conv|pool``: the run, its progress, and the commands that show it."""
-    from convlab import pipeline, planning
+    from convlab import pipeline
 
     if dry_run:
-        p = planning.plan(exp)
-        _dry_run(dump_toml(exp).rstrip(), "", planning.describe(p),
-                 f"device: {p.device}; {p.num_steps} step(s) of up to {exp.data.batch_size} image(s)")
+        _dry_run(*plan_lines(exp))
         return
     reporter = TerminalReporter(quiet)
     summary = pipeline.run(exp, reporter)
@@ -32,31 +33,59 @@ def execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     _how_to_view(reporter, exp.run.logdir)
 
 
+# What a dry run ends with, after saying what would run.
+DRY_RUN_END = "dry run: nothing was loaded or written"
+
+
 def _dry_run(*lines: str) -> None:
     """What a dry run prints: what would run, then that nothing was."""
     for line in lines:
         typer.echo(line)
-    typer.echo("dry run: nothing was loaded or written")
+    typer.echo(DRY_RUN_END)
+
+
+def plan_lines(exp: Experiment) -> list[str]:
+    """What would run (``--dry-run`` of conv, pool, stack): the resolved config, the plan, the device."""
+    from convlab import planning
+
+    p = planning.plan(exp)
+    return [dump_toml(exp).rstrip(), "", planning.describe(p),
+            f"device: {p.device}; {p.num_steps} step(s) of up to {exp.data.batch_size} image(s)"]
+
+
+def train_plan_lines(exp: Experiment) -> list[str]:
+    """What a training run would do (``convlab train --dry-run``)."""
+    from convlab import planning
+    from convlab.train import describe_training, plan_training
+
+    tp = plan_training(exp)
+    return [dump_toml(exp).rstrip(), "", planning.describe(tp.stack), describe_training(tp), f"device: {tp.stack.device}"]
+
+
+def sweep_plan_lines(sw: Any) -> list[str]:
+    """What a sweep would run (``convlab sweep --dry-run``): its table of combinations."""
+    from convlab.sweep import describe
+
+    p = sw.runs[0].plan
+    return [describe(sw), f"device: {p.device}; {p.num_steps} step(s) of up to {sw.exp.data.batch_size} image(s), each through every run"]
 
 
 def _how_to_view(reporter: TerminalReporter, logdir: str | Path) -> None:
     """Every command that logs ends with both ways to see what it logged."""
-    board_command, tensorboard_command = board.view_commands(logdir)
+    board_command, tensorboard_command = view_commands(logdir)
     reporter.info(f"view it: {board_command}")
     reporter.info(f"     or: {tensorboard_command}")
 
 
 def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     """``convlab train``: the training run, its progress, where model.pt is and how to see the run."""
-    from convlab import planning, train
+    from convlab.train import train as train_stack
 
     if dry_run:
-        tp = train.plan_training(exp)
-        _dry_run(dump_toml(exp).rstrip(), "", planning.describe(tp.stack), train.describe_training(tp),
-                 f"device: {tp.stack.device}")
+        _dry_run(*train_plan_lines(exp))
         return
     reporter = TerminalReporter(quiet)
-    summary = train.train(exp, reporter)
+    summary = train_stack(exp, reporter)
     chance = 1 / summary["classes"]
     reporter.info(
         f"test accuracy {summary['test_accuracy']:.1%} (chance {chance:.1%}; loss {summary['test_loss']:.4g}) on "
@@ -73,16 +102,15 @@ def sweep(
     skip_invalid: bool, dry_run: bool, quiet: bool,
 ) -> None:
     """``convlab sweep conv|pool|stack``: every combination planned, then one pass over the data."""
-    from convlab import sweep as sweeps
+    from convlab.sweep import prepare
+    from convlab.sweep import run as run_sweep
 
-    sw = sweeps.prepare(command, overrides, config, vary or [], skip_invalid=skip_invalid)
+    sw = prepare(command, overrides, config, vary or [], skip_invalid=skip_invalid)
     if dry_run:
-        p = sw.runs[0].plan
-        _dry_run(sweeps.describe(sw),
-                 f"device: {p.device}; {p.num_steps} step(s) of up to {sw.exp.data.batch_size} image(s), each through every run")
+        _dry_run(*sweep_plan_lines(sw))
         return
     reporter = TerminalReporter(quiet)
-    summary = sweeps.run(sw, reporter)
+    summary = run_sweep(sw, reporter)
     reporter.info(f"logged {summary['steps']} step(s) of {len(summary['runs'])} run(s) and 'compare' to {summary['sweep_dir']}")
     _how_to_view(reporter, summary["sweep_dir"])
 
@@ -94,19 +122,27 @@ def sweep(
 
 def demo_pool(*, layer: dict[str, Any], input_matrix: str | None) -> None:
     """MaxPool2d by hand, with ceil_mode off and on unless ``layer`` says which."""
-    from convlab import demo
+    echo(demo_pool_lines(layer=layer, input_matrix=input_matrix))
 
-    matrix = demo.parse_matrix(input_matrix, "--input") if input_matrix is not None else demo.POOL_INPUT
+
+def demo_pool_lines(*, layer: dict[str, Any], input_matrix: str | None) -> list[Text]:
+    from convlab.demo import POOL_INPUT, parse_matrix, pool_demo
+
+    matrix = parse_matrix(input_matrix, "--input") if input_matrix is not None else POOL_INPUT
     modes = [False, True] if layer.get("ceil_mode") is None else [layer["ceil_mode"]]
     layers = [resolve("pool", {"pool": {**layer, "ceil_mode": m}}).layer for m in modes]
-    echo(demo.pool_demo(layers, matrix))
+    return pool_demo(layers, matrix)
 
 
 def demo_conv(*, layer: dict[str, Any], input_matrix: str | None, weight: str | None, cell: str | None) -> None:
     """F.conv2d by hand: stride 1, stride 2 and padding 1 unless ``layer`` sets stride, padding or dilation."""
-    from convlab import demo
+    echo(demo_conv_lines(layer=layer, input_matrix=input_matrix, weight=weight, cell=cell))
 
-    matrix = demo.parse_matrix(input_matrix, "--input") if input_matrix is not None else demo.CONV_INPUT
+
+def demo_conv_lines(*, layer: dict[str, Any], input_matrix: str | None, weight: str | None, cell: str | None) -> list[Text]:
+    from convlab.demo import CONV_INPUT, conv_demo, kernel_weights, parse_matrix, size_of
+
+    matrix = parse_matrix(input_matrix, "--input") if input_matrix is not None else CONV_INPUT
     geometry = {k: layer.get(k) for k in ("stride", "padding", "dilation")}
     settings = [geometry]
     if all(v is None for v in geometry.values()):
@@ -114,12 +150,12 @@ def demo_conv(*, layer: dict[str, Any], input_matrix: str | None, weight: str | 
     # The kernel's size comes from the weights; --kernel alone asks for a box of ones.
     kernel = layer.get("kernel_size")
     kernel_size = resolve("conv", {"conv": dict(kernel_size=kernel)}).layer.kernel_size if kernel is not None else None
-    weights = demo.kernel_weights(weight, kernel_size)
+    weights = kernel_weights(weight, kernel_size)
     layers = [
-        resolve("conv", {"conv": dict(kernel_size=list(demo.size_of(weights)), in_channels=1, out_channels=1, bias=False, **s)}).layer
+        resolve("conv", {"conv": dict(kernel_size=list(size_of(weights)), in_channels=1, out_channels=1, bias=False, **s)}).layer
         for s in settings
     ]
-    echo(demo.conv_demo(layers, matrix, weights, cell))
+    return conv_demo(layers, matrix, weights, cell)
 
 
 # ----------------------------------------------------------------------------- explain
@@ -127,16 +163,17 @@ def demo_conv(*, layer: dict[str, Any], input_matrix: str | None, weight: str | 
 
 def explain(exp: Experiment, *, size: str | None, channels: int | None, animate: Path | None, logdir: Path | None) -> None:
     """The arithmetic of ``exp``'s layer; with ``animate``, also the GIF (and its frames in ``logdir``)."""
-    from convlab import explain
+    from convlab.explain import explain as explanation
+    from convlab.explain import input_shape, parse_size
 
     if logdir is not None and animate is None:
         raise ConvlabError("--logdir logs the animation's frames; give --animate FILE.gif too")
-    echo(explain.explain(exp.layer, explain.input_shape(exp, size, channels)).rich())
+    echo(explanation(exp.layer, input_shape(exp, size, channels)).rich())
     if animate is None:
         return
     from convlab.animate import animate as draw
 
-    report = draw(exp, animate, size=explain.parse_size(size) if size else None, logdir=logdir)
+    report = draw(exp, animate, size=parse_size(size) if size else None, logdir=logdir)
     h, w = report["size"]
     typer.echo(
         f"animation: {report['frames']} frames ({report['frame_size'][0]}x{report['frame_size'][1]} px, "
@@ -148,23 +185,29 @@ def explain(exp: Experiment, *, size: str | None, channels: int | None, animate:
 
 def explain_unpool(exp: Experiment, *, size: str | None, channels: int | None, output_size: str | None) -> None:
     """MaxUnpool2d after ``exp``'s MaxPool2d."""
-    from convlab import explain
+    from convlab.explain import explain_unpool_input
 
-    echo(explain.explain_unpool_input(exp, size, channels, output_size).rich())
+    echo(explain_unpool_input(exp, size, channels, output_size).rich())
 
 
 def explain_stack(exp: Experiment, *, size: str | None, channels: int | None) -> None:
     """The stack's table on the dataset's images, or on ``--channels`` x ``--size``."""
-    from convlab import explain
-    from convlab.data import get_dataset
     from convlab.stack import explain_stack as table
 
+    echo(table(exp.stages, stack_input_shape(exp, size=size, channels=channels)).rich())
+
+
+def stack_input_shape(exp: Experiment, *, size: str | None, channels: int | None) -> tuple[int, int, int]:
+    """What a stack is explained on: the dataset's images, or ``--channels`` x ``--size``."""
+    from convlab.data import get_dataset
+    from convlab.explain import parse_size
+
     c, h, w = get_dataset(exp.data.dataset).shape(exp.data)
-    first = exp.stages[0]
+    first = exp.stages[0] if exp.stages else None
     if channels is not None:
         c = channels
     elif isinstance(first, ConvConfig) and first.in_channels is not None:
         c = first.in_channels  # explain the stack as written, whatever the default dataset has
     if size is not None:
-        h, w = explain.parse_size(size)
-    echo(table(exp.stages, (c, h, w)).rich())
+        h, w = parse_size(size)
+    return c, h, w

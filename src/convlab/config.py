@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -286,12 +287,16 @@ def resolve(
     config_file: str | Path | None = None,
     *,
     sweep: bool = False,
+    model: bool = False,
 ) -> Experiment:
     """Build and validate an experiment: defaults < ``config_file`` < ``overrides``.
 
     ``overrides`` maps a section name (``conv``/``pool``, ``data``, ``run``) to raw values;
     ``None`` values mean "not given" and never override anything. With ``sweep``, the file
     may hold a ``[sweep]`` section, which is not part of any one experiment and is skipped.
+    With ``model`` (a stack or train command), the network is a Python ``nn.Module`` (the
+    notebook API's ``model=``): the experiment has no stages, and layers, weights and a
+    pretrained model, which would be a second network, are refused.
     """
     if command not in COMMANDS:
         raise ConfigError(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
@@ -328,7 +333,7 @@ def resolve(
     sections = dict(data=built["data"], run=built["run"], views=built["views"])
     if command in STACK_COMMANDS:
         stack = built["stack"]
-        stages = stack_stages(stack)
+        stages = _model_stages(stack) if model else stack_stages(stack)
         if command == "train":
             sections["train"] = built["train"]
         exp = Experiment(command=command, stages=stages, stack=dataclasses.replace(stack, layers=()), **sections)
@@ -337,6 +342,42 @@ def resolve(
         exp = Experiment(command=command, stages=(built[command],), **sections)
     validate(exp)
     return exp
+
+
+# Which section of an Experiment each shared setting is in; every other setting is the command's own.
+SECTIONS = {
+    "data": ("dataset", "split", "data_dir", "download", "batch_size", "max_batches", "image_size", "grayscale"),
+    "run": ("device", "seed", "logdir", "run_name"),
+    "views": ("show", "scale", "images", "zoom"),
+}
+# The settings of 'convlab train' that are in its [stack] section.
+STACK_KEYS = ("layers", "weights", "max_channels")
+# Options that say what to do with an experiment, not what it is: never part of its config.
+ACTIONS = frozenset({"config", "dry_run", "quiet", "size", "channels", "output_size", "animate", "frames_logdir",
+                     "input_matrix", "weight", "cell", "vary", "skip_invalid"})
+
+
+def overrides(command: str, settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """:func:`resolve`'s overrides, by section, from settings named as the config keys they set:
+    a command's options (``ctx.params``) or the notebook API's keyword arguments."""
+    section_of = {key: section for section, keys in SECTIONS.items() for key in keys}
+    if command == "train":
+        section_of |= {key: "stack" for key in STACK_KEYS}
+    sections: dict[str, dict[str, Any]] = {command: {}}
+    for name, value in settings.items():
+        if name not in ACTIONS:
+            sections.setdefault(section_of.get(name, command), {})[name] = _plain(value)
+    return sections
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and not value:  # a variadic argument left out
+        return None
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def stack_stages(stack: StackConfig) -> tuple[StageConfig, ...]:
@@ -353,6 +394,15 @@ def stack_stages(stack: StackConfig) -> tuple[StageConfig, ...]:
             "a --config file with [stack] layers = [...], or --pretrained NAME"
         )
     return parse_layers(stack.layers)
+
+
+def _model_stages(stack: StackConfig) -> tuple[StageConfig, ...]:
+    """A Python model is the whole network: nothing else may set its layers or weights."""
+    given = [name for name in ("layers", "weights", "pretrained", "upto") if getattr(stack, name) not in (None, ())]
+    if given:
+        raise ConfigError(f"model= is the whole network, with its own weights; leave out {', '.join(given)} "
+                          "(from the keywords or the config file)")
+    return ()
 
 
 def _out_channels_from_init(conv: dict[str, Any]) -> None:

@@ -12,6 +12,10 @@ class ConvlabError(Exception):
 
     exit_code = 2
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython and Jupyter show this instead of a traceback: the one line, as the command line does."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ConfigError(ConvlabError):
     """A bad option or config-file value."""

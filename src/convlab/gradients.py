@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+    from convlab.modelrun import ModelPlan
     from convlab.planning import Plan
     from convlab.writer import RunWriter
 
@@ -41,14 +42,20 @@ class Gradients:
         self.watched = list(watched)
 
     @classmethod
-    def of(cls, p: Plan, model: torch.nn.Module, before: dict[str, torch.Tensor]) -> Gradients:
-        """Every stage of ``model`` (an ``nn.Sequential`` of ``p``'s stages) with a trained weight;
-        ``before``: its state_dict's copy that the loop refreshes before each update."""
-        watched = []
-        for i, (s, module) in enumerate(zip(p.stages, model)):
-            weight = getattr(module, "weight", None)
-            if weight is not None and weight.requires_grad:
-                watched.append(Watched(s.prefix, weight, before[f"{i}.weight"]))
+    def of(cls, p: Plan | ModelPlan, model: torch.nn.Module, before: dict[str, torch.Tensor]) -> Gradients:
+        """Every stage of ``model`` with a trained weight: an ``nn.Sequential`` of a stack's stages, or a
+        Python model's calls (each module once, under its first call's tag); ``before``: the model's
+        state_dict copy that the loop refreshes before each update."""
+        import torch
+
+        if hasattr(p, "calls"):  # a Python model (modelrun.ModelPlan)
+            stages = [(c.tag, c.module, f"{c.name}.weight") for c in p.calls if c.shared_with is None]
+        else:
+            stages = [(s.prefix, module, f"{i}.weight") for i, (s, module) in enumerate(zip(p.stages, model))]
+        watched = [
+            Watched(tag, module.weight, before[key]) for tag, module, key in stages
+            if isinstance(getattr(module, "weight", None), torch.nn.Parameter) and module.weight.requires_grad and key in before
+        ]
         return cls(watched)
 
     @property

@@ -1,8 +1,8 @@
-"""Every option of the convlab command line, declared once as an ``Annotated`` alias, and how
-a command's options become config.resolve's overrides.
+"""Every option of the convlab command line, declared once as an ``Annotated`` alias.
 
 Option parameters are named as the config keys they set (``kernel_size`` for ``--kernel``), so
-:func:`overrides` hands them to config.resolve without a table per command. Every setting
+config.overrides hands them to config.resolve without a table per command (the notebook API
+passes its keyword arguments the same way). Every setting
 defaults to None: an option left out never overrides the config file or the built-in default.
 """
 
@@ -224,39 +224,6 @@ SweepNameOpt = Annotated[
     str | None, typer.Option("--run-name", help="The sweep's directory inside --logdir. \\[default: sweep-<command>-<time>]", rich_help_panel=RUN)
 ]
 
-# Which section of an Experiment each shared option sets; every other setting is the layer's.
-SECTIONS = {
-    "data": ("dataset", "split", "data_dir", "download", "batch_size", "max_batches", "image_size", "grayscale"),
-    "run": ("device", "seed", "logdir", "run_name"),
-    "views": ("show", "scale", "images", "zoom"),
-}
-# The options of 'convlab train' that set its [stack] section.
-STACK_KEYS = ("layers", "weights", "max_channels")
-# Options that say what to do with an experiment, not what it is: never part of its config.
-ACTIONS = frozenset({"config", "dry_run", "quiet", "size", "channels", "output_size", "animate", "frames_logdir",
-                     "input_matrix", "weight", "cell", "vary", "skip_invalid"})
-
-
-def overrides(kind: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """config.resolve's overrides from a command's options (``ctx.params``), by section."""
-    section_of = {key: section for section, keys in SECTIONS.items() for key in keys}
-    sections: dict[str, dict[str, Any]] = {kind: {}}
-    for name, value in params.items():
-        if name not in ACTIONS:
-            sections.setdefault(section_of.get(name, kind), {})[name] = _plain(value)
-    return sections
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (list, tuple)) and not value:  # a variadic argument left out
-        return None
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 # ----------------------------------------------------------------------------- option groups
 # Options several commands share, declared once as a group; a command lists its own options and
 # names the groups it takes (:func:`with_options`). Each group is (parameter name, option type,
@@ -296,7 +263,7 @@ def with_options(*groups: OptionGroup) -> Callable[[Command], Command]:
     """Give a typer command the options of ``groups`` after its own. typer reads a command's
     options from its signature, so the wrapper's signature lists them all; the command is called
     with its own parameters, and reads every option's value from ``ctx.params``, as
-    :func:`overrides` does."""
+    :func:`convlab.config.overrides` does."""
 
     def decorate(command: Command) -> Command:
         own = inspect.signature(command, eval_str=True)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -176,6 +177,27 @@ def _forward(modules: list[torch.nn.Module], x: torch.Tensor) -> list[torch.Tens
     return outputs
 
 
+def first_summary(
+    exp: Experiment, run_dir: Path, images: datasets.ImageSet, num_steps: int, device: str,
+    input_shape: tuple[int, ...], output_shape: tuple[int, ...], tags: list[str],
+) -> dict[str, Any]:
+    """What summary.json says of a run as it starts; its steps and status follow."""
+    return {
+        "status": "running",
+        "command": exp.command,
+        "run_dir": str(run_dir),
+        "dataset": images.name,
+        "split": images.split,
+        "images": len(images),
+        "steps": 0,
+        "planned_steps": num_steps,
+        "device": device,
+        "input_shape": list(input_shape),
+        "output_shape": list(output_shape),
+        "tags": tags,
+    }
+
+
 class RunLog:
     """One run being logged: its directory and event file, the header, a call per batch, and
     how it ended. :func:`run` drives one; a sweep drives several over the same batches."""
@@ -191,20 +213,7 @@ class RunLog:
         explicit = name is not None or exp.run.run_name is not None
         self.run_dir = create_run_dir(logdir, name or exp.run.run_name or default_run_name(exp), explicit=explicit)
         self.writer = RunWriter(self.run_dir)
-        self.summary: dict[str, Any] = {
-            "status": "running",
-            "command": exp.command,
-            "run_dir": str(self.run_dir),
-            "dataset": images.name,
-            "split": images.split,
-            "images": len(images),
-            "steps": 0,
-            "planned_steps": num_steps,
-            "device": p.device,
-            "input_shape": list(p.input_shape),
-            "output_shape": list(p.output_shape),
-            "tags": logged_tags(p),
-        }
+        self.summary = first_summary(exp, self.run_dir, images, num_steps, p.device, p.input_shape, p.output_shape, logged_tags(p))
         self._data_text = images.describe()
         self._classes = images.classes
 

@@ -27,10 +27,13 @@ class LogdirError(ConvlabError):
     """The run directory cannot be created where asked."""
 
 
-def default_run_name(exp: Experiment, now: datetime | None = None) -> str:
-    """Says what ran and when, e.g. ``conv-c6-k3-s1-p0-20261128-142501``."""
+def default_run_name(exp: Experiment, now: datetime | None = None, *, model: str | None = None) -> str:
+    """Says what ran and when, e.g. ``conv-c6-k3-s1-p0-20261128-142501``; a Python model's run
+    (``model``: its class name) is named after its class, ``stack-tudui-20261128-142501``."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    if exp.is_stack:
+    if model is not None:
+        parts = [exp.command, "".join(c for c in model.lower() if c.isascii() and (c.isalnum() or c == "_")) or "model"]
+    elif exp.is_stack:
         parts = stack_name_parts(exp)
     else:
         parts = [part for stage in exp.stages for part in stage_name_parts(stage)]

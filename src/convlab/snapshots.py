@@ -50,8 +50,12 @@ class Snapshots:
         self.beside = BesideStepZero(writer, keep={p.input_tag})
 
     def log(self, step: int, classes: tuple[str, ...]) -> None:
+        self.log_views(step, classes)
+        self.log_kernels(step)
+
+    def log_views(self, step: int, classes: tuple[str, ...]) -> None:
+        """Every stage's view of the probe images, beside its view at step 0."""
         from convlab import pipeline
-        from convlab.pictures import side_by_side
 
         p = self.plan
         modules = [s.module for s in p.stages]
@@ -59,6 +63,12 @@ class Snapshots:
             m.eval()
         pipeline.log_step(self.beside, p, self.probe, pipeline._forward(modules, p.model_input(self.probe)), step,
                           labels=self.probe_labels, classes=classes)
+
+    def log_kernels(self, step: int) -> None:
+        """Each conv's kernels at step 0 | now | what training has added, on its fixed range."""
+        from convlab.pictures import side_by_side
+
+        p = self.plan
         for s in self.kernels:
             tag = f"{s.prefix}/kernels"
             weight = s.module.weight.detach()

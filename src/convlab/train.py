@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvConfig, ConvlabError, Experiment
+from convlab.config import ConfigError, ConvConfig, ConvlabError, Experiment, dump_toml
 from convlab.data import get_dataset
 from convlab.gallery import MAX_CLASS_ROWS
 from convlab.modules import call_text
@@ -32,6 +32,8 @@ from convlab.trained import MODEL_FILE
 if TYPE_CHECKING:
     import torch
 
+    from convlab.hooks import Call
+    from convlab.modelrun import ModelPlan
     from convlab.pipeline import Reporter
     from convlab.planning import Plan
 
@@ -49,7 +51,7 @@ class TrainingError(ConvlabError):
 class TrainPlan:
     """What a training run will do, decided before any data is loaded."""
 
-    stack: Plan  # the stages, their modules (seeded, --init-weights loaded), device
+    stack: Plan | ModelPlan  # the stages, their modules (seeded, --init-weights loaded), device; or a Python model's calls
     classes: int
     holdout: float | None  # the fraction of the training images evaluated on instead of eval_split
     train_images: int
@@ -70,24 +72,31 @@ def _data_for_training(exp: Experiment) -> Experiment:
     return dataclasses.replace(exp, data=dataclasses.replace(exp.data, split="test"))
 
 
-def check_classifier(exp: Experiment, output_shape: tuple[int, ...], classes: int) -> None:
-    """The last stage must give one score per class of the dataset."""
-    index, last = len(exp.stages), exp.stages[-1]
-    stage = f"stage {index} {call_text(last)}"
+def check_classifier(exp: Experiment, output_shape: tuple[int, ...], classes: int, call: Call | None = None) -> None:
+    """The last stage (``call``: a Python model's last module call) must give one score per class of the dataset."""
+    if call is None:
+        last = exp.stages[-1]
+        stage = f"stage {len(exp.stages)} {call_text(last)}"
+        in_features = last.in_features if last.kind == "linear" else None
+    else:
+        stage = f"the model (its last call: {call.index} {call.name} {call.layer})"
+        in_features = getattr(call.module, "in_features", None) if type(call.module).__name__ == "Linear" else None
     if len(output_shape) != 1:
         raise ConfigError(
             f"{stage} gives maps {tuple(output_shape)}, but a classifier's last stage gives one score per class: "
             f"end with Flatten() and Linear(..., {classes}) ({exp.data.dataset} has {classes} classes)"
         )
     if output_shape[0] != classes:
-        fits = f"Linear({last.in_features}, {classes})" if last.kind == "linear" else f"a last Linear(..., {classes})"
+        fits = f"Linear({in_features}, {classes})" if in_features is not None else f"a last Linear(..., {classes})"
         raise ConfigError(
             f"{stage} gives {output_shape[0]} features per image, but {exp.data.dataset} has {classes} classes and "
             f"nn.CrossEntropyLoss needs one score per class; use {fits}"
         )
 
 
-def plan_training(exp: Experiment) -> TrainPlan:
+def plan_training(exp: Experiment, model: torch.nn.Module | None = None) -> TrainPlan:
+    """Everything a training run will do, checked before any data is loaded; ``model``: a Python
+    ``nn.Module`` to train (the notebook API), instead of the experiment's stages."""
     from convlab import planning
 
     exp = _data_for_training(exp)
@@ -98,8 +107,14 @@ def plan_training(exp: Experiment) -> TrainPlan:
             f"--dataset folder: {exp.data.data_dir} has no class subfolders, so its images have no labels to train on; "
             "put each class's images in its own subfolder (e.g. DIR/cat/1.jpg, DIR/dog/2.jpg)"
         )
-    p = planning.plan(exp)
-    check_classifier(exp, p.output_shape, classes)
+    if model is None:
+        p = planning.plan(exp)
+        check_classifier(exp, p.output_shape, classes)
+    else:
+        from convlab.modelrun import plan_model
+
+        p = plan_model(exp, model)
+        check_classifier(exp, p.output_shape, classes, p.calls[-1])
     t = exp.train
     holdout = t.holdout if t.holdout is not None or spec.has_splits else FOLDER_HOLDOUT
     total = spec.num_images(exp.data)
@@ -224,6 +239,8 @@ def memory_format(tp: TrainPlan) -> torch.memory_format:
     against 62-75 ms on one thread, measured; the losses agree to float rounding)."""
     import torch
 
+    if is_model(tp.stack):  # the user's own model keeps its layout
+        return torch.contiguous_format
     convs = any(isinstance(s.cfg, ConvConfig) for s in tp.stack.stages)
     return torch.channels_last if convs and tp.stack.device == "cpu" else torch.contiguous_format
 
@@ -363,17 +380,30 @@ LAYOUT = {
 CHOSEN = ("train.optimizer", "train.lr", "train.epochs", "data.batch_size", "stack.layers")
 
 
-def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
-    """Train and log the run; returns its summary (also saved as summary.json)."""
+def is_model(p: Any) -> bool:
+    """Whether a plan is a Python model's (the notebook API's ``model=``) rather than a stack's."""
+    from convlab.modelrun import ModelPlan
+
+    return isinstance(p, ModelPlan)
+
+
+def network(p: Plan | ModelPlan) -> torch.nn.Module:
+    """What is trained: the stack's stages as one ``nn.Sequential``, or the Python model itself."""
     import torch
 
+    return p.model if is_model(p) else torch.nn.Sequential(*(s.module for s in p.stages))
+
+
+def train(exp: Experiment, reporter: Reporter | None = None, *, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Train and log the run; returns its summary (also saved as summary.json). ``model``: a Python
+    ``nn.Module``, trained in place, instead of the experiment's stages (see :func:`plan_training`)."""
     from convlab import pipeline
     from convlab.interrupts import stop_signals_between_steps
     from convlab.runs import check_logdir
 
     reporter = reporter or pipeline.SilentReporter()
     with stop_signals_between_steps() as guard:
-        tp = plan_training(exp)
+        tp = plan_training(exp, model)
         exp = tp.exp
         check_logdir(exp.run.logdir, exp.run.run_name)
         loading = time.perf_counter()
@@ -383,14 +413,19 @@ def train(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         tp = _counted(tp, data.train_count, len(data.eval_y))
         for note in data.images.notes:
             reporter.info(note)
-        log = pipeline.RunLog(tp.stack, data.images, tp.num_steps)
+        if is_model(tp.stack):
+            from convlab.modelrun import ModelLog
+
+            log = ModelLog(tp.stack, data.images, tp.num_steps)
+        else:
+            log = pipeline.RunLog(tp.stack, data.images, tp.num_steps)
         try:
             return _train(tp, data, log, guard, reporter, loading)
         except BaseException as exc:
             model_note = ""
             if log.summary["steps"] and not isinstance(exc, TrainingError):
                 try:
-                    save_model(torch.nn.Sequential(*(s.module for s in tp.stack.stages)), log.run_dir)
+                    save_model(network(tp.stack), log.run_dir)
                     model_note = f"; {log.run_dir / MODEL_FILE} holds the weights after step {log.summary['steps']}"
                 except OSError as error:  # already stopping: say so, and report what stopped the run
                     model_note = f"; model.pt could not be saved ({error.strerror or error})"
@@ -412,7 +447,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     device, classes, bs = p.device, data.images.classes, exp.data.batch_size
     torch.manual_seed(exp.run.seed)  # dropout's masks
     layout = memory_format(tp)
-    model = torch.nn.Sequential(*(s.module for s in p.stages)).to(device, memory_format=layout)
+    model = network(p) if is_model(p) else network(p).to(device, memory_format=layout)
     optimizer = create_optimizer(t.optimizer, model.parameters(), t.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     live = model.state_dict()
@@ -421,7 +456,14 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     backup = {k: v.clone() for k, v in live.items()}
     gradients = Gradients.of(p, model, backup)
     order_rng = torch.Generator().manual_seed(exp.run.seed)
-    snapshots = Snapshots(tp.stack, writer, data.eval_x, data.eval_y, device)
+    if is_model(p):
+        from convlab.modelrun import ModelSnapshots, config_text
+
+        snapshots: Snapshots = ModelSnapshots(p, writer, data.eval_x, data.eval_y, device)
+        config, layer_text = config_text(p), p.describe()
+    else:
+        snapshots = Snapshots(p, writer, data.eval_x, data.eval_y, device)
+        config, layer_text = dump_toml(exp), planning.describe(p)
     summary = log.summary
     kernels = [f"{s.prefix}/kernels" for s in snapshots.kernels]
     pictures = ["test/confusion", "test/mistakes"] + (["test/unsure"] if tp.classes <= MAX_CLASS_ROWS else [])
@@ -441,25 +483,25 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
         return took
 
     # The header: config, the stage table, the plan, hparams (the HParams tab ranks runs by the
-    # last test/accuracy), the custom scalars layout, the graph.
-    from convlab.config import dump_toml
+    # last test/accuracy), the custom scalars layout, the graph (of a stack: a model's calls need not be a chain).
     from convlab.runs import write_config, write_summary
 
-    write_config(log.run_dir, dump_toml(exp))
+    write_config(log.run_dir, config)
     write_summary(log.run_dir, summary)
-    writer.text("config", pipeline._markdown_block(dump_toml(exp)))
-    writer.text("layer", pipeline._markdown_block(planning.describe(p)))
+    writer.text("config", pipeline._markdown_block(config))
+    writer.text("layer", pipeline._markdown_block(layer_text))
     writer.text("training", pipeline._markdown_block(describe_training(tp)))
     writer.text("data", pipeline._markdown_block(data.images.describe()))
-    writer.hparams(pipeline.hparams(exp, CHOSEN), METRICS, first=CHOSEN)
+    writer.hparams(pipeline.hparams(exp, CHOSEN) | ({"model": p.table.model} if is_model(p) else {}), METRICS, first=CHOSEN)
     writer.custom_scalars(LAYOUT)
-    writer.graph(graph_nodes(p, bs))
+    if not is_model(p):
+        writer.graph(graph_nodes(p, bs))
     lap("header")
     snapshots.log(0, classes)
     gradients.histograms(writer, 0)
     snapshot_seconds = lap("snapshots")
     summary["kernel_scale"] = snapshots.limits
-    reporter.info(planning.describe(p))
+    reporter.info(layer_text)
     reporter.info(describe_training(tp))
     reporter.info(f"run: {log.run_dir}")
 

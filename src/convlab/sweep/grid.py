@@ -15,7 +15,7 @@ import difflib
 import itertools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -129,9 +129,12 @@ def parse_vary(text: str, command: str) -> tuple[str, list[Any]]:
     return key, [switch_or_text(key, v) for v in items]
 
 
-def varied_keys(command: str, flags: list[str], table: Any, fixed: dict[str, Any], where: str) -> tuple[Varied, ...]:
+def varied_keys(
+    command: str, flags: list[str], table: Any, fixed: dict[str, Any], where: str, given: Mapping[str, Any] | None = None,
+) -> tuple[Varied, ...]:
     """The file's ``vary`` table, then ``--vary`` flags (a flag replaces the file's list for its
-    key); a layer option given as a flag pins a key the file varies, as flags beat the file."""
+    key), then ``given`` (the notebook API's ``vary={key: [values]}``, as flags); a layer option
+    given as a flag pins a key the file varies, as flags beat the file."""
     listed: dict[str, list[Any]] = {}
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: 'vary' must be a table of lists, e.g. vary = {{kernel_size = [2, 3]}}")
@@ -141,15 +144,20 @@ def varied_keys(command: str, flags: list[str], table: Any, fixed: dict[str, Any
             raise ConfigError(f"{where} vary.{key}: expected a list of values, e.g. [2, 3], got {values!r}")
         if fixed.get(key) is None:
             listed[key] = values
-    given: set[str] = set()
-    for text in flags:
-        key, values = parse_vary(text, command)
-        if key in given:
+    pairs = [parse_vary(text, command) for text in flags]
+    for key, values in (given or {}).items():
+        _check_key(key, command, "vary")
+        if not isinstance(values, (list, tuple)):
+            raise ConfigError(f"vary {key}: expected a list of values, e.g. [2, 3], got {values!r}")
+        pairs.append((key, list(values)))
+    seen: set[str] = set()
+    for key, values in pairs:
+        if key in seen:
             raise ConfigError(f"--vary {key} is given twice; list all its values in one --vary")
         if fixed.get(key) is not None:
             setter = "the LAYER arguments" if key == "layers" else f"the option that sets {key}"
             raise ConfigError(f"--vary {key} and {setter} are both given; drop one of them")
-        given.add(key)
+        seen.add(key)
         listed[key] = values
     if not listed:
         raise ConfigError("nothing to vary: give --vary KEY=V1,V2 (e.g. --vary kernel_size=2,3), or a [sweep] vary table in --config")
@@ -254,11 +262,13 @@ def run_names(settings: list[tuple[tuple[str, Any], ...]]) -> list[str]:
 
 
 def prepare(
-    command: str, overrides: dict[str, dict[str, Any]], config_file: str | Path | None, flags: list[str], *, skip_invalid: bool = False
+    command: str, overrides: dict[str, dict[str, Any]], config_file: str | Path | None, flags: list[str], *,
+    skip_invalid: bool = False, vary: Mapping[str, Any] | None = None,
 ) -> Sweep:
     """Every combination resolved and planned (shapes, memory, device), nothing loaded or written.
 
     An invalid combination stops the sweep here, named with its reason, unless ``skip_invalid``.
+    ``vary``: keys and their lists of values, as ``--vary`` flags give them (the notebook API).
     """
     table: dict[str, Any] = {}
     if config_file is not None:
@@ -271,7 +281,7 @@ def prepare(
     if not isinstance(skip, bool):
         raise ConfigError(f"{where} skip_invalid: expected true or false, got {skip!r}")
     fixed = dict(overrides.get(command, {}))
-    varied = varied_keys(command, flags, table.get("vary", {}), fixed, where)
+    varied = varied_keys(command, flags, table.get("vary", {}), fixed, where, vary)
     count = math.prod(len(v.values) for v in varied)
     if count > MAX_COMBINATIONS:
         sizes = " x ".join(f"{len(v.values)} {v.key}" for v in varied)
