@@ -16,6 +16,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -105,10 +106,10 @@ def start_board(logdir: Path) -> tuple[subprocess.Popen, str]:
             return board, line.split()[1]
 
 
-def browser(height: int = 1800) -> webdriver.Chrome:
+def browser(height: int = 1800, width: int = 1280) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in (*FLAGS, f"--window-size=1280,{height}", f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}"):
+    for flag in (*FLAGS, f"--window-size={width},{height}", f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}"):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
 
@@ -126,8 +127,12 @@ def save(png: bytes, out: Path) -> None:
 
 
 def train_screenshots(data_dir: Path, logdir: Path | None) -> None:
-    """A training run's Custom Scalars and Images tabs."""
-    if logdir is None:
+    """A training run's Custom Scalars and Images tabs (of a new run, or of the runs in ``logdir``,
+    copied to logs/train so the page names it as a learner's would be)."""
+    if logdir is not None:
+        shutil.copytree(logdir, Path("logs") / "train")
+        logdir = Path("logs") / "train"
+    else:
         logdir = Path("logs") / "train"
         try:
             cli.main(["train", "--config", str(REPO / "configs" / "cifar10-model.toml"), "--data-dir", str(data_dir),
@@ -150,7 +155,7 @@ def train_screenshots(data_dir: Path, logdir: Path | None) -> None:
             save(driver.get_screenshot_as_png(), REPO / "docs" / "board-train-scalars.png")
         finally:
             driver.quit()
-        driver = browser(1500)
+        driver = browser(1500, 1600)  # a card at actual size is as wide as the window allows
         try:
             driver.get(url + "#images")
             deadline = time.monotonic() + 60

@@ -277,8 +277,9 @@ def kernel_view(
 # ----------------------------------------------------------------------------- side by side
 
 # Pictures of one moment beside another (step 0 | now | the change), each under its label; a
-# row of them wraps before it gets wider than this (a screen at TensorBoard's actual image size).
-SIDE_BY_SIDE_WIDTH = 1600
+# row of them wraps before it gets wider than this (a TensorBoard card at actual image size is
+# about 900 px wide in a 1280 px window, 1500 px in a 1920 px one).
+SIDE_BY_SIDE_WIDTH = 1200
 PANEL_GAP = 16
 PANEL_LABEL = 18
 PANEL_FONT = 12

@@ -19,9 +19,9 @@ from convlab.writer import GraphNode
 # 8 MP, 0.3 s a snapshot).
 SNAPSHOT_KERNEL_PIXELS = 1 << 19
 # Kernels of 3 input channels (RGB tiles) or 1 (grey) are wrapped in rows of this many, each tile
-# about KERNEL_TILE pixels: 32 of them made one 1986x64 strip, a ribbon at card size.
+# about KERNEL_TILE pixels (three panels fit a TensorBoard card at actual size): 32 of them made one 1986x64 strip.
 KERNELS_PER_ROW = 8
-KERNEL_TILE = 40
+KERNEL_TILE = 30
 
 if TYPE_CHECKING:
     import numpy as np
