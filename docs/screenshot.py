@@ -30,7 +30,7 @@ from PIL import Image, ImageChops
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from convlab import cli
+from convlab.__main__ import main as convlab_main
 from convlab.data import register_checksums
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,7 +135,7 @@ def train_screenshots(data_dir: Path, logdir: Path | None) -> None:
     else:
         logdir = Path("logs") / "train"
         try:
-            cli.main(["train", "--config", str(REPO / "configs" / "cifar10-model.toml"), "--data-dir", str(data_dir),
+            convlab_main(["train", "--config", str(REPO / "configs" / "cifar10-model.toml"), "--data-dir", str(data_dir),
                       "--no-download", "--split", "test", "--holdout", "0.2", "--optimizer", "adam", "--lr", "0.001",
                       "--epochs", "2", "--snapshot-every", "50", "--device", "cpu", "--logdir", str(logdir)])
         except SystemExit as exc:
@@ -190,7 +190,7 @@ def main() -> None:
         return
     logdir = Path("logs")
     try:
-        cli.main(["conv", "--data-dir", str(data_dir), "--no-download", "--device", "cpu", "--logdir", str(logdir)])
+        convlab_main(["conv", "--data-dir", str(data_dir), "--no-download", "--device", "cpu", "--logdir", str(logdir)])
     except SystemExit as exc:
         if exc.code:
             raise

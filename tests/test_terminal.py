@@ -215,8 +215,8 @@ def test_on_a_terminal_training_says_when_it_evaluates_and_keeps_each_epochs_lin
     import select
 
     main, follower = pty.openpty()
-    args = ["train", "Flatten()", "Linear(3072, 10)", "--dataset", "shapes", "--batch-size", "16", "--max-steps", "20",
-            "--eval-every", "10", "--eval-batches", "4", "--snapshot-every", "1000", "--logdir", "logs"]
+    args = ["train", "Flatten()", "Linear(3072, 10)", "--dataset", "shapes", "--batch-size", "16", "--max-steps", "10",
+            "--eval-every", "5", "--eval-batches", "2", "--snapshot-every", "1000", "--logdir", "logs"]
     env = {**os.environ, "PYTHONPATH": str(SRC), "TERM": "xterm", "COLUMNS": "200", "LINES": "40"}
     proc = subprocess.Popen([sys.executable, "-m", "convlab", *args], cwd=tmp_path, stdin=subprocess.DEVNULL,
                             stdout=follower, stderr=follower, env=env)
@@ -234,5 +234,5 @@ def test_on_a_terminal_training_says_when_it_evaluates_and_keeps_each_epochs_lin
     os.close(main)
     assert proc.wait(timeout=60) == 0
     screen = b"".join(chunks).decode(errors="replace")
-    assert "evaluating 64 images" in screen and "eta " in screen
-    assert "epoch 1/1 (20 of 3,125 steps): train loss " in screen and "test accuracy " in screen
+    assert "evaluating 32 images" in screen and "eta " in screen
+    assert "epoch 1/1 (10 of 3,125 steps): train loss " in screen and "test accuracy " in screen
