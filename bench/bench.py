@@ -18,10 +18,13 @@ each sweep run checked against its hand run's images.
 ``train``: ``bench/train_bench.py``, ``convlab train`` against the lesson's plain training loop
 (one epoch of the lesson's model; issue 16).
 
+``predict``: ``bench/predict_bench.py``, ``convlab predict`` on one image against the lesson's
+``test.py`` and a bare ``import torch``, and over folders of CIFAR-10 PNGs (issue 20).
+
 ``notebook``: ``bench/notebook_bench.py``, the first display of a conv run in a fresh Jupyter
 kernel against a bare ``import torch`` plus the run (issue 23).
 
-    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train,notebook] [--data auto|shared|shapes]
+    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train,notebook,predict] [--data auto|shared|shapes]
 """
 
 from __future__ import annotations
@@ -202,7 +205,7 @@ def machine() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each program per layer (medians reported)")
-    parser.add_argument("--layers", default="conv,pool,sweep,train,notebook")
+    parser.add_argument("--layers", default="conv,pool,sweep,train,notebook,predict")
     parser.add_argument("--data", choices=["auto", "shared", "shapes"], default="auto")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--train-repeat", type=int, default=1, help="runs of each training program (each is an epoch)")
@@ -216,6 +219,8 @@ def main() -> None:
     train = "train" in layers
     notebook = "notebook" in layers
     layers = [name for name in layers if name not in ("train", "notebook")]
+    predict = "predict" in layers
+    layers = [name for name in layers if name != "predict"]
 
     with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
         tmp = Path(tmp)
@@ -281,6 +286,11 @@ def main() -> None:
             from notebook_bench import run_notebook_bench
 
             notebook_result = run_notebook_bench(data_dir, md5_arg, tmp, repeat=args.repeat)
+        predict_result = None
+        if predict:
+            from predict_bench import run_predict_bench
+
+            predict_result = run_predict_bench(measure, data_dir, tmp / "predict", repeat=args.repeat)
         load_after = os.getloadavg()
 
     report = {
@@ -293,6 +303,7 @@ def main() -> None:
         "layers": results,
         "train": train_result,
         "notebook": notebook_result,
+        "predict": predict_result,
         "sweep": sweep_result,
     }
     if results or sweep_result:
@@ -301,7 +312,8 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")
     checks = [*results.values(), *([sweep_result] if sweep_result else []), *([train_result] if train_result else []),
-              *([notebook_result] if notebook_result else [])]
+              *([notebook_result] if notebook_result else []),
+              *([predict_result] if predict_result else [])]
     if not all(r["check"]["same"] for r in checks):
         sys.exit(1)
 

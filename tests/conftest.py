@@ -176,3 +176,29 @@ def only_run(logdir: Path) -> Path:
     runs = [p for p in logdir.iterdir() if p.is_dir()]
     assert len(runs) == 1, runs
     return runs[0]
+
+
+# ----------------------------------------------------------------------------- a trained classifier
+
+# Small and quick to train, and it learns the built-in shapes, whose classes are spatial: a shape
+# (circle, square, ...) on a background, or a texture. convlab predict's tests explain it.
+SHAPES_CLASSIFIER = (
+    "Conv2d(3, 16, 5, stride=2, padding=2)", "ReLU()", "Conv2d(16, 16, 3, padding=1)", "ReLU()", "MaxPool2d(2)",
+    "Flatten()", "Linear(1024, 10)",
+)
+
+
+@pytest.fixture(scope="session")
+def shapes_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A convlab train run of SHAPES_CLASSIFIER on shapes (250 steps of Adam: ~87% on its 256
+    evaluation images, the first of the test split); trained once per session, a few seconds."""
+    from convlab.config import resolve
+    from convlab.train import train
+
+    exp = resolve("train", {
+        "stack": {"layers": list(SHAPES_CLASSIFIER)},
+        "data": {"dataset": "shapes", "batch_size": 64},
+        "train": {"max_steps": 250, "eval_batches": 4, "optimizer": "adam", "lr": 0.004, "snapshot_every": 1000},
+        "run": {"logdir": str(tmp_path_factory.mktemp("trained")), "device": "cpu"},
+    })
+    return Path(train(exp)["run_dir"])

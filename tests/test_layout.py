@@ -19,6 +19,7 @@ ORDER = [
     "kernels", "layers", "stack", "hooks", "pictures", "views", "confusion", "gallery", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
     "snapshots", "modelrun", "gradients", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
+    "predict.images", "predict.attributions", "predict.trace", "predict.pictures", "predict.report", "predict.plan", "predict.run", "predict",
     "board", "commands", "notebook.results", "notebook.api", "notebook.interact", "notebook", "options", "usage", "cli", "__main__",
 ]
 
@@ -68,7 +69,7 @@ def test_the_readme_lists_every_module_in_this_order():
         line = line.strip()
         if line.startswith("src/convlab/"):
             listed.append(line.split()[0].removeprefix("src/convlab/").removesuffix(".py").rstrip("/"))
-    packages = {"data", "sweep", "notebook"}
+    packages = {"data", "sweep", "notebook", "predict"}
     expected = [m for m in ORDER if "." not in m or m.split(".")[0] not in packages]
     assert listed == expected
 

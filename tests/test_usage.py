@@ -82,9 +82,33 @@ def test_the_quote_check_can_fail():
 
 def _dry_run(run_cli, tmp_path, argv: list[str]):
     (tmp_path / "configs").symlink_to(REPO / "configs")
-    command = argv[0] if argv[0] in ("conv", "pool", "stack", "train") else " ".join(argv[:2])
-    takes_dry_run = command.split()[0] in ("conv", "pool", "stack", "train", "sweep")
+    command = argv[0] if argv[0] in ("conv", "pool", "stack", "train", "predict") else " ".join(argv[:2])
+    takes_dry_run = command.split()[0] in ("conv", "pool", "stack", "train", "sweep", "predict")
+    if command == "predict":
+        _predict_example_files(tmp_path)
     return run_cli(*argv, *(["--dry-run"] if takes_dry_run else []))
+
+
+def _predict_example_files(root) -> None:
+    """What convlab predict's examples name: a photo, a folder of them, the lesson's model trained
+    (logs/train/lesson, its config.toml and model.pt; untrained weights do for a dry run) and its model.pt."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from convlab import planning
+    from convlab.config import resolve
+
+    Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(root / "photo.jpg")
+    (root / "my_photos" / "cat").mkdir(parents=True)
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(root / "my_photos" / "cat" / "1.png")
+    run = root / "logs" / "train" / "lesson"
+    run.mkdir(parents=True)
+    lesson = (REPO / "configs" / "cifar10-model.toml").read_text().replace('command = "stack"', 'command = "train"')
+    (run / "config.toml").write_text(lesson + "\n[train]\n")
+    p = planning.plan(resolve("stack", {"run": {"device": "cpu"}}, REPO / "configs" / "cifar10-model.toml"))
+    torch.save(torch.nn.Sequential(*(s.module for s in p.stages)).state_dict(), run / "model.pt")
+    (root / "model.pt").write_bytes((run / "model.pt").read_bytes())
 
 
 @pytest.mark.parametrize("name, example", [e for e in EXAMPLES if e[0] != "board"])

@@ -18,10 +18,12 @@ from convlab.board import DEFAULT_HOST, DEFAULT_PORT, serve
 from convlab.config import overrides, resolve
 from convlab.options import (
     DATA_OPTIONS,
+    PREDICT_DATA_OPTIONS,
     RUN_OPTIONS,
     SWEEP_RUN_OPTIONS,
     TRAIN_DATA_OPTIONS,
     AnimateOpt,
+    AttributionsOpt,
     BiasOpt,
     CeilOpt,
     CellOpt,
@@ -35,11 +37,14 @@ from convlab.options import (
     EvalEveryOpt,
     EvalSplitOpt,
     FramesLogdirOpt,
+    FromRunOpt,
+    GradcamLayerOpt,
     GroupsOpt,
     HoldoutOpt,
     InChannelsOpt,
     InitOpt,
     InitWeightsOpt,
+    JsonOpt,
     KernelOpt,
     LayersArg,
     LrOpt,
@@ -48,17 +53,24 @@ from convlab.options import (
     MaxStepsOpt,
     OptimizerOpt,
     OutChannelsOpt,
+    OutOpt,
     OutputSizeOpt,
     PaddingModeOpt,
+    PicturesOpt,
     PoolModeOpt,
     PoolPaddingOpt,
     PoolStrideOpt,
+    PredictArgs,
+    PredictWeightsOpt,
     PretrainedOpt,
     ShuffleOpt,
     SizeOpt,
     SkipInvalidOpt,
     SnapshotEveryOpt,
     StackWeightsOpt,
+    TargetOpt,
+    TopKOpt,
+    TraceOpt,
     UnpoolOpt,
     UnpoolSizeOpt,
     UptoOpt,
@@ -134,6 +146,21 @@ def train(
 ) -> None:
     p = ctx.params
     commands.train(resolve("train", overrides("train", p), p["config"]), dry_run=p["dry_run"], quiet=p["quiet"])
+
+
+@app.command(**usage.help_of("predict"))
+@with_options(STACK_VIEWS, PREDICT_DATA_OPTIONS, RUN_OPTIONS)
+def predict(
+    ctx: typer.Context,
+    inputs: PredictArgs = None, from_run: FromRunOpt = None, weights: PredictWeightsOpt = None,
+    pretrained: PretrainedOpt = None, upto: UptoOpt = None,
+    top_k: TopKOpt = None, target: TargetOpt = None, attributions: AttributionsOpt = None, layer: GradcamLayerOpt = None,
+    trace: TraceOpt = None, pictures: PicturesOpt = None, out: OutOpt = None, as_json: JsonOpt = False,
+    max_channels: MaxChannelsOpt = None,
+) -> None:
+    p = ctx.params
+    commands.predict(inputs or [], overrides("predict", p), run=from_run, config=p["config"], out=out, as_json=as_json,
+                     dry_run=p["dry_run"], quiet=p["quiet"])
 
 
 @app.command(**usage.help_of("board"))

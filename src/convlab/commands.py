@@ -97,6 +97,32 @@ def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     _how_to_view(reporter, exp.run.logdir)
 
 
+def predict(
+    inputs: list[str], overrides: dict[str, dict[str, Any]], *, run: Path | None, config: Path | None, out: Path | None,
+    as_json: bool, dry_run: bool, quiet: bool,
+) -> None:
+    """``convlab predict``: the model and the images resolved and checked, then predicted; --json
+    prints only the JSON document."""
+    from convlab.predict import plan as planned
+    from convlab.predict import run as prediction
+
+    exp = planned.resolve_prediction(inputs, overrides, run=run, config=config)
+    pp = planned.plan_prediction(exp, out)
+    if dry_run:
+        _dry_run(*planned.dry_run_lines(pp))
+        return
+    reporter = TerminalReporter(quiet or as_json)
+    summary = prediction.predict(pp, reporter, records=as_json)
+    if as_json:
+        typer.echo(prediction.json_document(pp, summary))
+        return
+    shown, predicted = summary["pictured"], summary["predicted"]
+    pictures = ("no pictures (--pictures 0)" if not shown else f"the pictures of {shown} image(s)" if shown >= predicted
+                else f"the pictures of the first {shown} image(s)")
+    reporter.info(f"logged {pictures} and every prediction ({prediction.PREDICTIONS_FILE}) to {summary['run_dir']}")
+    _how_to_view(reporter, exp.run.logdir)
+
+
 def sweep(
     command: str, overrides: dict[str, dict[str, Any]], *, config: Path | None, vary: list[str] | None,
     skip_invalid: bool, dry_run: bool, quiet: bool,

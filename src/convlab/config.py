@@ -124,12 +124,35 @@ class TrainConfig:
     holdout: float | None = None
 
 
+@dataclass(frozen=True)
+class PredictConfig:
+    """``convlab predict``: your own images through a trained classifier: what it says, and why."""
+
+    # The images: files, or folders of them (a folder's class subfolders are its images' labels).
+    paths: tuple[str, ...] = ()
+    # Classes listed per image, the most probable first.
+    top_k: int = 3
+    # The class the attributions explain, by name; None: each image's predicted class.
+    target: str | None = None
+    # The conv stage Grad-CAM reads, by stage number; None: the last conv stage.
+    layer: int | None = None
+    # Attribution methods, comma-separated (gradcam, saliency, occlusion), or none.
+    attributions: str = "gradcam,saliency,occlusion"
+    # STAGE:CHANNEL:Y:X: how that value of a stage's output was computed, for each image shown.
+    trace: str | None = None
+    # The first this many images are shown (pictures, attributions, the terminal's bar charts);
+    # every image is predicted and counted.
+    pictures: int = 16
+
+
 # What each experiment command's own config section is.
-COMMANDS: dict[str, type] = {"conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig, "train": TrainConfig}
+COMMANDS: dict[str, type] = {
+    "conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig, "train": TrainConfig, "predict": PredictConfig,
+}
 # Commands that run a stack of layers ([stack] layers), and the sections each command's file holds
 # beside [data], [run] and [views] (by default, its own).
-STACK_COMMANDS = ("stack", "train")
-OWN_SECTIONS = {"train": ("stack", "train")}
+STACK_COMMANDS = ("stack", "train", "predict")
+OWN_SECTIONS = {"train": ("stack", "train"), "predict": ("stack", "predict")}
 
 
 def command_sections(command: str) -> dict[str, type]:
@@ -154,10 +177,12 @@ class Experiment:
     stack: StackConfig = field(default_factory=StackConfig)
     # convlab train only.
     train: TrainConfig = field(default_factory=TrainConfig)
+    # convlab predict only.
+    predict: PredictConfig = field(default_factory=PredictConfig)
 
     @property
     def is_stack(self) -> bool:
-        """Stages written as PyTorch layers (``convlab stack``, ``convlab train``)."""
+        """Stages written as PyTorch layers (``convlab stack``, ``train``, ``predict``)."""
         return self.command in STACK_COMMANDS
 
     @property
@@ -173,8 +198,8 @@ class Experiment:
             return {self.command: self.layer, "data": self.data, "run": self.run, "views": self.views}
         layers = () if self.stack.pretrained else tuple(call_text(s) for s in self.stages)
         heads: dict[str, Any] = {"stack": dataclasses.replace(self.stack, layers=layers)}
-        if self.command == "train":
-            heads["train"] = self.train
+        for name in OWN_SECTIONS.get(self.command, ())[1:]:
+            heads[name] = getattr(self, name)
         return heads | {"data": self.data, "run": self.run, "views": self.views}
 
 
@@ -229,8 +254,8 @@ def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> 
         if key == "command":
             if not isinstance(value, str) or value not in COMMANDS:
                 raise ConfigError(f"{path}: unknown command {value!r}; choose from {', '.join(COMMANDS)}")
-            # convlab train trains the stack a 'stack' experiment file describes.
-            if value != command and not (command == "train" and value == "stack"):
+            # convlab train trains, and convlab predict runs, the stack a 'stack' experiment file describes.
+            if value != command and not (command in ("train", "predict") and value == "stack"):
                 raise ConfigError(
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"
                 )
@@ -334,8 +359,8 @@ def resolve(
     if command in STACK_COMMANDS:
         stack = built["stack"]
         stages = _model_stages(stack) if model else stack_stages(stack)
-        if command == "train":
-            sections["train"] = built["train"]
+        for name in OWN_SECTIONS.get(command, ())[1:]:
+            sections[name] = built[name]
         exp = Experiment(command=command, stages=stages, stack=dataclasses.replace(stack, layers=()), **sections)
         exp = dataclasses.replace(exp, stack=exp.sections()["stack"])
     else:
@@ -352,9 +377,11 @@ SECTIONS = {
 }
 # The settings of 'convlab train' that are in its [stack] section.
 STACK_KEYS = ("layers", "weights", "max_channels")
+# The settings of 'convlab predict' that are in its [stack] section (its arguments are read by convlab.predict.run).
+PREDICT_STACK_KEYS = ("weights", "pretrained", "upto", "max_channels")
 # Options that say what to do with an experiment, not what it is: never part of its config.
 ACTIONS = frozenset({"config", "dry_run", "quiet", "size", "channels", "output_size", "animate", "frames_logdir",
-                     "input_matrix", "weight", "cell", "vary", "skip_invalid"})
+                     "input_matrix", "weight", "cell", "vary", "skip_invalid", "inputs", "from_run", "out", "as_json"})
 
 
 def overrides(command: str, settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -363,6 +390,8 @@ def overrides(command: str, settings: Mapping[str, Any]) -> dict[str, dict[str, 
     section_of = {key: section for section, keys in SECTIONS.items() for key in keys}
     if command == "train":
         section_of |= {key: "stack" for key in STACK_KEYS}
+    if command == "predict":
+        section_of |= {key: "stack" for key in PREDICT_STACK_KEYS}
     sections: dict[str, dict[str, Any]] = {command: {}}
     for name, value in settings.items():
         if name not in ACTIONS:
@@ -433,6 +462,8 @@ def validate(exp: Experiment) -> None:
             check_path(stage.weights, "--weights")
     if exp.command == "train":
         validate_train(exp.train)
+    if exp.command == "predict":
+        validate_predict(exp.predict)
     if exp.is_stack:
         _at_least(exp.stack.max_channels, "max_channels")
         if exp.stack.weights is not None:
@@ -465,6 +496,16 @@ def validate_train(train: TrainConfig) -> None:
         raise ConfigError(f"unknown eval_split {train.eval_split!r}; choose from {', '.join(SPLITS)}")
     if train.holdout is not None and not 0 < train.holdout < 1:
         raise ConfigError(f"holdout is the fraction of training images kept for evaluation, above 0 and below 1; got {train.holdout}")
+
+
+def validate_predict(predict: PredictConfig) -> None:
+    if not predict.paths:
+        raise ConfigError("convlab predict needs images: give image files or folders, e.g. convlab predict --run logs/train/train-... photo.jpg")
+    for path in predict.paths:
+        check_path(path, "an image path")
+    _at_least(predict.top_k, "top_k")
+    _at_least(predict.layer, "layer")
+    _at_least(predict.pictures, "pictures", 0)
 
 
 # The file-name limit of Linux, macOS and Windows file systems, in bytes.

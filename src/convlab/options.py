@@ -21,6 +21,7 @@ from convlab.config import OPTIMIZERS, PADDING_MODES, POOL_MODES, SCALES, SPLITS
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
 from convlab.modules import SIGNATURES
+from convlab.predict.attributions import ATTRIBUTIONS
 from convlab.pretrained import PRETRAINED
 from convlab.views import VIEWS
 
@@ -31,6 +32,7 @@ Split = Enum("Split", {s: s for s in SPLITS}, type=str)
 Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZERS}, type=str)
 
 LAYER, DATA, RUN, VIEW, INPUT, ANIMATION, SWEEP, TRAIN = "Layer", "Data", "Run", "Views", "Input", "Animation", "Sweep", "Training"
+MODEL, PREDICT = "Model", "Prediction"
 
 # Every option, declared once. Every setting defaults to None: an option left out never
 # overrides the config file or the built-in default (see config.resolve).
@@ -224,6 +226,59 @@ SweepNameOpt = Annotated[
     str | None, typer.Option("--run-name", help="The sweep's directory inside --logdir. \\[default: sweep-<command>-<time>]", rich_help_panel=RUN)
 ]
 
+# Predict
+PredictArgs = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="LAYER|IMAGE", show_default=False,
+                   help="The images: files, or folders of them (a folder of class subfolders is scored against them). "
+                   "Without --run, the model's layers come first, each as PyTorch code (an argument written as a call, "
+                   "e.g. \"Linear(64, 10)\", that names no file)."),
+]
+FromRunOpt = Annotated[
+    Path | None,
+    typer.Option("--run", metavar="DIR", help="A convlab train run (logs/train/train-...): its layers, its model.pt, its classes, and "
+                 "how its images were read (dataset, image size, grey or RGB).", rich_help_panel=MODEL),
+]
+PredictWeightsOpt = Annotated[
+    Path | None,
+    typer.Option("--weights", metavar="FILE", help="Without --run: the model's .pt/.pth state_dict, matched to the layers in order "
+                 "and shape. \\[default: PyTorch's initial weights, an untrained model]", rich_help_panel=MODEL),
+]
+PredictDatasetOpt = Annotated[
+    str | None,
+    typer.Option("--dataset", help=f"The dataset the model was trained on: its class names and how its images were read "
+                 f"({', '.join(DATASETS)}). \\[default: the run's; cifar10]", rich_help_panel=MODEL),
+]
+TopKOpt = Annotated[int | None, typer.Option("--top", metavar="K", help="Classes listed per image, the most probable "
+                    "first. \\[default: 3]", rich_help_panel=PREDICT)]
+TargetOpt = Annotated[str | None, typer.Option("--target", metavar="NAME", help="The class the attributions explain. "
+                      "\\[default: each image's predicted class]", rich_help_panel=PREDICT)]
+GradcamLayerOpt = Annotated[int | None, typer.Option("--layer", metavar="N", help="The conv stage Grad-CAM reads (its number in "
+                            "the stage table), after its activation. \\[default: the last conv stage]", rich_help_panel=PREDICT)]
+AttributionsOpt = Annotated[
+    str | None,
+    typer.Option("--attributions", metavar="NAMES", help=f"Comma-separated: {', '.join(ATTRIBUTIONS)}; or none (the fastest). "
+                 "\\[default: every one that applies]", rich_help_panel=PREDICT),
+]
+TraceOpt = Annotated[
+    str | None,
+    typer.Option("--trace", metavar="STAGE:CHANNEL:Y:X", help="Print how that value of that stage's output was computed: the "
+                 "input window, the kernel, the products, their sum, + bias, and what the next activation and pool made of it.",
+                 rich_help_panel=PREDICT),
+]
+PicturesOpt = Annotated[
+    int | None,
+    typer.Option("--pictures", metavar="N", help="Show the first N images (the input as seen, every stage, attributions, in "
+                 "TensorBoard and the terminal); every image is predicted. \\[default: 16]", rich_help_panel=PREDICT),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", metavar="FILE.png", help="Also write a PNG sheet per image shown: FILE.png for one image, FILE-0.png, "
+                 "FILE-1.png, ... (by the image's number) for several.", rich_help_panel=PREDICT),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the classes and probabilities of every image as JSON, and nothing "
+                    "else, on stdout.", rich_help_panel=PREDICT)]
+
 # ----------------------------------------------------------------------------- option groups
 # Options several commands share, declared once as a group; a command lists its own options and
 # names the groups it takes (:func:`with_options`). Each group is (parameter name, option type,
@@ -255,6 +310,9 @@ DATA_OPTIONS = option_group(**_DATA)
 TRAIN_DATA_OPTIONS = option_group(**({k: v for k, v in _DATA.items() if k != "max_batches"} | {"split": TrainSplitOpt}))
 RUN_OPTIONS = option_group(**_RUN)
 SWEEP_RUN_OPTIONS = option_group(**{**_RUN, "run_name": SweepNameOpt})
+# A prediction reads your images, not a dataset: the dataset's options say how the model's images were read.
+PREDICT_DATA_OPTIONS = option_group(dataset=PredictDatasetOpt, data_dir=DataDirOpt, image_size=ImageSizeOpt, grayscale=GrayscaleOpt,
+                                    batch_size=BatchSizeOpt)
 
 Command = TypeVar("Command", bound=Callable[..., None])
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvConfig, ConvlabError, Experiment, dump_toml
+from convlab.config import ConfigError, ConvlabError, Experiment, dump_toml
 from convlab.data import get_dataset
 from convlab.gallery import MAX_CLASS_ROWS
 from convlab.modules import call_text
@@ -234,15 +234,12 @@ def save_model(model: torch.nn.Module, run_dir: Path) -> Path:
 
 
 def memory_format(tp: TrainPlan) -> torch.memory_format:
-    """channels_last for a conv stack on the CPU: oneDNN's own layout for Conv2d and the pools,
-    the same arithmetic in another order (a CIFAR10 step of the lesson's model took 50 ms
-    against 62-75 ms on one thread, measured; the losses agree to float rounding)."""
+    """A stack's Plan.memory_format (channels_last for a conv stack on the CPU); a Python model's own."""
     import torch
 
     if is_model(tp.stack):  # the user's own model keeps its layout
         return torch.contiguous_format
-    convs = any(isinstance(s.cfg, ConvConfig) for s in tp.stack.stages)
-    return torch.channels_last if convs and tp.stack.device == "cpu" else torch.contiguous_format
+    return tp.stack.memory_format
 
 
 def _images(x: torch.Tensor, tp: TrainPlan, device: str, layout: torch.memory_format) -> torch.Tensor:

@@ -58,6 +58,17 @@ USAGES: dict[str, Usage] = {
          "convlab train 'Conv2d(3, 8, 5, stride=2, padding=2)' 'ReLU()' 'MaxPool2d(4)' 'Flatten()' 'Linear(128, 10)' "
          "--dataset shapes --max-steps 200"),
     ),
+    "predict": Usage(
+        "Your own images through a trained classifier: what it says, and why.",
+        "Each image is read as the model's training images were (upright, transparency over white, grey or RGB, "
+        "shorter side resized, centre crop), and what was done is said; then its top classes as a bar chart, every "
+        "stage's maps, and Grad-CAM, saliency and occlusion pictures of why, in TensorBoard (and --out sheets). "
+        "A folder of class subfolders also gets its accuracy and confusion.",
+        ("convlab predict --run logs/train/lesson photo.jpg",
+         "convlab predict --run logs/train/lesson photo.jpg --target cat --trace 1:0:10:12 --out why.png",
+         "convlab predict --run logs/train/lesson my_photos --attributions none --json",
+         "convlab predict --config configs/cifar10-model.toml --weights model.pt photo.jpg"),
+    ),
     "board": Usage(
         "Start TensorBoard on the logs, keeping every logged step of every image tag.",
         "Plain TensorBoard keeps a random 10 images per tag; this keeps them all. Ctrl-C stops it.",

@@ -95,11 +95,12 @@ _PAIR_FIELDS = {"kernel_size", "stride", "dilation", "padding"}
 _INT_FIELDS = {
     "in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed", "image_size", "images", "zoom",
     "upto", "max_channels", "epochs", "max_steps", "eval_every", "snapshot_every", "eval_batches",
+    "top_k", "layer", "pictures",
 }
 _FLOAT_FIELDS = {"lr", "holdout"}
 _BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale", "unpool", "shuffle"}
-_NAME_LIST_FIELDS = {"init", "show"}
-_TEXT_LIST_FIELDS = {"layers"}
+_NAME_LIST_FIELDS = {"init", "show", "attributions"}
+_TEXT_LIST_FIELDS = {"layers", "paths"}
 
 
 def _parse_names(value: Any, name: str) -> str:
@@ -120,7 +121,8 @@ def _parse_texts(value: Any, name: str) -> tuple[str, ...]:
     """A list of strings kept as written (each is read later, e.g. a layer's PyTorch code)."""
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ConfigError(f'{name}: expected a list of strings, e.g. ["Conv2d(3, 32, 5, padding=2)", "ReLU()"], got {value!r}')
+    example = '["photo.jpg", "my_photos"]' if name.endswith("paths") else '["Conv2d(3, 32, 5, padding=2)", "ReLU()"]'
+    raise ConfigError(f"{name}: expected a list of strings, e.g. {example}, got {value!r}")
 
 
 def names(value: str | None) -> list[str]:

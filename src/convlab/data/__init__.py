@@ -21,15 +21,18 @@ from convlab.data.downloaded import (
     ACCEPTED_CHECKSUMS,
     CHECKSUMS,
     CIFAR10_CLASSES,
+    CIFAR100_CLASSES,
+    FASHION_MNIST_CLASSES,
+    MNIST_CLASSES,
     load_cifar10,
     load_cifar100,
     load_fashion_mnist,
     load_mnist,
     register_checksums,
 )
-from convlab.data.folder import count_folder, folder_shape, load_folder, scan_folder
+from convlab.data.folder import count_folder, folder_image_size, folder_shape, load_folder, read, scan_folder
 from convlab.data.imageset import DataError, ImageSet
-from convlab.data.shapes import SHAPES_CLASSES, SHAPES_SIZE, load_shapes, make_shapes
+from convlab.data.shapes import SHAPES_CHUNK, SHAPES_CLASSES, SHAPES_SIZE, load_shapes, make_shapes
 
 __all__ = [
     "ACCEPTED_CHECKSUMS", "CHECKSUMS", "CIFAR10_CLASSES", "DATASETS", "SHAPES_CLASSES", "SHAPES_SPLITS", "DataError",
@@ -48,17 +51,26 @@ class DatasetSpec:
     # Images in each split, for progress bars and plans; or, for a dataset whose size depends on
     # the config (a folder), a function that counts them without decoding any.
     split_sizes: Mapping[str, int] | Callable[[DataConfig], int]
-    # How many classes the labels name (what a classifier's last stage must output), known
-    # without loading; for a folder, counted from its class subfolders (0: none).
-    num_classes: int | Callable[[DataConfig], int] = 10
+    # The classes the labels name, in label order (a classifier's last stage gives one score
+    # each), known without loading; for a folder, its class subfolders (none: unlabelled).
+    classes: tuple[str, ...] | Callable[[DataConfig], tuple[str, ...]] = ()
+    # The training images' mean per channel, in [0, 1] (what a learner's own image is compared
+    # with); None where it cannot be known without the images and they are not there.
+    mean: tuple[float, ...] | Callable[[DataConfig], tuple[float, ...] | None] | None = None
 
     def num_images(self, cfg: DataConfig) -> int:
         if callable(self.split_sizes):
             return self.split_sizes(cfg)
         return self.split_sizes[cfg.split]
 
+    def class_names(self, cfg: DataConfig) -> tuple[str, ...]:
+        return self.classes(cfg) if callable(self.classes) else self.classes
+
     def class_count(self, cfg: DataConfig) -> int:
-        return self.num_classes(cfg) if callable(self.num_classes) else self.num_classes
+        return len(self.class_names(cfg))
+
+    def channel_mean(self, cfg: DataConfig) -> tuple[float, ...] | None:
+        return self.mean(cfg) if callable(self.mean) else self.mean
 
     @property
     def has_splits(self) -> bool:
@@ -66,8 +78,33 @@ class DatasetSpec:
         return not callable(self.split_sizes)
 
 
-def _folder_classes(cfg: DataConfig) -> int:
-    return len(scan_folder(Path(cfg.data_dir)).classes)
+def _folder_classes(cfg: DataConfig) -> tuple[str, ...]:
+    return scan_folder(Path(cfg.data_dir)).classes
+
+
+# Images a folder's mean is taken over (evenly spaced through it): a mean, not a census.
+MEAN_SAMPLE = 64
+
+
+def _folder_mean(cfg: DataConfig) -> tuple[float, ...] | None:
+    """A folder's mean per channel, over up to MEAN_SAMPLE of its images read as training read
+    them; None when the folder is not there (e.g. a training run's folder since moved)."""
+    import numpy as np
+
+    root = Path(cfg.data_dir)
+    if not root.exists():
+        return None
+    files = scan_folder(root).files
+    picked = files[:: max(1, len(files) // MEAN_SAMPLE)][:MEAN_SAMPLE]
+    size = folder_image_size(cfg)
+    sums = [read(path, size, cfg.grayscale).pixels.reshape(-1, 1 if cfg.grayscale else 3).mean(0) for path in picked]
+    return tuple(float(v) / 255 for v in np.mean(sums, axis=0))
+
+
+@functools.cache
+def _shapes_mean() -> tuple[float, ...]:
+    images, _ = make_shapes(SHAPES_CHUNK * 2, seed=0)
+    return tuple((images.float().mean((0, 2, 3)) / 255).tolist())
 
 
 def _fixed_shape(channels: int, height: int, width: int) -> Callable[[DataConfig], tuple[int, int, int]]:
@@ -91,6 +128,9 @@ def _fixed_shape(channels: int, height: int, width: int) -> Callable[[DataConfig
 
 CIFAR_SPLITS = {"test": 10_000, "train": 50_000}
 MNIST_SPLITS = {"test": 10_000, "train": 60_000}
+# The training splits' mean per channel, as PyTorch's examples and tutorials normalise with them.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 # shapes has CIFAR's split sizes, so a run on it takes as many steps as the same run on CIFAR10.
 SHAPES_SPLITS = CIFAR_SPLITS
 
@@ -101,6 +141,8 @@ DATASETS: dict[str, DatasetSpec] = {
         _fixed_shape(3, 32, 32),
         load_cifar10,
         CIFAR_SPLITS,
+        CIFAR10_CLASSES,
+        CIFAR10_MEAN,
     ),
     "shapes": DatasetSpec(
         "shapes",
@@ -108,6 +150,8 @@ DATASETS: dict[str, DatasetSpec] = {
         _fixed_shape(3, SHAPES_SIZE, SHAPES_SIZE),
         functools.partial(load_shapes, split_sizes=SHAPES_SPLITS),
         SHAPES_SPLITS,
+        SHAPES_CLASSES,
+        lambda cfg: _shapes_mean(),
     ),
     "folder": DatasetSpec(
         "folder",
@@ -116,6 +160,7 @@ DATASETS: dict[str, DatasetSpec] = {
         load_folder,
         count_folder,
         _folder_classes,
+        _folder_mean,
     ),
     "mnist": DatasetSpec(
         "mnist",
@@ -123,6 +168,8 @@ DATASETS: dict[str, DatasetSpec] = {
         _fixed_shape(1, 28, 28),
         load_mnist,
         MNIST_SPLITS,
+        MNIST_CLASSES,
+        (0.1307,),
     ),
     "fashion-mnist": DatasetSpec(
         "fashion-mnist",
@@ -130,6 +177,8 @@ DATASETS: dict[str, DatasetSpec] = {
         _fixed_shape(1, 28, 28),
         load_fashion_mnist,
         MNIST_SPLITS,
+        FASHION_MNIST_CLASSES,
+        (0.2860,),
     ),
     "cifar100": DatasetSpec(
         "cifar100",
@@ -137,7 +186,8 @@ DATASETS: dict[str, DatasetSpec] = {
         _fixed_shape(3, 32, 32),
         load_cifar100,
         CIFAR_SPLITS,
-        100,
+        CIFAR100_CLASSES,
+        CIFAR100_MEAN,
     ),
 }
 

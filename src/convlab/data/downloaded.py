@@ -32,6 +32,16 @@ if TYPE_CHECKING:
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
+# CIFAR100's fine labels, as its meta file lists them (sorted), so they are known without the files.
+CIFAR100_CLASSES = tuple("""
+    apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can castle
+    caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin elephant flatfish
+    forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle
+    mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree plain plate poppy porcupine
+    possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper snail snake spider squirrel streetcar
+    sunflower sweet_pepper table tank telephone television tiger tractor train trout tulip turtle wardrobe whale
+    willow_tree wolf woman worm
+""".split())
 # MNIST's and Fashion-MNIST's class names live in torchvision's classes, not in any file.
 MNIST_CLASSES = tuple(f"{i} - {name}" for i, name in enumerate(
     ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")))

@@ -28,7 +28,7 @@ FOLDER_IMAGE_SIZE = 128
 # comfortably with one clear line, rather than being killed by the OS half-way through.
 FOLDER_MAX_BYTES = 4 << 30
 _EXIF_ORIENTATION = 0x0112
-_UNREADABLE = (OSError, SyntaxError, ValueError)  # what Pillow raises for bad files (OSError covers UnidentifiedImageError)
+UNREADABLE = (OSError, SyntaxError, ValueError)  # what Pillow raises for bad files (OSError covers UnidentifiedImageError)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _walk(root: Path) -> list[Path]:
+def walk_files(root: Path) -> list[Path]:
     """Every file under ``root`` (or ``root`` itself), hidden names left out, in a fixed order."""
     if not root.is_dir():
         return [root]
@@ -65,7 +65,7 @@ def _walk(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
+def header_size(path: Path) -> tuple[int, int] | None:
     """(H, W) as shown, from the file's header alone; None for anything that is not an image
     convlab reads: not a regular file (a pipe would block, a device never end), not one of
     FOLDER_FORMATS, or over Pillow's decompression-bomb limit (refused here, never a warning)."""
@@ -88,7 +88,7 @@ def _header_size(path: Path) -> tuple[int, int] | None:
             else:
                 exif = im.getexif()
             turned = exif.get(_EXIF_ORIENTATION) in (5, 6, 7, 8)
-    except (*_UNREADABLE, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (*UNREADABLE, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None
     return (w, h) if turned else (h, w)
 
@@ -101,8 +101,8 @@ def scan_folder(root: Path) -> FolderScan:
             "of images (or at one image file)"
         )
     files, sizes, skipped = [], [], []
-    for path in _walk(root):
-        size = _header_size(path)
+    for path in walk_files(root):
+        size = header_size(path)
         if size is None:
             skipped.append(path)
         else:
@@ -159,66 +159,166 @@ def folder_shape(cfg: DataConfig, scan: FolderScan | None = None) -> tuple[int, 
     return (channels, *common)
 
 
-def _to_mode(im: Image.Image, mode: str) -> Image.Image:
-    """RGB or L from any mode: transparency over white, 16-bit greys scaled (not clipped) to 8 bits."""
+# What showing an image upright takes, by its EXIF orientation (what Pillow's exif_transpose does).
+EXIF_ORIENTATIONS = {
+    2: "mirrored left-right", 3: "turned 180°", 4: "mirrored top-bottom",
+    5: "mirrored across its top-left to bottom-right diagonal", 6: "turned 90° clockwise",
+    7: "mirrored across its top-right to bottom-left diagonal", 8: "turned 90° counter-clockwise",
+}
+MODE_NAMES = {
+    "1": "1-bit black and white", "L": "grey", "LA": "grey with transparency", "La": "grey with transparency",
+    "P": "palette", "PA": "palette with transparency", "RGB": "RGB", "RGBA": "RGBA", "RGBa": "RGBA", "CMYK": "CMYK",
+    "YCbCr": "YCbCr", "LAB": "Lab", "HSV": "HSV", "I": "32-bit grey", "F": "floating-point grey",
+}
+
+
+def mode_name(mode: str) -> str:
+    if mode.startswith("I;16"):
+        return f"16-bit grey ({mode})"
+    name = MODE_NAMES.get(mode, mode)
+    return name if name == mode else f"{name} ({mode})"
+
+
+def _to_mode(im: Image.Image, mode: str, steps: list[str]) -> Image.Image:
+    """RGB or L from any mode: transparency over white, 16-bit greys scaled (not clipped) to 8 bits.
+    What was done is appended to ``steps``, in words."""
     import numpy as np
     from PIL import Image
 
+    start = im.mode
     if im.mode.startswith("I"):  # I;16 (16-bit PNG), I: Pillow's convert would clip all above 255 to white
         im = Image.fromarray((np.asarray(im).astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8))
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        steps.append(f"{mode_name(start)}: scaled to 8 bits (each value // 256)")
+    composited = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    if composited:
         rgba = im.convert("RGBA")
+        seen_through = rgba.getextrema()[3][0] < 255
         im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), rgba)
-    return im.convert(mode)
+        steps.append(f"{mode_name(start)}: transparent pixels put over white" if seen_through
+                     else f"{mode_name(start)}: its transparency dropped (every pixel is opaque)")
+    source = "RGB" if composited else im.mode
+    if source != mode:
+        if mode == "L":
+            detail = "luma, 0.299 R + 0.587 G + 0.114 B"
+        elif source in ("L", "1"):
+            detail = "the grey copied to red, green and blue"
+        else:
+            detail = "each palette index looked up" if source == "P" else "colours converted"
+        steps.append(f"{mode_name(source)} -> {mode_name(mode)}: {detail}")
+    return im if im.mode == mode else im.convert(mode)  # convert copies even an image already in that mode
 
 
 # An image whose shorter side is resized to --image-size must not become absurdly long: a
 # 300000x1 PNG of 957 bytes would be 38,400,000x128 (14 GiB) before its centre is cut.
 MAX_RESIZED_PIXELS = 1 << 26
 
-
-def resized_size(height: int, width: int, size: int) -> tuple[int, int]:
-    """(H, W) after torchvision's ``Resize(size)``: the shorter side to ``size``."""
-    short, long = (width, height) if width <= height else (height, width)
-    new_long = int(size * long / short)
-    return (new_long, size) if width <= height else (size, new_long)
+def _target(size: int | tuple[int, int]) -> tuple[int, int]:
+    """What an image is made to: N is NxN (torchvision's Resize(N) + CenterCrop(N)); (H, W) is HxW."""
+    return (size, size) if isinstance(size, int) else size
 
 
-def resize_and_crop(im: Image.Image, size: int) -> Image.Image:
+def resized_size(height: int, width: int, size: int | tuple[int, int]) -> tuple[int, int]:
+    """(H, W) after resizing to cover ``size``: for N, torchvision's ``Resize(N)`` (the shorter
+    side to N, the longer to ``int(N * long / short)``); for (H, W), the same rule on the side
+    that needs the larger scale."""
+    th, tw = _target(size)
+    if th * width >= tw * height:  # the height needs the larger scale (or both the same)
+        return th, max(tw, int(th * width / height))
+    return max(th, int(tw * height / width)), tw
+
+
+def resize_and_crop(im: Image.Image, size: int | tuple[int, int]) -> Image.Image:
     """torchvision's ``Resize(size)`` + ``CenterCrop(size)`` on a PIL image, pixel for pixel.
 
     The shorter side goes to ``size`` (the longer to ``int(size * long / short)``, bilinear,
     as torchvision asks PIL), then the centre square is cut (top/left rounded as torchvision
     rounds). Done with PIL directly because importing torchvision's transforms costs 1.2-1.9 s
     (they load ``torch._dynamo``), more than reading a folder of images; tests/test_folder.py
-    holds it to torchvision's result.
+    holds it to torchvision's result. ``(H, W)``: resized to cover HxW, then its centre.
     """
     from PIL import Image
 
     w, h = im.size
+    th, tw = _target(size)
     new_h, new_w = resized_size(h, w, size)
     if (new_w, new_h) != (w, h):
         im = im.resize((new_w, new_h), resample=Image.BILINEAR)
-    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
-    return im.crop((left, top, left + size, top + size))
+    if (new_h, new_w) == (th, tw):
+        return im  # crop copies even the whole image
+    top, left = int(round((new_h - th) / 2.0)), int(round((new_w - tw) / 2.0))
+    return im.crop((left, top, left + tw, top + th))
 
 
-def read_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
-    """One image as uint8 (H, W, C): upright, RGB or grey, resized and centre-cropped to size x size (0: as is)."""
+@dataclass(frozen=True)
+class Reading:
+    """One image as read: its pixels and, in words, what was done to them."""
+
+    pixels: np.ndarray  # uint8 (H, W, C)
+    format: str  # Pillow's: PNG, JPEG, ...
+    mode: str  # as stored: RGB, RGBA, P, L, I;16, ...
+    size: tuple[int, int]  # (H, W) upright, at full resolution: the picture as its owner sees it
+    scale: float  # how much it was resized (0.1: to a tenth; 1: not at all)
+    kept: float  # the share of the resized picture the centre crop kept (1: all of it)
+    steps: tuple[str, ...]  # what was done, in order
+
+
+def read(path: Path, size: int | tuple[int, int], grayscale: bool) -> Reading:
+    """One image upright, RGB or grey, resized and centre-cropped to ``size`` (0: as is), and
+    what was done to it. Raises one of UNREADABLE, or Pillow's decompression-bomb error (its
+    warning too, as an error), for what cannot be read; nothing absurdly long is resized."""
+    import warnings
+
     import numpy as np
     from PIL import Image, ImageOps
 
-    with Image.open(path, formats=FOLDER_FORMATS) as im:
+    steps: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = Image.open(path, formats=FOLDER_FORMATS)
+    with im:
+        fmt, mode = im.format, im.mode
         w, h = im.size
-        if size and im.format == "JPEG" and min(w, h) >= 2 * size:
+        if size and max(math.prod(resized_size(h, w, size)), math.prod(resized_size(w, h, size))) > MAX_RESIZED_PIXELS:
+            rh, rw = resized_size(h, w, size)
+            raise ValueError(f"it is too long to resize: {h}x{w} would become {rh:,}x{rw:,} before its centre is cut")
+        side = max(_target(size)) if size else 0
+        if size and im.format == "JPEG" and min(w, h) >= 2 * side:
             # Let libjpeg decode a photo at 1/2..1/8 scale, still at least size on its shorter
             # side (as PIL's thumbnail does): several times faster, and it is resized below anyway.
-            im.draft(None, (math.ceil(w * size / min(w, h)), math.ceil(h * size / min(w, h))))
-        im = _to_mode(ImageOps.exif_transpose(im), "L" if grayscale else "RGB")
+            im.draft(None, (math.ceil(w * side / min(w, h)), math.ceil(h * side / min(w, h))))
+            if im.size != (w, h):
+                steps.append(f"JPEG decoded at 1/{w // im.size[0]} of its size by libjpeg ({h}x{w} -> "
+                             f"{im.size[1]}x{im.size[0]}), as it is made smaller below anyway")
+        # getexif() of a PNG decodes it first (an eXIf chunk may follow the pixels): done once here.
+        # Only an image that is not upright is transposed (exif_transpose copies every image).
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+        if orientation in EXIF_ORIENTATIONS:
+            im = ImageOps.exif_transpose(im)
+            if orientation in (5, 6, 7, 8):
+                h, w = w, h
+            steps.append(f"EXIF orientation {orientation}: {EXIF_ORIENTATIONS[orientation]} to stand upright "
+                         f"({w}x{h} -> {h}x{w}, HxW)" if orientation in (5, 6, 7, 8)
+                         else f"EXIF orientation {orientation}: {EXIF_ORIENTATIONS[orientation]} to stand upright")
+        im = _to_mode(im, "L" if grayscale else "RGB", steps)
+        im.load()  # the pixels, while the file is open (an image already in its mode is still the file's)
+    scale, kept = 1.0, 1.0
     if size:
+        th, tw = _target(size)
+        dw, dh = im.size  # what was decoded: a JPEG draft is smaller than the photo
+        new_h, new_w = resized_size(dh, dw, size)
+        by_height = th * dw >= tw * dh
+        scale = new_h / h if by_height else new_w / w  # against the photo, draft or not
+        kept = th * tw / (new_h * new_w)
+        if (new_h, new_w) != (dh, dw):
+            factor = f"{1 / scale:.1f}x smaller" if scale < 1 else f"{scale:.1f}x larger"
+            side = f"its shorter side to {th}" if th == tw else f"its height to {th}" if by_height else f"its width to {tw}"
+            steps.append(f"resized (bilinear) {dh}x{dw} -> {new_h}x{new_w} (HxW), {side}: {factor} than the picture")
+        if (new_h, new_w) != (th, tw):
+            cut = " and ".join(c for c in (f"{new_h - th} row(s)" * (new_h > th), f"{new_w - tw} column(s)" * (new_w > tw)) if c)
+            steps.append(f"centre-cropped to {th}x{tw}: {cut} cut off, {kept:.0%} of the picture kept")
         im = resize_and_crop(im, size)
     pixels = np.asarray(im)
-    return pixels[:, :, None] if pixels.ndim == 2 else pixels
+    return Reading(pixels[:, :, None] if pixels.ndim == 2 else pixels, fmt, mode, (h, w), scale, kept, tuple(steps))
 
 
 def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
@@ -250,8 +350,8 @@ def load_folder(cfg: DataConfig, seed: int) -> ImageSet:
             too_long.append((path, (ih, iw)))  # refused from its header, before any decoding
             continue
         try:
-            pixels = read_image(path, size, cfg.grayscale)
-        except (*_UNREADABLE, Image.DecompressionBombError):
+            pixels = read(path, size, cfg.grayscale).pixels
+        except (*UNREADABLE, Image.DecompressionBombError, Image.DecompressionBombWarning):
             unreadable.append(path)  # a valid header over broken data, e.g. a truncated download
             continue
         if pixels.shape != (h, w, c):  # pragma: no cover - a header that lies about the size
