@@ -16,8 +16,8 @@ SRC = Path(convlab.__file__).resolve().parent
 ORDER = [
     "errors", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "upsampling", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
-    "kernels", "layers", "fields", "stack", "hooks", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
-    "snapshots", "modelrun", "top.running", "top.patches", "top.sheet", "top.plan", "top.result", "top.run", "top", "train",
+    "kernels", "layers", "fields", "stack", "hooks", "pictures", "views", "confusion", "gallery", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
+    "snapshots", "modelrun", "gradients", "top.running", "top.patches", "top.sheet", "top.plan", "top.result", "top.run", "top", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
     "predict.images", "predict.attributions", "predict.trace", "predict.pictures", "predict.report", "predict.plan", "predict.run", "predict",
     "board", "commands", "notebook.results", "notebook.api", "notebook.interact", "notebook", "options", "usage", "cli", "__main__",

@@ -87,10 +87,14 @@ def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
         return
     reporter = TerminalReporter(quiet)
     summary = train_stack(exp, reporter)
+    chance = 1 / summary["classes"]
     reporter.info(
-        f"test accuracy {summary['test_accuracy']:.1%} (loss {summary['test_loss']:.4g}) on {summary['eval_images']} images of "
-        f"{summary['eval_set']} after {summary['steps']} step(s) in {summary['seconds']:.1f} s; weights: {summary['model']}"
+        f"test accuracy {summary['test_accuracy']:.1%} (chance {chance:.1%}; loss {summary['test_loss']:.4g}) on "
+        f"{summary['eval_images']:,} images of {summary['eval_set']} after {summary['steps']} step(s) in "
+        f"{summary['seconds']:.1f} s; weights: {summary['model']}"
     )
+    for note in summary["advice"]:  # an accuracy about chance, a loss that has not fallen: what to try
+        reporter.info(f"note: {note}")
     _how_to_view(reporter, exp.run.logdir)
 
 

@@ -225,6 +225,7 @@ class Experiment:
 
 
 SPLITS = ("test", "train")
+TRAIN_LOGDIR = "logs/train"
 # Matched with fullmatch: "$" alone would accept a trailing newline.
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d{1,4})?")
 RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
@@ -360,6 +361,9 @@ def resolve(
         _out_channels_from_init(merged["conv"])
     if command == "train":
         merged["data"].setdefault("split", "train")
+        # Training runs in a logdir of their own: TensorBoard's HParams tab takes its columns and
+        # metrics from one run of the logdir it shows, so beside conv and stack runs test/accuracy was blank.
+        merged["run"].setdefault("logdir", TRAIN_LOGDIR)
         # How many batches a stack run shows (a stack file's [data] max_batches) does not bound
         # training: --epochs and --max-steps do.
         merged["data"].pop("max_batches", None)
@@ -532,7 +536,7 @@ def validate_train(train: TrainConfig) -> None:
 
 def validate_predict(predict: PredictConfig) -> None:
     if not predict.paths:
-        raise ConfigError("convlab predict needs images: give image files or folders, e.g. convlab predict --run logs/train-... photo.jpg")
+        raise ConfigError("convlab predict needs images: give image files or folders, e.g. convlab predict --run logs/train/train-... photo.jpg")
     for path in predict.paths:
         check_path(path, "an image path")
     _at_least(predict.top_k, "top_k")

@@ -141,7 +141,7 @@ HoldoutOpt = Annotated[
 # Top patches (convlab top)
 TrainingRunOpt = Annotated[
     Path | None,
-    typer.Option("--run", metavar="DIR", help="The network of a training run (logs/train-...): its layers, its model.pt and the "
+    typer.Option("--run", metavar="DIR", help="The network of a training run (logs/train/train-...): its layers, its model.pt and the "
                  "dataset it was trained on (flags override the dataset).", rich_help_panel=LAYER),
 ]
 PatchesOpt = Annotated[int | None, typer.Option("--k", help="Patches per channel: the images that excite it most, each once. \\[default: 9]", rich_help_panel=TOP)]
@@ -289,7 +289,7 @@ PredictArgs = Annotated[
 ]
 FromRunOpt = Annotated[
     Path | None,
-    typer.Option("--run", metavar="DIR", help="A convlab train run (logs/train-...): its layers, its model.pt, its classes, and "
+    typer.Option("--run", metavar="DIR", help="A convlab train run (logs/train/train-...): its layers, its model.pt, its classes, and "
                  "how its images were read (dataset, image size, grey or RGB).", rich_help_panel=MODEL),
 ]
 PredictWeightsOpt = Annotated[

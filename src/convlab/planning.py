@@ -20,7 +20,7 @@ from convlab.layers import (
     describe_arithmetic,
     resolved_in_channels,
 )
-from convlab.modules import stage_tag
+from convlab.modules import input_tag, stage_tag
 from convlab.stack import explain_stack, output_shapes
 from convlab.views import check_stack_views, check_views, check_zoom, is_activation_lesson, output_tag
 from convlab.weights import stack_weights
@@ -61,6 +61,11 @@ class Plan:
     @property
     def output_shape(self) -> Shape:
         return self.stages[-1].output_shape
+
+    @property
+    def input_tag(self) -> str:
+        """The images' tag: the lesson's ``input``, or in a stack stage 0's (``00-input``)."""
+        return "input" if self.stages[0].prefix is None else input_tag(len(self.stages))
 
     def model_input(self, x: torch.Tensor) -> torch.Tensor:
         """What the first stage takes: the images, normalised where pretrained weights expect it."""
