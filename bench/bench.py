@@ -24,7 +24,10 @@ each sweep run checked against its hand run's images.
 ``notebook``: ``bench/notebook_bench.py``, the first display of a conv run in a fresh Jupyter
 kernel against a bare ``import torch`` plus the run (issue 23).
 
-    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train,notebook,predict] [--data auto|shared|shapes]
+``top``: ``bench/top_bench.py``, convlab top's pass over the split against one plain evaluation
+pass of the same model, and its memory over the pass (issue 22).
+
+    python bench/bench.py [--repeat 3] [--layers conv,pool,sweep,train,notebook,predict,top] [--data auto|shared|shapes]
 """
 
 from __future__ import annotations
@@ -205,7 +208,7 @@ def machine() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each program per layer (medians reported)")
-    parser.add_argument("--layers", default="conv,pool,sweep,train,notebook,predict")
+    parser.add_argument("--layers", default="conv,pool,sweep,train,notebook,predict,top")
     parser.add_argument("--data", choices=["auto", "shared", "shapes"], default="auto")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--train-repeat", type=int, default=1, help="runs of each training program (each is an epoch)")
@@ -217,8 +220,9 @@ def main() -> None:
     sweep = "sweep" in layers
     layers = [name for name in layers if name != "sweep"]
     train = "train" in layers
+    top = "top" in layers
     notebook = "notebook" in layers
-    layers = [name for name in layers if name not in ("train", "notebook")]
+    layers = [name for name in layers if name not in ("train", "notebook", "top")]
     predict = "predict" in layers
     layers = [name for name in layers if name != "predict"]
 
@@ -281,6 +285,11 @@ def main() -> None:
             from train_bench import run_train_bench
 
             train_result = run_train_bench(measure, data_dir, md5_arg, tmp, threads=args.threads, repeat=args.train_repeat)
+        top_result = None
+        if top:
+            from top_bench import run_top_bench
+
+            top_result = run_top_bench(measure, data_dir, md5_arg, tmp, repeat=args.repeat)
         notebook_result = None
         if notebook:
             from notebook_bench import run_notebook_bench
@@ -302,6 +311,7 @@ def main() -> None:
         "instant_s": instant,
         "layers": results,
         "train": train_result,
+        "top": top_result,
         "notebook": notebook_result,
         "predict": predict_result,
         "sweep": sweep_result,
@@ -313,7 +323,8 @@ def main() -> None:
     print(f"\nwrote {args.out}")
     checks = [*results.values(), *([sweep_result] if sweep_result else []), *([train_result] if train_result else []),
               *([notebook_result] if notebook_result else []),
-              *([predict_result] if predict_result else [])]
+              *([predict_result] if predict_result else []),
+              *([top_result] if top_result else [])]
     if not all(r["check"]["same"] for r in checks):
         sys.exit(1)
 

@@ -36,9 +36,9 @@ def stage_pictures(run_dir: Path) -> list[tuple[str, Image.Image]]:
     acc.Reload()
     tags = [t for t in sorted(acc.Tags()["images"]) if "/" not in t]
     out = []
-    for tag in ["input", *(t for t in tags if t != "input")]:
+    for tag in tags:  # 00-input first, then the stages in order
         picture = Image.open(io.BytesIO(acc.Images(tag)[0].encoded_image_string)).convert("RGB")
-        if tag == "input":  # add_images' grid of the batch: the first images, as large as the first stage's tiles
+        if tag.endswith("-input"):  # add_images' grid of the batch: the first images, as large as the first stage's tiles
             picture = picture.crop((0, 0, 32 * IMAGES, 32)).resize((64 * IMAGES, 64), Image.NEAREST)
             tag = f"input: the first {IMAGES} test images"
         out.append((tag, picture))

@@ -390,3 +390,64 @@ def test_board_serves_every_step_and_chromium_renders_the_images(logdir: Path, t
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", urllib.parse.urlparse(tb.url).port))
             sock.listen()
+
+
+# Every custom-scalars chart card: its title, what its regexes matched, and how many SVG paths it drew.
+CUSTOM_SCALAR_CARDS_JS = """
+const out = [];
+(function walk(root, card) {
+  for (const el of root.querySelectorAll('*')) {
+    let c = card;
+    if (el.tagName === 'TF-CUSTOM-SCALAR-MULTI-LINE-CHART-CARD') { c = {title: el.title, paths: 0, matches: ''}; out.push(c); }
+    if (c && el.tagName.toLowerCase() === 'path' && (el.getAttribute('d') || '').length > 20) c.paths += 1;
+    if (c && el.childElementCount === 0 && (el.textContent || '').trim().startsWith('Matches')) c.matches = el.textContent.trim();
+    if (el.shadowRoot) walk(el.shadowRoot, c);
+  }
+})(document, null);
+return out;
+"""
+
+
+@pytest.mark.slow
+def test_chromium_renders_a_training_runs_charts_and_side_by_side_kernels(run_cli, tmp_path: Path) -> None:
+    """A training run on the board: the Custom Scalars tab draws train and test on one chart (and every
+    stage's gradient norm on another), and the Images tab shows the kernels' step 0 | now | change picture."""
+    from convlab.train import LAYOUT
+
+    r = run_cli("train", "Conv2d(3, 4, 5, stride=4)", "Flatten()", "Linear(196, 10)", "--dataset", "shapes", "--batch-size", "8",
+                "--max-steps", "6", "--eval-every", "3", "--eval-batches", "1", "--snapshot-every", "3", "--device", "cpu", "-q")
+    assert r.code == 0, r.err
+    logdir = tmp_path / "logs" / "train"
+    run_dir = only_run(logdir)
+    kernels = logged_images(run_dir)["01-conv2d/kernels"]
+    assert sorted(kernels) == [0, 3, 6]
+    charts = {title: tags for charts in LAYOUT.values() for title, tags in charts.items()}
+
+    with start_board(logdir) as tb:
+        driver = chromium(tmp_path / "chromium-profile")
+        try:
+            driver.set_page_load_timeout(60)
+            driver.get(tb.url + "#custom_scalars")
+            cards = wait_for(
+                "every custom scalars chart drawn with what it matched",
+                lambda: (found := driver.execute_script(CUSTOM_SCALAR_CARDS_JS)) and len(found) == len(charts)
+                and all(c["matches"] not in ("", "Matches (0)") and c["paths"] for c in found) and found,
+            )
+            # Two tags each: train/ and test/ loss or accuracy; the two stages' gradient norms and update ratios.
+            assert {c["title"]: c["matches"] for c in cards} == {title: "Matches (2)" for title in charts}
+            driver.save_screenshot(str(tmp_path / "board-train-scalars.png"))
+
+            driver.get(tb.url + "#images")
+
+            def kernels_shown() -> list[dict]:
+                found = [i for i in driver.execute_script(RENDERED_IMAGES_JS)
+                         if "/individualImage" in i["src"] and i["complete"] and i["width"] > 0]
+                return [i for i in found if get(i["src"]) == kernels[6]]
+
+            (picture,) = wait_for("the side-by-side kernels picture, at the last step", kernels_shown)
+            driver.save_screenshot(str(tmp_path / "board-train-images.png"))
+        finally:
+            driver.quit()
+    # Three panels side by side (step 0 | step 6 | the change), at the logged picture's own size.
+    assert (picture["width"], picture["height"]) == Image.open(io.BytesIO(kernels[6])).size
+    assert picture["width"] > 3 * picture["height"]

@@ -128,7 +128,7 @@ def test_config_file_and_flags(cifar, run_cli, tmp_path):
 def test_dry_run_writes_nothing(run_cli, tmp_path):
     r = run_cli("pool", "--dry-run", "--kernel", "3", "--ceil", "--logdir", "logs")
     assert r.code == 0, r.err
-    assert "ceil_mode = true" in r.out and "MaxPool2d(kernel_size=(3, 3), stride=(3, 3)" in r.out
+    assert "ceil_mode = true" in r.out and "module: MaxPool2d(kernel_size=3, stride=3, padding=0, dilation=1, ceil_mode=True)\n" in r.out
     assert "(3, 32, 32) -> (3, 11, 11)" in r.out and "dry run" in r.out
     assert not (tmp_path / "logs").exists() and not (tmp_path / "data").exists()
 

@@ -388,3 +388,20 @@ def test_extracted_mnist_files_of_the_wrong_content_are_named(run_cli, tmp_path,
     assert_user_error(r, f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte in {raw} are corrupted: they hold {found}")
     assert "delete them and run again" in r.err
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("download", ["--no-download", "--download"])
+def test_a_copy_of_one_split_names_the_other_splits_missing_files(cifar, run_cli, tmp_path, monkeypatch, download):
+    """A CIFAR10 folder holding the test split alone (as ../shared/data): training on its train split
+    names the missing files and how to train on the test split instead."""
+    for i in range(1, 6):
+        (cifar.root / "cifar-10-batches-py" / f"data_batch_{i}").unlink()
+    monkeypatch.setattr(CIFAR10, "url", DEAD + "cifar-10-python.tar.gz")
+    r = run_cli("train", "Flatten()", "Linear(3072, 10)", "--data-dir", cifar.root, download, "--logdir", "logs")
+    _user_error(r, f"{cifar.root / 'cifar-10-batches-py'} has no data_batch_1, data_batch_2, data_batch_3, data_batch_4, "
+                   "data_batch_5 (the train split); it holds the test split: use --split test (convlab train: --split "
+                   "test --holdout 0.2 trains on most of it and evaluates on the rest); or put the official "
+                   "cifar-10-python.tar.gz", tmp_path)
+    r = run_cli("train", "Flatten()", "Linear(3072, 10)", "--data-dir", cifar.root, download, "--split", "test",
+                "--holdout", "0.2", "--max-steps", "1", "--logdir", "logs", "-q")
+    assert r.code == 0, r.err

@@ -113,8 +113,9 @@ def test_pool_explanation_agrees_with_pytorch(kernel, stride, dilation, padding,
     layer = dict(kernel_size=list(kernel), stride=None if stride is None else list(stride), dilation=list(dilation),
                  padding=list(padding), ceil_mode=ceil_mode)
     shape = (channels, *size)
-    module, y = torch_verdict(lambda: nn.MaxPool2d(kernel, stride or kernel, padding, dilation, ceil_mode=ceil_mode),
-                              torch.zeros(1, *shape))
+    # As a learner writes it: one number for a square size (PyTorch prints what it was given).
+    written = [p[0] if p[0] == p[1] else p for p in (kernel, stride or kernel, padding, dilation)]
+    module, y = torch_verdict(lambda: nn.MaxPool2d(*written, ceil_mode=ceil_mode), torch.zeros(1, *shape))
     cfg, ex = convlab_verdict("pool", layer, shape)
     assert (ex is None) == (y is None), f"convlab {'rejects' if ex is None else 'accepts'}, PyTorch does not"
     if ex is None:
@@ -294,7 +295,7 @@ def test_cli_explain_takes_an_experiment_file(run_cli, tmp_path):
     (tmp_path / "e.toml").write_text('[pool]\nkernel_size = 2\nceil_mode = true\n[data]\ndataset = "shapes"\n')
     r = run_cli("explain", "pool", "--config", "e.toml", "--stride", "3")
     assert r.code == 0, r.err
-    assert "MaxPool2d(kernel_size=(2, 2), stride=(3, 3), padding=(0, 0), dilation=(1, 1), ceil_mode=True)" in r.out
+    assert "MaxPool2d(kernel_size=2, stride=3, padding=0, dilation=1, ceil_mode=True)" in r.out
     assert "input (3, 32, 32) -> output (3, 11, 11)" in r.out
 
 

@@ -167,12 +167,14 @@ def test_pair_text():
          lambda: nn.Conv2d(3, 4, (3, 5), (2, 1), (1, 2), (2, 1), bias=False, padding_mode="reflect")),
         (ConvConfig(out_channels=6, groups=3, padding="same"), lambda: nn.Conv2d(3, 6, 3, padding="same", groups=3)),
         (ConvConfig(padding="valid"), lambda: nn.Conv2d(3, 6, 3, padding="valid")),
-        # convlab passes pairs, so PyTorch prints pairs.
-        (PoolConfig(), lambda: nn.MaxPool2d((3, 3), padding=(0, 0), dilation=(1, 1))),
+        # The pools keep their arguments as given: convlab gives a square size as one number, as a
+        # learner writes it, so the module prints as PyTorch prints MaxPool2d(3).
+        (PoolConfig(), lambda: nn.MaxPool2d(3)),
+        (PoolConfig(kernel_size=(3, 3), ceil_mode=True), lambda: nn.MaxPool2d(3, ceil_mode=True)),
         (PoolConfig(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1), dilation=(2, 2), ceil_mode=True),
-         lambda: nn.MaxPool2d((2, 3), (1, 2), (1, 1), (2, 2), ceil_mode=True)),
+         lambda: nn.MaxPool2d((2, 3), (1, 2), 1, 2, ceil_mode=True)),
         (PoolConfig(kernel_size=(2, 2), padding=(1, 1), ceil_mode=True, mode="avg"),
-         lambda: nn.AvgPool2d((2, 2), padding=(1, 1), ceil_mode=True)),
+         lambda: nn.AvgPool2d(2, padding=1, ceil_mode=True)),
     ],
 )
 def test_layer_call_module_form_is_print_of_the_module(cfg, module):

@@ -25,7 +25,10 @@ def test_conv_is_a_real_conv2d_with_exactly_the_arguments():
 def test_pool_is_a_real_maxpool2d_with_stride_defaulting_to_kernel():
     m = build_layer(PoolConfig(kernel_size=(3, 3), ceil_mode=True), 3)
     assert type(m) is nn.MaxPool2d
-    assert m.kernel_size == (3, 3) and m.stride == (3, 3) and m.ceil_mode is True
+    assert m.kernel_size == 3 and m.stride == 3 and m.ceil_mode is True  # as nn.MaxPool2d(3, ceil_mode=True) keeps them
+    assert repr(m) == repr(nn.MaxPool2d(3, ceil_mode=True)) == "MaxPool2d(kernel_size=3, stride=3, padding=0, dilation=1, ceil_mode=True)"
+    wide = build_layer(PoolConfig(kernel_size=(2, 3), stride=(2, 2)), 3)
+    assert wide.kernel_size == (2, 3) and wide.stride == 2
 
 
 CONV_CASES = [

@@ -16,8 +16,8 @@ SRC = Path(convlab.__file__).resolve().parent
 ORDER = [
     "errors", "files", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "upsampling", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
-    "state", "kernels", "layers", "fields", "stack", "hooks", "pictures", "views", "confusion", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
-    "snapshots", "modelrun", "train",
+    "state", "kernels", "layers", "fields", "stack", "hooks", "pictures", "views", "confusion", "gallery", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
+    "snapshots", "modelrun", "gradients", "top.running", "top.patches", "top.sheet", "top.plan", "top.result", "top.run", "top", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
     "predict.images", "predict.attributions", "predict.trace", "predict.pictures", "predict.report", "predict.plan", "predict.run", "predict",
     "board", "commands", "notebook.results", "notebook.api", "notebook.interact", "notebook", "options", "usage", "cli", "__main__",
@@ -69,7 +69,7 @@ def test_the_readme_lists_every_module_in_this_order():
         line = line.strip()
         if line.startswith("src/convlab/"):
             listed.append(line.split()[0].removeprefix("src/convlab/").removesuffix(".py").rstrip("/"))
-    packages = {"data", "sweep", "notebook", "predict"}
+    packages = {"data", "sweep", "notebook", "predict", "top"}
     expected = [m for m in ORDER if "." not in m or m.split(".")[0] not in packages]
     assert listed == expected
 

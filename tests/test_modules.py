@@ -158,6 +158,11 @@ def test_pasting_from_a_sequential_keeps_its_trailing_comma():
         ("BatchNorm2d(3, eps=0)", "eps must be above 0"),
         ("GELU(approximate='fast')", "expected one of 'none', 'tanh'"),
         ("Sequential(ReLU(), Tanh())", "give each layer of the Sequential as its own argument"),
+        ("Conv2d(3, 32, 5), ReLU()", '2 layers separated by commas in one argument; give each layer as its own argument: '
+                                    '"Conv2d(3, 32, 5)" "ReLU()"'),
+        ('nn.Conv2d(3, 8, 3, padding="same"), nn.ReLU(), Flatten(),',
+         "3 layers separated by commas in one argument; give each layer as its own argument: "
+         "'nn.Conv2d(3, 8, 3, padding=\"same\")' \"nn.ReLU()\" \"Flatten()\""),
         ("Conv2d(*sizes)", "*args and **kwargs are not allowed"),
         ("Conv2d(3, 6, **kw)", "*args and **kwargs are not allowed"),
         ("x = ReLU()", "not a layer call (invalid syntax)"),

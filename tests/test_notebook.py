@@ -217,7 +217,7 @@ def test_interact_without_ipywidgets_prints_the_static_explanation(monkeypatch, 
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # as if it were not installed
     assert convlab.interact("pool", kernel_size=3, dataset="shapes") is None
     out = capsys.readouterr().out
-    assert "MaxPool2d(kernel_size=(3, 3)" in out and "pip install 'convlab[notebook]'" in out
+    assert "MaxPool2d(kernel_size=3, stride=3" in out and "pip install 'convlab[notebook]'" in out
 
 
 def test_board_serves_every_step_through_tensorboards_notebook_support(tmp_path, monkeypatch, capsys):

@@ -1,4 +1,5 @@
-"""SGD and Adam step for step as torch.optim's (bitwise on the CPU), without importing torch._dynamo."""
+"""SGD, Adam and AdamW step for step as torch.optim's (bitwise on the CPU), with and without weight decay,
+without importing torch._dynamo."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from convlab.optimizers import SGD, Adam, create_optimizer
+from convlab.optimizers import DEFAULT_WEIGHT_DECAY, create_optimizer
 
 
 def _model() -> nn.Module:
@@ -18,11 +19,17 @@ def _model() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
 
 
-@pytest.mark.parametrize("ours, theirs", [(SGD, torch.optim.SGD), (Adam, torch.optim.Adam)], ids=["sgd", "adam"])
-@pytest.mark.parametrize("lr", [0.01, 0.3])
-def test_each_step_equals_torch_optim(ours, theirs, lr):
+OPTIMIZERS = [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)]
+
+
+@pytest.mark.parametrize("name, theirs", OPTIMIZERS, ids=[name for name, _ in OPTIMIZERS])
+@pytest.mark.parametrize("lr, weight_decay", [(0.01, None), (0.3, None), (0.01, 0.05), (0.3, 0.5)])
+def test_each_step_equals_torch_optim(name, theirs, lr, weight_decay):
     a, b = _model(), _model()
-    mine, reference = ours(a.parameters(), lr), theirs(b.parameters(), lr=lr)
+    mine = create_optimizer(name, a.parameters(), lr, weight_decay)
+    # weight_decay None: each optimizer's own default (AdamW's is 0.01, the others' 0).
+    reference = theirs(b.parameters(), lr=lr, **({} if weight_decay is None else {"weight_decay": weight_decay}))
+    assert reference.defaults["weight_decay"] == (DEFAULT_WEIGHT_DECAY[name] if weight_decay is None else weight_decay)
     g = torch.Generator().manual_seed(1)
     for _ in range(6):
         x, y = torch.randn(8, 3, 8, 8, generator=g), torch.randint(0, 5, (8,), generator=g)
@@ -32,6 +39,25 @@ def test_each_step_equals_torch_optim(ours, theirs, lr):
             optimizer.step()
         assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), _model().parameters()))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_weight_decay_pulls_weights_towards_zero(name):
+    """With no gradient signal at all (a loss that does not depend on the weights' values),
+    only the decay acts: every weight shrinks, and none without it."""
+    norms = {}
+    for decay in (0.0, 0.5):
+        model = _model()
+        optimizer = create_optimizer(name, model.parameters(), 0.1, decay)
+        for _ in range(3):
+            optimizer.zero_grad()
+            for p in model.parameters():
+                p.grad = torch.zeros_like(p)
+            optimizer.step()
+        norms[decay] = [float(p.detach().norm()) for p in model.parameters()]
+    start = [float(p.detach().norm()) for p in _model().parameters()]
+    assert norms[0.0] == pytest.approx(start)
+    assert all(after < before * 0.99 for after, before in zip(norms[0.5], start))
 
 
 def test_a_parameter_without_a_gradient_is_left_alone():
@@ -51,8 +77,8 @@ def test_a_step_imports_no_torch_dynamo():
         "import sys, torch\n"
         "from convlab.optimizers import create_optimizer\n"
         "m = torch.nn.Linear(3, 2)\n"
-        "for name in ('sgd', 'adam'):\n"
-        "    o = create_optimizer(name, m.parameters(), 0.1)\n"
+        "for name in ('sgd', 'adam', 'adamw'):\n"
+        "    o = create_optimizer(name, m.parameters(), 0.1, 0.01)\n"
         "    m(torch.ones(1, 3)).sum().backward(); o.step(); o.zero_grad()\n"
         "print('torch._dynamo' in sys.modules)\n"
     )

@@ -125,8 +125,8 @@ def test_the_run_logs_the_input_every_stage_each_attribution_and_the_probabiliti
     acc = load_events(tmp_path / "logs" / "mine")
     tags = acc.Tags()["images"]
     stages = ["01-conv2d", "02-relu", "03-conv2d", "04-relu", "05-maxpool2d", "06-flatten", "07-linear"]
-    assert set(stages + ["input", "gradcam", "saliency", "occlusion"]) <= set(tags)
-    shown = images(acc, "input")
+    assert set(stages + ["00-input", "gradcam", "saliency", "occlusion"]) <= set(tags)
+    shown = images(acc, "00-input")
     assert [i.step for i in shown] == [0, 1] and all((i.height, i.width) == (32, 32) for i in shown)
     pixels = make_shapes(EVAL_IMAGES, seed=0, split="test")[0][int(first.stem)].permute(1, 2, 0).numpy().astype(int)
     assert np.abs(shown[0].pixels.astype(int) - pixels).max() <= 1  # the image as the model saw it ([0, 1] -> x255, truncated)
@@ -238,7 +238,7 @@ def test_layers_and_weights_without_a_run_and_what_is_refused(run_cli, tmp_path,
     r = run_cli("predict", "--config", shapes_classifier / "config.toml", image)
     assert_user_error(r, f"is a training run's config; give the run itself: convlab predict --run {shapes_classifier}")
     r = run_cli("predict", image)
-    assert_user_error(r, "convlab predict needs a model: --run logs/train-... (a training run), or its layers")
+    assert_user_error(r, "convlab predict needs a model: --run logs/train/train-... (a training run), or its layers")
     r = run_cli("predict", "--run", shapes_classifier)
     assert_user_error(r, "convlab predict needs images: give image files or folders")
 
@@ -266,4 +266,4 @@ def test_a_run_stopped_by_a_signal_keeps_what_it_predicted(run_cli, tmp_path, sh
     assert summary["status"] == "incomplete" and summary["steps"] == 8 and summary["stopped_by"] == "SIGTERM"
     rows = list(csv.DictReader((tmp_path / "logs" / "cut" / "predictions.csv").open()))
     assert [int(row["index"]) for row in rows] == list(range(8))
-    assert [i.step for i in images(load_events(tmp_path / "logs" / "cut"), "input")] == [0]
+    assert [i.step for i in images(load_events(tmp_path / "logs" / "cut"), "00-input")] == [0]

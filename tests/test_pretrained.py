@@ -91,7 +91,7 @@ def test_pretrained_stages_equal_torchvisions_model(torch_home, cifar, run_cli, 
                 "--run-name", "r", "-q")
     assert r.code == 0, r.err
     acc = load_events(tmp_path / "logs" / "r")
-    assert sorted(acc.Tags()["images"]) == ["01-conv2d", "01-conv2d/kernels", "02-batchnorm2d", "input"]
+    assert sorted(acc.Tags()["images"]) == ["00-input", "01-conv2d", "01-conv2d/kernels", "02-batchnorm2d"]
     saved = (tmp_path / "logs" / "r" / "config.toml").read_text()
     assert 'pretrained = "resnet18"' in saved and "upto = 2" in saved and "layers = []" in saved
     r = run_cli("stack", "--config", tmp_path / "logs" / "r" / "config.toml", "--run-name", "r2", "-q")

@@ -15,7 +15,7 @@ from torch import nn
 from convlab import pipeline
 from convlab.config import ConfigError, read_config_file, resolve
 from convlab.layers import check_batch_memory
-from convlab.pictures import auto_zoom
+from convlab.pictures import LABEL_TOP, auto_zoom, label_left
 from convlab.writer import image_grid
 
 from conftest import assert_user_error, images, load_events, only_run
@@ -66,7 +66,7 @@ def test_tags_list_the_stages_in_order_with_their_pictures(cifar, run_cli, tmp_p
     r = run_cli("stack", *SMALL, "--data-dir", cifar.root, "-b", "16", "-n", "2", "--logdir", "logs", "--run-name", "t",
                 "--max-channels", "5", "--view-images", "3")
     assert r.code == 0, r.err
-    expected = ["input", "01-conv2d", "01-conv2d/kernels", "02-relu", "03-maxpool2d", "04-flatten", "05-linear"]
+    expected = ["00-input", "01-conv2d", "01-conv2d/kernels", "02-relu", "03-maxpool2d", "04-flatten", "05-linear"]
     summary = json.loads((tmp_path / "logs" / "t" / "summary.json").read_text())
     assert summary["tags"] == expected and summary["output_shape"] == [10]
     assert f"logged 2 step(s) of {', '.join(expected)} to" in r.out
@@ -79,16 +79,17 @@ def test_tags_list_the_stages_in_order_with_their_pictures(cifar, run_cli, tmp_p
     # A map stage: the first 5 of 8 channels of the first 3 images, one tile each.
     zoom = auto_zoom(32, 32, 5)
     conv = images(acc, "01-conv2d")[0]
-    assert (conv.height, conv.width) == (2 + 3 * (32 * zoom + 2), 2 + 5 * (32 * zoom + 2))
+    top, left = LABEL_TOP, label_left(3)  # channel and image numbers
+    assert (conv.height, conv.width) == (top + 2 + 3 * (32 * zoom + 2), left + 2 + 5 * (32 * zoom + 2))
     pool = images(acc, "03-maxpool2d")[0]
-    assert pool.width == 2 + 5 * (16 * auto_zoom(16, 16, 5) + 2)
+    assert pool.width == left + 2 + 5 * (16 * auto_zoom(16, 16, 5) + 2)
     # A vector stage: one heat-strip row per image, one cell per feature.
     flat, linear = images(acc, "04-flatten")[0], images(acc, "05-linear")[0]
     assert (flat.height, flat.width) == (2 + 3 * (8 + 2), 4 + 2048)
     assert (linear.height, linear.width) == (2 + 3 * (16 + 2), 4 + 10 * 16)
     layer = acc.Tensors("layer/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "5  Linear(2048, 10)" in layer and "first 5 channels" in layer and "01-conv2d" in layer
-    assert "weights: PyTorch's default init, seeded with --seed 0" in layer
+    assert "weights:" not in layer and "weights:" not in r.out  # PyTorch's own init: nothing to say
 
 
 def test_the_last_stage_names_the_top_classes(cifar, run_cli, tmp_path):
@@ -97,7 +98,8 @@ def test_the_last_stage_names_the_top_classes(cifar, run_cli, tmp_path):
     assert r.code == 0, r.err
     acc = load_events(tmp_path / "logs" / "c")
     text = acc.Tensors("06-softmax/classes/text_summary")[0].tensor_proto.string_val[0].decode()
-    lines = text.splitlines()
+    head, blank, *lines = text.splitlines()
+    assert head == "Top classes of each image, with their probabilities (the Softmax stage's output):" and blank == ""
     assert len(lines) == 2 and lines[0].startswith("- image 0 (") and lines[1].startswith("- image 1 (")
     from convlab.data import CIFAR10_CLASSES
 
@@ -105,6 +107,14 @@ def test_the_last_stage_names_the_top_classes(cifar, run_cli, tmp_path):
     assert len(names) == 3 and all(n.rsplit(" ", 1)[0] in CIFAR10_CLASSES for n in names)
     assert sum(float(n.rsplit(" ", 1)[1]) for n in names) <= 1.0 + 1e-3  # probabilities, best first
     assert "classes" not in " ".join(acc.Tags()["tensors"]).replace("06-softmax/classes", "")
+    # Without the Softmax stage: the same probabilities, as the softmax of the Linear's scores (logits).
+    r = run_cli("stack", *SMALL, "--data-dir", cifar.root, "-b", "8", "-n", "1", "--logdir", "logs", "--run-name", "l",
+                "--view-images", "2", "-q")
+    assert r.code == 0, r.err
+    text = load_events(tmp_path / "logs" / "l").Tensors("05-linear/classes/text_summary")[0].tensor_proto.string_val[0].decode()
+    head, _, *logit_lines = text.splitlines()
+    assert head == "Top classes of each image, with their probabilities (the softmax of the last stage's scores (logits)):"
+    assert logit_lines == lines  # the same seeded weights: the same top classes and probabilities
 
 
 def test_one_activation_is_the_lessons_script(cifar, run_cli, tmp_path):
@@ -134,7 +144,7 @@ def test_the_saved_config_repeats_the_run(cifar, run_cli, tmp_path):
     r = run_cli("stack", "--config", first / "config.toml", "--run-name", "again", "-q")
     assert r.code == 0, r.err
     a, b = load_events(first), load_events(tmp_path / "logs" / "again")
-    assert sorted(a.Tags()["images"]) == sorted(b.Tags()["images"]) == ["01-conv2d", "02-relu", "03-avgpool2d", "input"]
+    assert sorted(a.Tags()["images"]) == sorted(b.Tags()["images"]) == ["00-input", "01-conv2d", "02-relu", "03-avgpool2d"]
     for tag in ("01-conv2d/max", "03-avgpool2d/mean"):
         assert [e.value for e in a.Scalars(tag)] == [e.value for e in b.Scalars(tag)]
     assert (tmp_path / "logs" / "again" / "config.toml").read_text().replace('run_name = "again"', "# run_name = (default)") == saved
@@ -144,7 +154,13 @@ def test_the_saved_config_repeats_the_run(cifar, run_cli, tmp_path):
 @pytest.mark.parametrize("path", [p for p in sorted(CONFIGS.glob("*.toml")) if "[stack]" in p.read_text() and "[sweep]" not in p.read_text()],
                          ids=lambda p: p.name)
 def test_every_ready_stack_plans(path):
-    p = pipeline.plan(resolve("stack", {"data": {"dataset": "shapes"}}, config_file=path))
+    """Stack files and training files (configs/edges-emerge.toml: [stack] and [train]) alike."""
+    from convlab.train import plan_training
+
+    if 'command = "train"' in path.read_text():
+        p = plan_training(resolve("train", {"data": {"dataset": "shapes"}}, config_file=path)).stack
+    else:
+        p = pipeline.plan(resolve("stack", {"data": {"dataset": "shapes"}}, config_file=path))
     assert p.stages
 
 
@@ -170,6 +186,8 @@ def test_a_dry_run_prints_the_table_and_writes_nothing(run_cli, tmp_path):
          "stage 8 Linear(512, 64): Flatten gives 1024 = 64x4x4 features per image; use Linear(1024, 64)"),
         (["Conv2d(3, 6, 3)", "Linear(6, 2)"], "stage 2 Linear(6, 2): Linear takes feature vectors"),
         (["Conv2d(3, 6, 3)", "Relu()"], "stage 2 Relu(): unknown layer 'Relu'; did you mean ReLU?"),
+        (["Conv2d(3, 32, 5), ReLU()"], 'stage 1 Conv2d(3, 32, 5), ReLU(): 2 layers separated by commas in one argument; '
+                                       'give each layer as its own argument: "Conv2d(3, 32, 5)" "ReLU()"'),
         (["MaxPool2d(2)"] * 6, "stage 6 MaxPool2d(2): kernel 2 does not fit the input's height: 1 + 2*0 padding = 1 < 2"),
         (["ReLU()", "--views", "kernels"], "view 'kernels' does not apply to this stack"),
         (["Conv2d(3, 6, 3)", "--views", "features"], "view 'features' does not apply to this stack (conv and pool layers give maps"),
@@ -283,15 +301,18 @@ def test_the_lesson_model_on_real_images(shared_cifar, run_cli, tmp_path):
     acc = load_events(tmp_path / "logs" / "real")
     stages = ["01-conv2d", "02-maxpool2d", "03-conv2d", "04-maxpool2d", "05-conv2d", "06-maxpool2d", "07-flatten",
               "08-linear", "09-linear"]
-    assert [t for t in sorted(acc.Tags()["images"]) if "/" not in t] == [*stages, "input"]
+    assert [t for t in sorted(acc.Tags()["images"]) if "/" not in t] == ["00-input", *stages]  # the input first, then in stage order
     for tag in stages:
         pixels = images(acc, tag)[0].pixels
         assert pixels.std() > 10, tag  # real content, not a flat picture
     text = acc.Tensors("09-linear/classes/text_summary")[0].tensor_proto.string_val[0].decode()
     from convlab.data import CIFAR10_CLASSES
 
-    first = text.splitlines()[0]
+    head, _, first, *_ = text.splitlines()
+    assert head == "Top classes of each image, with their probabilities (the softmax of the last stage's scores (logits)):"
     truth = first.split("(", 1)[1].split(")", 1)[0]
+    named = first.split(": ", 1)[1].split(", ")
+    assert 0 < sum(float(n.rsplit(" ", 1)[1]) for n in named) <= 1.0 + 1e-3  # probabilities, not logits
     assert first.startswith("- image 0 (") and truth in CIFAR10_CLASSES  # each image named by its label
 
 
@@ -315,11 +336,12 @@ def test_the_encoder_decoder_config_shrinks_and_grows_the_image(cifar, run_cli, 
     acc = load_events(tmp_path / "logs" / "ed")
     sizes = {"01-conv2d": 32, "02-relu": 32, "03-maxpool2d": 16, "04-conv2d": 8, "05-relu": 8, "06-convtranspose2d": 16,
              "07-relu": 16, "08-upsample": 32, "09-conv2d": 32}
-    assert sorted(t for t in acc.Tags()["images"] if "/" not in t) == sorted(["input", *sizes])
+    assert sorted(t for t in acc.Tags()["images"] if "/" not in t) == sorted(["00-input", *sizes])
     for tag, n in sizes.items():
         picture = images(acc, tag)[0]
         channels = 3 if tag == "09-conv2d" else 8  # max_channels = 8
-        assert (picture.height, picture.width) == (2 + 4 * (2 * n + 2), 2 + channels * (2 * n + 2)), tag
+        top, left = LABEL_TOP, label_left(4)  # the channel numbers above, the image numbers on the left
+        assert (picture.height, picture.width) == (top + 2 + 4 * (2 * n + 2), left + 2 + channels * (2 * n + 2)), tag
     torch.manual_seed(3)
     from convlab.calls import parse_layers
     from convlab.layers import build_layer
@@ -359,3 +381,20 @@ def test_going_back_up_loads_weights_sweeps_and_trains(run_cli, tmp_path):
     assert summary["status"] == "complete" and summary["steps"] == 3
     state = torch.load(tmp_path / "logs" / "t" / "model.pt", weights_only=True)
     assert tuple(state["2.weight"].shape) == (8, 4, 2, 2)  # ConvTranspose2d's (in, out/groups, kH, kW), trained
+
+
+def test_the_input_lists_first_and_only_the_first_convs_kernels_unless_asked(run_cli, tmp_path):
+    """TensorBoard sorts tags by name: the images are stage 0 ('00-input'), before '01-conv2d'; a deeper
+    conv's kernels (a grid of noise to a learner) are logged when --views names them."""
+    layers = ("Conv2d(3, 4, 3)", "ReLU()", "Conv2d(4, 4, 3)", "Conv2d(4, 2, 3)")
+    options = ("--dataset", "shapes", "-b", "4", "-n", "1", "-q")
+    assert run_cli("stack", *layers, *options, "--logdir", "logs", "--run-name", "default").code == 0
+    tags = sorted(load_events(tmp_path / "logs" / "default").Tags()["images"])
+    assert tags == ["00-input", "01-conv2d", "01-conv2d/kernels", "02-relu", "03-conv2d", "04-conv2d"]
+    assert run_cli("stack", *layers, *options, "--views", "channels,kernels", "--logdir", "logs", "--run-name", "asked").code == 0
+    tags = sorted(load_events(tmp_path / "logs" / "asked").Tags()["images"])
+    assert [t for t in tags if t.endswith("/kernels")] == ["01-conv2d/kernels", "03-conv2d/kernels", "04-conv2d/kernels"]
+    # Equal stages are told apart: only the first of two identical convs is the first.
+    same = ("Conv2d(3, 3, 3)", "Conv2d(3, 3, 3)")
+    assert run_cli("stack", *same, *options, "--logdir", "logs", "--run-name", "same").code == 0
+    assert [t for t in load_events(tmp_path / "logs" / "same").Tags()["images"] if t.endswith("/kernels")] == ["01-conv2d/kernels"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,11 @@ import torch
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from convlab import pipeline
+from convlab import cli, pipeline
 from convlab.config import ConfigError, resolve
 from convlab.sweep import prepare, run_names, setting_name
 from convlab.sweep.compare import HEADER, OutputStats
-from convlab.sweep.grid import compare_picture
+from convlab.sweep.grid import FLAG_NAMES, compare_picture
 from test_signals import start
 
 from conftest import assert_user_error, images, load_events
@@ -280,7 +281,7 @@ def test_an_error_every_combination_shares_is_said_once(run_cli):
     [
         ((), "nothing to vary: give --vary KEY=V1,V2"),
         (("--vary", "kernel_size"), "--vary 'kernel_size': write KEY=V1,V2"),
-        (("--vary", "kernel=2,3"), "--vary kernel: 'kernel' is not a key of 'convlab pool'; did you mean 'kernel_size'?"),
+        (("--vary", "kernal=2,3"), "--vary kernal: 'kernal' is not a key of 'convlab pool'; did you mean 'kernel_size'?"),
         (("--vary", "kernel_size=3"), "--vary kernel_size lists one value (3); a sweep compares two or more"),
         (("--vary", "kernel_size=3,3x3"), "--vary kernel_size: '3' and '3x3' are the same value; list each once"),
         (("--vary", "kernel_size=2,,3"), "--vary kernel_size: empty value in '2,,3'"),
@@ -295,6 +296,20 @@ def test_an_error_every_combination_shares_is_said_once(run_cli):
 def test_bad_vary_values_are_one_line_errors(run_cli, tmp_path, args, message):
     assert_user_error(run_cli("sweep", "pool", "--dataset", "shapes", *args), message)
     assert not (tmp_path / "logs").exists()
+
+
+def test_vary_takes_the_flags_spellings_of_a_key(run_cli):
+    """--vary kernel=... and ceil=... as the flags --kernel and --ceil/--no-ceil spell them."""
+    by_key = run_cli("sweep", "pool", "--vary", "kernel_size=2,3", "--vary", "ceil_mode=false,true", "--dataset", "shapes", "--dry-run")
+    by_flag = run_cli("sweep", "pool", "--vary", "kernel=2,3", "--vary", "ceil=false,true", "--dataset", "shapes", "--dry-run")
+    assert by_flag.code == by_key.code == 0, by_flag.err
+    assert by_flag.out == by_key.out and "k3-ceil" in by_flag.out
+    # Each alias is the flag of the option that sets that key.
+    hints = typing.get_type_hints(cli.sweep_pool, include_extras=True)
+    for flag, key in FLAG_NAMES.items():
+        option = hints[key].__metadata__[0]  # typer keeps an Annotated option's first flag as its default
+        declared = (option.default, *option.param_decls)
+        assert any(f"--{flag}" in str(d).split("/") for d in declared), (flag, declared)
 
 
 def test_init_alternatives_are_separated_by_semicolons(run_cli):

@@ -44,7 +44,7 @@ def test_each_run_logs_exactly_what_convlab_stack_logs(cifar, run_cli, tmp_path)
 
         a = assert_same_run(swept / name, single_dir, steps=lambda tag: [0] if tag.endswith("kernels") else [0, 1, 2])
         tag = f"02-{activation[:-2].lower()}"
-        assert sorted(a.Tags()["images"]) == sorted(["input", "01-conv2d", "01-conv2d/kernels", tag])
+        assert sorted(a.Tags()["images"]) == sorted(["00-input", "01-conv2d", "01-conv2d/kernels", tag])
     table = load_events(swept / "compare").Tensors("combinations/text_summary")[-1].tensor_proto.string_val[0].decode()
     assert table.splitlines()[0].startswith("| run | layers | output (C, H, W) | parameters | multiply-adds |")
     assert "| conv2d-tanh | Conv2d(3, 8, 3), Tanh() | (8, 30, 30) | 224 | 194,400 |" in table
@@ -259,3 +259,32 @@ def test_the_activations_sweep_on_real_cifar10(shared_cifar, run_cli, tmp_path):
         acc = load_events(tmp_path / "logs" / "act" / name)
         assert "02-" + name.split("-")[1] in acc.Tags()["images"]
     assert compare.width > compare.height
+
+
+def test_weights_none_against_a_training_runs_model_side_by_side(run_cli, tmp_path):
+    """--vary weights=none,RUN/model.pt: the untrained network (PyTorch's seeded init) beside the
+    trained one, the runs named 'random' and after the training run's directory; each exactly what
+    convlab stack logs with those weights."""
+    torch.manual_seed(7)
+    trained = tmp_path / "logs" / "train" / "my-run" / "model.pt"
+    trained.parent.mkdir(parents=True)
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)).state_dict(), trained)
+    r = run_cli("sweep", "stack", CONV, "--vary", f"weights=none,{trained}", "--dataset", "shapes", "--dry-run")
+    assert r.code == 0, r.err
+    assert [line.split()[:2] for line in r.out.splitlines()[2:4]] == [["random", "none"], ["my-run", str(trained)]]
+    assert_user_error(run_cli("sweep", "stack", CONV, "--vary", "weights=none,random"),
+                      "--vary weights: 'none' and 'random' are the same value; list each once")
+
+    options = ("--dataset", "shapes", "-b", "4", "-n", "3", "--views", "kernels", "-q")
+    r = run_cli("sweep", "stack", CONV, "--vary", f"weights=none,{trained}", *options, "--logdir", "out")
+    assert r.code == 0, r.err
+    swept = sweep_dir(tmp_path / "out")
+    assert 'vary = { weights = ["none", ' in (swept / "config.toml").read_text()
+    steps = lambda tag: [0] if tag.endswith("kernels") else [0, 1, 2]  # noqa: E731
+    for name, weights in (("random", ()), ("my-run", ("--weights", trained))):
+        single = run_cli("stack", CONV, *weights, *options, "--logdir", "out")
+        assert single.code == 0, single.err
+        (single_dir,) = [p for p in (tmp_path / "out").iterdir() if p != swept]
+        assert_same_run(swept / name, single_dir, steps)
+    first, second = (images(load_events(swept / n), "01-conv2d/kernels")[0] for n in ("random", "my-run"))
+    assert not np.array_equal(first.pixels, second.pixels)

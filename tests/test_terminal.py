@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import convlab
-from convlab.terminal import StreamSink, TerminalReporter, echo, fmt_number
+from convlab.terminal import StreamSink, TerminalReporter, duration, echo, fmt_number
 
 SRC = Path(convlab.__file__).resolve().parents[1]
 RUN = ("conv", "--dataset", "shapes", "--batch-size", "8", "--max-batches", "1", "--views", "none")
@@ -202,3 +202,37 @@ def test_names_the_terminal_cannot_encode_are_shown_escaped(tmp_path):
     assert results["error-c"][1] == "convlab: error: config file not found: \\udcc3\\udcbc.toml\n"
     assert results["error"][1] == "convlab: error: config file not found: \\udcff.toml\n"
     assert not any("Traceback" in err for _, err in results.values())
+
+
+def test_durations_read_as_a_clock():
+    assert [duration(s) for s in (0, 9.6, 75, 3725)] == ["0:00", "0:10", "1:15", "1:02:05"]
+
+
+def test_on_a_terminal_training_says_when_it_evaluates_and_keeps_each_epochs_line(tmp_path):
+    """A real pseudo-terminal, as a learner's: the bar shows the run's own ETA and 'evaluating N images'
+    before each evaluation; each epoch's line stays above it, and the bar goes at the end."""
+    import pty
+    import select
+
+    main, follower = pty.openpty()
+    args = ["train", "Flatten()", "Linear(3072, 10)", "--dataset", "shapes", "--batch-size", "16", "--max-steps", "10",
+            "--eval-every", "5", "--eval-batches", "2", "--snapshot-every", "1000", "--logdir", "logs"]
+    env = {**os.environ, "PYTHONPATH": str(SRC), "TERM": "xterm", "COLUMNS": "200", "LINES": "40"}
+    proc = subprocess.Popen([sys.executable, "-m", "convlab", *args], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([main], [], [], 120)
+        try:
+            data = os.read(main, 65536) if ready else b""
+        except OSError:  # EIO: the process closed the terminal
+            data = b""
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    assert proc.wait(timeout=60) == 0
+    screen = b"".join(chunks).decode(errors="replace")
+    assert "evaluating 32 images" in screen and "eta " in screen
+    assert "epoch 1/1 (10 of 3,125 steps): train loss " in screen and "test accuracy " in screen

@@ -91,7 +91,7 @@ def _dry_run(run_cli, tmp_path, argv: list[str]):
 
 def _predict_example_files(root) -> None:
     """What convlab predict's examples name: a photo, a folder of them, the lesson's model trained
-    (logs/train-lesson, its config.toml and model.pt; untrained weights do for a dry run) and its model.pt."""
+    (logs/train/lesson, its config.toml and model.pt; untrained weights do for a dry run) and its model.pt."""
     import numpy as np
     import torch
     from PIL import Image
@@ -102,7 +102,7 @@ def _predict_example_files(root) -> None:
     Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(root / "photo.jpg")
     (root / "my_photos" / "cat").mkdir(parents=True)
     Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(root / "my_photos" / "cat" / "1.png")
-    run = root / "logs" / "train-lesson"
+    run = root / "logs" / "train" / "lesson"
     run.mkdir(parents=True)
     lesson = (REPO / "configs" / "cifar10-model.toml").read_text().replace('command = "stack"', 'command = "train"')
     (run / "config.toml").write_text(lesson + "\n[train]\n")

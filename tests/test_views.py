@@ -5,11 +5,13 @@ import pytest
 import torch
 
 from convlab.pictures import (
+    LABEL_TOP,
     SEPARATOR,
     auto_zoom,
     channel_view,
     display_scale,
     kernel_view,
+    label_left,
     reshape_view,
     tiles_per_image,
     upscale,
@@ -106,6 +108,28 @@ def test_channel_view_rows_are_images_columns_are_channels():
     assert len(set(SEPARATOR)) == 3
 
 
+@pytest.mark.parametrize("pixels", [False, True])
+def test_labelled_channel_view_is_the_grid_with_numbers_around_it(pixels):
+    torch.manual_seed(1)
+    y = torch.randn(3, 12, 8, 8)
+    plain = channel_view(y, images=3, zoom=4, pixels=pixels)
+    labelled = channel_view(y, images=3, zoom=4, pixels=pixels, labels=True)
+    top, left = LABEL_TOP, label_left(3)
+    assert labelled.dtype == plain.dtype and labelled.shape == (1, 3, top + plain.shape[2], left + plain.shape[3])
+    assert torch.equal(labelled[..., top:, left:], plain)
+    margin = labelled if pixels else (labelled * 255).round()
+    white = 255
+    # Ink above each column (its channel number) and left of each row (its image number), white elsewhere.
+    for c in range(12):
+        x = left + 2 + c * 34
+        assert (margin[0, 0, :top, x : x + 32] < white).any(), c
+    for r in range(3):
+        y0 = top + 2 + r * 34
+        assert (margin[0, 0, y0 : y0 + 32, :left] < white).any(), r
+    # Small numbers on white: most of each margin is paper.
+    assert (margin[0, 0, :top] == white).float().mean() > 0.7 and (margin[0, 0, top:, :left] == white).float().mean() > 0.7
+
+
 def test_channel_view_of_fewer_images_than_asked():
     assert channel_view(torch.randn(2, 3, 4, 4), images=4, zoom=1).shape == (1, 3, 2 + 2 * 6, 2 + 3 * 6)
 
@@ -140,13 +164,15 @@ def test_symmetric_mid_grey_survives_tensorboard(cifar, run_cli, tmp_path):
     acc = load_events(tmp_path / "logs" / "z")
     views = images(acc, "channels")
     assert [v.step for v in views] == [0, 1]
-    assert (views[0].height, views[0].width) == (2 + 3 * 62, 2 + 2 * 62)
+    # Numbered: channels above, images on the left, in margins outside the grid.
+    top, left = LABEL_TOP, label_left(3)
+    assert (views[0].height, views[0].width) == (top + 2 + 3 * 62, left + 2 + 2 * 62)
     # The fixture's images are flat 4x4 blocks: inside a block the gradient is exactly 0.
     x = torch.from_numpy(cifar.test_images[:1]).permute(0, 3, 1, 2).float() / 255
     y = torch.nn.functional.conv2d(x, torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]).expand(1, 3, 3, 3) / 3)[0, 0]
     flat = (y == 0).nonzero()
     assert len(flat) > 50
-    tile = views[0].pixels[2 : 2 + 60, 2 : 2 + 60]
+    tile = views[0].pixels[top + 2 : top + 2 + 60, left + 2 : left + 2 + 60]
     for i, j in flat[:50].tolist():
         assert tile[2 * i, 2 * j].tolist() in ([127] * 3, [128] * 3)
     kernels = images(acc, "kernels")
@@ -226,13 +252,17 @@ def test_every_ready_experiment_plans(path):
     from convlab.pipeline import plan
 
     text = path.read_text()
-    command = "stack" if "[stack]" in text else "pool" if "[pool]" in text else "conv"
+    command = "train" if 'command = "train"' in text else "stack" if "[stack]" in text else "pool" if "[pool]" in text else "conv"
     sweep = "[sweep]" in text
     assert read_config_file(path, command, sweep=sweep)
     if sweep:  # a sweep: every combination resolved and planned
         from convlab.sweep import prepare
 
         assert len(prepare(command, {command: {}}, path, []).runs) > 1
+    elif command == "train":  # a training file (configs/edges-emerge.toml): planned as convlab train plans it
+        from convlab.train import plan_training
+
+        assert plan_training(resolve(command, config_file=path)).stack.stages
     else:
         plan(resolve(command, config_file=path))
 
@@ -242,7 +272,8 @@ def test_sobel_x_lights_up_vertical_edges_on_real_images(shared_cifar, run_cli, 
     r = run_cli("conv", "--config", Path(__file__).parents[1] / "configs" / "edges.toml", "--data-dir", shared_cifar,
                 "--logdir", "logs", "--run-name", "edges", "-n", "1", "--view-images", "16", "--zoom", "1")
     assert r.code == 0, r.err
-    grid = images(load_events(tmp_path / "logs" / "edges"), "channels")[0].pixels[..., 0].astype(float)
+    labelled = images(load_events(tmp_path / "logs" / "edges"), "channels")[0].pixels[..., 0].astype(float)
+    grid = labelled[LABEL_TOP:, label_left(16):]  # without the channel and image numbers
     # Columns: identity, sobel-x, sobel-y, laplacian; 16 rows of 32x32 tiles, 2-pixel separators.
     def tiles(col):
         return [grid[2 + r * 34 : 34 + r * 34, 2 + col * 34 : 34 + col * 34] for r in range(16)]

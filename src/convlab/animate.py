@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from convlab.config import ConvlabError, Experiment, LayerConfig, Pair, PoolConfig
 from convlab.geometry import AxisWindows, axis_arithmetic, layer_call, tap_kind
 from convlab.layers import ShapeError, output_shape, stage_output_shape
+from convlab.pictures import label_font, text_width
 from convlab.stages import ConvTranspose2dConfig
 from convlab.upsampling import layer_windows
 
@@ -88,16 +89,6 @@ def _layout(axes: tuple[AxisWindows, AxisWindows]) -> Layout:
     return Layout(cell, rows, cols, origin, out_origin, (out_h, out_w), (width + width % 2, height + height % 2))
 
 
-def label_font(size: int) -> Any:
-    """Pillow's default font at ``size`` pixels (the scalable one where Pillow has it)."""
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: the fixed bitmap font
-        return ImageFont.load_default()
-
-
 def _title(cfg: LayerConfig | ConvTranspose2dConfig, size: Pair, out: Pair) -> str:
     return f"{layer_call(cfg, form='caption')}:  {size[0]}x{size[1]} -> {out[0]}x{out[1]}"
 
@@ -114,11 +105,6 @@ def _caption(i: int, j: int, axes: tuple[AxisWindows, AxisWindows]) -> str:
     if axes[0].overhang(i) or axes[1].overhang(j):
         text += "  (red: past the edge, ignored)"
     return text
-
-
-def _text_width(font: Any, text: str) -> int:
-    left, _, right, _ = font.getbbox(text)
-    return int(right - left)
 
 
 def _dotted_rect(draw: Any, box: tuple[int, int, int, int], color: tuple[int, int, int], step: int = 3) -> None:
@@ -142,9 +128,9 @@ def frames(cfg: LayerConfig | ConvTranspose2dConfig, size: Pair) -> list[Image.I
     c = lay.cell
     cells = [divmod(n, lay.out_shape[1]) for n in range(lay.out_shape[0] * lay.out_shape[1])]
     captions = [_caption(i, j, axes) for i, j in cells]
-    text_width = max(_text_width(font, title), *(_text_width(small, t) for t in captions)) + 24
-    if text_width > lay.size[0]:
-        lay = replace(lay, size=(text_width + text_width % 2, lay.size[1]))
+    widest = max(text_width(font, title), *(text_width(small, t) for t in captions)) + 24
+    if widest > lay.size[0]:
+        lay = replace(lay, size=(widest + widest % 2, lay.size[1]))
 
     def box(origin: Pair, r: int, col: int) -> tuple[int, int, int, int]:
         return (origin[0] + col * c, origin[1] + r * c, origin[0] + (col + 1) * c - 1, origin[1] + (r + 1) * c - 1)

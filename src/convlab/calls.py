@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,11 +81,22 @@ def _call(text: str) -> ast.Call:
     body = tree.body
     if isinstance(body, ast.Tuple) and len(body.elts) == 1:  # pasted with the comma from a Sequential
         body = body.elts[0]
+    if isinstance(body, ast.Tuple) and all(isinstance(e, ast.Call) for e in body.elts):  # a Sequential's arguments
+        parts = " ".join(_shell_word(ast.get_source_segment(text.strip(), e) or ast.unparse(e)) for e in body.elts)
+        raise LayerError(
+            f"{len(body.elts)} layers separated by commas in one argument; give each layer as its own argument: "
+            f"{short_text(parts, 200)} (in a config file, each its own item of the layers list)"
+        )
     if isinstance(body, ast.Name) and body.id in SIGNATURES:
         raise LayerError(f"{body.id} names the class; call it to make a layer: {body.id}()")
     if not isinstance(body, ast.Call):
         raise LayerError(f"{_what(body)} is not a layer; write one call such as Conv2d(3, 32, 5, padding=2) or ReLU()")
     return body
+
+
+def _shell_word(text: str) -> str:
+    """A layer as one shell argument, in double quotes as the docs write them where that is safe."""
+    return f'"{text}"' if not any(c in text for c in '"$`\\!') else shlex.quote(text)
 
 
 def _signature(name: str) -> Signature:

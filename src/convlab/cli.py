@@ -28,6 +28,7 @@ from convlab.options import (
     CeilOpt,
     CellOpt,
     ChannelsOpt,
+    ClassOpt,
     ConfigOpt,
     ConvPaddingOpt,
     ConvStrideOpt,
@@ -57,6 +58,7 @@ from convlab.options import (
     OutputPaddingOpt,
     OutputSizeOpt,
     PaddingModeOpt,
+    PatchesOpt,
     PicturesOpt,
     PoolModeOpt,
     PoolPaddingOpt,
@@ -64,14 +66,20 @@ from convlab.options import (
     PredictArgs,
     PredictWeightsOpt,
     PretrainedOpt,
+    SheetsOpt,
     ShuffleOpt,
     SizeOpt,
     SkipInvalidOpt,
     SnapshotEveryOpt,
     StackWeightsOpt,
     TargetOpt,
+    TopChannelsOpt,
+    TopJsonOpt,
     TopKOpt,
+    TopStagesOpt,
     TraceOpt,
+    TrainingRunOpt,
+    TrainTopOpt,
     TransposedCaseOpt,
     TransposedChannelsOpt,
     TransposedOutChannelsOpt,
@@ -81,6 +89,7 @@ from convlab.options import (
     UnpoolSizeOpt,
     UptoOpt,
     VaryOpt,
+    WeightDecayOpt,
     WeightOpt,
     WeightsOpt,
     views_group,
@@ -146,12 +155,27 @@ def stack(
 def train(
     ctx: typer.Context,
     layers: LayersArg = None, weights: InitWeightsOpt = None,
-    optimizer: OptimizerOpt = None, lr: LrOpt = None, epochs: EpochsOpt = None, shuffle: ShuffleOpt = None, max_steps: MaxStepsOpt = None,
+    optimizer: OptimizerOpt = None, lr: LrOpt = None, weight_decay: WeightDecayOpt = None, epochs: EpochsOpt = None,
+    shuffle: ShuffleOpt = None, max_steps: MaxStepsOpt = None,
     eval_every: EvalEveryOpt = None, snapshot_every: SnapshotEveryOpt = None, eval_split: EvalSplitOpt = None,
-    eval_batches: EvalBatchesOpt = None, holdout: HoldoutOpt = None, max_channels: MaxChannelsOpt = None,
+    eval_batches: EvalBatchesOpt = None, holdout: HoldoutOpt = None, max_channels: MaxChannelsOpt = None, top: TrainTopOpt = None,
 ) -> None:
     p = ctx.params
     commands.train(resolve("train", overrides("train", p), p["config"]), dry_run=p["dry_run"], quiet=p["quiet"])
+
+
+@app.command(**usage.help_of("top"))
+@with_options(DATA_OPTIONS, RUN_OPTIONS)
+def top(
+    ctx: typer.Context,
+    layers: LayersArg = None, from_run: TrainingRunOpt = None, weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None,
+    upto: UptoOpt = None, k: PatchesOpt = None, stages: TopStagesOpt = None, channels: TopChannelsOpt = None,
+    class_name: ClassOpt = None, max_channels: MaxChannelsOpt = None, out: SheetsOpt = None, as_json: TopJsonOpt = False,
+) -> None:
+    p = ctx.params
+    settings = overrides("top", p)
+    settings["top"]["channels"] = channels  # named as explain's --channels (the input's), an action there
+    commands.top(settings, config=p["config"], run=from_run, out=out, as_json=as_json, dry_run=p["dry_run"], quiet=p["quiet"])
 
 
 @app.command(**usage.help_of("predict"))

@@ -87,10 +87,44 @@ def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
         return
     reporter = TerminalReporter(quiet)
     summary = train_stack(exp, reporter)
+    chance = 1 / summary["classes"]
     reporter.info(
-        f"test accuracy {summary['test_accuracy']:.1%} (loss {summary['test_loss']:.4g}) on {summary['eval_images']} images of "
-        f"{summary['eval_set']} after {summary['steps']} step(s) in {summary['seconds']:.1f} s; weights: {summary['model']}"
+        f"test accuracy {summary['test_accuracy']:.1%} (chance {chance:.1%}; loss {summary['test_loss']:.4g}) on "
+        f"{summary['eval_images']:,} images of {summary['eval_set']} after {summary['steps']} step(s) in "
+        f"{summary['seconds']:.1f} s; weights: {summary['model']}"
     )
+    for note in summary["advice"]:  # an accuracy about chance, a loss that has not fallen: what to try
+        reporter.info(f"note: {note}")
+    _how_to_view(reporter, exp.run.logdir)
+
+
+def top(
+    overrides: dict[str, dict[str, Any]], *, config: Path | None, run: Path | None, out: Path | None, as_json: bool,
+    dry_run: bool, quiet: bool,
+) -> None:
+    """``convlab top``: the pass, then the channel tables (or the JSON) and where the pictures are."""
+    from convlab import planning
+    from convlab.top.plan import describe_top, plan_top, resolve_top
+    from convlab.top.run import result_json, run_top
+
+    exp = resolve_top(overrides, config, run)
+    if dry_run:
+        tp = plan_top(exp)
+        _dry_run(dump_toml(exp).rstrip(), "", planning.describe(tp.stack), describe_top(tp), f"device: {tp.stack.device}")
+        return
+    reporter = TerminalReporter(quiet or as_json)
+    summary, result = run_top(exp, reporter, out=out)
+    if as_json:
+        typer.echo(result_json(summary, result))
+        return
+    if not quiet:
+        from rich.text import Text
+
+        for st in result.stages:
+            echo([Text(text, style=style) for style, text in result.table(st)] + [Text("")])
+        echo([Text(text, style=style) for style, text in result.ranking()])
+    reporter.info(f"logged the top {exp.top.k} patches of {len(result.stages)} stage(s) over {result.images} image(s) "
+                  f"to {summary['run_dir']}" + (f"; sheets in {out}" if out is not None else ""))
     _how_to_view(reporter, exp.run.logdir)
 
 

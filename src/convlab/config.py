@@ -122,6 +122,25 @@ class TrainConfig:
     # Keep this fraction of the training images out of training and evaluate on them instead of
     # eval_split; None: no holdout (a folder, which has one set, holds out 0.2).
     holdout: float | None = None
+    # As torch.optim computes it (sgd, adam: + wd * weight in the gradient; adamw: decoupled);
+    # None: the optimizer's own default (0; adamw 0.01).
+    weight_decay: float | None = None
+    # At the end, log each map stage's top patches over the evaluation images (as convlab top does).
+    top: bool = False
+
+
+@dataclass(frozen=True)
+class TopConfig:
+    """``convlab top``: each channel's top-k dataset patches, for the network of a stack."""
+
+    # Patches per channel: the images whose largest activation in that channel is largest.
+    k: int = 9
+    # The stages shown (counted from 1); None: every map stage.
+    stages: tuple[int, ...] | None = None
+    # The channels shown in every chosen stage; None: the first [stack] max_channels of each.
+    channels: tuple[int, ...] | None = None
+    # Count only the images of this class (a name of the dataset's classes).
+    class_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,12 +166,12 @@ class PredictConfig:
 
 # What each experiment command's own config section is.
 COMMANDS: dict[str, type] = {
-    "conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig, "train": TrainConfig, "predict": PredictConfig,
+    "conv": ConvConfig, "pool": PoolConfig, "stack": StackConfig, "train": TrainConfig, "predict": PredictConfig, "top": TopConfig,
 }
 # Commands that run a stack of layers ([stack] layers), and the sections each command's file holds
 # beside [data], [run] and [views] (by default, its own).
-STACK_COMMANDS = ("stack", "train", "predict")
-OWN_SECTIONS = {"train": ("stack", "train"), "predict": ("stack", "predict")}
+STACK_COMMANDS = ("stack", "train", "predict", "top")
+OWN_SECTIONS = {"train": ("stack", "train"), "predict": ("stack", "predict"), "top": ("stack", "top")}
 
 
 def command_sections(command: str) -> dict[str, type]:
@@ -177,6 +196,8 @@ class Experiment:
     stack: StackConfig = field(default_factory=StackConfig)
     # convlab train only.
     train: TrainConfig = field(default_factory=TrainConfig)
+    # convlab top only.
+    top: TopConfig = field(default_factory=TopConfig)
     # convlab predict only.
     predict: PredictConfig = field(default_factory=PredictConfig)
 
@@ -204,6 +225,7 @@ class Experiment:
 
 
 SPLITS = ("test", "train")
+TRAIN_LOGDIR = "logs/train"
 # Matched with fullmatch: "$" alone would accept a trailing newline.
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d{1,4})?")
 RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
@@ -255,8 +277,9 @@ def read_config_file(path: str | Path, command: str, *, sweep: bool = False) -> 
         if key == "command":
             if not isinstance(value, str) or value not in COMMANDS:
                 raise ConfigError(f"{path}: unknown command {value!r}; choose from {', '.join(COMMANDS)}")
-            # convlab train trains, and convlab predict runs, the stack a 'stack' experiment file describes.
-            if value != command and not (command in ("train", "predict") and value == "stack"):
+            # convlab train trains, convlab predict runs, and convlab top looks into the stack a 'stack'
+            # experiment file describes.
+            if value != command and not (command in ("train", "predict", "top") and value == "stack"):
                 raise ConfigError(
                     f"{path} is a '{value}' experiment; run it with: convlab {value} --config {path}"
                 )
@@ -345,6 +368,9 @@ def resolve(
         _out_channels_from_init(merged["conv"])
     if command == "train":
         merged["data"].setdefault("split", "train")
+        # Training runs in a logdir of their own: TensorBoard's HParams tab takes its columns and
+        # metrics from one run of the logdir it shows, so beside conv and stack runs test/accuracy was blank.
+        merged["run"].setdefault("logdir", TRAIN_LOGDIR)
         # How many batches a stack run shows (a stack file's [data] max_batches) does not bound
         # training: --epochs and --max-steps do.
         merged["data"].pop("max_batches", None)
@@ -382,6 +408,8 @@ SECTIONS = {
 STACK_KEYS = ("layers", "weights", "max_channels")
 # The settings of 'convlab predict' that are in its [stack] section (its arguments are read by convlab.predict.run).
 PREDICT_STACK_KEYS = ("weights", "pretrained", "upto", "max_channels")
+# Those of 'convlab top' ([top] holds its own).
+TOP_STACK_KEYS = (*STACK_KEYS, "pretrained", "upto")
 # Options that say what to do with an experiment, not what it is: never part of its config.
 ACTIONS = frozenset({"config", "dry_run", "quiet", "size", "channels", "output_size", "animate", "frames_logdir",
                      "input_matrix", "weight", "cell", "vary", "skip_invalid", "inputs", "from_run", "out", "as_json"})
@@ -395,6 +423,8 @@ def overrides(command: str, settings: Mapping[str, Any]) -> dict[str, dict[str, 
         section_of |= {key: "stack" for key in STACK_KEYS}
     if command == "predict":
         section_of |= {key: "stack" for key in PREDICT_STACK_KEYS}
+    if command == "top":
+        section_of |= {key: "stack" for key in TOP_STACK_KEYS}
     sections: dict[str, dict[str, Any]] = {command: {}}
     for name, value in settings.items():
         if name not in ACTIONS:
@@ -467,6 +497,8 @@ def validate(exp: Experiment) -> None:
         validate_train(exp.train)
     if exp.command == "predict":
         validate_predict(exp.predict)
+    if exp.command == "top":
+        validate_top(exp.top)
     if exp.is_stack:
         _at_least(exp.stack.max_channels, "max_channels")
         if exp.stack.weights is not None:
@@ -499,6 +531,14 @@ def validate_train(train: TrainConfig) -> None:
         raise ConfigError(f"unknown optimizer {train.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
     if not train.lr > 0:
         raise ConfigError(f"lr must be above 0, got {train.lr}")
+    decay = train.weight_decay
+    if decay is not None and decay < 0:
+        raise ConfigError(f"weight_decay must be 0 or more, got {decay:g}")
+    if decay is not None and train.optimizer in ("sgd", "adamw") and train.lr * decay >= 1:
+        raise ConfigError(
+            f"weight_decay {decay:g} with lr {train.lr:g}: {train.optimizer} shrinks each weight by lr*weight_decay = "
+            f"{train.lr * decay:g} of itself every step, which must stay below 1; use a weight_decay below {1 / train.lr:g}"
+        )
     for name in ("epochs", "max_steps", "eval_every", "snapshot_every", "eval_batches"):
         _at_least(getattr(train, name), name)
     if train.eval_split not in SPLITS:
@@ -509,12 +549,25 @@ def validate_train(train: TrainConfig) -> None:
 
 def validate_predict(predict: PredictConfig) -> None:
     if not predict.paths:
-        raise ConfigError("convlab predict needs images: give image files or folders, e.g. convlab predict --run logs/train-... photo.jpg")
+        raise ConfigError("convlab predict needs images: give image files or folders, e.g. convlab predict --run logs/train/train-... photo.jpg")
     for path in predict.paths:
         check_path(path, "an image path")
     _at_least(predict.top_k, "top_k")
     _at_least(predict.layer, "layer")
     _at_least(predict.pictures, "pictures", 0)
+
+
+def validate_top(top: TopConfig) -> None:
+    _at_least(top.k, "k")
+    for name, values, lowest in (("stages", top.stages, 1), ("channels", top.channels, 0)):
+        if values is None:
+            continue
+        if not values:
+            raise ConfigError(f"{name} is empty; leave it out for the default")
+        if min(values) < lowest:
+            raise ConfigError(f"{name} are counted from {lowest}; got {min(values)}")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{name}: {', '.join(map(str, values))} names one twice")
 
 
 # The file-name limit of Linux, macOS and Windows file systems, in bytes.

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from convlab.pictures import label_font, text_width
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -20,20 +22,6 @@ MAX_CELL, MIN_CELL, MAX_WIDTH, COUNT_CELL = 34, 10, 1400, 26
 FONT_SIZE = 12
 # The shade of a full row share: a blue that black text can still be read on at half of it.
 FULL = (31, 88, 170)
-
-
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, ImportError, OSError):  # pragma: no cover - Pillow without FreeType
-        return ImageFont.load_default()
-
-
-def _text_width(font, text: str) -> int:
-    left, _, right, _ = font.getbbox(text)
-    return right - left
 
 
 def confusion_image(matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str = "") -> np.ndarray:
@@ -46,14 +34,14 @@ def confusion_image(matrix: Sequence[Sequence[int]], classes: Sequence[str], tit
     if counts.shape != (k, k):
         raise ValueError(f"a confusion matrix of {k} classes is {k}x{k}, got {counts.shape}")
     cell = max(MIN_CELL, min(MAX_CELL, MAX_WIDTH // max(k, 1)))
-    font = _font(FONT_SIZE)
+    font = label_font(FONT_SIZE)
     names = [str(c) for c in classes]
-    label_w = max(_text_width(font, n) for n in names) + 8
+    label_w = max(text_width(font, n) for n in names) + 8
     line = FONT_SIZE + 6
     top = label_w + (line if title else 0) + line  # rotated column names, the title, the axis note
     left = label_w + line
     note = "rows: true class; shade: share of the row; diagonal outlined: correct"
-    width = max(left + k * cell + 2, _text_width(font, note) + 8, _text_width(font, title) + 8)
+    width = max(left + k * cell + 2, text_width(font, note) + 8, text_width(font, title) + 8)
     height = top + k * cell + line + 2
     im = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(im)
@@ -66,13 +54,13 @@ def confusion_image(matrix: Sequence[Sequence[int]], classes: Sequence[str], tit
     strip = Image.new("RGB", (label_w, k * cell), "white")
     strip_draw = ImageDraw.Draw(strip)
     for j, name in enumerate(names):
-        strip_draw.text((label_w - 4 - _text_width(font, name), j * cell + (cell - FONT_SIZE) // 2 - 1), name, fill="black", font=font)
+        strip_draw.text((label_w - 4 - text_width(font, name), j * cell + (cell - FONT_SIZE) // 2 - 1), name, fill="black", font=font)
     im.paste(strip.rotate(90, expand=True), (left, top - label_w))
 
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     for i, name in enumerate(names):
         y = top + i * cell
-        draw.text((left - 4 - _text_width(font, name), y + (cell - FONT_SIZE) // 2 - 1), name, fill="black", font=font)
+        draw.text((left - 4 - text_width(font, name), y + (cell - FONT_SIZE) // 2 - 1), name, fill="black", font=font)
         for j in range(k):
             x = left + j * cell
             share = float(shares[i, j])
@@ -82,7 +70,7 @@ def confusion_image(matrix: Sequence[Sequence[int]], classes: Sequence[str], tit
                 draw.rectangle((x, y, x + cell - 1, y + cell - 1), outline=(20, 20, 20))
             if cell >= COUNT_CELL and counts[i, j]:
                 text = str(int(counts[i, j]))
-                tw = _text_width(font, text)
+                tw = text_width(font, text)
                 ink = "white" if share > 0.5 else "black"
                 draw.text((x + (cell - tw) // 2, y + (cell - FONT_SIZE) // 2 - 1), text, fill=ink, font=font)
     draw.text((4, top + k * cell + 4), note, fill=(90, 90, 90), font=font)

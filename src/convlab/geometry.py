@@ -34,6 +34,11 @@ def pair_arg(pair: Pair) -> str:
     return str(pair[0]) if pair[0] == pair[1] else pair_tuple(pair)
 
 
+def as_written(pair: Pair) -> int | Pair:
+    """``(3, 3)`` -> ``3``, as a learner writes a square size; ``(3, 5)`` stays a pair."""
+    return pair[0] if pair[0] == pair[1] else pair
+
+
 # ----------------------------------------------------------------------------- one axis
 
 
@@ -316,8 +321,11 @@ def layer_call(
     if isinstance(cfg, ConvTranspose2dConfig):
         in_channels = cfg.in_channels
     head = [str(in_channels), str(cfg.out_channels)] if isinstance(cfg, (ConvConfig, ConvTranspose2dConfig)) else []
+    # Conv2d, ConvTranspose2d and MaxUnpool2d keep pairs; the pools keep what build_layer gives them (as_written).
+    keeps_pairs = isinstance(cfg, (ConvConfig, ConvTranspose2dConfig)) or unpool
+    written = (lambda v: v) if keeps_pairs else (lambda v: as_written(v) if isinstance(v, tuple) else v)
     shown = [
-        (k, stride if k == "stride" else v)
+        (k, written(stride if k == "stride" else v))
         for k, v, default in arguments
         if k not in _REPR_NEVER.get(name, ()) and (k in _REPR_ALWAYS[name] or v != default)
     ]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from convlab.config import ConfigError, ConvConfig, LayerConfig, PoolConfig, StageConfig
-from convlab.geometry import axis_arithmetic, pool_stride, span
+from convlab.geometry import as_written, axis_arithmetic, pool_stride, span
 from convlab.kernels import init_conv
 from convlab.modules import call_text, torch_name
 from convlab.stages import ELEMENTWISE_KINDS, ConvTranspose2dConfig, UpsampleConfig
@@ -69,16 +69,13 @@ def _conv(cfg: ConvConfig, in_channels: int) -> nn.Module:
 def _pool(cfg: PoolConfig, in_channels: int) -> nn.Module:
     from torch import nn
 
+    # Given as a learner writes them (3 for 3x3), so the module prints as PyTorch prints
+    # MaxPool2d(3): the pools keep their arguments as given, where Conv2d makes pairs of them.
+    kernel, stride, padding = (as_written(v) for v in (cfg.kernel_size, pool_stride(cfg), cfg.padding))
     if cfg.mode == "avg":
         # count_include_pad stays PyTorch's default (True): padded zeros count in the average.
-        return nn.AvgPool2d(kernel_size=cfg.kernel_size, stride=pool_stride(cfg), padding=cfg.padding, ceil_mode=cfg.ceil_mode)
-    return nn.MaxPool2d(
-        kernel_size=cfg.kernel_size,
-        stride=pool_stride(cfg),
-        padding=cfg.padding,
-        dilation=cfg.dilation,
-        ceil_mode=cfg.ceil_mode,
-    )
+        return nn.AvgPool2d(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=cfg.ceil_mode)
+    return nn.MaxPool2d(kernel_size=kernel, stride=stride, padding=padding, dilation=as_written(cfg.dilation), ceil_mode=cfg.ceil_mode)
 
 
 def _torch(build: Callable[[Any], nn.Module]) -> Callable[[Any, int], nn.Module]:

@@ -4,7 +4,7 @@ shows of the model it trains).
 
 The model's leaf calls (:mod:`convlab.hooks`) are its stages: tag ``input``, then each call's
 picture in call order (``01-conv2d``, ``02-relu``, ...; a module called twice has two), its
-statistics, each Conv2d's kernels once, and the ``classes`` text when the last call gives one
+statistics, the first Conv2d's kernels once (every one's when --views names kernels), and the ``classes`` text when the last call gives one
 score per class. Which views apply to a call is decided by the stage kind it stands in for
 (:func:`view_stage`), so the views' registry, checks and pictures are the stack's own. Everything
 is checked on blank images (:func:`plan_model`) before any data is loaded. The model runs where
@@ -28,7 +28,7 @@ from convlab.layers import Shape, check_batch_memory
 from convlab.pipeline import Reporter, RunLog, SilentReporter, _markdown_block, first_summary, hparams
 from convlab.planning import count_steps, memory_error, resolve_device
 from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
-from convlab.snapshots import Snapshots
+from convlab.snapshots import BesideStepZero, Snapshots
 from convlab.stages import IdentityConfig
 from convlab.views import VIEWS, StageOutput, View, check_views, check_zoom, records, selected_views, stage_tag
 from convlab.writer import RunWriter
@@ -219,12 +219,14 @@ class ModelSnapshots(Snapshots):
         self.kernels = [c for c, views in zip(mp.calls, mp.views) if any(v.name == "kernels" for v in views)]  # type: ignore[misc]
         self.limits: dict[str, float] = {}
         self.initial: dict[str, torch.Tensor] = {}
+        self.beside = BesideStepZero(writer, keep={"input"})
 
     def log_views(self, step: int, classes: tuple[str, ...]) -> None:
+        """Every call's view of the probe images, beside its view at step 0."""
         mp = self.plan
         with evaluating(mp.model):
             _, recorded = run_model(mp.model, self.probe)
-        log_step(self.writer, mp, self.probe, recorded, step, labels=self.probe_labels, classes=classes)
+        log_step(self.beside, mp, self.probe, recorded, step, labels=self.probe_labels, classes=classes)
 
 
 def config_text(mp: ModelPlan) -> str:

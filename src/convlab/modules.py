@@ -263,3 +263,9 @@ def call_text(cfg: StageConfig) -> str:
 def stage_tag(index: int, cfg: StageConfig, count: int) -> str:
     """A stage's TensorBoard tag, zero-padded so tags list in stage order: ``01-conv2d``."""
     return f"{index:0{max(2, len(str(count)))}d}-{torch_name(cfg).lower()}"
+
+
+def input_tag(count: int) -> str:
+    """The images' tag in a stack of ``count`` stages, as stage 0: ``00-input`` lists before
+    ``01-conv2d`` (TensorBoard sorts tags by name; ``input`` came after ``09-linear``)."""
+    return f"{0:0{max(2, len(str(count)))}d}-input"

@@ -34,6 +34,7 @@ Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZERS}, type=str)
 
 LAYER, DATA, RUN, VIEW, INPUT, ANIMATION, SWEEP, TRAIN = "Layer", "Data", "Run", "Views", "Input", "Animation", "Sweep", "Training"
 MODEL, PREDICT = "Model", "Prediction"
+TOP = "Top patches"
 
 # Every option, declared once. Every setting defaults to None: an option left out never
 # overrides the config file or the built-in default (see config.resolve).
@@ -110,7 +111,11 @@ InitWeightsOpt = Annotated[
     typer.Option("--init-weights", metavar="FILE", help="Start from these weights: a .pt/.pth state_dict (e.g. a run's model.pt) "
                  "matching the stack's parameters in order and shape. \\[default: PyTorch's init, seeded with --seed]", rich_help_panel=LAYER),
 ]
-OptimizerOpt = Annotated[Optimizer | None, typer.Option("--optimizer", help="torch.optim.SGD or Adam. \\[default: sgd]", rich_help_panel=TRAIN)]
+OptimizerOpt = Annotated[Optimizer | None, typer.Option("--optimizer", help="torch.optim.SGD, Adam or AdamW. \\[default: sgd]", rich_help_panel=TRAIN)]
+WeightDecayOpt = Annotated[
+    float | None, typer.Option("--weight-decay", metavar="WD", help="As torch.optim computes it: sgd and adam add WD x weight to "
+                               "each gradient, adamw shrinks each weight by lr x WD a step. \\[default: 0; adamw 0.01]", rich_help_panel=TRAIN),
+]
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Learning rate. \\[default: 0.01, as the lesson]", rich_help_panel=TRAIN)]
 ShuffleOpt = Annotated[
     bool | None, typer.Option("--shuffle/--no-shuffle", help="A new random order of the training images each epoch (seeded; the "
@@ -131,6 +136,30 @@ EvalBatchesOpt = Annotated[int | None, typer.Option("--eval-batches", help="Eval
 HoldoutOpt = Annotated[
     float | None, typer.Option("--holdout", metavar="FRACTION", help="Evaluate on this fraction of the training images, kept out of "
                                "training, instead of --eval-split. \\[default: none; 0.2 for --dataset folder]", rich_help_panel=TRAIN),
+]
+
+# Top patches (convlab top)
+TrainingRunOpt = Annotated[
+    Path | None,
+    typer.Option("--run", metavar="DIR", help="The network of a training run (logs/train/train-...): its layers, its model.pt and the "
+                 "dataset it was trained on (flags override the dataset).", rich_help_panel=LAYER),
+]
+PatchesOpt = Annotated[int | None, typer.Option("--k", help="Patches per channel: the images that excite it most, each once. \\[default: 9]", rich_help_panel=TOP)]
+TopStagesOpt = Annotated[
+    str | None, typer.Option("--stages", metavar="N,N", help="The stages shown, counted from 1, e.g. 1,3,5. \\[default: every map stage]", rich_help_panel=TOP),
+]
+TopChannelsOpt = Annotated[
+    str | None, typer.Option("--channels", metavar="C,C", help="The channels shown in each stage, e.g. 0,4,7. \\[default: the first --max-channels]", rich_help_panel=TOP),
+]
+ClassOpt = Annotated[str | None, typer.Option("--class", metavar="NAME", help="Count only the images of this class.", rich_help_panel=TOP)]
+SheetsOpt = Annotated[Path | None, typer.Option("--out", metavar="DIR", help="Also save each stage's sheet as a PNG here (never overwritten).", rich_help_panel=TOP)]
+TopJsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout (per stage and channel: the top-k image, y, x, value; the mean; "
+                       "the dead fraction), and nothing else.", rich_help_panel=TOP),
+]
+TrainTopOpt = Annotated[
+    bool | None, typer.Option("--top/--no-top", help="At the end, log each map stage's top patches over the evaluation images "
+                              "(as convlab top), beside the kernels. \\[default: no-top]", rich_help_panel=TRAIN),
 ]
 
 # Views
@@ -260,7 +289,7 @@ PredictArgs = Annotated[
 ]
 FromRunOpt = Annotated[
     Path | None,
-    typer.Option("--run", metavar="DIR", help="A convlab train run (logs/train-...): its layers, its model.pt, its classes, and "
+    typer.Option("--run", metavar="DIR", help="A convlab train run (logs/train/train-...): its layers, its model.pt, its classes, and "
                  "how its images were read (dataset, image size, grey or RGB).", rich_help_panel=MODEL),
 ]
 PredictWeightsOpt = Annotated[

@@ -7,10 +7,28 @@ display scales they share. torch is imported inside the functions, so what impor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
+
+
+def label_font(size: int) -> Any:
+    """Pillow's default font at ``size`` pixels (the scalable one where Pillow has it), for every
+    label convlab draws on a picture."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # Pillow < 10.1, or without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def text_width(font: Any, text: str) -> int:
+    left, _, right, _ = font.getbbox(text)
+    return int(right - left)
 
 
 def reshape_view(output: torch.Tensor) -> torch.Tensor:
@@ -141,14 +159,16 @@ def to_pixels(images: torch.Tensor) -> torch.Tensor:
 
 
 def channel_view(
-    output: torch.Tensor, images: int = 4, scale: str = "symmetric", zoom: int | None = None, *, pixels: bool = False
+    output: torch.Tensor, images: int = 4, scale: str = "symmetric", zoom: int | None = None, *, pixels: bool = False,
+    labels: bool = False,
 ) -> torch.Tensor:
     """Every channel of the first ``images`` images as its own grey tile: rows = images,
     columns = channels. ``(N, C, H, W)`` -> one image ``(1, 3, H', W')`` in [0, 1], or in
     uint8 pixels with ``pixels`` (what the writer would make of the floats).
 
     Each tile is scaled on its own (see :func:`display_scale`) and upscaled by ``zoom``
-    (None: :func:`auto_zoom`).
+    (None: :func:`auto_zoom`). With ``labels``, each column is numbered with its channel above
+    it and each row with its image on the left (margins of LABEL_TOP and :func:`label_left` pixels).
     """
     y = output[:images]
     n, c, h, w = y.shape
@@ -157,7 +177,60 @@ def channel_view(
         # The same picture as uint8 pixels, converted before it is upscaled: a quarter of the
         # bytes to move (the per-step cost of the default views, measured with cProfile).
         tiles = to_pixels(tiles)
-    return tile_grid(upscale(tiles, zoom or auto_zoom(h, w, c)), columns=c)
+    zoom = zoom or auto_zoom(h, w, c)
+    grid = tile_grid(upscale(tiles, zoom), columns=c)
+    if not labels:
+        return grid
+    return with_margins(grid, *_grid_labels(n, c, h * zoom, w * zoom))
+
+
+# Channel and image numbers around a channels view: a strip this tall above it, and one as wide
+# as its longest image label on its left; numbers in LABEL_FONT pixels, in LABEL_INK.
+LABEL_TOP = 14
+LABEL_FONT = 11
+LABEL_INK = (60, 60, 60)
+
+
+def label_left(images: int) -> int:
+    """How wide the strip of image numbers left of a channels view of ``images`` rows is."""
+    return text_width(label_font(LABEL_FONT), f"img {images - 1}") + 6
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_labels(rows: int, columns: int, tile_h: int, tile_w: int, padding: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The margins of a labelled channels view, (top, left) as uint8 (H, W, 3): drawn once per
+    shape, so a view logged every step pays only for joining them to it."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    font = label_font(LABEL_FONT)
+    left_w = label_left(rows)
+    height, width = rows * (tile_h + padding) + padding, columns * (tile_w + padding) + padding
+    top = Image.new("RGB", (left_w + width, LABEL_TOP), "white")
+    draw = ImageDraw.Draw(top)
+    draw.text((2, 1), "ch", fill=LABEL_INK, font=font)
+    cell = tile_w + padding
+    every = max(1, -(-(text_width(font, str(columns - 1)) + 4) // cell))  # fewer numbers when they would not fit
+    for j in range(0, columns, every):
+        text = str(j)
+        draw.text((left_w + padding + j * cell + (tile_w - text_width(font, text)) // 2, 1), text, fill=LABEL_INK, font=font)
+    side = Image.new("RGB", (left_w, height), "white")
+    draw = ImageDraw.Draw(side)
+    for i in range(rows):
+        draw.text((2, padding + i * (tile_h + padding) + max(0, (tile_h - LABEL_FONT) // 2)), f"img {i}", fill=LABEL_INK, font=font)
+    return np.array(top), np.array(side)  # writable copies: torch.from_numpy shares them, never writes
+
+
+def with_margins(grid: torch.Tensor, top: np.ndarray, left: np.ndarray) -> torch.Tensor:
+    """A picture (1, 3, H, W), floats in [0, 1] or uint8, with uint8 margins above (H', W + L, 3)
+    and on its left (H, L, 3), in the picture's own dtype."""
+    import torch
+
+    def same(margin: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(margin).permute(2, 0, 1).unsqueeze(0).to(grid.device)
+        return t if grid.dtype == torch.uint8 else t.to(grid.dtype) / 255
+
+    return torch.cat([same(top), torch.cat([same(left), grid], dim=3)], dim=2)
 
 
 def feature_strip(output: torch.Tensor, images: int = 4, scale: str = "symmetric", zoom: int | None = None) -> torch.Tensor:
@@ -175,7 +248,9 @@ def feature_strip(output: torch.Tensor, images: int = 4, scale: str = "symmetric
     return tile_grid(rows, columns=1)
 
 
-def kernel_view(weight: torch.Tensor, scale: str = "symmetric", zoom: int | None = None, limit: float | None = None) -> torch.Tensor:
+def kernel_view(
+    weight: torch.Tensor, scale: str = "symmetric", zoom: int | None = None, limit: float | None = None, wrap: int | None = None
+) -> torch.Tensor:
     """A conv weight ``(out_channels, in_channels/groups, kH, kW)`` as one image ``(1, 3, H', W')``.
 
     With 3 input channels each output channel's kernel is one RGB tile (R, G, B = the weights
@@ -185,14 +260,68 @@ def kernel_view(weight: torch.Tensor, scale: str = "symmetric", zoom: int | None
 
     ``limit``: instead, every weight on one fixed symmetric range (0 mid-grey, -limit black,
     +limit white, clipped beyond), so pictures of one layer taken at different times compare.
+    ``wrap``: kernels of 3 input channels (or 1) in rows of this many, not one strip.
     """
     out, cin, kh, kw = weight.shape
     if limit is None:
         scaled = display_scale(weight.detach(), scale)
     else:
         scaled = (0.5 + 0.5 * weight.detach().float().nan_to_num() / limit).clamp(0, 1)
-    if cin == 3:
-        tiles, columns = scaled, out
+    if cin == 3 or (cin == 1 and wrap):
+        tiles, columns = scaled, min(out, wrap or out)
     else:
         tiles, columns = scaled.reshape(out * cin, 1, kh, kw), cin
     return tile_grid(upscale(tiles, zoom or auto_zoom(kh, kw, columns)), columns=columns)
+
+
+# ----------------------------------------------------------------------------- side by side
+
+# Pictures of one moment beside another (step 0 | now | the change), each under its label; a
+# row of them wraps before it gets wider than this (a TensorBoard card at actual image size is
+# about 900 px wide in a 1280 px window, 1500 px in a 1920 px one).
+SIDE_BY_SIDE_WIDTH = 1200
+PANEL_GAP = 16
+PANEL_LABEL = 18
+PANEL_FONT = 12
+
+
+def as_pixels(picture: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A picture (1, 3, H, W) (floats in [0, 1], converted as TensorBoard converts them, or uint8)
+    or (H, W, 3) uint8 -> (H, W, 3) uint8."""
+    import torch
+
+    if not isinstance(picture, torch.Tensor):
+        return picture
+
+    pixels = picture if picture.dtype == torch.uint8 else to_pixels(picture)
+    return pixels[0].permute(1, 2, 0).expand(-1, -1, 3).cpu().numpy()
+
+
+def panel_boxes(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Where :func:`side_by_side` puts panels of these (height, width): each one's top-left
+    (y, x), under its label, left to right and wrapped into rows; and the picture's (height, width)."""
+    boxes, x, top, row_h, width = [], 0, 0, 0, 0
+    for h, w in sizes:
+        if x and x + w > SIDE_BY_SIDE_WIDTH:  # a new row
+            top, x, row_h = top + row_h + PANEL_GAP, 0, 0
+        boxes.append((top + PANEL_LABEL, x))
+        width, row_h = max(width, x + w), max(row_h, PANEL_LABEL + h)
+        x += w + PANEL_GAP
+    return boxes, (top + row_h, width)
+
+
+def side_by_side(panels: list[tuple[str, torch.Tensor | np.ndarray]]) -> np.ndarray:
+    """One picture (H, W, 3) uint8 of ``(label, picture)`` panels, each under its label, on white."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    pictures = [as_pixels(p) for _, p in panels]
+    boxes, (height, width) = panel_boxes([p.shape[:2] for p in pictures])
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    for (y, x), p in zip(boxes, pictures):
+        canvas[y : y + p.shape[0], x : x + p.shape[1]] = p
+    image = Image.fromarray(canvas)
+    draw, font = ImageDraw.Draw(image), label_font(PANEL_FONT)
+    for (y, x), (label, _) in zip(boxes, panels):
+        draw.text((x, y - PANEL_LABEL + 2), label, fill=LABEL_INK, font=font)
+    return np.asarray(image)

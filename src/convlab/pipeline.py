@@ -40,7 +40,8 @@ class Reporter(Protocol):
     def info(self, text: str) -> None: ...
 
     def progress(self, total: int, description: str) -> AbstractContextManager[Callable[..., None]]:
-        """Yields ``advance(status=None)``, called after each step."""
+        """Yields ``advance(status=None, *, steps=1, eta=None)``, called after each step (``steps=0``:
+        a status alone; ``eta``: the run's own estimate of the seconds left)."""
 
 
 class SilentReporter:
@@ -49,7 +50,7 @@ class SilentReporter:
 
     @contextlib.contextmanager
     def progress(self, total: int, description: str) -> Iterator[Callable[..., None]]:
-        yield lambda status=None: None
+        yield lambda status=None, **_: None
 
 
 def hparams(exp: Experiment, first: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def log_step(
 ) -> None:
     """Everything logged for one batch: input ``x`` (floats in [0, 1]) and each stage's output
     (``labels`` and ``classes`` name the images for the 'classes' view)."""
-    writer.images("input", x, step)
+    writer.images(p.input_tag, x, step)
     stage_input = x
     for i, (s, y) in enumerate(zip(p.stages, outputs)):
         if s.output_tag is not None:
@@ -148,7 +149,7 @@ def log_once(writer: RunWriter, p: Plan) -> None:
 
 def logged_tags(p: Plan) -> list[str]:
     """The image tags a run logs, the tutorial's first, then each stage's in stage order."""
-    tags = ["input"]
+    tags = [p.input_tag]
     for s in p.stages:
         if s.output_tag is not None:
             tags.append(s.output_tag)
@@ -264,7 +265,8 @@ class RunLog:
         writer.text("layer", _markdown_block(layer_text))
         writer.text("data", _markdown_block(self._data_text))
         last = p.stages[-1].prefix
-        writer.hparams(hparams(p.exp, self.hparams_first), [view_tag(last, "output/mean"), view_tag(last, "output/std")])
+        metrics = [view_tag(last, "output/mean"), view_tag(last, "output/std")]
+        writer.hparams(hparams(p.exp, self.hparams_first), metrics, first=self.hparams_first)
         log_once(writer, p)
 
     def step(self, x: torch.Tensor, outputs: list[torch.Tensor], step: int, labels: torch.Tensor | None = None) -> None:

@@ -1,23 +1,30 @@
-"""What a training run shows of its model besides the numbers: at each snapshot, the kernels of
-every conv stage on one fixed range per stage (so change over time is not renormalised away), what
-training has added to them so far (the kernels minus those of step 0, on the same range: early
-layers' initial noise hides it), and every stage's view of one fixed probe batch; once, the
-model's graph for TensorBoard's Graphs tab.
+"""What a training run shows of its model besides the numbers, side by side rather than by the
+step slider: at each snapshot, for every conv stage whose kernels are shown, one picture of its
+kernels at step 0 | now | what training has added (now minus step 0), all on one fixed range per
+stage (so change over time is not renormalised away; early layers' initial noise hides it
+otherwise), kernels wrapped in rows; and every stage's view of one fixed probe batch beside the
+same view at step 0. Once, the model's graph for TensorBoard's Graphs tab.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from convlab.config import ConvConfig
 from convlab.modules import call_text, torch_name
 from convlab.writer import GraphNode
 
-# A snapshot's kernel picture is drawn again at every snapshot: auto zoom keeps it within this
-# many pixels (a deep layer's 64x32 kernels of 5x5 at the stack's zoom would be 8 MP, 0.3 s a snapshot).
-SNAPSHOT_KERNEL_PIXELS = 1 << 20
+# A snapshot's kernel picture is drawn again at every snapshot: auto zoom keeps each of its three
+# panels within this many pixels (a deep layer's 64x32 kernels of 5x5 at the stack's zoom would be
+# 8 MP, 0.3 s a snapshot).
+SNAPSHOT_KERNEL_PIXELS = 1 << 19
+# Kernels of 3 input channels (RGB tiles) or 1 (grey) are wrapped in rows of this many, each tile
+# about KERNEL_TILE pixels (three panels fit a TensorBoard card at actual size): 32 of them made one 1986x64 strip.
+KERNELS_PER_ROW = 8
+KERNEL_TILE = 30
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from convlab.pipeline import NonFinite
@@ -26,7 +33,7 @@ if TYPE_CHECKING:
 
 
 class Snapshots:
-    """Kernels and the probe batch's views, logged at the steps asked."""
+    """Kernels and the probe batch's views, logged at the steps asked, beside step 0's."""
 
     def __init__(self, p: Plan, writer: RunWriter, eval_x: torch.Tensor, eval_y: torch.Tensor, device: str,
                  watch: NonFinite | None = None):
@@ -42,13 +49,14 @@ class Snapshots:
         ]
         self.limits: dict[str, float] = {}
         self.initial: dict[str, torch.Tensor] = {}
+        self.beside = BesideStepZero(writer, keep={p.input_tag})
 
     def log(self, step: int, classes: tuple[str, ...]) -> None:
         self.log_views(step, classes)
         self.log_kernels(step)
 
     def log_views(self, step: int, classes: tuple[str, ...]) -> None:
-        """Every stage's view of the probe images."""
+        """Every stage's view of the probe images, beside its view at step 0."""
         from convlab import pipeline
 
         p = self.plan
@@ -56,13 +64,13 @@ class Snapshots:
         for m in modules:
             m.eval()
         outputs = pipeline._forward(modules, p.model_input(self.probe))
-        pipeline.log_step(self.writer, p, self.probe, outputs, step, labels=self.probe_labels, classes=classes)
+        pipeline.log_step(self.beside, p, self.probe, outputs, step, labels=self.probe_labels, classes=classes)
         if self.watch is not None:
             self.watch.check(self.writer, p, outputs, step)
 
     def log_kernels(self, step: int) -> None:
-        """Each conv's kernels on its fixed range, and what training has added to them."""
-        from convlab.pictures import kernel_view
+        """Each conv's kernels at step 0 | now | what training has added, on its fixed range."""
+        from convlab.pictures import side_by_side
 
         p = self.plan
         for s in self.kernels:
@@ -71,21 +79,60 @@ class Snapshots:
             if tag not in self.limits:  # one range per stage, from the first snapshot
                 self.limits[tag] = float(weight.abs().max()) or 1.0
                 self.initial[tag] = weight.clone()
-            zoom = p.exp.views.zoom or kernel_zoom(tuple(weight.shape))
-            self.writer.images(tag, kernel_view(weight, zoom=zoom, limit=self.limits[tag]), step)
-            self.writer.images(f"{tag}-change", kernel_view(weight - self.initial[tag], zoom=zoom, limit=self.limits[tag]), step)
+            panels = kernel_panels(self.initial[tag], weight, self.limits[tag], p.exp.views.zoom, step)
+            self.writer.image(tag, side_by_side(panels), step)
+
+
+def kernel_panels(initial: torch.Tensor, now: torch.Tensor, limit: float, zoom: int | None, step: int) -> list[tuple[str, Any]]:
+    """step 0 | step N | the change, each a :func:`kernel_view` on the fixed range ``limit``."""
+    from convlab.pictures import kernel_view
+
+    zoom = zoom or kernel_zoom(tuple(now.shape))
+    wrap = KERNELS_PER_ROW
+
+    def view(weight: torch.Tensor) -> torch.Tensor:
+        return kernel_view(weight, zoom=zoom, limit=limit, wrap=wrap)
+
+    return [("step 0", view(initial)), (f"step {step}", view(now)), ("change (now - step 0)", view(now - initial))]
 
 
 def kernel_zoom(shape: tuple[int, ...]) -> int:
-    """The views' auto zoom for a conv weight's picture, less if the picture would pass SNAPSHOT_KERNEL_PIXELS."""
-    from convlab.pictures import auto_zoom
-
+    """Kernel tiles of about KERNEL_TILE pixels, less if a panel would pass SNAPSHOT_KERNEL_PIXELS."""
     out, cin, kh, kw = shape
-    rows, columns = (1, out) if cin == 3 else (out, cin)
-    zoom = auto_zoom(kh, kw, columns)
+    wrapped = cin in (1, 3)
+    rows, columns = (-(-out // KERNELS_PER_ROW), min(out, KERNELS_PER_ROW)) if wrapped else (out, cin)
+    zoom = max(1, -(-KERNEL_TILE // max(kh, kw)))
     while zoom > 1 and rows * (kh * zoom + 2) * columns * (kw * zoom + 2) > SNAPSHOT_KERNEL_PIXELS:
         zoom -= 1
     return zoom
+
+
+class BesideStepZero:
+    """What :func:`pipeline.log_step` logs at a snapshot, each stage's picture beside its picture at
+    step 0 (the tags in ``keep``, the probe images themselves, as they are)."""
+
+    def __init__(self, writer: RunWriter, keep: set[str]):
+        self.writer, self.keep = writer, keep
+        self.first: dict[str, np.ndarray] = {}
+
+    def images(self, tag: str, batch: torch.Tensor, step: int) -> None:
+        from convlab.pictures import as_pixels, side_by_side
+
+        if tag in self.keep:
+            self.writer.images(tag, batch, step)
+            return
+        now = as_pixels(batch)
+        first = self.first.setdefault(tag, now)
+        self.writer.image(tag, side_by_side([("step 0", first), (f"step {step}", now)]), step)
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.writer.scalar(tag, value, step)
+
+    def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
+        self.writer.histogram(tag, values, step)
+
+    def text(self, tag: str, markdown: str, step: int = 0) -> None:
+        self.writer.text(tag, markdown, step)
 
 
 def graph_nodes(p: Plan, batch_size: int) -> list[GraphNode]:
@@ -94,7 +141,7 @@ def graph_nodes(p: Plan, batch_size: int) -> list[GraphNode]:
     nodes = [GraphNode("input", "Input", (), (batch_size, *p.input_shape), "images, floats in [0, 1]")]
     previous = "input"
     for s in p.stages:
-        scope = f"Sequential/{s.prefix}"
+        scope = s.prefix  # each stage a box at the top level: the graph opens on the stages, not one Sequential
         inputs = [previous]
         for name, tensor in s.module.named_parameters():
             nodes.append(GraphNode(f"{scope}/{name}", "Parameter", (), tuple(tensor.shape)))

@@ -282,3 +282,46 @@ def explain_stack(stages: Sequence[StageConfig], input_shape: Shape, *, max_chan
         notes.append(f"pictures: each map stage shows its first {max_channels} channels (--max-channels); "
                      f"{len(wide)} of them have more ({', '.join(wide[:3])}{', ...' if len(wide) > 3 else ''})")
     return StackTable(tuple(input_shape), rows, notes)
+
+
+# ----------------------------------------------------------------------------- input windows
+
+
+@dataclass(frozen=True)
+class InputWindow:
+    """Where one stage's outputs read the input, when every output reads a window of one size moved
+    a whole number of pixels per output step (a stack of convolutions and pools): the output at
+    (y, x) depends on input rows ``top .. top + field[0] - 1`` and columns ``left .. left + field[1] - 1``,
+    with ``(top, left) = start + (y, x) * jump``. Rows and columns before 0 or past the image are
+    padding (of whichever layer pads there), never image."""
+
+    field: tuple[int, int]
+    jump: tuple[int, int]
+    start: tuple[int, int]  # the window of output (0, 0); negative: it begins in the padding
+
+    def at(self, y: int, x: int) -> tuple[int, int]:
+        """(top, left) in input pixels of the window that output (y, x) reads."""
+        return (self.start[0] + y * self.jump[0], self.start[1] + x * self.jump[1])
+
+
+def input_window(stages: Sequence[StageConfig], input_shape: Shape, index: int) -> InputWindow:
+    """The input window of stage ``index``'s outputs (1-based), from :mod:`convlab.fields`' rules.
+    A ShapeError, naming why, where its outputs have no one window: it gives features, or a stage up
+    to it mixes a whole axis (a Softmax over H or W, Linear) or goes back up (a transposed
+    convolution, an upsampling: windows of different sizes, or moved by fractions of a pixel)."""
+    shapes = output_shapes(stages, input_shape)
+    this = f"stage {index} {call_text(stages[index - 1])}"
+    if len(shapes[index]) != 3:
+        raise ShapeError(f"{this} gives {shapes[index][0]} features per image, not a map (C, H, W): its values have no "
+                         "position, so no input window")
+    for i in range(1, index + 1):
+        reaches = FIELDS[stages[i - 1].kind](stages[i - 1], shapes[i - 1], shapes[i])
+        which = "it" if i == index else f"stage {i} {call_text(stages[i - 1])}"
+        if reaches is None or any(r.jump == 0 for r in reaches):
+            raise ShapeError(f"{this}: {which} mixes every position of its input (a whole row or column), so its outputs "
+                             "have no input window; choose a map stage before it")
+        if not all(r.uniform and r.jump.denominator == 1 for r in reaches):
+            raise ShapeError(f"{this}: {which} goes back up, so its outputs read windows of different sizes or move by "
+                             "fractions of a pixel, and no one patch is their window; choose a stage before it")
+    fields = stage_fields(stages, shapes)[index - 1]
+    return InputWindow(tuple(f.size for f in fields), tuple(int(f.jump) for f in fields), tuple(f.lo(0) for f in fields))

@@ -15,7 +15,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -41,22 +41,52 @@ class TerminalReporter:
 
     @contextlib.contextmanager
     def progress(self, total: int, description: str) -> Iterator[Callable[..., None]]:
-        """``advance()`` after each step; ``advance(status="loss 0.52 ...")`` also shows a status."""
+        """``advance()`` after each step; ``advance(status="loss 0.52 ...")`` also shows a status;
+        ``advance(steps=0, status="evaluating ...")`` only the status; ``eta=seconds`` replaces the
+        bar's own estimate (which counts every pause) with the caller's. Lines printed meanwhile
+        (:meth:`info`) appear above the bar."""
         if self.quiet or not sys.stderr.isatty():
-            yield lambda status=None: None
+            yield lambda status=None, **_: None
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _eta_column(),
                    TextColumn("{task.fields[status]}"))
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(description, total=total, status="")
+        # stdout on the same terminal: rich prints its lines above the bar; redirected: left alone.
+        with Progress(*columns, console=Console(stderr=True), transient=True, redirect_stdout=sys.stdout.isatty()) as bar:
+            task = bar.add_task(description, total=total, status="", eta=None)
 
-            def advance(status: str | None = None) -> None:
-                bar.update(task, advance=1, **({"status": status} if status is not None else {}))
+            def advance(status: str | None = None, *, steps: int = 1, eta: float | None = None) -> None:
+                fields = {"status": status} if status is not None else {}
+                if eta is not None:
+                    fields["eta"] = eta
+                # A status alone ("evaluating ...") comes before a pause: shown now, not at the next refresh.
+                bar.update(task, advance=steps, refresh=steps == 0, **fields)
 
             yield advance
+
+
+def _eta_column() -> Any:
+    """Rich's time-remaining column, showing the run's own estimate when it gives one."""
+    from rich.progress import TimeRemainingColumn
+    from rich.text import Text
+
+    class EtaColumn(TimeRemainingColumn):
+        def render(self, task: Any) -> Text:
+            eta = task.fields.get("eta")
+            if eta is None or task.finished:
+                return super().render(task)
+            return Text(f"eta {duration(eta)}", style="progress.remaining")
+
+    return EtaColumn()
+
+
+def duration(seconds: float) -> str:
+    """``75`` -> ``1:15``, ``3725`` -> ``1:02:05``: a time as a clock shows it."""
+    minutes, secs = divmod(max(0, round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def console() -> Console:

@@ -14,6 +14,7 @@ inside the functions.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import os
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from convlab.config import ConfigError, ConvlabError, Experiment, dump_toml
 from convlab.data import get_dataset
+from convlab.gallery import MAX_CLASS_ROWS
 from convlab.modules import call_text
 from convlab.trained import MODEL_FILE
 
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
 
 # A folder is one set of images: this fraction of it is kept out of training and evaluated on.
 FOLDER_HOLDOUT = 0.2
-METRICS = ["test/accuracy", "test/loss", "train/loss"]
+# The HParams metrics, in the order its table shows them.
+METRICS = ["test/accuracy", "test/loss", "train/loss", "train/accuracy"]
 
 
 class TrainingError(ConvlabError):
@@ -123,6 +126,9 @@ def plan_training(exp: Experiment, model: torch.nn.Module | None = None) -> Trai
     else:
         from convlab.modelrun import plan_model
 
+        if exp.train.top:
+            raise ConfigError("top patches (--top) are worked out for a stack's stages; a Python model has none: "
+                              "train it without top, or write it as a stack")
         p = plan_model(exp, model)
         check_classifier(exp, p.output_shape, classes, p.calls[-1])
     if not any(True for _ in network(p).parameters()):
@@ -186,13 +192,24 @@ def describe_training(tp: TrainPlan) -> str:
     return "\n".join([*notes,
         f"training: {tp.num_steps} step(s) ({t.epochs} epoch(s) of {tp.steps_per_epoch}) of {data.batch_size} image(s) "
         f"from {tp.train_images} of {data.dataset}/{data.split}, {_order(tp.exp)}; nn.CrossEntropyLoss, "
-        f"{t.optimizer} lr={t.lr:g}",
-        f"evaluation: every {tp.eval_every} step(s) and at the end, on {tp.eval_images} image(s) of {where}",
-        f"snapshots: every {t.snapshot_every} step(s), at step 0 and at the end: each conv stage's kernels on one "
-        "fixed range per stage (mid-grey = 0, black/white = -/+ the stage's largest |weight| at step 0, clipped "
-        "beyond), what training has added to them (kernels-change: the kernels minus step 0's, on the same range), "
-        "and every stage's view of the same probe images from the evaluation set",
+        f"{t.optimizer} lr={t.lr:g}{_decay(t)}",
+        f"evaluation: every {tp.eval_every} step(s) and at the end, on {tp.eval_images} image(s) of {where}: test/loss, "
+        "test/accuracy, the confusion matrix, the mistakes (most confident first) and, per class, the right answers it "
+        "was least sure of",
+        f"snapshots: every {t.snapshot_every} step(s), at step 0 and at the end: the kernels at step 0 | now | what "
+        "training has added (now - step 0), on one fixed range per stage (mid-grey = 0, black/white = -/+ the "
+        "stage's largest |weight| at step 0, clipped beyond); every stage's view of the same probe images from the "
+        "evaluation set beside step 0's; histograms of each stage's weights and gradients",
+        "every step: train/loss, train/accuracy (of the batch), and per weighted stage its weight's gradient norm "
+        "(gradient-norm/) and the update against the weight (update-ratio/)",
     ])
+
+
+def _decay(t: Any) -> str:
+    from convlab.optimizers import DEFAULT_WEIGHT_DECAY
+
+    decay = DEFAULT_WEIGHT_DECAY[t.optimizer] if t.weight_decay is None else t.weight_decay
+    return f" weight_decay={decay:g}" if decay else ""
 
 
 def _order(exp: Experiment) -> str:
@@ -279,8 +296,20 @@ def _images(x: torch.Tensor, tp: TrainPlan, device: str, layout: torch.memory_fo
     return tp.stack.model_input(x.to(device).float().div_(255)).contiguous(memory_format=layout)
 
 
-def evaluate(model: torch.nn.Module, data: TrainingData, tp: TrainPlan, device: str) -> tuple[float, float, torch.Tensor]:
-    """(mean loss, accuracy, confusion counts [true, predicted]) over the evaluation set."""
+@dataclass(frozen=True)
+class Evaluation:
+    """One pass over the evaluation set: the numbers, and what was predicted for each image."""
+
+    loss: float  # mean cross-entropy
+    accuracy: float
+    confusion: torch.Tensor  # counts [true, predicted]
+    predicted: torch.Tensor  # (N,) the class each image was given
+    confidence: torch.Tensor  # (N,) its probability (softmax of the scores)
+    p_true: torch.Tensor  # (N,) the probability given to the image's true class
+
+
+def evaluate(model: torch.nn.Module, data: TrainingData, tp: TrainPlan, device: str) -> Evaluation:
+    """The model (in eval mode) over the evaluation set, batch by batch."""
     import torch
     import torch.nn.functional as F
 
@@ -288,15 +317,113 @@ def evaluate(model: torch.nn.Module, data: TrainingData, tp: TrainPlan, device: 
     model.eval()
     loss = torch.zeros((), device=device)
     confusion = torch.zeros(k * k, dtype=torch.int64, device=device)
+    predicted, confidence, p_true = [], [], []
     with torch.inference_mode():
         for start in range(0, n, bs):
             x = _images(data.eval_x[start : start + bs], tp, device, memory_format(tp))
             y = data.eval_y[start : start + bs].to(device)
-            out = model(x)
+            out = model(x).float()
             loss += F.cross_entropy(out, y, reduction="sum")
-            confusion += torch.bincount(y * k + out.argmax(1), minlength=k * k)
+            probabilities = out.softmax(dim=1)
+            best, guess = probabilities.max(dim=1)
+            confusion += torch.bincount(y * k + guess, minlength=k * k)
+            predicted.append(guess)
+            confidence.append(best)
+            p_true.append(probabilities.gather(1, y[:, None])[:, 0])
     confusion = confusion.view(k, k).cpu()
-    return loss.item() / n, confusion.diag().sum().item() / n, confusion
+    loss_value = loss.item() / n
+    return Evaluation(loss_value, confusion.diag().sum().item() / n, confusion,
+                      *(torch.cat(t).cpu() for t in (predicted, confidence, p_true)))
+
+
+# ----------------------------------------------------------------------------- what the run says
+
+
+# Within this many points of chance (1 / classes), an accuracy is "about chance"; a training loss
+# whose last steps average more than LOSS_FALLEN of its first steps' has "not fallen".
+NEAR_CHANCE = 0.05
+LOSS_FALLEN = 0.9
+# The first and last this fraction of the steps (at least 1, at most LOSS_WINDOW_MAX) are compared.
+LOSS_WINDOW, LOSS_WINDOW_MAX = 0.1, 50
+
+
+def loss_windows(losses: list[float]) -> tuple[float, float] | None:
+    """The mean training loss of the first and of the last steps, or None for fewer than 4 steps."""
+    if len(losses) < 4:
+        return None
+    w = max(1, min(LOSS_WINDOW_MAX, int(len(losses) * LOSS_WINDOW)))
+    return sum(losses[:w]) / w, sum(losses[-w:]) / w
+
+
+def advice(summary: dict[str, Any], t: Any) -> list[str]:
+    """What the end of a run should say when it has not learned: an accuracy about chance, a
+    loss that has not fallen; with what to try."""
+    notes = []
+    chance = 1 / summary["classes"]
+    accuracy = summary.get("test_accuracy")
+    if accuracy is not None and accuracy < chance + NEAR_CHANCE:
+        notes.append(f"{accuracy:.1%} is about chance for {summary['classes']} classes ({chance:.1%}): the model has not learned "
+                     "to tell them apart yet")
+    windows = summary.get("train_loss_first"), summary.get("train_loss_last")
+    if None not in windows and windows[1] > LOSS_FALLEN * windows[0]:
+        notes.append(f"train/loss has not fallen ({windows[0]:.3g} over the first steps, {windows[1]:.3g} over the last)")
+    if not notes:
+        return []
+    tries = [f"more steps (--epochs {2 * t.epochs})"]
+    if t.optimizer == "sgd":
+        tries += ["--optimizer adam --lr 0.001", f"a larger --lr (e.g. --lr {t.lr * 5:g})"]
+    elif t.lr > 0.003:
+        tries.append("a smaller --lr (e.g. --lr 0.001)")
+    else:
+        tries.append(f"a larger --lr (e.g. --lr {t.lr * 3:g})")
+    return [*notes, "try " + ", ".join(tries[:-1]) + f" or {tries[-1]}"]
+
+
+def epoch_line(epoch: int, tp: TrainPlan, steps: int, loss: float, correct: int, seen: int, seconds: float,
+               last: Evaluation | None, evaluated_at: int | None, step: int) -> str:
+    """One line per epoch: its training loss and accuracy (over its batches, as they were trained
+    on), the last test accuracy, and how long it took."""
+    t = tp.exp.train
+    head = f"epoch {epoch}/{t.epochs}"
+    if steps < tp.steps_per_epoch:
+        head += f" ({steps:,} of {tp.steps_per_epoch:,} steps)"
+    line = f"{head}: train loss {loss / max(steps, 1):.3f}, accuracy {correct / max(seen, 1):.1%}"
+    if last is not None:
+        when = "" if evaluated_at == step else f" at step {evaluated_at}"
+        line += f"; test accuracy {last.accuracy:.1%} (loss {last.loss:.3f}){when}"
+    return line + f"; {seconds:.1f} s"
+
+
+def seconds_left(tp: TrainPlan, step: int, step_seconds: float, eval_seconds: float | None, snapshot_seconds: float) -> float:
+    """What is left of the run at the measured speeds: the steps, and the evaluations and snapshots
+    still to come. Before the first evaluation, one is counted as a third of a training step per
+    batch (a forward pass without the backward)."""
+    t, n = tp.exp.train, tp.num_steps
+    evals, snapshots = _still_to_come(step, n, tp.eval_every), _still_to_come(step, n, t.snapshot_every)
+    if eval_seconds is None:
+        eval_seconds = math.ceil(tp.eval_images / tp.exp.data.batch_size) * step_seconds / 3
+    return (n - step) * step_seconds + evals * eval_seconds + snapshots * snapshot_seconds
+
+
+def _still_to_come(step: int, last: int, every: int) -> int:
+    """How many of the steps after ``step`` up to ``last`` are multiples of ``every`` or ``last`` itself."""
+    return last // every - step // every + (1 if last % every and step < last else 0)
+
+
+# Training scalars charted together (TensorBoard's Custom Scalars tab): train against test, and
+# every stage's gradient norm and update ratio in one chart each.
+LAYOUT = {
+    "training": {
+        "loss: train (each batch) and test (each evaluation)": [r"train/loss$", r"test/loss$"],
+        "accuracy: train (each batch) and test (each evaluation)": [r"train/accuracy$", r"test/accuracy$"],
+    },
+    "gradients": {
+        "gradient norm of each stage's weight": [r"gradient-norm/"],
+        "update / weight: each step's change of each stage's weight": [r"update-ratio/"],
+    },
+}
+# The HParams columns shown first: what the user chose.
+CHOSEN = ("train.optimizer", "train.lr", "train.epochs", "data.batch_size", "stack.layers")
 
 
 def is_model(p: Any) -> bool:
@@ -361,7 +488,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     import torch
 
     from convlab import pipeline, planning
-    from convlab.confusion import confusion_image
+    from convlab.gradients import Gradients
     from convlab.optimizers import create_optimizer
     from convlab.snapshots import Snapshots, graph_nodes
 
@@ -370,10 +497,13 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     torch.manual_seed(exp.run.seed)  # dropout's masks
     layout = memory_format(tp)
     model = network(p) if is_model(p) else network(p).to(device, memory_format=layout)
-    optimizer = create_optimizer(t.optimizer, model.parameters(), t.lr)
+    optimizer = create_optimizer(t.optimizer, model.parameters(), t.lr, t.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss()
-    live = list(model.state_dict().values())
-    backup = [v.clone() for v in live]  # the weights whose loss was finite, kept through a NaN
+    live = model.state_dict()
+    # The weights before the step's update: kept through a NaN (the weights whose loss was
+    # finite), and what each update is measured against.
+    backup = {k: v.clone() for k, v in live.items()}
+    gradients = Gradients.of(p, model, backup)
     order_rng = torch.Generator().manual_seed(exp.run.seed)
     if is_model(p):
         from convlab.modelrun import ModelSnapshots, config_text
@@ -384,23 +514,25 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
         snapshots = Snapshots(p, writer, data.eval_x, data.eval_y, device, watch=log.nonfinite)
         config, layer_text = dump_toml(exp), planning.describe(p)
     summary = log.summary
-    changes = [f"{s.prefix}/kernels-change" for s in snapshots.kernels]
-    summary.update(command="train", tags=[*summary["tags"], *changes, "test/confusion"],
-                   planned_steps=tp.num_steps, train_images=tp.train_images, eval_images=len(data.eval_y),
-                   eval_set=data.eval_name)
+    kernels = [f"{s.prefix}/kernels" for s in snapshots.kernels]
+    pictures = ["test/confusion", "test/mistakes"] + (["test/unsure"] if tp.classes <= MAX_CLASS_ROWS else [])
+    tags = [tag for tag in summary["tags"] if tag not in kernels] + kernels + pictures
+    summary.update(command="train", tags=tags, planned_steps=tp.num_steps, train_images=tp.train_images,
+                   eval_images=len(data.eval_y), eval_set=data.eval_name, classes=tp.classes)
 
     # Where the time goes, in seconds (bench/train_bench.py reports it).
     timing = summary["timing"] = {"loading": round(loading, 3), "header": 0.0, "steps": 0.0, "evaluations": 0.0, "snapshots": 0.0}
     clock = time.perf_counter()
 
-    def lap(what: str) -> None:
+    def lap(what: str) -> float:
         nonlocal clock
         now = time.perf_counter()
         timing[what] = round(timing[what] + now - clock, 3)
-        clock = now
+        took, clock = now - clock, now
+        return took
 
     # The header: config, the stage table, the plan, hparams (the HParams tab ranks runs by the
-    # last test/accuracy), the graph (of a stack: a model's calls need not be a chain).
+    # last test/accuracy), the custom scalars layout, the graph (of a stack: a model's calls need not be a chain).
     from convlab.runs import write_config, write_summary
 
     write_config(log.run_dir, config)
@@ -409,28 +541,35 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     writer.text("layer", pipeline._markdown_block(layer_text))
     writer.text("training", pipeline._markdown_block(describe_training(tp)))
     writer.text("data", pipeline._markdown_block(data.images.describe()))
-    writer.hparams(pipeline.hparams(exp) | ({"model": p.table.model} if is_model(p) else {}), METRICS)
+    writer.hparams(pipeline.hparams(exp, CHOSEN) | ({"model": p.table.model} if is_model(p) else {}), METRICS, first=CHOSEN)
+    writer.custom_scalars(LAYOUT)
     if not is_model(p):
         writer.graph(graph_nodes(p, bs))
     lap("header")
     snapshots.log(0, classes)
-    lap("snapshots")
+    gradients.histograms(writer, 0)
+    snapshot_seconds = lap("snapshots")
     summary["kernel_scale"] = snapshots.limits
     reporter.info(layer_text)
     reporter.info(describe_training(tp))
     reporter.info(f"run: {log.run_dir}")
 
+    last: Evaluation | None = None
+
     def evaluation(step: int) -> None:
-        loss, accuracy, confusion = evaluate(model, data, tp, device)
-        writer.scalar("test/loss", loss, step)
-        writer.scalar("test/accuracy", accuracy, step)
-        title = f"step {step}: accuracy {accuracy:.1%} on {len(data.eval_y)} images of {data.eval_name}"
-        writer.image("test/confusion", confusion_image(confusion.tolist(), classes or [str(i) for i in range(tp.classes)], title), step)
-        summary.update(test_loss=round(loss, 6), test_accuracy=round(accuracy, 6), evaluated_at=step)
+        nonlocal last
+        last = evaluate(model, data, tp, device)
+        log_evaluation(writer, last, data, classes or tuple(str(i) for i in range(tp.classes)), step)
+        summary.update(test_loss=round(last.loss, 6), test_accuracy=round(last.accuracy, 6), evaluated_at=step)
         summary["model"] = str(save_model(model, log.run_dir))
 
     started = time.perf_counter()
-    window_images, window_start = 0, started
+    losses: list[float] = []
+    step_times: collections.deque[float] = collections.deque(maxlen=50)
+    eval_seconds: float | None = None
+    pending: list[Any] = []  # the last step's gradient measures, read back with this step's loss
+    epoch_loss = epoch_correct = epoch_seen = epoch_steps = 0
+    epoch_started = started
     step, epoch, order = 0, -1, None
     with reporter.progress(tp.num_steps, f"train {data.images.name}/{data.images.split}") as advance:
         while step < tp.num_steps:
@@ -446,32 +585,91 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
                 model.train()
                 out = model(x)
                 loss = loss_fn(out, y)
-                loss_value, correct = torch.stack([loss.detach(), (out.argmax(1) == y).sum()]).tolist()
+                # One read from the device a step: this loss, and the previous step's gradient measures.
+                loss_value, correct, *measured = torch.stack([loss.detach(), (out.argmax(1) == y).sum(), *pending]).tolist()
+                if measured:
+                    gradients.log(writer, measured, step)
                 if not math.isfinite(loss_value):
-                    _stop_on_nan(model, live, backup, log, step + 1, loss_value, t)
-                torch._foreach_copy_(backup, live)
+                    _stop_on_nan(model, list(live.values()), list(backup.values()), log, step + 1, loss_value, t)
+                torch._foreach_copy_(list(backup.values()), list(live.values()))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                pending = gradients.measure()
                 step += 1
                 writer.scalar("train/loss", loss_value, step)
                 writer.scalar("train/accuracy", correct / len(y), step)
                 summary["steps"] = step
-            lap("steps")
-            if step % tp.eval_every == 0 or step == tp.num_steps:
+            losses.append(loss_value)
+            epoch_loss, epoch_correct, epoch_seen, epoch_steps = epoch_loss + loss_value, epoch_correct + correct, epoch_seen + len(y), epoch_steps + 1
+            step_times.append(lap("steps"))
+            final = step == tp.num_steps
+            if final and pending:  # the last step's measures: nothing comes after to read them with
+                gradients.log(writer, torch.stack(pending).tolist(), step)
+                pending = []
+            if step % tp.eval_every == 0 or final:
+                advance(steps=0, status=f"evaluating {len(data.eval_y):,} images")
                 with guard.step():
                     evaluation(step)
-                lap("evaluations")
-            if step % t.snapshot_every == 0 or step == tp.num_steps:
+                eval_seconds = lap("evaluations")
+            if step % t.snapshot_every == 0 or final:
                 with guard.step():
                     snapshots.log(step, classes)
-                lap("snapshots")
-            window_images += len(y)
-            now = time.perf_counter()
-            advance(status=f"epoch {epoch + 1} loss {loss_value:.3f} {window_images / max(now - window_start, 1e-9):,.0f} img/s")
-            if now - window_start > 2:  # throughput over the last few seconds
-                window_images, window_start = 0, now
+                    gradients.histograms(writer, step)
+                snapshot_seconds = lap("snapshots")
+            if step % tp.steps_per_epoch == 0 or final:
+                now = time.perf_counter()
+                reporter.info(epoch_line(epoch + 1, tp, epoch_steps, epoch_loss, epoch_correct, epoch_seen, now - epoch_started,
+                                         last, summary.get("evaluated_at"), step))
+                epoch_loss = epoch_correct = epoch_seen = epoch_steps = 0
+                epoch_started = now
+            step_seconds = sum(step_times) / len(step_times)
+            advance(status=f"epoch {epoch + 1} loss {loss_value:.3f} {bs / max(step_seconds, 1e-9):,.0f} img/s",
+                    eta=seconds_left(tp, step, step_seconds, eval_seconds, snapshot_seconds))
+    if t.top:
+        _log_top(tp, data, writer, step, summary)
+        lap("snapshots")
+    windows = loss_windows(losses)
+    if windows is not None:
+        summary.update(train_loss_first=round(windows[0], 6), train_loss_last=round(windows[1], 6))
+    summary["advice"] = advice(summary, t)
+    if summary["advice"]:
+        writer.text("advice", "\n\n".join(summary["advice"]), step)
     return log.complete(time.perf_counter() - started)
+
+
+def _log_top(tp: TrainPlan, data: TrainingData, writer: Any, step: int, summary: dict[str, Any]) -> None:
+    """--top: each map stage's top patches over the evaluation images, beside the last kernels (convlab top)."""
+    from convlab.data import ImageSet
+    from convlab.top.run import log_top, top_of_images
+
+    name, _, split = data.eval_name.partition("/")
+    images = ImageSet(name, split, data.eval_x, data.eval_y, data.images.classes)
+    summary["tags"] = [*summary["tags"], *log_top(writer, top_of_images(tp.stack, images), step)]
+
+
+def log_evaluation(writer: Any, ev: Evaluation, data: TrainingData, classes: tuple[str, ...], step: int) -> None:
+    """test/loss and test/accuracy, the confusion matrix, the mistakes (most confident first) and,
+    per class, the right answers it was least sure of."""
+    from convlab import gallery
+    from convlab.confusion import confusion_image
+
+    writer.scalar("test/loss", ev.loss, step)
+    writer.scalar("test/accuracy", ev.accuracy, step)
+    where = f"{len(data.eval_y)} images of {data.eval_name}"
+    writer.image("test/confusion", confusion_image(ev.confusion.tolist(), classes, f"step {step}: accuracy {ev.accuracy:.1%} on {where}"), step)
+    images = data.eval_x.numpy()
+    labels, predicted, confidence, p_true = (t.tolist() for t in (data.eval_y, ev.predicted, ev.confidence, ev.p_true))
+    wrong = gallery.mistakes(ev.predicted, ev.confidence, data.eval_y)
+    title = f"step {step}, {where}"
+    writer.image("test/mistakes", gallery.mistakes_picture(images, wrong, len(wrong), labels, predicted, confidence, classes, title), step)
+    listed = [f"{n}. #{i}: {classes[labels[i]]}, predicted {classes[predicted[i]]} ({confidence[i]:.3f})"
+              for n, i in enumerate(wrong[: gallery.MAX_MISTAKES], 1)]
+    writer.text("test/mistakes", f"{len(wrong)} mistake(s) at step {step}, the most confident first (#index in the evaluation "
+                f"set: true class, predicted class (its probability)):\n\n" + "\n".join(listed), step)
+    if len(classes) <= MAX_CLASS_ROWS:
+        rows = gallery.least_confident(ev.predicted, ev.p_true, data.eval_y, len(classes))
+        writer.image("test/unsure", gallery.unsure_picture(images, rows, p_true, classes, title), step)
 
 
 def _stop_on_nan(model: Any, live: list, backup: list, log: Any, step: int, value: float, t: Any) -> None:

@@ -22,7 +22,7 @@ def run_settings(run_dir: str | Path, option: str = "--run") -> dict[str, dict[s
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         what = "is not a directory" if run_dir.exists() else "does not exist"
-        raise ConfigError(f"{option} {run_dir} {what}; give a training run's directory (logs/train-...)")
+        raise ConfigError(f"{option} {run_dir} {what}; give a training run's directory (logs/train/train-...)")
     config, model = run_dir / CONFIG_FILE, run_dir / MODEL_FILE
     if not config.exists():  # one that is no regular file is said so by the reader (files.py)
         raise ConfigError(f"{option} {run_dir} has no {CONFIG_FILE}: it is not a convlab run directory")

@@ -42,8 +42,8 @@ USAGES: dict[str, Usage] = {
     ),
     "stack": Usage(
         "Run a stack of torch.nn layers, written as PyTorch code, and log every stage in order.",
-        "Each layer is one argument, exactly as in PyTorch (read with ast, never run). TensorBoard gets 'input', then "
-        "each stage's view in stage order ('01-conv2d', '02-relu', ...); one activation alone logs the lesson's "
+        "Each layer is one argument, exactly as in PyTorch (read with ast, never run). TensorBoard gets the images as "
+        "'00-input', then each stage's view in stage order ('01-conv2d', '02-relu', ...); one activation alone logs the lesson's "
         "'input' and 'output'.",
         ("convlab stack 'Conv2d(3, 32, 5, padding=2)' 'ReLU()' 'MaxPool2d(2)'",
          "convlab stack --config configs/cifar10-model.toml",
@@ -51,11 +51,24 @@ USAGES: dict[str, Usage] = {
     ),
     "train": Usage(
         "Train a stack of torch.nn layers as a classifier and watch its kernels and feature maps learn.",
-        "Trains with nn.CrossEntropyLoss and logs train/ and test/ loss and accuracy, a confusion matrix, the kernels "
-        "and every stage's view of fixed probe images as they learn; saves model.pt in the run directory.",
+        "Trains with nn.CrossEntropyLoss and logs train/ and test/ loss and accuracy, a confusion matrix and the "
+        "mistakes, each stage's gradient norm, the kernels at step 0 beside now, and every stage's view of fixed probe "
+        "images as they learn; saves model.pt in the run directory (in logs/train unless --logdir says).",
         ("convlab train --config configs/cifar10-model.toml --optimizer adam --lr 0.001 --epochs 2",
          "convlab train 'Conv2d(3, 8, 5, stride=2, padding=2)' 'ReLU()' 'MaxPool2d(4)' 'Flatten()' 'Linear(128, 10)' "
          "--dataset shapes --max-steps 200"),
+    ),
+    "top": Usage(
+        "What each channel looks for: its top-k image patches over a whole dataset, in one pass.",
+        "For each map stage (or --stages) and channel (the first --max-channels, or --channels): the k images whose "
+        "largest activation in that channel is largest, each cropped to that value's receptive field (padding shown "
+        "as a checkerboard); beside them the channel's mean activation and how often it is dead (never above 0 after "
+        "its activation). The network of a training run (--run), of LAYER... (--weights, --config) or of "
+        "--pretrained NAME --upto K. One image per stage in TensorBoard, the tables in the terminal; --out DIR for "
+        "PNG sheets, --json for scripts.",
+        ("convlab top --config configs/cifar10-model.toml --stages 1,3 --dataset shapes",
+         "convlab top 'Conv2d(3, 16, 5, padding=2)' 'ReLU()' 'MaxPool2d(2)' --dataset shapes --k 4 --out sheets",
+         "convlab top --config configs/cifar10-model.toml --dataset shapes --class circle --channels 0,1,2 --json"),
     ),
     "predict": Usage(
         "Your own images through a trained classifier: what it says, and why.",
@@ -63,9 +76,9 @@ USAGES: dict[str, Usage] = {
         "shorter side resized, centre crop), and what was done is said; then its top classes as a bar chart, every "
         "stage's maps, and Grad-CAM, saliency and occlusion pictures of why, in TensorBoard (and --out sheets). "
         "A folder of class subfolders also gets its accuracy and confusion.",
-        ("convlab predict --run logs/train-lesson photo.jpg",
-         "convlab predict --run logs/train-lesson photo.jpg --target cat --trace 1:0:10:12 --out why.png",
-         "convlab predict --run logs/train-lesson my_photos --attributions none --json",
+        ("convlab predict --run logs/train/lesson photo.jpg",
+         "convlab predict --run logs/train/lesson photo.jpg --target cat --trace 1:0:10:12 --out why.png",
+         "convlab predict --run logs/train/lesson my_photos --attributions none --json",
          "convlab predict --config configs/cifar10-model.toml --weights model.pt photo.jpg"),
     ),
     "board": Usage(

@@ -96,12 +96,13 @@ _PAIR_FIELDS = {"kernel_size", "stride", "dilation", "padding"}
 _INT_FIELDS = {
     "in_channels", "out_channels", "groups", "batch_size", "max_batches", "seed", "image_size", "images", "zoom",
     "upto", "max_channels", "epochs", "max_steps", "eval_every", "snapshot_every", "eval_batches",
-    "top_k", "layer", "pictures",
+    "top_k", "layer", "pictures", "k",
 }
-_FLOAT_FIELDS = {"lr", "holdout"}
-_BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale", "unpool", "shuffle"}
+_FLOAT_FIELDS = {"lr", "holdout", "weight_decay"}
+_BOOL_FIELDS = {"download", "bias", "ceil_mode", "grayscale", "unpool", "shuffle", "top"}
 _NAME_LIST_FIELDS = {"init", "show", "attributions"}
 _TEXT_LIST_FIELDS = {"layers", "paths"}
+_INT_LIST_FIELDS = {"stages", "channels"}
 
 
 def _parse_names(value: Any, name: str) -> str:
@@ -124,6 +125,12 @@ def _parse_texts(value: Any, name: str) -> tuple[str, ...]:
         return tuple(value)
     example = '["photo.jpg", "my_photos"]' if name.endswith("paths") else '["Conv2d(3, 32, 5, padding=2)", "ReLU()"]'
     raise ConfigError(f"{name}: expected a list of strings, e.g. {example}, got {value!r}")
+
+
+def _parse_ints(value: Any, name: str) -> tuple[int, ...]:
+    """``"1,3,5"``, ``3`` or ``[1, 3, 5]`` -> ``(1, 3, 5)``; the range is checked later."""
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+    return tuple(_parse_int(item.strip() if isinstance(item, str) else item, name) for item in items)
 
 
 def names(value: str | None) -> list[str]:
@@ -149,6 +156,8 @@ def parse_value(section: str, key: str, value: Any) -> Any:
         return _parse_names(value, name)
     if key in _TEXT_LIST_FIELDS:
         return _parse_texts(value, name)
+    if key in _INT_LIST_FIELDS:
+        return _parse_ints(value, name)
     return _parse_str(value, name)
 
 

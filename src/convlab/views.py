@@ -15,11 +15,13 @@ from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, Stag
 from convlab.layers import Shape
 from convlab.modules import call_text
 from convlab.pictures import (
+    LABEL_TOP,
     MAX_STRIP_FEATURES,
     STRIP_ROW,
     channel_view,
     feature_strip,
     kernel_view,
+    label_left,
     reshape_view,
 )
 from convlab.stages import ELEMENTWISE_KINDS, STAGE_KINDS
@@ -68,12 +70,15 @@ class View:
     why_not_in_stack: str = ""  # the same for a stack, where it differs
     # The stage outputs it applies to: "map" (C, H, W) and/or "vector" (F,).
     outputs: tuple[str, ...] = ("map", "vector")
+    # True: by default, in a stack, only its first stage of these kinds (a deeper conv's kernels are
+    # a grid of noise to a learner, and filled the Images tab's first page); named in --views, every one.
+    first_by_default: bool = False
 
 
 def _channels(s: StageOutput) -> list[Record]:
     o = s.options
     shown = s.output if s.max_channels is None else s.output[:, : s.max_channels]
-    return [("images", "channels", channel_view(shown, o.images, o.scale, o.zoom, pixels=True))]
+    return [("images", "channels", channel_view(shown, o.images, o.scale, o.zoom, pixels=True, labels=True))]
 
 
 def _features(s: StageOutput) -> list[Record]:
@@ -82,17 +87,22 @@ def _features(s: StageOutput) -> list[Record]:
 
 
 def _classes(s: StageOutput) -> list[Record]:
-    """The top 3 classes per image, by the last stage's scores (logits or probabilities)."""
+    """The top 3 classes per image with their probabilities: the softmax of the last stage's
+    scores (logits), or a Softmax stage's own output; the first line says which."""
     if not s.last or s.output.shape[1] != len(s.classes):
         return []
     scores = s.output[: s.options.images].float().cpu()
-    top = scores.topk(min(3, scores.shape[1]), dim=1)
-    lines = []
+    if s.stage.kind == "softmax":
+        probabilities, source = scores, "the Softmax stage's output"
+    else:
+        probabilities, source = scores.softmax(dim=1), "the softmax of the last stage's scores (logits)"
+    top = probabilities.topk(min(3, scores.shape[1]), dim=1)
+    lines = [f"Top classes of each image, with their probabilities ({source}):", ""]
     for i, (values, indices) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
         truth = ""
         if s.labels is not None and 0 <= int(s.labels[i]) < len(s.classes):
             truth = f" ({s.classes[int(s.labels[i])]})"
-        ranked = ", ".join(f"{s.classes[k]} {v:.3g}" for k, v in zip(indices, values))
+        ranked = ", ".join(f"{s.classes[k]} {v:.3f}" for k, v in zip(indices, values))
         lines.append(f"- image {i}{truth}: {ranked}")
     return [("text", "classes", "\n".join(lines))]
 
@@ -115,13 +125,14 @@ VECTOR_KINDS = tuple(k for k in STAGE_KINDS if k not in ("conv", "pool"))
 VIEWS: dict[str, View] = {
     "channels": View(
         "channels", ALL_KINDS, "step", ("channels",), _channels,
-        "every output channel of the first --view-images images as its own grey tile (in a stack: the first "
+        "every output channel of the first --view-images images as its own grey tile, numbered (in a stack: the first "
         "--max-channels channels)",
         outputs=("map",),
     ),
     "kernels": View(
         "kernels", ("conv",), "once", ("kernels",), _kernels,
-        "the conv's weights, one tile per output channel", why_not="a pool layer has no weights",
+        "the conv's weights, one tile per output channel (in a stack, by default, the first conv's only)",
+        why_not="a pool layer has no weights", first_by_default=True,
         why_not_in_stack="it draws a Conv2d's weights, and no stage of this stack is a Conv2d",
     ),
     "stats": View(
@@ -136,7 +147,8 @@ VIEWS: dict[str, View] = {
     ),
     "classes": View(
         "classes", VECTOR_KINDS, "step", (), _classes,
-        "the top 3 class names per image, when a stack's last stage gives one score per class of the dataset",
+        "the top 3 class names per image with their probabilities, when a stack's last stage gives one score per "
+        "class of the dataset",
         why_not="it reads a stack's class scores (the last Linear's features)",
         outputs=("vector",),
     ),
@@ -211,7 +223,7 @@ def check_zoom(exp: Experiment, stage: StageConfig, output_shape: Shape, in_chan
         c, h, w = output_shape
         if exp.is_stack:
             c = min(c, exp.stack.max_channels)
-        sizes["channels"] = (rows * (h * zoom + 2) + 2, c * (w * zoom + 2) + 2)
+        sizes["channels"] = (LABEL_TOP + rows * (h * zoom + 2) + 2, label_left(rows) + c * (w * zoom + 2) + 2)
     if "features" in chosen:
         features = min(output_shape[0], MAX_STRIP_FEATURES)
         sizes["features"] = (rows * (max(zoom, STRIP_ROW) + 2) + 2, features * zoom + 4)
@@ -243,9 +255,14 @@ def selected_views(exp: Experiment, stage: StageConfig, output_shape: Shape | No
         # The lesson's pictures are 'input' and 'output' only; views without pictures join them.
         applying = [v for v in applying if not v.image_tags]
     if exp.views.show is None:
-        return applying
+        return [v for v in applying if not (v.first_by_default and exp.is_stack and not _first_of_kinds(exp, stage, v.kinds))]
     chosen = names(exp.views.show)
     return [v for v in applying if v.name in chosen]
+
+
+def _first_of_kinds(exp: Experiment, stage: StageConfig, kinds: tuple[str, ...]) -> bool:
+    """``stage`` (by identity: a stack may hold equal stages) is the stack's first of these kinds."""
+    return next((s for s in exp.stages if s.kind in kinds), None) is stage
 
 
 # Each stage's own picture in a stack is logged under the stage's tag itself.

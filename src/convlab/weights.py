@@ -143,4 +143,4 @@ def stack_weights(exp: Experiment, modules: Sequence[nn.Module]) -> tuple[list[s
         notes = load_into(modules, exp.stages, read_state(path, option, unreadable=fix), path, option, fix)[1:]
         notes.insert(0, f"weights: {model.name}'s ImageNet weights ({path}); images normalised with its mean and std")
         return notes, (model.mean, model.std)
-    return [f"weights: PyTorch's default init, seeded with --seed {exp.run.seed}"], None
+    return [], None  # PyTorch's own init, seeded: nothing to say

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
+from torch.utils.tensorboard.summary import custom_scalars as custom_scalars_summary
 from torch.utils.tensorboard.summary import histogram as histogram_summary
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torch.utils.tensorboard.summary import scalar as scalar_summary
@@ -305,11 +306,31 @@ class RunWriter:
         self._check_open()
         self._enqueue(text_summary(tag, markdown), step, time.time())
 
-    def hparams(self, hparams: Mapping[str, Any], metrics: list[str]) -> None:
-        """Write the HParams plugin's session records into this run (not a sub-run)."""
+    def hparams(self, hparams: Mapping[str, Any], metrics: list[str], first: Sequence[str] = ()) -> None:
+        """Write the HParams plugin's session records into this run (not a sub-run).
+
+        The HParams tab sorts its columns by name after those marked ``differs`` and shows the
+        first five (TensorBoard 2.x's backend and dashboard): ``first`` are marked, so what the user
+        chose (or what a sweep varies) are the columns shown. ``metrics`` are shown in this order.
+        """
+        from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
         self._check_open()
         for summary in hparams_summary(dict(hparams), {m: 0.0 for m in metrics}):
+            value = summary.value[0]
+            data = HParamsPluginData.FromString(value.metadata.plugin_data.content)
+            if first and data.HasField("experiment"):
+                for info in data.experiment.hparam_infos:
+                    info.differs = info.name in first
+                value.metadata.plugin_data.content = data.SerializeToString()
             self._enqueue(summary, None, time.time())
+
+    def custom_scalars(self, layout: Mapping[str, Mapping[str, Sequence[str]]]) -> None:
+        """TensorBoard's Custom Scalars layout: ``{category: {chart title: [tag regexes]}}``, each chart
+        one plot of every scalar tag its regexes match (re.match), e.g. train and test loss together."""
+        self._check_open()
+        charts = {category: {title: ["Multiline", list(tags)] for title, tags in charts.items()} for category, charts in layout.items()}
+        self._enqueue(custom_scalars_summary(charts), None, time.time())
 
     def graph(self, nodes: Sequence[GraphNode]) -> None:
         """A model's graph for TensorBoard's Graphs tab: the ``GraphDef`` that

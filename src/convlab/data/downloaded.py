@@ -181,7 +181,7 @@ def mnist_files(cls: type, root: Path) -> DownloadFiles:
     return DownloadFiles(archives, extracted, cls.mirrors[0])
 
 
-def _download_error(title: str, cfg: DataConfig, files: DownloadFiles, exc: BaseException) -> DataError:
+def _download_error(title: str, cfg: DataConfig, files: DownloadFiles, exc: BaseException, layout: Layout | None = None) -> DataError:
     """Turn whatever torchvision raised into one line that says what is missing and how to fix it."""
     where = files.archives[0][0].parent
     names = ", ".join(path.name for path, _ in files.archives)
@@ -202,6 +202,9 @@ def _download_error(title: str, cfg: DataConfig, files: DownloadFiles, exc: Base
                 f"there and run again (torchvision extracts them again from the MD5-checked archives), or {hint}"
             )
     elif extracted:
+        missing = _missing_split(cfg, folder, layout)
+        if missing:
+            return DataError(f"{missing}; or {hint}")
         return DataError(
             f"{title} files in {folder} are missing or fail torchvision's integrity (MD5) check; "
             f"delete that folder and {hint}"
@@ -225,6 +228,18 @@ def _download_error(title: str, cfg: DataConfig, files: DownloadFiles, exc: Base
     if "Error downloading" in detail or "urlopen error" in detail:
         return DataError(f"cannot download {title} ({detail.rpartition('got: ')[2]}); {hint}")
     return DataError(f"{title} could not be loaded ({detail or type(exc).__name__}); {hint}")
+
+
+def _missing_split(cfg: DataConfig, folder: Path, layout: Layout | None) -> str:
+    """The split's own files that ``folder`` lacks (e.g. a copy of CIFAR10's test split alone), and
+    the split that is there; "" when none is missing."""
+    missing = [name for name in layout.splits[cfg.split] if not (folder / name).is_file()] if layout else []
+    if not missing:
+        return ""
+    held = [split for split, names in layout.splits.items() if all((folder / n).is_file() for n in names)]
+    there = (f"; it holds the {held[0]} split: use --split {held[0]} (convlab train: --split {held[0]} --holdout 0.2 "
+             "trains on most of it and evaluates on the rest)") if held else ""
+    return f"{folder} has no {', '.join(missing)} (the {cfg.split} split){there}"
 
 
 def _torchvision_class(name: str) -> type:
@@ -262,7 +277,7 @@ def load_torchvision(cfg: DataConfig, name: str) -> ImageSet:
             # the MD5 of each archive before extracting it, then parses the extracted idx files.
             ds = cls(root=str(root), train=cfg.split == "train", download=cfg.download)
     except (urllib.error.URLError, OSError, RuntimeError, ValueError, AssertionError, EOFError) as exc:
-        raise _download_error(cls.__name__, cfg, files_of(cls, root), exc) from None
+        raise _download_error(cls.__name__, cfg, files_of(cls, root), exc, LAYOUTS[name]) from None
 
     images = torch.as_tensor(ds.data)
     if images.ndim == 3:  # MNIST-style (N, H, W): one grey channel

@@ -64,7 +64,7 @@ def resolve_prediction(
         folder = Path(config).parent
         raise ConfigError(f"{config} is a training run's config; give the run itself: convlab predict --run {folder} IMAGE...")
     if not layers and config is None and not stack.get("pretrained"):
-        raise ConfigError("convlab predict needs a model: --run logs/train-... (a training run), or its layers (LAYER... or "
+        raise ConfigError("convlab predict needs a model: --run logs/train/train-... (a training run), or its layers (LAYER... or "
                           "--config FILE) with --weights FILE")
     stack["layers"] = layers or None
     return _without_kernels(resolve("predict", settings, config))
@@ -118,7 +118,7 @@ def plan_prediction(exp: Experiment, out: str | Path | None = None) -> PredictPl
     if stack.pretrained is not None:
         raise ConfigError(
             f"--pretrained {stack.pretrained} gives the first stages of {stack.pretrained}, which end in maps, not one score per "
-            "class: convlab predict needs a whole classifier; give --run logs/train-... or LAYER... --weights FILE"
+            "class: convlab predict needs a whole classifier; give --run logs/train/train-... or LAYER... --weights FILE"
         )
     data = exp.data
     spec = get_dataset(data.dataset)

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from convlab.animate import label_font
 from convlab.config import ConfigError, StageConfig
-from convlab.pictures import SEPARATOR, ZOOM_MAX_WIDTH, display_scale, reshape_view, tiles_per_image
+from convlab.pictures import SEPARATOR, ZOOM_MAX_WIDTH, display_scale, label_font, reshape_view, text_width, tiles_per_image
 from convlab.views import MAX_VIEW_PIXELS, output_images
 
 if TYPE_CHECKING:
@@ -100,7 +99,7 @@ class ComparePicture:
         self.zoom = zoom or self.auto_zoom(columns)
         labels = [c.label.split("\n") for c in columns]
         self.widths = [
-            max(c.tiles * c.width * self.zoom + (c.tiles - 1) * PAD, *(_text_width(font, t) + LABEL_GAP for t in lines))
+            max(c.tiles * c.width * self.zoom + (c.tiles - 1) * PAD, *(text_width(font, t) + LABEL_GAP for t in lines))
             for c, lines in zip(columns, labels)
         ]
         self.xs = [PAD + sum(w + PAD for w in self.widths[:j]) for j in range(len(columns))]
@@ -154,11 +153,6 @@ class ComparePicture:
                 y, x = self.box(j, n // c.tiles, n % c.tiles)
                 canvas[y : y + h, x : x + w] = pixels[n]
         return canvas
-
-
-def _text_width(font: object, text: str) -> int:
-    left, _, right, _ = font.getbbox(text)  # type: ignore[attr-defined]
-    return int(right - left)
 
 
 def _draw_header(width: int, labels: list[tuple[int, list[str]]], font: object) -> np.ndarray:

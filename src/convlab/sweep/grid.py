@@ -39,6 +39,7 @@ from convlab.planning import Plan, plan
 from convlab.runs import layer_names
 from convlab.stack import explain_stack
 from convlab.sweep.compare import Column, ComparePicture, OutputStats, tiles_shown
+from convlab.trained import MODEL_FILE
 from convlab.values import parse_value, switch_or_text, toml_value
 
 # A compare picture of more columns is too wide to read, and each combination costs one
@@ -54,6 +55,10 @@ SWEEP_KEYS = ("vary", "skip_invalid")
 LETTERS = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "out_channels": "c", "in_channels": "in", "groups": "g",
            "max_channels": "ch", "upto": "upto"}
 SWITCH_WORDS = {"ceil_mode": ("ceil", "floor")}
+# The flags' own spellings of a key (--kernel, --ceil/--no-ceil), accepted by --vary as the key.
+FLAG_NAMES = {"kernel": "kernel_size", "ceil": "ceil_mode"}
+# --vary weights=none,FILE: no file, PyTorch's own init (seeded), beside a file's weights.
+NO_WEIGHTS = ("none", "random")
 # A run name is one directory: within the file systems' 255 bytes, with room for a "-2".
 MAX_NAME = 190
 
@@ -102,7 +107,8 @@ def layer_keys(command: str) -> list[str]:
 def _check_key(key: str, command: str, where: str) -> None:
     valid = layer_keys(command)
     if key not in valid:
-        close = difflib.get_close_matches(key, valid, n=1)
+        spellings = {**{k: k for k in valid}, **{f: k for f, k in FLAG_NAMES.items() if k in valid}}
+        close = [spellings[c] for c in difflib.get_close_matches(key, spellings, n=1)]
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(f"{where}: '{key}' is not a key of 'convlab {command}'; {hint}keys: {', '.join(valid)}")
 
@@ -112,6 +118,7 @@ def parse_vary(text: str, command: str) -> tuple[str, list[Any]]:
     -> bools, as the ``--ceil/--no-ceil`` flag gives them."""
     key, sep, values = text.partition("=")
     key = key.strip().replace("-", "_")
+    key = FLAG_NAMES.get(key, key) if key not in layer_keys(command) else key
     if not sep or not key:
         raise ConfigError(f"--vary {text!r}: write KEY=V1,V2 (e.g. --vary kernel_size=2,3)")
     _check_key(key, command, f"--vary {key}")
@@ -162,13 +169,16 @@ def varied_keys(
 def _varied(command: str, key: str, values: list[Any]) -> Varied:
     if key == "layers":
         values = [_layer_list(v) if isinstance(v, str) else v for v in values]
+    written = list(values)
+    if key == "weights":
+        values = [None if isinstance(v, str) and v.strip().lower() in NO_WEIGHTS else v for v in values]
     parsed = [parse_value(command, key, v) for v in values]
     if len(values) < 2:
         hint = f" (separate {key}'s alternatives with ';', e.g. {LIST_EXAMPLES[key]})" if key in LIST_KEYS else ""
         raise ConfigError(f"--vary {key} lists one value ({shown(parsed[0])}); a sweep compares two or more{hint}")
     for (i, a), (j, b) in itertools.combinations(enumerate(parsed), 2):
         if _same_as(key, a) == _same_as(key, b):
-            first, second = (shown(a), shown(b)) if key == "layers" else (values[i], values[j])
+            first, second = (shown(a), shown(b)) if key == "layers" else (written[i], written[j])
             raise ConfigError(f"--vary {key}: {first!r} and {second!r} are the same value; list each once")
     return Varied(key, tuple(values), tuple(parsed))
 
@@ -205,7 +215,7 @@ def shown(value: Any) -> str:
         return ", ".join(" ".join(t.split()) for t in value)  # a stack's layers, each on one line
     if isinstance(value, tuple):
         return hw(value)
-    return str(value)
+    return "none" if value is None else str(value)
 
 
 def _layers_name(texts: tuple[str, ...]) -> str:
@@ -228,7 +238,8 @@ def setting_name(key: str, value: Any) -> str:
     elif key == "mode":
         text = f"{value}pool"
     elif key == "weights":
-        text = Path(value).stem
+        # A training run's model.pt is named after its run; PyTorch's own init is "random".
+        text = "random" if value is None else Path(value).parent.name if Path(value).name == MODEL_FILE else Path(value).stem
     elif key == "layers":
         text = _layers_name(value)
     else:
@@ -285,6 +296,8 @@ def prepare(
         layer = {**fixed, **{v.key: v.values[i] for v, i in zip(varied, choice)}}
         try:
             exp = resolve(command, {**overrides, command: layer}, config_file, sweep=True)
+            if ("weights", None) in setting:
+                exp = _without_weights_file(exp)  # not even the config file's
             run_name = exp.run.run_name
             # The sweep's --run-name names its directory; each run is named after what varies.
             p = plan(replace(exp, run=replace(exp.run, run_name=None)))
@@ -304,6 +317,12 @@ def prepare(
     sw = Sweep(command, varied, runs, tuple(bad), run_name)
     compare_picture(sw)  # refuses a picture past MAX_VIEW_PIXELS
     return sw
+
+
+def _without_weights_file(exp: Experiment) -> Experiment:
+    if exp.is_stack:
+        return replace(exp, stack=replace(exp.stack, weights=None))
+    return replace(exp, stages=tuple(replace(s, weights=None) if isinstance(s, ConvConfig) else s for s in exp.stages))
 
 
 def _check_ends_in_a_map(p: Plan) -> None:
@@ -362,7 +381,7 @@ def _toml(value: Any) -> str:
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, tuple) and value[0] == value[1]:
         return str(value[0])
-    return toml_value(value)
+    return toml_value("none" if value is None else value)
 
 
 def table_rows(sw: Sweep, stats: list[OutputStats] | None = None) -> list[list[str]]:
