@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from convlab.config import ConfigError, ConvConfig, PoolConfig, resolve
+from convlab.config import resolve
+from convlab.errors import ConfigError
 from convlab.explain import (
     convtranspose_input,
     explain,
@@ -22,7 +23,7 @@ from convlab.explain import (
 )
 from convlab.geometry import layer_call
 from convlab.layers import ShapeError
-from convlab.stages import ConvTranspose2dConfig
+from convlab.stages import ConvConfig, ConvTranspose2dConfig, PoolConfig
 from convlab.upsampling import transposed_axes
 
 from conftest import assert_user_error

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from convlab.calls import parse_layer, parse_layers
-from convlab.config import ConfigError
+from convlab.errors import ConfigError
 from convlab.fields import FIELDS
 from convlab.layers import FACTORIES, SHAPE_RULES, build_layer
 from convlab.modules import KIND_SIGNATURES, REQUIRED, SIGNATURES, LayerError, call_text, stage_tag

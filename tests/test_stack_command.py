@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from convlab import pipeline
-from convlab.config import ConfigError, read_config_file, resolve
+from convlab.config import read_config_file, resolve
+from convlab.errors import ConfigError
 from convlab.layers import check_batch_memory
 from convlab.pictures import LABEL_TOP, auto_zoom, label_left
 from convlab.writer import image_grid

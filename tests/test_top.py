@@ -17,12 +17,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from convlab.config import ConfigError, ConvConfig, PoolConfig, resolve
+from convlab.config import resolve
 from convlab.data import ImageSet, load
+from convlab.errors import ConfigError
 from convlab.geometry import layer_padding, pool_stride
 from convlab.layers import ShapeError
 from convlab.planning import plan
 from convlab.stack import explain_stack, input_window
+from convlab.stages import ConvConfig, PoolConfig
 from convlab.top.patches import crop, patch_picture, patch_zoom
 from convlab.top.plan import top_plan
 from convlab.top.run import TopPass, top_pass

@@ -24,7 +24,8 @@ import convlab
 from convlab import data as datasets
 from convlab import gallery
 from convlab.__main__ import main as convlab_main
-from convlab.config import DataConfig, Interrupted, resolve
+from convlab.config import DataConfig, resolve
+from convlab.errors import Interrupted
 from convlab.interrupts import stop_signals_between_steps
 from convlab.pictures import PANEL_GAP, PANEL_LABEL, as_pixels, channel_view, kernel_view, panel_boxes
 from convlab.snapshots import KERNELS_PER_ROW, kernel_zoom

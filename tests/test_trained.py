@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from convlab import planning
-from convlab.config import ConfigError, resolve
+from convlab.config import resolve
+from convlab.errors import ConfigError
 from convlab.train import train
 from convlab.trained import MODEL_FILE, run_settings
 

@@ -249,7 +249,7 @@ def test_bad_view_options_are_one_line(run_cli, tmp_path, args, message):
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name)
 def test_every_ready_experiment_plans(path):
     from convlab.config import read_config_file, resolve
-    from convlab.pipeline import plan
+    from convlab.planning import plan
 
     text = path.read_text()
     command = "train" if 'command = "train"' in text else "stack" if "[stack]" in text else "pool" if "[pool]" in text else "conv"

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from convlab.board import view_commands
-from convlab.config import ConfigError, ConvConfig, ConvlabError, DataConfig, Experiment, dump_toml, resolve
-from convlab.stages import ConvTranspose2dConfig
+from convlab.config import DataConfig, Experiment, dump_toml, resolve
+from convlab.errors import ConfigError, ConvlabError
+from convlab.stages import ConvConfig, ConvTranspose2dConfig
 from convlab.terminal import TerminalReporter, echo
 
 if TYPE_CHECKING:
@@ -183,7 +184,8 @@ def demo_pool(*, layer: dict[str, Any], input_matrix: str | None) -> None:
 
 
 def demo_pool_lines(*, layer: dict[str, Any], input_matrix: str | None) -> list[Text]:
-    from convlab.demo import POOL_INPUT, parse_matrix, pool_demo
+    from convlab.demo import pool_demo
+    from convlab.lessons import POOL_INPUT, parse_matrix
 
     matrix = parse_matrix(input_matrix, "--input") if input_matrix is not None else POOL_INPUT
     modes = [False, True] if layer.get("ceil_mode") is None else [layer["ceil_mode"]]
@@ -197,7 +199,8 @@ def demo_conv(*, layer: dict[str, Any], input_matrix: str | None, weight: str | 
 
 
 def demo_conv_lines(*, layer: dict[str, Any], input_matrix: str | None, weight: str | None, cell: str | None) -> list[Text]:
-    from convlab.demo import CONV_INPUT, conv_demo, kernel_weights, parse_matrix, size_of
+    from convlab.demo import conv_demo
+    from convlab.lessons import CONV_INPUT, kernel_weights, parse_matrix, size_of
 
     matrix = parse_matrix(input_matrix, "--input") if input_matrix is not None else CONV_INPUT
     geometry = {k: layer.get(k) for k in ("stride", "padding", "dilation")}
@@ -225,8 +228,8 @@ def demo_convtranspose(
 def demo_convtranspose_lines(
     *, layer: dict[str, Any], case: str | None, input_matrix: str | None, weight: str | None, cell: str | None
 ) -> list[Text]:
-    from convlab.demo import convtranspose_demo, kernel_weights, parse_matrix, size_of
-    from convlab.lessons import transposed_case_layer
+    from convlab.demo import convtranspose_demo
+    from convlab.lessons import kernel_weights, parse_matrix, size_of, transposed_case_layer
 
     matrix = parse_matrix(input_matrix, "--input") if input_matrix is not None else None
     if case is not None:

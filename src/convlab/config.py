@@ -18,24 +18,10 @@ from typing import Any
 
 from convlab.calls import parse_layers
 from convlab.errors import ConfigError
-from convlab.errors import ConvlabError as ConvlabError  # re-exported: raised across convlab
-from convlab.errors import Interrupted as Interrupted
 from convlab.modules import call_text
-from convlab.optimizers import OPTIMIZER_NAMES as OPTIMIZERS
+from convlab.optimizers import OPTIMIZER_NAMES
 from convlab.pretrained import pretrained_layers
-
-# The stage configs live in stages.py; modules across convlab import them from here.
-from convlab.stages import PADDING_MODES as PADDING_MODES
-from convlab.stages import POOL_MODES as POOL_MODES
-from convlab.stages import STAGE_KINDS as STAGE_KINDS
-from convlab.stages import STAGE_VALIDATORS as STAGE_VALIDATORS
-from convlab.stages import ConvConfig as ConvConfig
-from convlab.stages import LayerConfig as LayerConfig
-from convlab.stages import PoolConfig as PoolConfig
-from convlab.stages import StageConfig as StageConfig
-from convlab.stages import _at_least
-from convlab.values import PADDING_WORDS as PADDING_WORDS
-from convlab.values import Pair as Pair
+from convlab.stages import STAGE_VALIDATORS, ConvConfig, PoolConfig, StageConfig, _at_least
 from convlab.values import names, parse_value, read_text_file, toml_value
 
 if sys.version_info >= (3, 11):
@@ -527,8 +513,8 @@ def weights_option(command: str) -> str:
 
 
 def validate_train(train: TrainConfig) -> None:
-    if train.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {train.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    if train.optimizer not in OPTIMIZER_NAMES:
+        raise ConfigError(f"unknown optimizer {train.optimizer!r}; choose from {', '.join(OPTIMIZER_NAMES)}")
     if not train.lr > 0:
         raise ConfigError(f"lr must be above 0, got {train.lr}")
     decay = train.weight_decay

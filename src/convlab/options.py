@@ -17,20 +17,22 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from convlab.config import OPTIMIZERS, PADDING_MODES, POOL_MODES, SCALES, SPLITS
+from convlab.config import SCALES, SPLITS
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
 from convlab.lessons import TRANSPOSED_CASES
 from convlab.modules import SIGNATURES
+from convlab.optimizers import OPTIMIZER_NAMES
 from convlab.predict.attributions import ATTRIBUTIONS
 from convlab.pretrained import PRETRAINED
+from convlab.stages import PADDING_MODES, POOL_MODES
 from convlab.views import VIEWS
 
 PaddingMode = Enum("PaddingMode", {m: m for m in PADDING_MODES}, type=str)
 PoolMode = Enum("PoolMode", {m: m for m in POOL_MODES}, type=str)
 Scale = Enum("Scale", {s: s for s in SCALES}, type=str)
 Split = Enum("Split", {s: s for s in SPLITS}, type=str)
-Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZERS}, type=str)
+Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZER_NAMES}, type=str)
 
 LAYER, DATA, RUN, VIEW, INPUT, ANIMATION, SWEEP, TRAIN = "Layer", "Data", "Run", "Views", "Input", "Animation", "Sweep", "Training"
 MODEL, PREDICT = "Model", "Prediction"

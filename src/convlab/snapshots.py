@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConvConfig
 from convlab.modules import call_text, torch_name
+from convlab.stages import ConvConfig
 from convlab.writer import GraphNode
 
 # A snapshot's kernel picture is drawn again at every snapshot: auto zoom keeps each of its three

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvlabError, Experiment, dump_toml
+from convlab.config import Experiment, dump_toml
 from convlab.data import get_dataset
+from convlab.errors import ConfigError, ConvlabError
 from convlab.gallery import MAX_CLASS_ROWS
 from convlab.modules import call_text
 from convlab.trained import MODEL_FILE

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import Experiment, StageConfig, weights_option
+from convlab.config import Experiment, weights_option
 from convlab.modules import call_text
+from convlab.stages import StageConfig
 from convlab.state import StateError, load_file, reach_problem, tensor_problem
 
 if TYPE_CHECKING:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from convlab.config import ConfigError, Interrupted, overrides, resolve
+from convlab.config import overrides, resolve
+from convlab.errors import ConfigError, Interrupted
 from convlab.notebook.results import Run, Sweep, Text, TrainRun
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from convlab.config import ConvlabError, overrides, resolve
+from convlab.config import overrides, resolve
+from convlab.errors import ConvlabError
 from convlab.notebook.api import takes
 from convlab.notebook.results import Text
 
@@ -71,8 +72,8 @@ class Layer:
     """One layer and one image: the arithmetic and the channels view for any slider values."""
 
     def __init__(self, command: str, settings: dict[str, Any], config: Any, image: int):
-        from convlab.config import PoolConfig
         from convlab.geometry import pool_stride
+        from convlab.stages import PoolConfig
 
         exp = resolve(command, overrides(command, settings), config)
         cfg = exp.layer

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, Experiment, Interrupted
+from convlab.config import Experiment
+from convlab.errors import ConfigError, Interrupted
 from convlab.top.patches import ImageStore
 from convlab.top.plan import TopPlan, check_k, plan_top, top_plan
 from convlab.top.result import StageTops, TopResult
