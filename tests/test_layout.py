@@ -14,7 +14,7 @@ SRC = Path(convlab.__file__).resolve().parent
 
 # The order of README.md's layout section: data flows from the top down.
 ORDER = [
-    "errors", "files", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "upsampling", "coverage",
+    "errors", "files", "values", "stages", "modules", "calls", "pretrained", "optimizers", "experiment", "validation", "config", "geometry", "upsampling", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
     "state", "kernels", "layers", "fields", "stack", "hooks", "pictures", "views", "confusion", "gallery", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
     "snapshots", "modelrun", "gradients", "top.running", "top.patches", "top.sheet", "top.plan", "top.result", "top.run", "top", "train",

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from convlab import pipeline, views
-from convlab.config import Experiment, resolve
+from convlab.config import resolve
 from convlab.errors import ConfigError
+from convlab.experiment import Experiment
 from convlab.stages import STAGE_KINDS
 
 from conftest import assert_user_error, images, load_events, only_run

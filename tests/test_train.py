@@ -24,8 +24,9 @@ import convlab
 from convlab import data as datasets
 from convlab import gallery
 from convlab.__main__ import main as convlab_main
-from convlab.config import DataConfig, resolve
+from convlab.config import resolve
 from convlab.errors import Interrupted
+from convlab.experiment import DataConfig
 from convlab.interrupts import stop_signals_between_steps
 from convlab.pictures import PANEL_GAP, PANEL_LABEL, as_pixels, channel_view, kernel_view, panel_boxes
 from convlab.snapshots import KERNELS_PER_ROW, kernel_zoom

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import Experiment
 from convlab.errors import ConvlabError
+from convlab.experiment import Experiment
 from convlab.geometry import AxisWindows, axis_arithmetic, layer_call, tap_kind
 from convlab.layers import ShapeError, output_shape, stage_output_shape
 from convlab.pictures import label_font, text_width

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from convlab.board import view_commands
-from convlab.config import DataConfig, Experiment, dump_toml, resolve
+from convlab.config import dump_toml, resolve
 from convlab.errors import ConfigError, ConvlabError
+from convlab.experiment import DataConfig, Experiment
 from convlab.stages import ConvConfig, ConvTranspose2dConfig
 from convlab.terminal import TerminalReporter, echo
 

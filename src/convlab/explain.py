@@ -14,10 +14,10 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from convlab.config import Experiment
 from convlab.coverage import TRACE_LIMIT, Rows, inner, never_read, never_written
 from convlab.data import get_dataset
 from convlab.errors import ConfigError
+from convlab.experiment import Experiment
 from convlab.geometry import AxisWindows, axis_windows, hw, layer_call, unpool_axes
 from convlab.layers import ShapeError, output_shape, resolved_in_channels, stage_output_shape
 from convlab.stages import ConvConfig, ConvTranspose2dConfig, LayerConfig, PoolConfig

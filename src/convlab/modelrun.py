@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from convlab import data as datasets
-from convlab.config import Experiment, dump_toml
+from convlab.config import dump_toml
 from convlab.errors import ConfigError
+from convlab.experiment import Experiment
 from convlab.hooks import Call, ModelTable, Recorded, evaluating, run_model, trace
 from convlab.interrupts import closes_on_signals
 from convlab.layers import Shape, check_batch_memory

@@ -17,7 +17,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from convlab.config import SCALES, SPLITS
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
 from convlab.lessons import TRANSPOSED_CASES
@@ -26,6 +25,7 @@ from convlab.optimizers import OPTIMIZER_NAMES
 from convlab.predict.attributions import ATTRIBUTIONS
 from convlab.pretrained import PRETRAINED
 from convlab.stages import PADDING_MODES, POOL_MODES
+from convlab.validation import SCALES, SPLITS
 from convlab.views import VIEWS
 
 PaddingMode = Enum("PaddingMode", {m: m for m in PADDING_MODES}, type=str)

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 import torch
 
 from convlab import data as datasets
-from convlab.config import Experiment, dump_toml
+from convlab.config import dump_toml
 from convlab.errors import Interrupted
+from convlab.experiment import Experiment
 from convlab.explain import explain
 from convlab.interrupts import closes_on_signals
 from convlab.layers import max_unpool

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from convlab import data as datasets
-from convlab.config import Experiment
 from convlab.errors import ConfigError, OutOfMemory, allocation_failed
+from convlab.experiment import Experiment
 from convlab.layers import (
     Shape,
     build_layer,

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import Experiment, dump_toml
+from convlab.config import dump_toml
 from convlab.data import get_dataset
 from convlab.errors import ConfigError, ConvlabError
+from convlab.experiment import Experiment
 from convlab.gallery import MAX_CLASS_ROWS
 from convlab.modules import call_text
 from convlab.trained import MODEL_FILE

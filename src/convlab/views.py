@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import Experiment, ViewConfig
 from convlab.errors import ConfigError
+from convlab.experiment import Experiment, ViewConfig
 from convlab.layers import Shape
 from convlab.modules import call_text
 from convlab.pictures import (

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from convlab.calls import parse_layer, split_layers
-from convlab.config import COMMANDS, SWEEP_SECTION, Experiment, read_config_file, resolve
+from convlab.config import SWEEP_SECTION, read_config_file, resolve
 from convlab.errors import ConfigError, ConvlabError
+from convlab.experiment import COMMANDS, Experiment
 from convlab.explain import explain
 from convlab.geometry import hw
 from convlab.modules import LayerError, call_text, torch_name
