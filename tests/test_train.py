@@ -30,7 +30,8 @@ from convlab.experiment import DataConfig
 from convlab.interrupts import stop_signals_between_steps
 from convlab.pictures import PANEL_GAP, PANEL_LABEL, as_pixels, channel_view, kernel_view, panel_boxes
 from convlab.snapshots import KERNELS_PER_ROW, kernel_zoom
-from convlab.train import plan_training, seconds_left
+from convlab.train.plan import plan_training
+from convlab.train.report import seconds_left
 from convlab.writer import image_grid
 
 from conftest import assert_user_error, images, load_events, only_run

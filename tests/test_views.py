@@ -260,7 +260,7 @@ def test_every_ready_experiment_plans(path):
 
         assert len(prepare(command, {command: {}}, path, []).runs) > 1
     elif command == "train":  # a training file (configs/edges-emerge.toml): planned as convlab train plans it
-        from convlab.train import plan_training
+        from convlab.train.plan import plan_training
 
         assert plan_training(resolve(command, config_file=path)).stack.stages
     else:

@@ -59,7 +59,7 @@ def plan_lines(exp: Experiment) -> list[str]:
 def train_plan_lines(exp: Experiment) -> list[str]:
     """What a training run would do (``convlab train --dry-run``)."""
     from convlab import planning
-    from convlab.train import describe_training, plan_training
+    from convlab.train.plan import describe_training, plan_training
 
     tp = plan_training(exp)
     return [dump_toml(exp).rstrip(), "", planning.describe(tp.stack), describe_training(tp), f"device: {tp.stack.device}"]
@@ -82,7 +82,7 @@ def _how_to_view(reporter: TerminalReporter, logdir: str | Path) -> None:
 
 def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     """``convlab train``: the training run, its progress, where model.pt is and how to see the run."""
-    from convlab.train import train as train_stack
+    from convlab.train.run import train as train_stack
 
     if dry_run:
         _dry_run(*train_plan_lines(exp))

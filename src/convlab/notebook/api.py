@@ -249,7 +249,7 @@ def train(*layers: str, model: nn.Module | None = None, **settings: Any) -> Trai
     own ``nn.Module``, which is trained in place (where its parameters are; its last module must give
     one score per class). Returns the :class:`TrainRun`, which shows the loss curve and the kernels at
     the first and last snapshot; e.g. ``convlab.train(model=net, dataset="shapes", max_steps=20)``."""
-    from convlab.train import train as train_network
+    from convlab.train.run import train as train_network
 
     if model is not None and layers:
         raise ConfigError("give the layers or model=, not both")
@@ -263,7 +263,7 @@ def train(*layers: str, model: nn.Module | None = None, **settings: Any) -> Trai
         return _dry_run(train_plan_lines(exp))
     if dry_run:
         from convlab.modelrun import config_text
-        from convlab.train import describe_training, plan_training
+        from convlab.train.plan import describe_training, plan_training
 
         tp = plan_training(exp, model)
         return _dry_run([config_text(tp.stack).rstrip(), "", tp.stack.describe(), describe_training(tp), f"device: {tp.stack.device}"])
