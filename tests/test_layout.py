@@ -16,7 +16,8 @@ SRC = Path(convlab.__file__).resolve().parent
 ORDER = [
     "errors", "files", "values", "stages", "modules", "calls", "pretrained", "optimizers", "experiment", "validation", "config", "geometry", "upsampling", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
-    "state", "kernels", "layers", "fields", "stack", "hooks", "pictures", "views", "confusion", "gallery", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
+    "state", "kernels", "layers", "fields", "stack", "hooks", "pictures", "views", "confusion", "gallery", "runs", "trained", "writer", "weights", "interrupts",
+    "explain.explanation", "explain.inputs", "explain.windows", "explain.unpooling", "explain.transposed", "explain", "planning", "pipeline",
     "snapshots", "modelrun", "gradients", "top.running", "top.patches", "top.sheet", "top.plan", "top.result", "top.run", "top",
     "train.plan", "train.data", "train.evaluation", "train.report", "train.run", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
@@ -70,7 +71,7 @@ def test_the_readme_lists_every_module_in_this_order():
         line = line.strip()
         if line.startswith("src/convlab/"):
             listed.append(line.split()[0].removeprefix("src/convlab/").removesuffix(".py").rstrip("/"))
-    packages = {"data", "sweep", "notebook", "predict", "top", "train"}
+    packages = {"data", "explain", "sweep", "notebook", "predict", "top", "train"}
     expected = [m for m in ORDER if "." not in m or m.split(".")[0] not in packages]
     assert listed == expected
 

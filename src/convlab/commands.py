@@ -293,8 +293,8 @@ def convtranspose_layer(
 
 def explain(exp: Experiment, *, size: str | None, channels: int | None, animate: Path | None, logdir: Path | None) -> None:
     """The arithmetic of ``exp``'s layer; with ``animate``, also the GIF (and its frames in ``logdir``)."""
-    from convlab.explain import explain as explanation
-    from convlab.explain import input_shape, parse_size
+    from convlab.explain.inputs import input_shape, parse_size
+    from convlab.explain.windows import explain as explanation
 
     if logdir is not None and animate is None:
         raise ConvlabError("--logdir logs the animation's frames; give --animate FILE.gif too")
@@ -323,8 +323,8 @@ def explain_convtranspose(
     """A ConvTranspose2d explained on what Conv2d with the same arguments makes of the dataset's
     images (or ``--size``, or a conv_arithmetic ``case``); with ``animate``, the GIF too."""
     from convlab.data import get_dataset
-    from convlab.explain import convtranspose_input
-    from convlab.explain import explain_convtranspose as explanation
+    from convlab.explain.transposed import convtranspose_input
+    from convlab.explain.transposed import explain_convtranspose as explanation
 
     if logdir is not None and animate is None:
         raise ConvlabError("--logdir logs the animation's frames; give --animate FILE.gif too")
@@ -357,7 +357,7 @@ def explain_convtranspose(
 
 def explain_unpool(exp: Experiment, *, size: str | None, channels: int | None, output_size: str | None) -> None:
     """MaxUnpool2d after ``exp``'s MaxPool2d."""
-    from convlab.explain import explain_unpool_input
+    from convlab.explain.unpooling import explain_unpool_input
 
     echo(explain_unpool_input(exp, size, channels, output_size).rich())
 
@@ -372,7 +372,7 @@ def explain_stack(exp: Experiment, *, size: str | None, channels: int | None) ->
 def stack_input_shape(exp: Experiment, *, size: str | None, channels: int | None) -> tuple[int, int, int]:
     """What a stack is explained on: the dataset's images, or ``--channels`` x ``--size``."""
     from convlab.data import get_dataset
-    from convlab.explain import parse_size
+    from convlab.explain.inputs import parse_size
 
     c, h, w = get_dataset(exp.data.dataset).shape(exp.data)
     first = exp.stages[0] if exp.stages else None

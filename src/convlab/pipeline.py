@@ -22,7 +22,7 @@ from convlab import data as datasets
 from convlab.config import dump_toml
 from convlab.errors import Interrupted
 from convlab.experiment import Experiment
-from convlab.explain import explain
+from convlab.explain.windows import explain
 from convlab.interrupts import closes_on_signals
 from convlab.layers import max_unpool
 from convlab.modules import call_text

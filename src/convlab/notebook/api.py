@@ -315,8 +315,9 @@ def explain(command: str, *layers: str, model: nn.Module | None = None, size: in
     ``layers``, or ``model``: your ``nn.Module``, run once on blank images) the table of its stages.
     ``size`` and ``channels`` set the input (default: the dataset's images). No data is read."""
     from convlab import commands
-    from convlab.explain import explain as explanation
-    from convlab.explain import explain_unpool_input, input_shape
+    from convlab.explain.inputs import input_shape
+    from convlab.explain.unpooling import explain_unpool_input
+    from convlab.explain.windows import explain as explanation
 
     settings, config, _, _ = _split(settings)
     size = _size(size)

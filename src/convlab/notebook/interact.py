@@ -90,7 +90,7 @@ class Layer:
         """The arithmetic as ``convlab explain`` prints it, and the channels view as PNG (None where the layer cannot run)."""
         import torch
 
-        from convlab.explain import explain
+        from convlab.explain.windows import explain
         from convlab.pictures import channel_view, to_pixels
         from convlab.planning import plan
 
@@ -116,7 +116,8 @@ def _one_image(exp: Any, index: int) -> Any:
 
 
 def _explanation(command: str, settings: dict[str, Any], config: Any) -> Text:
-    from convlab.explain import explain, input_shape
+    from convlab.explain.inputs import input_shape
+    from convlab.explain.windows import explain
 
     exp = resolve(command, overrides(command, settings), config)
     return Text(explain(exp.layer, input_shape(exp)).text())

@@ -24,7 +24,7 @@ from convlab.calls import parse_layer, split_layers
 from convlab.config import SWEEP_SECTION, read_config_file, resolve
 from convlab.errors import ConfigError, ConvlabError
 from convlab.experiment import COMMANDS, Experiment
-from convlab.explain import explain
+from convlab.explain.windows import explain
 from convlab.geometry import hw
 from convlab.modules import LayerError, call_text, torch_name
 from convlab.planning import Plan, plan
