@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from convlab.coverage import TRACE_LIMIT, Rows
 
@@ -82,6 +82,14 @@ AXIS_NAMES = {
     "W": AxisNames("W", "column", "columns", "width"),
     "HW": AxisNames("H and W", "row/column", "rows/columns", "height/width"),
 }
+
+
+Axis = TypeVar("Axis")
+
+
+def axes_to_tell(h: Axis, w: Axis, alike: bool) -> list[tuple[Axis, AxisNames]]:
+    """Both axes, or one told for both where they are alike (a square input and layer)."""
+    return [(h, AXIS_NAMES["HW"])] if alike else [(h, AXIS_NAMES["H"]), (w, AXIS_NAMES["W"])]
 
 
 def not_traced(names: AxisNames, span: int, stride: int, size: int) -> str:

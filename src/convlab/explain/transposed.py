@@ -7,7 +7,7 @@ import dataclasses
 
 from convlab.coverage import Rows
 from convlab.errors import ConfigError
-from convlab.explain.explanation import AXIS_NAMES, AxisNames, Explanation, with_commas
+from convlab.explain.explanation import AxisNames, Explanation, axes_to_tell, with_commas
 from convlab.explain.inputs import parse_size
 from convlab.geometry import hw, layer_call
 from convlab.layers import ShapeError, output_shape, stage_output_shape
@@ -46,7 +46,7 @@ def explain_convtranspose(cfg: ConvTranspose2dConfig, input_shape: tuple[int, in
                        + (f" + bias {cfg.out_channels}" if cfg.bias else " (no bias)")),
         ("multiply-adds", f"{with_commas(multiply_adds)} per image = {channels}x{height}x{width} inputs x {with_commas(per_group * kh * kw)} each "
                           "(every tap of every stamp, also those the padding crops: what torch.utils.flop_counter counts)"),
-        ("output_padding", "; ".join(dict.fromkeys(_output_padding(a, names) for a, names in _transposed_axes_to_tell(axes)))),
+        ("output_padding", "; ".join(dict.fromkeys(_output_padding(a, names) for a, names in _axes_to_tell(axes)))),
     ]
     warnings, notes = [], []
     if conv_from is not None and (out[1], out[2]) != tuple(conv_from):
@@ -58,7 +58,7 @@ def explain_convtranspose(cfg: ConvTranspose2dConfig, input_shape: tuple[int, in
                 f"output_padding={_pair_text(fixed)} "
                 f"(--output-padding {hw(tuple(fixed))}) to get {h}x{w} back"
             )
-    for a, names in _transposed_axes_to_tell(axes):
+    for a, names in _axes_to_tell(axes):
         low, high = a.taps_read
         if 0 < low < high:
             notes.append(
@@ -111,15 +111,13 @@ def _cropped(cfg: ConvTranspose2dConfig) -> str:
     return "" if cfg.padding == (0, 0) else f", then padding {hw(cfg.padding)} cropped from each side"
 
 
-def _transposed_axes_to_tell(axes: tuple[TransposedAxis, TransposedAxis]) -> list[tuple[TransposedAxis, AxisNames]]:
+def _axes_to_tell(axes: tuple[TransposedAxis, TransposedAxis]) -> list[tuple[TransposedAxis, AxisNames]]:
     h, w = axes
-    if dataclasses.replace(h, axis="W") == w:
-        return [(h, AXIS_NAMES["HW"])]
-    return [(h, AXIS_NAMES["H"]), (w, AXIS_NAMES["W"])]
+    return axes_to_tell(h, w, dataclasses.replace(h, axis="W") == w)
 
 
 def _direct(cfg: ConvTranspose2dConfig, axes: tuple[TransposedAxis, TransposedAxis]) -> str:
-    told = _transposed_axes_to_tell(axes)
+    told = _axes_to_tell(axes)
     parts = []
     for a, names in told:
         where = "" if len(told) == 1 else f"{names.axis}: "

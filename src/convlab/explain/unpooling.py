@@ -7,7 +7,7 @@ import dataclasses
 
 from convlab.coverage import never_written
 from convlab.experiment import Experiment
-from convlab.explain.explanation import AXIS_NAMES, Explanation, not_traced, spans, with_commas
+from convlab.explain.explanation import AXIS_NAMES, Explanation, axes_to_tell, not_traced, spans, with_commas
 from convlab.explain.inputs import input_shape, parse_size
 from convlab.geometry import layer_call, unpool_axes
 from convlab.layers import ShapeError, output_shape
@@ -66,10 +66,8 @@ def explain_unpool(
         ("multiply-adds", f"0; copies {with_commas(values)} values into {with_commas(out[0] * out[1] * out[2])} outputs, the rest are 0"),
     ]
     warnings, notes, unwritten = [], [], []
-    alike = dataclasses.replace(axes[0], axis="W") == axes[1]
     missed = [never_written(a) for a in axes]
-    told = [(axes[0], AXIS_NAMES["HW"], missed[0])] if alike else [(axes[0], AXIS_NAMES["H"], missed[0]), (axes[1], AXIS_NAMES["W"], missed[1])]
-    for a, names, rows in told:
+    for (a, names), rows in zip(axes_to_tell(*axes, dataclasses.replace(axes[0], axis="W") == axes[1]), missed):
         if rows is None:
             unwritten.append(not_traced(names, a.kernel, a.stride, a.out))
         elif rows:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from convlab.coverage import Rows, inner, never_read
-from convlab.explain.explanation import AXIS_NAMES, AxisNames, Explanation, not_traced, spans, with_commas
+from convlab.explain.explanation import AxisNames, Explanation, axes_to_tell, not_traced, spans, with_commas
 from convlab.geometry import AxisWindows, axis_windows, hw, layer_call
 from convlab.layers import output_shape, resolved_in_channels
 from convlab.stages import ConvConfig, LayerConfig, PoolConfig
@@ -66,7 +66,9 @@ def explain(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> Explanation:
     notes: list[str] = []
     unread = []
     missed = {ax.arith.axis: never_read(ax) for ax in axes}
-    for ax, names in _axes_to_tell(axes):
+    h, w = axes
+    alike = dataclasses.replace(h.arith, axis="W") == w.arith and (h.pad_before, h.pad_after) == (w.pad_before, w.pad_after)
+    for ax, names in axes_to_tell(h, w, alike):
         rows = missed[ax.arith.axis]
         if rows is None:
             unread.append(not_traced(names, ax.arith.span, ax.arith.stride, ax.arith.size))
@@ -95,14 +97,6 @@ def explain(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> Explanation:
         multiply_adds=multiply_adds,
         never_read=(missed["H"], missed["W"]),
     )
-
-
-def _axes_to_tell(axes: tuple[AxisWindows, AxisWindows]) -> list[tuple[AxisWindows, AxisNames]]:
-    """Both axes, or one told for both when they are alike (a square input and layer)."""
-    h, w = axes
-    if dataclasses.replace(h.arith, axis="W") == w.arith and (h.pad_before, h.pad_after) == (w.pad_before, w.pad_after):
-        return [(h, AXIS_NAMES["HW"])]
-    return [(h, AXIS_NAMES["H"]), (w, AXIS_NAMES["W"])]
 
 
 def _gap_warnings(ax: AxisWindows, names: AxisNames, missed: Rows | None) -> list[str]:
