@@ -95,10 +95,10 @@ def train(exp: Experiment, reporter: Reporter | None = None, *, model: torch.nn.
 def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Reporter, loading: float) -> dict[str, Any]:
     import torch
 
-    from convlab import pipeline, planning
+    from convlab import planning
     from convlab.gradients import Gradients
     from convlab.optimizers import create_optimizer
-    from convlab.snapshots import Snapshots, graph_nodes
+    from convlab.snapshots import Snapshots
 
     exp, p, writer, t = tp.exp, tp.stack, log.writer, tp.exp.train
     device, classes, bs = p.device, data.images.classes, exp.data.batch_size
@@ -139,20 +139,7 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
         took, clock = now - clock, now
         return took
 
-    # The header: config, the stage table, the plan, hparams (the HParams tab ranks runs by the
-    # last test/accuracy), the custom scalars layout, the graph (of a stack: a model's calls need not be a chain).
-    from convlab.runs import write_config, write_summary
-
-    write_config(log.run_dir, config)
-    write_summary(log.run_dir, summary)
-    writer.text("config", pipeline._markdown_block(config))
-    writer.text("layer", pipeline._markdown_block(layer_text))
-    writer.text("training", pipeline._markdown_block(describe_training(tp)))
-    writer.text("data", pipeline._markdown_block(data.images.describe()))
-    writer.hparams(pipeline.hparams(exp, CHOSEN) | ({"model": p.table.model} if is_model(p) else {}), METRICS, first=CHOSEN)
-    writer.custom_scalars(LAYOUT)
-    if not is_model(p):
-        writer.graph(graph_nodes(p, bs))
+    _log_header(tp, data, log, config, layer_text)
     lap("header")
     snapshots.log(0, classes)
     gradients.histograms(writer, 0)
@@ -244,6 +231,27 @@ def _train(tp: TrainPlan, data: TrainingData, log: Any, guard: Any, reporter: Re
     if summary["advice"]:
         writer.text("advice", "\n\n".join(summary["advice"]), step)
     return log.complete(time.perf_counter() - started)
+
+
+def _log_header(tp: TrainPlan, data: TrainingData, log: Any, config: str, layer_text: str) -> None:
+    """config.toml, summary.json, the texts (config, the stage table, the plan, the data), hparams (the HParams
+    tab ranks runs by the last test/accuracy), the custom scalars layout, the graph (of a stack: a model's calls
+    need not be a chain)."""
+    from convlab import pipeline
+    from convlab.runs import write_config, write_summary
+    from convlab.snapshots import graph_nodes
+
+    exp, p, writer = tp.exp, tp.stack, log.writer
+    write_config(log.run_dir, config)
+    write_summary(log.run_dir, log.summary)
+    writer.text("config", pipeline._markdown_block(config))
+    writer.text("layer", pipeline._markdown_block(layer_text))
+    writer.text("training", pipeline._markdown_block(describe_training(tp)))
+    writer.text("data", pipeline._markdown_block(data.images.describe()))
+    writer.hparams(pipeline.hparams(exp, CHOSEN) | ({"model": p.table.model} if is_model(p) else {}), METRICS, first=CHOSEN)
+    writer.custom_scalars(LAYOUT)
+    if not is_model(p):
+        writer.graph(graph_nodes(p, exp.data.batch_size))
 
 
 def save_model(model: torch.nn.Module, run_dir: Path) -> Path:
