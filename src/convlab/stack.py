@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from convlab.config import ConvConfig, StageConfig
 from convlab.fields import FIELDS, STAY, stage_fields
 from convlab.geometry import hw
-from convlab.layers import Shape, ShapeError, stage_output_shape
+from convlab.layers import Shape, ShapeError, UnreadWindow, stage_output_shape
 from convlab.modules import call_text, stage_tag
 from convlab.stages import STAGE_KINDS
 
@@ -73,6 +73,11 @@ def output_shapes(stages: Sequence[StageConfig], input_shape: Shape, *, name_sta
             _check_fit(index, stages, shapes)
         try:
             shapes.append(stage_output_shape(cfg, shapes[-1]))
+        except UnreadWindow as exc:
+            if not name_stages:
+                raise
+            fix = " or ".join(call_text(c) for c in exc.fits) or "a larger input, or less dilation or padding"
+            raise ShapeError(f"stage {index} {call_text(cfg)}: {exc.reason}; use {fix}") from None
         except ShapeError as exc:
             if not name_stages:
                 raise
