@@ -213,7 +213,7 @@ class StackTable:
             field_cell = whole if r.field is None else ("" if r.exact else "<=") + hw(r.field)
             head.append([
                 str(r.index), r.call, _shape_cell(r.output_shape), f"{r.parameters:,}", f"{r.multiply_adds:,}",
-                field_cell, "-" if r.jump is None else hw(tuple(_ratio(j) for j in r.jump)),
+                field_cell, "-" if r.jump is None else hw(tuple(jump_text(j) for j in r.jump)),
             ])
         head.append(["", "total", "", f"{self.parameters:,}", f"{self.multiply_adds:,}", "", ""])
         return head
@@ -242,7 +242,7 @@ class StackTable:
         return [Text(text, style=style) for style, text in self.lines()]
 
 
-def _ratio(value: int | Fraction) -> str:
+def jump_text(value: int | Fraction) -> str:
     """A jump as a learner reads it: ``2``, ``1/2``, or a decimal where the fraction is long."""
     if isinstance(value, int) or value.denominator == 1:
         return str(int(value))
