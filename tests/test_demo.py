@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from convlab.errors import ConfigError
-from convlab.layers import ShapeError
+from convlab.layers import ShapeError, UnreadWindow
 from convlab.lessons import (
     CONV_INPUT,
     CONV_WEIGHT,
@@ -98,6 +98,9 @@ def test_pool_demo_is_torch_max_pool2d(matrix, kernel, stride, dilation, ceil_mo
     cfg = PoolConfig(kernel_size=kernel, stride=stride, dilation=dilation, padding=padding, ceil_mode=ceil_mode)
     try:
         case = pool_case(cfg, matrix)
+    except UnreadWindow:  # a window of padding only: torch's forward gives it -inf (its backward would corrupt memory)
+        assert bool(F.max_pool2d(t(matrix), kernel, stride, padding, dilation, ceil_mode=ceil_mode).isneginf().any())
+        return
     except ShapeError:
         with pytest.raises(RuntimeError):
             F.max_pool2d(t(matrix), kernel, stride, padding, dilation, ceil_mode=ceil_mode)
