@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from convlab.config import ConfigError, ConvConfig, PoolConfig
+from convlab.errors import ConfigError
 from convlab.layers import ShapeError, UnreadWindow
 from convlab.lessons import (
     CONV_INPUT,
@@ -24,7 +24,7 @@ from convlab.lessons import (
     stamps,
     transposed_case,
 )
-from convlab.stages import ConvTranspose2dConfig
+from convlab.stages import ConvConfig, ConvTranspose2dConfig, PoolConfig
 
 from conftest import assert_user_error
 

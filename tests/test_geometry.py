@@ -9,7 +9,6 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from convlab.config import ConvConfig, PoolConfig
 from convlab.geometry import (
     AxisArithmetic,
     axis_arithmetic,
@@ -25,7 +24,7 @@ from convlab.geometry import (
 )
 from convlab.layers import build_layer
 from convlab.lessons import TRANSPOSED_CASES, transposed_case_layer
-from convlab.stages import ConvTranspose2dConfig
+from convlab.stages import ConvConfig, ConvTranspose2dConfig, PoolConfig
 from convlab.upsampling import layer_windows, transposed_axes
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,7 +17,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from convlab.calls import parse_layers
-from convlab.config import ConfigError, overrides, resolve
+from convlab.config import overrides, resolve
+from convlab.errors import ConfigError
 from convlab.hooks import ALL, ModelError, trace
 from convlab.layers import ShapeError, build_layer
 from convlab.modelrun import plan_model

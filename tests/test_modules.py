@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from convlab.calls import parse_layer, parse_layers
-from convlab.config import ConfigError, PoolConfig
+from convlab.errors import ConfigError
 from convlab.fields import FIELDS
 from convlab.geometry import pool_stride
 from convlab.layers import FACTORIES, SHAPE_RULES, build_layer
 from convlab.modules import KIND_SIGNATURES, REQUIRED, SIGNATURES, LayerError, call_text, stage_of, stage_tag
 from convlab.stack import COSTS
-from convlab.stages import STAGE_KINDS, STAGE_VALIDATORS
+from convlab.stages import STAGE_KINDS, STAGE_VALIDATORS, PoolConfig
 from convlab.views import VIEWS
 
 

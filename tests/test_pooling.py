@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from convlab.config import PoolConfig
 from convlab.layers import ShapeError, build_layer, max_unpool, output_shape
+from convlab.stages import PoolConfig
 
 from conftest import assert_user_error, grid_size, images, load_events
 

@@ -18,7 +18,8 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from convlab import cli, pipeline
-from convlab.config import ConfigError, resolve
+from convlab.config import resolve
+from convlab.errors import ConfigError
 from convlab.sweep import prepare, run_names, setting_name
 from convlab.sweep.compare import HEADER, OutputStats
 from convlab.sweep.grid import FLAG_NAMES, compare_picture

@@ -24,11 +24,14 @@ import convlab
 from convlab import data as datasets
 from convlab import gallery
 from convlab.__main__ import main as convlab_main
-from convlab.config import DataConfig, Interrupted, resolve
+from convlab.config import resolve
+from convlab.errors import Interrupted
+from convlab.experiment import DataConfig
 from convlab.interrupts import stop_signals_between_steps
 from convlab.pictures import PANEL_GAP, PANEL_LABEL, as_pixels, channel_view, kernel_view, panel_boxes
 from convlab.snapshots import KERNELS_PER_ROW, kernel_zoom
-from convlab.train import plan_training, seconds_left
+from convlab.train.plan import plan_training
+from convlab.train.report import seconds_left
 from convlab.writer import image_grid
 
 from conftest import assert_user_error, images, load_events, only_run

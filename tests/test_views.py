@@ -249,7 +249,7 @@ def test_bad_view_options_are_one_line(run_cli, tmp_path, args, message):
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name)
 def test_every_ready_experiment_plans(path):
     from convlab.config import read_config_file, resolve
-    from convlab.pipeline import plan
+    from convlab.planning import plan
 
     text = path.read_text()
     command = "train" if 'command = "train"' in text else "stack" if "[stack]" in text else "pool" if "[pool]" in text else "conv"
@@ -260,7 +260,7 @@ def test_every_ready_experiment_plans(path):
 
         assert len(prepare(command, {command: {}}, path, []).runs) > 1
     elif command == "train":  # a training file (configs/edges-emerge.toml): planned as convlab train plans it
-        from convlab.train import plan_training
+        from convlab.train.plan import plan_training
 
         assert plan_training(resolve(command, config_file=path)).stack.stages
     else:

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from convlab.config import ConvConfig, LayerConfig, Pair, PoolConfig
-from convlab.stages import ConvTranspose2dConfig
+from convlab.stages import ConvConfig, ConvTranspose2dConfig, LayerConfig, PoolConfig
+from convlab.values import Pair
 
 # ----------------------------------------------------------------------------- text of pairs
 

@@ -15,11 +15,19 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvConfig, LayerConfig, PoolConfig, StageConfig
+from convlab.errors import ConfigError
 from convlab.geometry import as_written, axis_arithmetic, hw, pool_stride, span
 from convlab.kernels import init_conv
 from convlab.modules import call_text, torch_name
-from convlab.stages import ELEMENTWISE_KINDS, ConvTranspose2dConfig, UpsampleConfig
+from convlab.stages import (
+    ELEMENTWISE_KINDS,
+    ConvConfig,
+    ConvTranspose2dConfig,
+    LayerConfig,
+    PoolConfig,
+    StageConfig,
+    UpsampleConfig,
+)
 from convlab.upsampling import transposed_axes, upsample_axes
 
 if TYPE_CHECKING:

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from convlab import data as datasets
-from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, StageConfig, dump_toml, names
+from convlab.config import dump_toml
+from convlab.errors import ConfigError
+from convlab.experiment import Experiment
 from convlab.hooks import Call, ModelTable, Recorded, evaluating, run_model, trace
 from convlab.interrupts import closes_on_signals
 from convlab.layers import Shape, check_batch_memory
@@ -30,7 +32,8 @@ from convlab.pipeline import Reporter, RunLog, SilentReporter, _markdown_block, 
 from convlab.planning import count_steps, memory_error, resolve_device
 from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
 from convlab.snapshots import BesideStepZero, Snapshots
-from convlab.stages import IdentityConfig
+from convlab.stages import ConvConfig, IdentityConfig, PoolConfig, StageConfig
+from convlab.values import names
 from convlab.views import VIEWS, StageOutput, View, check_views, check_zoom, records, selected_views, stage_tag
 from convlab.writer import RunWriter
 

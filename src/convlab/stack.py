@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConvConfig, StageConfig
 from convlab.fields import FIELDS, STAY, stage_fields
 from convlab.geometry import hw
 from convlab.layers import Shape, ShapeError, UnreadWindow, stage_output_shape
 from convlab.modules import call_text, stage_tag
-from convlab.stages import STAGE_KINDS
+from convlab.stages import STAGE_KINDS, ConvConfig, StageConfig
 
 if TYPE_CHECKING:
     from rich.text import Text

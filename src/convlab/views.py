@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, StageConfig, ViewConfig, names
+from convlab.errors import ConfigError
+from convlab.experiment import Experiment, ViewConfig
 from convlab.layers import Shape
 from convlab.modules import call_text
 from convlab.pictures import (
@@ -24,7 +25,8 @@ from convlab.pictures import (
     label_left,
     reshape_view,
 )
-from convlab.stages import ELEMENTWISE_KINDS, STAGE_KINDS
+from convlab.stages import ELEMENTWISE_KINDS, STAGE_KINDS, ConvConfig, PoolConfig, StageConfig
+from convlab.values import names
 
 if TYPE_CHECKING:
     import torch
