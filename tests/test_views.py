@@ -130,6 +130,20 @@ def test_labelled_channel_view_is_the_grid_with_numbers_around_it(pixels):
     assert (margin[0, 0, :top] == white).float().mean() > 0.7 and (margin[0, 0, top:, :left] == white).float().mean() > 0.7
 
 
+@pytest.mark.parametrize("pixels", [False, True])
+def test_a_labelled_view_of_one_channel_of_one_image_is_that_tile_with_its_numbers(pixels, run_cli):
+    """One tile is drawn as it is, without a separator around it (tile_grid); its margins fit it
+    (a conv of --out-channels 1 on a batch of 1 once stopped with an internal error here)."""
+    y = torch.randn(1, 1, 8, 8)
+    plain = channel_view(y, images=4, zoom=4, pixels=pixels)
+    labelled = channel_view(y, images=4, zoom=4, pixels=pixels, labels=True)
+    assert plain.shape == (1, 3, 32, 32)
+    assert labelled.shape == (1, 3, LABEL_TOP + 32, label_left(1) + 32)
+    assert torch.equal(labelled[..., LABEL_TOP:, label_left(1):], plain)
+    r = run_cli("conv", "--out-channels", "1", "--batch-size", "1", "--dataset", "shapes", "-n", "1", "--logdir", "logs")
+    assert r.code == 0, r.err
+
+
 def test_channel_view_of_fewer_images_than_asked():
     assert channel_view(torch.randn(2, 3, 4, 4), images=4, zoom=1).shape == (1, 3, 2 + 2 * 6, 2 + 3 * 6)
 

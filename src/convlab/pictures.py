@@ -181,7 +181,8 @@ def channel_view(
     grid = tile_grid(upscale(tiles, zoom), columns=c)
     if not labels:
         return grid
-    return with_margins(grid, *_grid_labels(n, c, h * zoom, w * zoom))
+    padding = 0 if n * c == 1 else 2  # tile_grid returns a single tile as it is, unpadded
+    return with_margins(grid, *_grid_labels(n, c, h * zoom, w * zoom, padding))
 
 
 # Channel and image numbers around a channels view: a strip this tall above it, and one as wide
