@@ -90,9 +90,9 @@ def main() -> None:
             losses.append(loss)
         writer.close()
     else:
-        from convlab.config import DataConfig
         from convlab.data import load
         from convlab.data import register_checksums as accept
+        from convlab.experiment import DataConfig
 
         if md5:
             accept("cifar10", md5)

@@ -35,7 +35,7 @@ GAP = 6
 
 def held_out(data_dir: Path, seed: int = 0, holdout: float = 0.2) -> tuple[np.ndarray, list[int], list[str], list[int]]:
     """The test split's pixels (N, 32, 32, 3), labels, class names and the indices convlab
-    train held out (``train.load_data``: the first ``round(N * holdout)`` of a seeded permutation)."""
+    train held out (``train.data.load_data``: the first ``round(N * holdout)`` of a seeded permutation)."""
     import torch
 
     folder = data_dir / "cifar-10-batches-py"

@@ -193,7 +193,7 @@ def shapes_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A convlab train run of SHAPES_CLASSIFIER on shapes (250 steps of Adam: ~87% on its 256
     evaluation images, the first of the test split); trained once per session, a few seconds."""
     from convlab.config import resolve
-    from convlab.train import train
+    from convlab.train.run import train
 
     exp = resolve("train", {
         "stack": {"layers": list(SHAPES_CLASSIFIER)},

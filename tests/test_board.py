@@ -412,7 +412,7 @@ return out;
 def test_chromium_renders_a_training_runs_charts_and_side_by_side_kernels(run_cli, tmp_path: Path) -> None:
     """A training run on the board: the Custom Scalars tab draws train and test on one chart (and every
     stage's gradient norm on another), and the Images tab shows the kernels' step 0 | now | change picture."""
-    from convlab.train import LAYOUT
+    from convlab.train.run import LAYOUT
 
     r = run_cli("train", "Conv2d(3, 4, 5, stride=4)", "Flatten()", "Linear(196, 10)", "--dataset", "shapes", "--batch-size", "8",
                 "--max-steps", "6", "--eval-every", "3", "--eval-batches", "1", "--snapshot-every", "3", "--device", "cpu", "-q")

@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from convlab.config import ConfigError, ConvConfig, PoolConfig, dump_toml, read_config_file, resolve
+from convlab.config import dump_toml, read_config_file, resolve
+from convlab.errors import ConfigError
+from convlab.stages import ConvConfig, PoolConfig
 from convlab.values import parse_pair
 
 

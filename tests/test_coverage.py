@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from convlab.config import ConvConfig, PoolConfig
 from convlab.coverage import TRACE_LIMIT, Rows, inner, never_read, never_written
 from convlab.geometry import AxisWindows, UnpoolAxis, axis_windows
 from convlab.layers import ShapeError, output_shape
+from convlab.stages import ConvConfig, PoolConfig
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

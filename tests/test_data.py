@@ -5,7 +5,6 @@ import dataclasses
 import pytest
 import torch
 
-from convlab.config import DataConfig
 from convlab.data import (
     DATASETS,
     SHAPES_CLASSES,
@@ -15,6 +14,7 @@ from convlab.data import (
     get_dataset,
     make_shapes,
 )
+from convlab.experiment import DataConfig
 
 
 def test_unknown_dataset():

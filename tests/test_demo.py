@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from convlab.config import ConfigError, ConvConfig, PoolConfig
-from convlab.layers import ShapeError
+from convlab.errors import ConfigError
+from convlab.layers import ShapeError, UnreadWindow
 from convlab.lessons import (
     CONV_INPUT,
     CONV_WEIGHT,
@@ -24,7 +24,7 @@ from convlab.lessons import (
     stamps,
     transposed_case,
 )
-from convlab.stages import ConvTranspose2dConfig
+from convlab.stages import ConvConfig, ConvTranspose2dConfig, PoolConfig
 
 from conftest import assert_user_error
 
@@ -98,6 +98,9 @@ def test_pool_demo_is_torch_max_pool2d(matrix, kernel, stride, dilation, ceil_mo
     cfg = PoolConfig(kernel_size=kernel, stride=stride, dilation=dilation, padding=padding, ceil_mode=ceil_mode)
     try:
         case = pool_case(cfg, matrix)
+    except UnreadWindow:  # a window of padding only: torch's forward gives it -inf (its backward would corrupt memory)
+        assert bool(F.max_pool2d(t(matrix), kernel, stride, padding, dilation, ceil_mode=ceil_mode).isneginf().any())
+        return
     except ShapeError:
         with pytest.raises(RuntimeError):
             F.max_pool2d(t(matrix), kernel, stride, padding, dilation, ceil_mode=ceil_mode)

@@ -25,9 +25,9 @@ import torch
 from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST
 
 import convlab
-from convlab.config import DataConfig
 from convlab.data import ACCEPTED_CHECKSUMS, CHECKSUMS, DataError, downloaded, get_dataset, load, register_checksums
 from convlab.data.downloaded import LAYOUTS
+from convlab.experiment import DataConfig
 
 from conftest import assert_user_error, grid_size, images, load_events, make_cifar
 
@@ -336,7 +336,7 @@ def test_reading_present_data_leaves_torchvision_unimported(tmp_path, monkeypatc
     md5s = {p.name: _md5(p) for p in (root / "cifar-10-batches-py").iterdir()}
     code = """if True:
         import json, sys
-        from convlab.config import DataConfig
+        from convlab.experiment import DataConfig
         from convlab.data import load, register_checksums
         register_checksums("cifar10", json.loads(sys.argv[2]))
         for name, split in (("cifar10", "test"), ("cifar10", "train"), ("mnist", "test"), ("mnist", "train")):

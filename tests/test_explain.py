@@ -10,19 +10,15 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from convlab.config import ConfigError, ConvConfig, PoolConfig, resolve
-from convlab.explain import (
-    convtranspose_input,
-    explain,
-    explain_convtranspose,
-    explain_unpool,
-    pooled_size,
-    spans,
-    unpool_output_shape,
-)
+from convlab.config import resolve
+from convlab.errors import ConfigError
+from convlab.explain.explanation import spans
+from convlab.explain.transposed import convtranspose_input, explain_convtranspose
+from convlab.explain.unpooling import explain_unpool, pooled_size, unpool_output_shape
+from convlab.explain.windows import explain
 from convlab.geometry import layer_call
 from convlab.layers import ShapeError
-from convlab.stages import ConvTranspose2dConfig
+from convlab.stages import ConvConfig, ConvTranspose2dConfig, PoolConfig
 from convlab.upsampling import transposed_axes
 
 from conftest import assert_user_error

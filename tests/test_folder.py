@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from convlab.config import DataConfig
 from convlab.data import DataError, folder_shape, get_dataset, load
+from convlab.experiment import DataConfig
 
 from conftest import assert_user_error, grid_size, images, load_events, only_run
 
@@ -282,7 +282,7 @@ def test_reading_a_folder_imports_no_torchvision(tmp_path):
 
     Image.fromarray(np.zeros((40, 60, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     code = (
-        "import sys\nfrom convlab.config import DataConfig\nfrom convlab.data import load\n"
+        "import sys\nfrom convlab.experiment import DataConfig\nfrom convlab.data import load\n"
         f"s = load(DataConfig(dataset='folder', data_dir={str(tmp_path)!r}), 0)\n"
         "print(s.image_shape, 'torchvision' in sys.modules)\n"
     )

@@ -5,11 +5,10 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from convlab.config import ConvConfig, PoolConfig
 from convlab.geometry import (
     AxisArithmetic,
     axis_arithmetic,
@@ -25,7 +24,7 @@ from convlab.geometry import (
 )
 from convlab.layers import build_layer
 from convlab.lessons import TRANSPOSED_CASES, transposed_case_layer
-from convlab.stages import ConvTranspose2dConfig
+from convlab.stages import ConvConfig, ConvTranspose2dConfig, PoolConfig
 from convlab.upsampling import layer_windows, transposed_axes
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -93,6 +92,31 @@ def test_output_size_and_ceil_modes_last_window_rule_agree_with_pytorch(size, ke
     except RuntimeError:
         expected = 0
     assert a.out == expected
+
+
+@PROPERTY
+@given(
+    size=st.integers(1, 9), kernel=st.integers(1, 5), stride=st.integers(1, 6), pad=st.integers(0, 2),
+    dilation=st.integers(1, 7), ceil_mode=st.booleans(),
+)
+@example(size=1, kernel=2, stride=1, pad=1, dilation=2, ceil_mode=False)  # the issue's MaxPool2d(2, 1, 1, 2) on 1 pixel
+@example(size=2, kernel=2, stride=1, pad=1, dilation=3, ceil_mode=False)  # taps on both sides of a 2-pixel input
+@example(size=2, kernel=2, stride=3, pad=1, dilation=3, ceil_mode=True)  # a lone ceil_mode window
+@example(size=3, kernel=2, stride=1, pad=1, dilation=3, ceil_mode=False)  # dilation = size: never empty
+def test_a_max_pool_window_reads_no_input_exactly_where_pytorch_gives_minus_inf(size, kernel, stride, pad, dilation, ceil_mode):
+    """The forward pass only (the backward is what writes outside the input): on a finite input,
+    PyTorch's max pooling gives -inf exactly at the windows that read no input value, the first of
+    which is unread_window()'s."""
+    assume(pad <= kernel // 2)
+    a = AxisArithmetic("W", size, kernel, stride, pad, dilation, ceil_mode)
+    assume(a.out >= 1)
+    y = F.max_pool2d(torch.rand(1, 1, 1, size), (1, kernel), (1, stride), (0, pad), (1, dilation), ceil_mode=ceil_mode)
+    assert y.shape[-1] == a.out
+    empty = [i for i, v in enumerate(y[0, 0, 0].tolist()) if v == float("-inf")]
+    assert a.unread_window() == (empty[0] if empty else None)
+    # Every window's taps, as the rule reads them: those of an empty window all lie outside the input.
+    for i in empty:
+        assert all(not 0 <= t < size for t in a.taps(i))
 
 
 def test_ceil_mode_drops_a_last_window_that_would_start_in_the_padding():

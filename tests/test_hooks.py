@@ -5,21 +5,27 @@ multiply-adds) and to the stack's own table, and the run read back with TensorBo
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from convlab.calls import parse_layers
-from convlab.config import ConfigError, overrides, resolve
+from convlab.config import overrides, resolve
+from convlab.errors import ConfigError
 from convlab.hooks import ALL, ModelError, trace
+from convlab.layers import ShapeError, build_layer
 from convlab.modelrun import plan_model
 from convlab.modelrun import run as run_model
 from convlab.pictures import channel_view
-from convlab.stack import explain_stack
+from convlab.stack import explain_stack, output_shapes
+from test_stack import _field_layer
 
 from conftest import images, load_events
 
@@ -113,8 +119,6 @@ def test_a_sequential_models_table_is_the_stacks_own():
               "Flatten()", "Linear(400, 20)", "Linear(20, 10)"]
     stages = parse_layers(layers)
     expected = explain_stack(stages, (3, 32, 32))
-    from convlab.layers import build_layer
-
     model = nn.Sequential(*(build_layer(s, 3 if i == 0 else 8) for i, s in enumerate(stages)))
     table = trace(model, (3, 32, 32))
     assert [c.output_shape for c in table.calls] == [r.output_shape for r in expected.rows]
@@ -122,6 +126,97 @@ def test_a_sequential_models_table_is_the_stacks_own():
     assert [c.multiply_adds for c in table.calls] == [r.multiply_adds for r in expected.rows]
     assert [c.field if c.field != ALL else None for c in table.calls] == [r.field for r in expected.rows]
     assert [c.jump for c in table.calls] == [r.jump for r in expected.rows]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_sequential_model_of_every_kind_has_the_stacks_fields_and_costs(data):
+    """A random stack of every stage kind (test_stack's), built as torch modules and traced through its
+    hooks: each call's receptive field, jump, '<=' and multiply-adds are the stack table's, worked out by
+    the same rules (fields.FIELDS, stack.COSTS) from the modules themselves."""
+    draw = data.draw
+    c, h, w = draw(st.integers(1, 3)), draw(st.integers(4, 12)), draw(st.integers(4, 12))
+    texts, shape = [], (c, h, w)
+    for _ in range(draw(st.integers(1, 5))):
+        text = _field_layer(draw, shape, tight=False)
+        try:
+            shape = output_shapes(parse_layers([*texts, text]), (c, h, w))[-1]
+        except ShapeError:
+            continue
+        texts.append(text)
+    assume(texts)
+    stages = parse_layers(texts)
+    expected = explain_stack(stages, (c, h, w))
+    table = trace(nn.Sequential(*(build_layer(s, c) for s in stages)), (c, h, w))
+    assert [x.output_shape for x in table.calls] == [r.output_shape for r in expected.rows], texts
+    assert [x.multiply_adds for x in table.calls] == [r.multiply_adds for r in expected.rows], texts
+    assert [x.field if x.field != ALL else None for x in table.calls] == [r.field for r in expected.rows], texts
+    assert [x.jump for x in table.calls] == [r.jump for r in expected.rows], texts
+    assert [x.exact for x in table.calls] == [r.exact for r in expected.rows], texts
+
+
+class Decoder(nn.Module):
+    """Down and back up, not an nn.Sequential: a ConvTranspose2d, an Upsample, and Softmax over a spatial
+    dim and over features, each a call of forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 4, 3, stride=2)
+        self.up = nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2)
+        self.grow = nn.Upsample(scale_factor=2)
+        self.column = nn.Softmax(dim=2)
+        self.row = nn.LogSoftmax(dim=-1)
+        self.flat = nn.Flatten()
+        self.fc = nn.Linear(2 * 28 * 28, 5)
+        self.classes = nn.Softmax(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.grow(self.up(self.down(x)))
+        return self.classes(self.fc(self.flat(self.row(self.column(x)))))
+
+
+def test_going_back_up_and_mixing_an_axis_are_read_by_the_stacks_rules():
+    model = Decoder()
+    table = trace(model, (3, 15, 15))
+    # The same layers as a stack (LogSoftmax mixes what Softmax over its dim mixes): the same table.
+    stack = explain_stack(parse_layers([
+        "Conv2d(3, 4, 3, stride=2)", "ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2)",
+        "Upsample(scale_factor=2)", "Softmax(dim=2)", "Softmax(dim=-1)", "Flatten()", "Linear(1568, 5)", "Softmax(dim=1)"]), (3, 15, 15))
+    for call, row in zip(table.calls, stack.rows, strict=True):
+        assert (call.output_shape, call.multiply_adds, call.field if call.field != ALL else None, call.jump, call.exact) == (
+            row.output_shape, row.multiply_adds, row.field, row.jump, row.exact), call.name
+    calls = {c.name: c for c in table.calls}
+    # Back up by stride 2 from a stride-2 conv: outputs read 1 or 2 of its inputs by turns ('<='), moving 2 x 1/2 a step;
+    # the Upsample halves it again.
+    assert calls["up"].field == (5, 5) and calls["up"].jump == (1, 1) and not calls["up"].exact
+    assert calls["grow"].jump == (Fraction(1, 2), Fraction(1, 2))
+    # Softmax over H: every output reads the whole column, jump 0 down it (it was 1 in the old arithmetic, which let Softmax
+    # keep the field); LogSoftmax over W then the whole row; Linear, and a Softmax over its features, every input value.
+    assert calls["column"].field == (17, 5) and calls["column"].jump == (0, Fraction(1, 2))
+    assert calls["row"].field == (17, 17) and calls["row"].jump == (0, 0) and calls["row"].exact
+    assert calls["fc"].field == ALL and calls["classes"].field == ALL
+    assert "<=17x5" in table.text() and "0x1/2" in table.text()
+    # Multiply-adds of the transposed convolution as the stack counts them (every input value times its group's taps),
+    # and flop_counter's for the whole model.
+    assert calls["up"].multiply_adds == 4 * 7 * 7 * 1 * 3 * 3
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(2, 3, 15, 15))
+    assert table.multiply_adds * 2 * 2 == counter.get_total_flops()
+
+
+def test_a_models_max_pool_window_of_padding_only_is_refused_before_it_runs(tmp_path, monkeypatch):
+    import convlab
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2, 1, 1, 31))
+    with pytest.raises(ModelError, match=r"model Sequential, call 2 1 MaxPool2d\(2, stride=1, padding=1, dilation=31\): window 0 "
+                                         r"on the input's height of 30 reads only padding .*; use MaxPool2d\(2, stride=1, padding=1, dilation=30\)"):
+        trace(model, (3, 32, 32))
+    monkeypatch.chdir(tmp_path)
+    for call in (lambda: convlab.stack(model=model, dataset="shapes"), lambda: convlab.explain("stack", model=model, dataset="shapes"),
+                 lambda: convlab.train(model=nn.Sequential(*model, nn.Flatten(), nn.Linear(4, 10)), dataset="shapes")):
+        with pytest.raises(ModelError, match="reads only padding"):
+            call()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_model_that_cannot_take_the_images_is_one_line_naming_the_call():

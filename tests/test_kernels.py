@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convlab.config import ConvConfig, dump_toml, resolve
+from convlab.config import dump_toml, resolve
 from convlab.kernels import INIT_NAMES, KERNEL_NAMES, KernelError, kernel
 from convlab.layers import build_layer
+from convlab.stages import ConvConfig
 
 from conftest import assert_user_error, images, load_events
 

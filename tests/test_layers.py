@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from convlab.calls import parse_layer
-from convlab.config import ConfigError, ConvConfig, PoolConfig
+from convlab.errors import ConfigError
 from convlab.layers import ShapeError, build_layer, describe_arithmetic, output_shape, stage_output_shape
+from convlab.stages import ConvConfig, PoolConfig
 
 
 def test_conv_is_a_real_conv2d_with_exactly_the_arguments():

@@ -14,10 +14,12 @@ SRC = Path(convlab.__file__).resolve().parent
 
 # The order of README.md's layout section: data flows from the top down.
 ORDER = [
-    "errors", "files", "values", "stages", "modules", "calls", "pretrained", "optimizers", "config", "geometry", "upsampling", "coverage",
+    "errors", "files", "values", "stages", "modules", "calls", "pretrained", "optimizers", "experiment", "validation", "config", "geometry", "upsampling", "coverage",
     "data.imageset", "data.shapes", "data.folder", "data.downloaded", "data",
-    "state", "kernels", "layers", "fields", "stack", "hooks", "pictures", "views", "confusion", "gallery", "runs", "trained", "writer", "weights", "interrupts", "explain", "planning", "pipeline",
-    "snapshots", "modelrun", "gradients", "top.running", "top.patches", "top.sheet", "top.plan", "top.result", "top.run", "top", "train",
+    "state", "kernels", "layers", "fields", "stack", "hooks", "pictures", "views", "confusion", "gallery", "runs", "trained", "writer", "weights", "interrupts",
+    "explain.explanation", "explain.inputs", "explain.windows", "explain.unpooling", "explain.transposed", "explain", "planning", "pipeline",
+    "snapshots", "modelrun", "gradients", "top.running", "top.patches", "top.sheet", "top.plan", "top.result", "top.run", "top",
+    "train.plan", "train.data", "train.evaluation", "train.report", "train.run", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
     "predict.images", "predict.attributions", "predict.trace", "predict.pictures", "predict.report", "predict.plan", "predict.run", "predict",
     "board", "commands", "notebook.results", "notebook.api", "notebook.interact", "notebook", "options", "usage", "cli", "__main__",
@@ -69,7 +71,7 @@ def test_the_readme_lists_every_module_in_this_order():
         line = line.strip()
         if line.startswith("src/convlab/"):
             listed.append(line.split()[0].removeprefix("src/convlab/").removesuffix(".py").rstrip("/"))
-    packages = {"data", "sweep", "notebook", "predict", "top"}
+    packages = {"data", "explain", "sweep", "notebook", "predict", "top", "train"}
     expected = [m for m in ORDER if "." not in m or m.split(".")[0] not in packages]
     assert listed == expected
 
@@ -119,7 +121,7 @@ def test_the_api_names_stay_the_apis_when_their_modules_are_imported():
 
 def test_no_module_is_imported_under_an_api_name():
     """``from convlab import train`` (or ``import convlab.train``) would give the API's function:
-    import from the module itself (``from convlab.train import plan_training``)."""
+    import from the module itself (``from convlab.train.plan import plan_training``)."""
     import convlab
 
     found = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import pytest
@@ -11,12 +12,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from convlab.calls import parse_layer, parse_layers
-from convlab.config import ConfigError
+from convlab.errors import ConfigError
 from convlab.fields import FIELDS
+from convlab.geometry import pool_stride
 from convlab.layers import FACTORIES, SHAPE_RULES, build_layer
-from convlab.modules import KIND_SIGNATURES, REQUIRED, SIGNATURES, LayerError, call_text, stage_tag
+from convlab.modules import KIND_SIGNATURES, REQUIRED, SIGNATURES, LayerError, call_text, stage_of, stage_tag
 from convlab.stack import COSTS
-from convlab.stages import STAGE_KINDS, STAGE_VALIDATORS
+from convlab.stages import STAGE_KINDS, STAGE_VALIDATORS, PoolConfig
 from convlab.views import VIEWS
 
 
@@ -97,6 +99,28 @@ def test_a_layer_builds_the_module_pytorch_builds(text, module):
     x = torch.randn(2, 12) if isinstance(module, nn.Linear) else torch.randn(2, 3, 12, 12)
     assert torch.equal(built.eval()(x), module.eval()(x))
     assert parse_layer(call_text(cfg)) == cfg  # written back, it reads as the same layer
+
+
+@pytest.mark.parametrize("text, module", CASES, ids=[c[0] for c in CASES])
+def test_a_pytorch_module_reads_back_as_the_stage_that_builds_it(text, module):
+    """modules.stage_of (the notebook's model=, read by the stack's rules): the module PyTorch built from
+    the same call gives the stage parsed from it (inplace, never used, aside; a pool's stride as the module holds it)."""
+    cfg = parse_layer(text)
+    expected = dataclasses.replace(cfg, inplace=False) if hasattr(cfg, "inplace") else cfg
+    if isinstance(cfg, PoolConfig):
+        expected = dataclasses.replace(cfg, stride=pool_stride(cfg))
+    assert stage_of(module) == expected
+
+
+def test_what_convlab_does_not_build_reads_back_as_no_stage():
+    class MyConv(nn.Conv2d):
+        pass
+
+    for module in (nn.SiLU(), nn.Upsample(scale_factor=2, mode="bicubic"), MyConv(3, 4, 3), nn.Sequential(nn.ReLU()),
+                   nn.LazyConv2d(4, 3)):
+        assert stage_of(module) is None, module
+    # return_indices is refused in a stack (its output is a tuple); read back, the window is the same one.
+    assert stage_of(nn.MaxPool2d(2, return_indices=True)) == parse_layer("MaxPool2d(2, stride=2)")
 
 
 @pytest.mark.parametrize(

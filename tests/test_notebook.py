@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import convlab
-from convlab.config import ConvlabError
+from convlab.errors import ConvlabError
 from convlab.notebook.results import Run, Sweep, Text, TrainRun
 from test_sweep import assert_same_events
 

@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from convlab import pipeline, views
-from convlab.config import STAGE_KINDS, ConfigError, Experiment, resolve
+from convlab.config import resolve
+from convlab.errors import ConfigError
+from convlab.experiment import Experiment
+from convlab.stages import STAGE_KINDS
 
 from conftest import assert_user_error, images, load_events, only_run
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from convlab.config import PoolConfig
 from convlab.layers import ShapeError, build_layer, max_unpool, output_shape
+from convlab.stages import PoolConfig
 
 from conftest import assert_user_error, grid_size, images, load_events
 
@@ -122,6 +122,49 @@ def test_bad_pool_modes_are_one_line(run_cli, tmp_path, args, message):
     r = run_cli("pool", *args, "--dataset", "shapes", "--logdir", "logs")
     assert_user_error(r, message)
     assert not (tmp_path / "logs").exists()
+
+
+# A MaxPool2d window that reads only padding (dilation 33 steps over the 32 pixels of shapes, or 2 over
+# one pixel): refused in every command that can hold one, before anything runs (PyTorch's backward
+# would write outside the input). What would fit is said in the command's own words.
+SHAPES = ("--dataset", "shapes")
+UNREAD = {
+    "pool": (["pool", "-k", "2", "-p", "1", "-d", "33", *SHAPES], "use --dilation 32"),
+    "pool --unpool": (["pool", "-k", "2", "-p", "1", "-d", "33", "--unpool", *SHAPES], "reads only padding (rows -1, 32;"),
+    "stack": (["stack", "Conv2d(3, 4, 3)", "MaxPool2d(2, 1, 1, 31)", *SHAPES],
+              "stage 2 MaxPool2d(2, stride=1, padding=1, dilation=31): window 0 on the input's height of 30 reads only padding"),
+    "train": (["train", "Conv2d(3, 4, 3)", "MaxPool2d(2, 1, 1, 31)", "Flatten()", "Linear(4, 10)", *SHAPES],
+              "use MaxPool2d(2, stride=1, padding=1, dilation=30)"),
+    "sweep": (["sweep", "pool", "-k", "2", "-p", "1", "--vary", "dilation=1,33", *SHAPES], "reads only padding"),
+    "top": (["top", "Conv2d(3, 4, 3)", "MaxPool2d(2, 1, 1, 31)", *SHAPES], "stage 2 MaxPool2d"),
+    "explain pool": (["explain", "pool", "-k", "2", "-s", "1", "-p", "1", "-d", "2", "--size", "1x5"],
+                     "window 0 on the input's height of 1 reads only padding (rows -1, 1; the input is row 0)"),
+    "explain stack": (["explain", "stack", "MaxPool2d(2, 1, 1, 2)", "--size", "5x1"], "the input's width of 1"),
+    "demo pool": (["demo", "pool", "-k", "2", "-s", "1", "-p", "1", "-d", "2", "--input", "1 2 3"], "use --dilation 1"),
+}
+
+
+@pytest.mark.parametrize("command", UNREAD)
+def test_a_max_pool_window_of_padding_only_is_refused_in_every_command(command, run_cli, tmp_path):
+    argv, message = UNREAD[command]
+    r = run_cli(*argv)
+    assert_user_error(r, message)
+    assert "no input value: PyTorch's MaxPool2d gives -inf there" in r.err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_the_refusal_names_both_fixes_and_each_fits():
+    cfg = PoolConfig(kernel_size=(2, 2), stride=(1, 3), padding=(0, 1), dilation=(1, 2), ceil_mode=True)
+    with pytest.raises(ShapeError) as caught:
+        output_shape(cfg, (1, 5, 1))
+    assert "window 0 on the input's width of 1 reads only padding (columns -1, 1; the input is column 0)" in str(caught.value)
+    assert str(caught.value).endswith("use --padding 0 or --dilation 1")
+    assert [(f.padding, f.dilation) for f in caught.value.fits] == [((0, 0), (1, 2)), ((0, 1), (1, 1))]
+    for fits in caught.value.fits:  # each fix fits: PyTorch's forward reads an input value in every window
+        y = nn.MaxPool2d(2, (1, 3), fits.padding, fits.dilation, ceil_mode=True)(torch.rand(1, 1, 5, 1))
+        assert output_shape(fits, (1, 5, 1)) == tuple(y.shape[1:]) and bool(torch.isfinite(y).all())
+    # The same window in an AvgPool2d reads zeros of the padding: an average, no memory error, not refused.
+    assert output_shape(PoolConfig(kernel_size=(2, 2), stride=(1, 1), padding=(1, 1), mode="avg"), (1, 1, 1)) == (1, 2, 2)
 
 
 @pytest.mark.cuda

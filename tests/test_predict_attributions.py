@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from convlab import planning
-from convlab.config import ConfigError, resolve
+from convlab.config import resolve
 from convlab.data import SHAPES_CLASSES, make_shapes
+from convlab.errors import ConfigError
 from convlab.predict.attributions import ATTRIBUTIONS, Classifier, attribute, chosen, gradcam_stages, shown
 from convlab.trained import run_settings
 

@@ -246,7 +246,7 @@ def test_layers_and_weights_without_a_run_and_what_is_refused(run_cli, tmp_path,
 def test_a_run_stopped_by_a_signal_keeps_what_it_predicted(run_cli, tmp_path, shapes_classifier, eval_folder, monkeypatch):
     import signal
 
-    from convlab.config import Interrupted
+    from convlab.errors import Interrupted
     from convlab.predict import run as prediction
 
     batch = prediction._Run.batch

@@ -8,7 +8,8 @@ import torch
 from torch.nn import functional as F
 
 from convlab import planning
-from convlab.config import ConfigError, resolve
+from convlab.config import resolve
+from convlab.errors import ConfigError
 from convlab.pipeline import _forward
 from convlab.predict.trace import TracePoint, parse_trace, trace, trace_lines
 

@@ -184,7 +184,8 @@ def test_cuda_out_of_memory_takes_the_same_path():
 
 def test_each_message_is_true_for_its_case(run_cli, tmp_path):
     assert_user_error(run_cli("stack", "ReLU()", "MaxPool2d(2)", "--views", "kernels", *SHAPES),
-                      "view 'kernels' does not apply to this stack (it draws a Conv2d's weights, and no stage of this stack is a Conv2d)")
+                      "view 'kernels' does not apply to this stack (it draws a Conv2d's or ConvTranspose2d's weights, and no stage of this "
+                      "stack is either)")
     assert_user_error(run_cli("stack", "Sigmoid()", "--views", "channels", *SHAPES),
                       "view 'channels' applies to no stage of this stack (one activation alone is logged as the activation "
                       "lesson logs it, as 'input' and 'output'")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from convlab.config import DataConfig
 from convlab.data import SHAPES_CLASSES, get_dataset, load, make_shapes
 from convlab.data.shapes import SHAPES_CHUNK, _chunk_seed, _draw_shapes
+from convlab.experiment import DataConfig
 
 from conftest import images, load_events
 

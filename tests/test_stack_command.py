@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from convlab import pipeline
-from convlab.config import ConfigError, read_config_file, resolve
+from convlab.config import read_config_file, resolve
+from convlab.errors import ConfigError
 from convlab.layers import check_batch_memory
 from convlab.pictures import LABEL_TOP, auto_zoom, label_left
 from convlab.writer import image_grid
@@ -155,7 +156,7 @@ def test_the_saved_config_repeats_the_run(cifar, run_cli, tmp_path):
                          ids=lambda p: p.name)
 def test_every_ready_stack_plans(path):
     """Stack files and training files (configs/edges-emerge.toml: [stack] and [train]) alike."""
-    from convlab.train import plan_training
+    from convlab.train.plan import plan_training
 
     if 'command = "train"' in path.read_text():
         p = plan_training(resolve("train", {"data": {"dataset": "shapes"}}, config_file=path)).stack

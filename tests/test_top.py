@@ -17,17 +17,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from convlab.config import ConfigError, ConvConfig, PoolConfig, resolve
+from convlab.config import resolve
 from convlab.data import ImageSet, load
+from convlab.errors import ConfigError
 from convlab.geometry import layer_padding, pool_stride
 from convlab.layers import ShapeError
 from convlab.planning import plan
 from convlab.stack import explain_stack, input_window
+from convlab.stages import ConvConfig, PoolConfig
 from convlab.top.patches import crop, patch_picture, patch_zoom
 from convlab.top.plan import top_plan
 from convlab.top.run import TopPass, top_pass
 from convlab.top.running import ChannelTops
-from convlab.train import train
+from convlab.train.run import train
 
 from conftest import assert_user_error, images, load_events, only_run
 
@@ -518,7 +520,7 @@ def test_pretrained_early_layers_see_the_images_normalised_and_the_patches_as_lo
 
 
 def test_train_top_is_refused_for_a_python_model():
-    from convlab.train import plan_training
+    from convlab.train.plan import plan_training
 
     exp = resolve("train", {"data": {"dataset": "shapes"}, "train": {"top": True}}, model=True)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(3600, 10))

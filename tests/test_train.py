@@ -24,11 +24,14 @@ import convlab
 from convlab import data as datasets
 from convlab import gallery
 from convlab.__main__ import main as convlab_main
-from convlab.config import DataConfig, Interrupted, resolve
+from convlab.config import resolve
+from convlab.errors import Interrupted
+from convlab.experiment import DataConfig
 from convlab.interrupts import stop_signals_between_steps
 from convlab.pictures import PANEL_GAP, PANEL_LABEL, as_pixels, channel_view, kernel_view, panel_boxes
 from convlab.snapshots import KERNELS_PER_ROW, kernel_zoom
-from convlab.train import plan_training, seconds_left
+from convlab.train.plan import plan_training
+from convlab.train.report import seconds_left
 from convlab.writer import image_grid
 
 from conftest import assert_user_error, images, load_events, only_run
@@ -135,6 +138,39 @@ def test_kernels_side_by_side_on_one_scale_the_last_is_the_saved_model(trained):
     assert not np.array_equal(step0, now)
     # 8 kernels wrapped in rows of 8, not a strip: each panel at most KERNELS_PER_ROW tiles wide.
     assert step0.shape[1] == 2 + KERNELS_PER_ROW * (5 * kernel_zoom((8, 3, 5, 5)) + 2)
+
+
+def test_a_convtranspose2ds_kernels_learn_side_by_side_as_a_conv2ds(run_cli, tmp_path):
+    """A stack whose first weighted stage goes back up: its kernels at step 0 | now | the change, on one range,
+    as stored (in, out/groups, kH, kW): a row per input channel, the stamp it adds to each output channel; the
+    last picture is model.pt's. A Python model's ConvTranspose2d is shown the same way."""
+    layers = ("ConvTranspose2d(3, 4, 2, stride=2)", "ReLU()", "MaxPool2d(4)", "Flatten()", "Linear(1024, 10)")
+    r = run_cli("train", *layers, "--dataset", "shapes", "-b", "8", "--max-steps", "3", "--snapshot-every", "2",
+                "--eval-batches", "1", "--optimizer", "adam", "--lr", "0.01", "--logdir", "logs", "--run-name", "up")
+    assert r.code == 0, r.err
+    run_dir = tmp_path / "logs" / "up"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    kernels = images(load_events(run_dir), "01-convtranspose2d/kernels")
+    assert [k.step for k in kernels] == [0, 2, 3]
+    limit = summary["kernel_scale"]["01-convtranspose2d/kernels"]
+    exp = resolve("train", {"stack": {"layers": layers}, "data": {"dataset": "shapes"}})
+    initial = plan_training(exp).stack.stages[0].module.weight.detach()
+    now = torch.load(run_dir / "model.pt", weights_only=True)["0.weight"]
+    assert initial.shape == now.shape == (3, 4, 2, 2) and limit == pytest.approx(float(initial.abs().max()))
+    step0, last, change = (_kernel_pixels(w, limit) for w in (initial, now, now - initial))
+    sizes = [p.shape[:2] for p in (step0, last, change)]
+    assert all(np.array_equal(a, b) for a, b in zip(_panels(kernels[-1].pixels, sizes), (step0, last, change)))
+    assert not np.array_equal(step0, last)
+    zoom = kernel_zoom((3, 4, 2, 2))  # 3 rows (input channels) of 4 grey tiles (output channels)
+    assert step0.shape[:2] == (2 + 3 * (2 * zoom + 2), 2 + 4 * (2 * zoom + 2))
+    # The notebook's model= shows a Python model's ConvTranspose2d's kernels as a stack's.
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.ConvTranspose2d(3, 4, 2, stride=2), torch.nn.ReLU(), torch.nn.MaxPool2d(4), torch.nn.Flatten(),
+                              torch.nn.Linear(1024, 10))
+    run = convlab.train(model=net, dataset="shapes", batch_size=8, max_steps=2, snapshot_every=2, eval_batches=1, quiet=True,
+                        logdir="logs", run_name="model")
+    assert run.steps("01-convtranspose2d/kernels") == [0, 2]
+    assert run.pictures()[1].caption == "01-convtranspose2d/kernels, step 0"
 
 
 def test_stage_views_beside_their_step_0(trained, tmp_path):

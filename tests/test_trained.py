@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from convlab import planning
-from convlab.config import ConfigError, resolve
-from convlab.train import train
+from convlab.config import resolve
+from convlab.errors import ConfigError
+from convlab.train.run import train
 from convlab.trained import MODEL_FILE, run_settings
 
 LAYERS = ("Conv2d(3, 4, 5, stride=2, padding=2)", "ReLU()", "MaxPool2d(4)", "Flatten()", "Linear(64, 10)")

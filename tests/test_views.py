@@ -249,7 +249,7 @@ def test_bad_view_options_are_one_line(run_cli, tmp_path, args, message):
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name)
 def test_every_ready_experiment_plans(path):
     from convlab.config import read_config_file, resolve
-    from convlab.pipeline import plan
+    from convlab.planning import plan
 
     text = path.read_text()
     command = "train" if 'command = "train"' in text else "stack" if "[stack]" in text else "pool" if "[pool]" in text else "conv"
@@ -260,7 +260,7 @@ def test_every_ready_experiment_plans(path):
 
         assert len(prepare(command, {command: {}}, path, []).runs) > 1
     elif command == "train":  # a training file (configs/edges-emerge.toml): planned as convlab train plans it
-        from convlab.train import plan_training
+        from convlab.train.plan import plan_training
 
         assert plan_training(resolve(command, config_file=path)).stack.stages
     else:
@@ -328,3 +328,39 @@ def test_the_channels_picture_in_pixels_is_what_the_writer_makes_of_the_floats(n
     assert pixels.dtype == torch.uint8 and pixels.shape == floats.shape
     assert torch.equal(pixels, to_pixels(floats))
     assert torch.equal(image_grid(pixels), image_grid(floats))  # the same PNG either way
+
+
+def test_a_convtranspose2ds_kernels_are_its_stamps_one_row_per_input_channel(run_cli, tmp_path):
+    """ConvTranspose2d's weight is (in, out/groups, kH, kW): each input channel's row is the stamp one of its
+    values adds to each output channel of its group, drawn as stored (an RGB tile per input channel where it
+    gives 3 channels), as the logged picture, read back, shows. Its kernels are shown where a Conv2d's are:
+    by default the first of these stages' only, every one's when --views names them."""
+    from convlab.config import overrides, resolve
+    from convlab.pictures import as_pixels
+    from convlab.planning import plan
+
+    layers = ["Conv2d(3, 4, 3, stride=2)", "ConvTranspose2d(4, 3, 2, stride=2)", "ConvTranspose2d(3, 4, 3, groups=1)",
+              "ConvTranspose2d(4, 4, 3, groups=2)"]
+    settings = dict(dataset="shapes", max_batches=1, batch_size=4, logdir="logs")
+    assert run_cli("stack", *layers, "--dataset", "shapes", "-n", "1", "-b", "4", "--logdir", "logs", "--run-name", "d").code == 0
+    assert [t for t in load_events(tmp_path / "logs" / "d").Tags()["images"] if t.endswith("/kernels")] == ["01-conv2d/kernels"]
+    r = run_cli("stack", *layers, "--views", "kernels,channels", "--dataset", "shapes", "-n", "1", "-b", "4", "--logdir", "logs",
+                "--run-name", "k")
+    assert r.code == 0, r.err
+    acc = load_events(tmp_path / "logs" / "k")
+    stages = plan(resolve("stack", overrides("stack", {**settings, "layers": layers, "show": "kernels,channels"}))).stages
+    for stage in stages[1:]:
+        weight = stage.module.weight.detach()
+        (logged,) = images(acc, f"{stage.prefix}/kernels")
+        assert np.array_equal(logged.pixels, as_pixels(kernel_view(weight)))
+        rows, tiles, kh, kw = weight.shape
+        zoom = auto_zoom(kh, kw, rows if tiles == 3 else tiles)
+        if tiles == 3:  # 4 input channels, 3 outputs: one RGB tile per input channel, in a row
+            assert (logged.height, logged.width) == (2 + kh * zoom + 2, 2 + rows * (kw * zoom + 2))
+            assert len({tuple(p) for p in logged.pixels[2 + kh * zoom // 2, 2 : 2 + kw * zoom].tolist()}) > 1
+        else:  # one row per input channel, a grey tile per output channel of its group
+            assert (logged.height, logged.width) == (2 + rows * (kh * zoom + 2), 2 + tiles * (kw * zoom + 2))
+    assert tuple(stages[3].module.weight.shape) == (4, 2, 3, 3)  # groups=2: 4 rows of 2 tiles
+    # A Conv2d's kernels: rows are output channels (its weight is (out, in/groups, kH, kW)), unchanged.
+    (first,) = images(acc, "01-conv2d/kernels")
+    assert np.array_equal(first.pixels, as_pixels(kernel_view(stages[0].module.weight.detach())))

@@ -8,10 +8,10 @@ result that shows itself. ``help(convlab.conv)`` lists its keywords.
 
 Each is defined in :mod:`convlab.notebook` (``api.py``, ``interact.py``) and bound here on first
 use, so ``import convlab`` imports neither torch nor typer. Several of these names are also
-the names of the modules that do the work (``convlab/train.py``, ``convlab/board.py``): here
+the names of the modules that do the work (``convlab/train/``, ``convlab/board.py``): here
 they are the API's. Python's import system would bind such a module over the function as soon
 as it is imported, so the package keeps them, and convlab's own code imports from those modules
-(``from convlab.train import plan_training``), never ``from convlab import train``
+(``from convlab.train.plan import plan_training``), never ``from convlab import train``
 (tests/test_layout.py checks).
 """
 

@@ -29,8 +29,7 @@ import typer  # noqa: E402 - after the thread setting above
 
 from convlab import terminal
 from convlab.cli import app
-from convlab.config import ConvlabError, Interrupted
-from convlab.errors import allocation_failed
+from convlab.errors import ConvlabError, Interrupted, allocation_failed
 
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
     from typer import TyperException as _UsageError

@@ -15,12 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConvlabError, Experiment, LayerConfig, Pair, PoolConfig
+from convlab.errors import ConvlabError
+from convlab.experiment import Experiment
 from convlab.geometry import AxisWindows, axis_arithmetic, layer_call, tap_kind
 from convlab.layers import ShapeError, output_shape, stage_output_shape
 from convlab.pictures import label_font, text_width
-from convlab.stages import ConvTranspose2dConfig
+from convlab.stages import ConvTranspose2dConfig, LayerConfig, PoolConfig
 from convlab.upsampling import layer_windows
+from convlab.values import Pair
 
 if TYPE_CHECKING:
     from PIL import Image

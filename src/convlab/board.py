@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from convlab.config import ConvlabError
+from convlab.errors import ConvlabError
 from convlab.runs import read_summary
 
 DEFAULT_HOST = "127.0.0.1"

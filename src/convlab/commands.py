@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from convlab.board import view_commands
-from convlab.config import ConfigError, ConvConfig, ConvlabError, DataConfig, Experiment, dump_toml, resolve
-from convlab.stages import ConvTranspose2dConfig
+from convlab.config import dump_toml, resolve
+from convlab.errors import ConfigError, ConvlabError
+from convlab.experiment import DataConfig, Experiment
+from convlab.stages import ConvConfig, ConvTranspose2dConfig
 from convlab.terminal import TerminalReporter, echo
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ def plan_lines(exp: Experiment) -> list[str]:
 def train_plan_lines(exp: Experiment) -> list[str]:
     """What a training run would do (``convlab train --dry-run``)."""
     from convlab import planning
-    from convlab.train import describe_training, plan_training
+    from convlab.train.plan import describe_training, plan_training
 
     tp = plan_training(exp)
     return [dump_toml(exp).rstrip(), "", planning.describe(tp.stack), describe_training(tp), f"device: {tp.stack.device}"]
@@ -80,7 +82,7 @@ def _how_to_view(reporter: TerminalReporter, logdir: str | Path) -> None:
 
 def train(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     """``convlab train``: the training run, its progress, where model.pt is and how to see the run."""
-    from convlab.train import train as train_stack
+    from convlab.train.run import train as train_stack
 
     if dry_run:
         _dry_run(*train_plan_lines(exp))
@@ -183,7 +185,8 @@ def demo_pool(*, layer: dict[str, Any], input_matrix: str | None) -> None:
 
 
 def demo_pool_lines(*, layer: dict[str, Any], input_matrix: str | None) -> list[Text]:
-    from convlab.demo import POOL_INPUT, parse_matrix, pool_demo
+    from convlab.demo import pool_demo
+    from convlab.lessons import POOL_INPUT, parse_matrix
 
     matrix = parse_matrix(input_matrix, "--input") if input_matrix is not None else POOL_INPUT
     modes = [False, True] if layer.get("ceil_mode") is None else [layer["ceil_mode"]]
@@ -197,7 +200,8 @@ def demo_conv(*, layer: dict[str, Any], input_matrix: str | None, weight: str | 
 
 
 def demo_conv_lines(*, layer: dict[str, Any], input_matrix: str | None, weight: str | None, cell: str | None) -> list[Text]:
-    from convlab.demo import CONV_INPUT, conv_demo, kernel_weights, parse_matrix, size_of
+    from convlab.demo import conv_demo
+    from convlab.lessons import CONV_INPUT, kernel_weights, parse_matrix, size_of
 
     matrix = parse_matrix(input_matrix, "--input") if input_matrix is not None else CONV_INPUT
     geometry = {k: layer.get(k) for k in ("stride", "padding", "dilation")}
@@ -225,8 +229,8 @@ def demo_convtranspose(
 def demo_convtranspose_lines(
     *, layer: dict[str, Any], case: str | None, input_matrix: str | None, weight: str | None, cell: str | None
 ) -> list[Text]:
-    from convlab.demo import convtranspose_demo, kernel_weights, parse_matrix, size_of
-    from convlab.lessons import transposed_case_layer
+    from convlab.demo import convtranspose_demo
+    from convlab.lessons import kernel_weights, parse_matrix, size_of, transposed_case_layer
 
     matrix = parse_matrix(input_matrix, "--input") if input_matrix is not None else None
     if case is not None:
@@ -289,8 +293,8 @@ def convtranspose_layer(
 
 def explain(exp: Experiment, *, size: str | None, channels: int | None, animate: Path | None, logdir: Path | None) -> None:
     """The arithmetic of ``exp``'s layer; with ``animate``, also the GIF (and its frames in ``logdir``)."""
-    from convlab.explain import explain as explanation
-    from convlab.explain import input_shape, parse_size
+    from convlab.explain.inputs import input_shape, parse_size
+    from convlab.explain.windows import explain as explanation
 
     if logdir is not None and animate is None:
         raise ConvlabError("--logdir logs the animation's frames; give --animate FILE.gif too")
@@ -319,8 +323,8 @@ def explain_convtranspose(
     """A ConvTranspose2d explained on what Conv2d with the same arguments makes of the dataset's
     images (or ``--size``, or a conv_arithmetic ``case``); with ``animate``, the GIF too."""
     from convlab.data import get_dataset
-    from convlab.explain import convtranspose_input
-    from convlab.explain import explain_convtranspose as explanation
+    from convlab.explain.transposed import convtranspose_input
+    from convlab.explain.transposed import explain_convtranspose as explanation
 
     if logdir is not None and animate is None:
         raise ConvlabError("--logdir logs the animation's frames; give --animate FILE.gif too")
@@ -353,7 +357,7 @@ def explain_convtranspose(
 
 def explain_unpool(exp: Experiment, *, size: str | None, channels: int | None, output_size: str | None) -> None:
     """MaxUnpool2d after ``exp``'s MaxPool2d."""
-    from convlab.explain import explain_unpool_input
+    from convlab.explain.unpooling import explain_unpool_input
 
     echo(explain_unpool_input(exp, size, channels, output_size).rich())
 
@@ -368,7 +372,7 @@ def explain_stack(exp: Experiment, *, size: str | None, channels: int | None) ->
 def stack_input_shape(exp: Experiment, *, size: str | None, channels: int | None) -> tuple[int, int, int]:
     """What a stack is explained on: the dataset's images, or ``--channels`` x ``--size``."""
     from convlab.data import get_dataset
-    from convlab.explain import parse_size
+    from convlab.explain.inputs import parse_size
 
     c, h, w = get_dataset(exp.data.dataset).shape(exp.data)
     first = exp.stages[0] if exp.stages else None

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
-from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig
+from convlab.errors import ConfigError
 from convlab.geometry import AxisWindows, axis_windows, hw, layer_call, tap_kind
 from convlab.lessons import (
     CONV_INPUT,
-    POOL_INPUT,
     ConvCase,
     Matrix,
     Number,
@@ -24,23 +23,22 @@ from convlab.lessons import (
     back_to,
     check_drawable,
     conv_case,
-    kernel_weights,
     mac_terms,
     parse_cell,
-    parse_matrix,
     pool_case,
     size_of,
     transposed_case,
 )
-from convlab.stages import ConvTranspose2dConfig
+from convlab.stages import ConvConfig, ConvTranspose2dConfig, PoolConfig
 from convlab.terminal import fmt_number
 from convlab.upsampling import TransposedAxis, layer_windows, transposed_axes
+from convlab.values import Pair
 
 if TYPE_CHECKING:
     from rich.text import Text
 
-# What the CLI takes from here: the commands, and the lessons' inputs it parses for them.
-__all__ = ["CONV_INPUT", "POOL_INPUT", "conv_demo", "convtranspose_demo", "kernel_weights", "parse_matrix", "pool_demo", "size_of"]
+# What the CLI takes from here (the lessons' inputs it parses for them come from convlab.lessons).
+__all__ = ["conv_demo", "convtranspose_demo", "pool_demo"]
 
 LEGEND = ". input outside the window   _ padding   x past the edge (ignored)"
 TRANSPOSED_LEGEND = ". input outside the window   0 a zero put between input values   _ padding (reads as 0)"

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from convlab.config import ConvConfig, StageConfig
 from convlab.geometry import layer_padding, pool_stride, span
 from convlab.layers import Shape
-from convlab.stages import STAGE_KINDS
+from convlab.stages import STAGE_KINDS, ConvConfig, StageConfig
 from convlab.upsampling import transposed_axes, upsample_axes
 
 

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from convlab.config import ConvConfig, LayerConfig, Pair, PoolConfig
-from convlab.stages import ConvTranspose2dConfig
+from convlab.stages import ConvConfig, ConvTranspose2dConfig, LayerConfig, PoolConfig
+from convlab.values import Pair
 
 # ----------------------------------------------------------------------------- text of pairs
 
@@ -105,6 +105,35 @@ class AxisArithmetic:
         if n < 0:
             return 0
         return n // self.stride + 1
+
+    def taps(self, i: int) -> range:
+        """The positions window ``i`` reads (padding before the input is negative)."""
+        start = i * self.stride - self.pad
+        return range(start, start + self.span, self.dilation)
+
+    def unread_window(self) -> int | None:
+        """The first window (from 0) none of whose taps lands on the input, only on padding or past
+        it; None when every window reads an input value. PyTorch's max pooling starts each window at
+        its first tap at or after 0 and stops at the input's end (``hstart += dilation`` while
+        negative, ``hend = min(hstart + span, size)``): such a window gives -inf and, as its index,
+        a position that is not in the input, which the backward pass then writes to.
+
+        Only a window that starts in the padding can step over the input, and only when its taps
+        are further apart than the input is long; and the last window always starts before the
+        input's end (floor mode: it ends in the padding after, which is shorter than a window; ceil
+        mode: PyTorch drops a window that would start past it). So the windows checked are those
+        that start in the padding (none once dilation <= size: with padding at most half the kernel,
+        PyTorch's rule, their last tap is at or after 0) and the last one."""
+        count = self.out
+        if not count:
+            return None
+        checked = [] if self.dilation <= self.size else range(min(count, -(-self.pad // self.stride)))
+        for i in dict.fromkeys([*checked, count - 1]):
+            taps = self.taps(i)
+            first = 0 if taps.start >= 0 else -(taps.start // self.dilation)  # the first tap at or after 0
+            if first >= len(taps) or taps[first] >= self.size:
+                return i
+        return None
 
     def formula(self) -> str:
         if self.same:

@@ -8,10 +8,13 @@ in Python is known only by running it. A leaf module (one without children: ``Co
 one row: a module used twice is two calls, its parameters counted at the first. What ``forward``
 does between modules (``x + y``, ``torch.flatten``) is not a module and is not a row. The chain
 is sequential while each call takes the previous call's output (the first call, the images):
-there the receptive field is worked out as for a stack; from a call that takes anything else (a
-residual sum) on, it is not shown. Multiply-adds are those of ``Conv2d`` and ``Linear``, per
-image, as the stack's table counts them (``torch.utils.flop_counter``, which the tests hold them
-to, imports ``torch._dynamo``: seconds). torch is imported inside the functions.
+there the receptive field is worked out by the stack's own rules (:data:`convlab.fields.FIELDS`,
+each call of an allow-listed torch.nn class read back as its stage, :func:`convlab.modules.stage_of`);
+from a call that takes anything else (a residual sum), or a module whose reach convlab does not
+know, on, it is not shown. Multiply-adds are those of ``Conv2d``, ``ConvTranspose2d`` and
+``Linear``, per image, as the stack's table counts them (:data:`convlab.stack.COSTS`; held in the
+tests to ``torch.utils.flop_counter``, which imports ``torch._dynamo``: seconds). torch is imported
+inside the functions.
 """
 
 from __future__ import annotations
@@ -19,27 +22,32 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from convlab.errors import ConvlabError
-from convlab.geometry import hw, span
-from convlab.layers import Shape
+from convlab.fields import EVERY, FIELDS, STAYS, AxisField
+from convlab.geometry import hw
+from convlab.layers import Shape, ShapeError, UnreadWindow, stage_output_shape
+from convlab.modules import call_text, stage_of
+from convlab.stack import COSTS, jump_text
+from convlab.stages import SoftmaxConfig, StageConfig
 
 if TYPE_CHECKING:
     import torch
     from rich.text import Text
     from torch import nn
 
-# Leaf modules that map each value from the values at its own position: the receptive field
-# and jump go through them unchanged (torch.nn class names).
-KEEPS_FIELD = frozenset({
-    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "Sigmoid", "Tanh", "GELU", "ELU", "CELU", "SELU", "SiLU", "Mish",
-    "Hardswish", "Hardsigmoid", "Hardtanh", "Softplus", "Softsign", "Tanhshrink", "LogSigmoid", "Softmax", "LogSoftmax",
-    "BatchNorm2d", "InstanceNorm2d", "Dropout", "Dropout2d", "AlphaDropout", "Identity", "Flatten",
+# Leaf modules outside convlab's allow-list (modules.SIGNATURES, read back as their stages) whose
+# reach convlab knows: each value from the values at its own position (torch.nn class names) ...
+PER_POSITION = frozenset({
+    "ReLU6", "PReLU", "RReLU", "CELU", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "Softplus", "Softsign",
+    "Tanhshrink", "LogSigmoid", "AlphaDropout",
 })
-# Leaf modules whose outputs each read every input value.
-READS_ALL = frozenset({"Linear", "Bilinear", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"})
-WINDOWS = frozenset({"Conv2d", "MaxPool2d", "AvgPool2d"})
+# ... every input value (a normalisation over the whole map: each value, through the map's mean) ...
+READS_ALL = frozenset({"Bilinear", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "InstanceNorm2d", "GroupNorm"})
+# ... or, as a stage kind, for the field only: LogSoftmax mixes what Softmax over the same dim mixes.
+READ_AS = {"LogSoftmax": lambda m: SoftmaxConfig(m.dim)}
 
 ALL = "all"  # a receptive field of the whole input
 
@@ -62,8 +70,11 @@ class Call:
     multiply_adds: int  # per image
     # Receptive field (H, W) in input pixels, ALL, or None where the chain is not sequential.
     field: tuple[int, int] | str | None
-    jump: tuple[int, int] | None
+    # Per step of a map's output (a Fraction after going back up, 0 along an axis mixed whole); None: no map, or no field.
+    jump: tuple[int | Fraction, int | Fraction] | None
     tag: str  # '01-conv2d': its pictures' tag, in call order
+    # False: some outputs read less than ``field`` (after a transposed convolution or an upsampling).
+    exact: bool = True
 
     @property
     def prefix(self) -> str:
@@ -187,47 +198,60 @@ def _per_image(value: Any) -> Shape | None:
     return None
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+def _stage(module: nn.Module) -> StageConfig | None:
+    """The stage a call stands for, where its reach is known: an allow-listed class read back, or one
+    read as a stage kind; None otherwise."""
+    read = READ_AS.get(type(module).__name__)
+    return read(module) if read is not None else stage_of(module)
 
 
-def _window(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int]]:
-    kernel = _pair(module.kernel_size)
-    dilation = _pair(getattr(module, "dilation", 1))
-    stride = _pair(module.stride if module.stride is not None else module.kernel_size)
-    return (span(kernel[0], dilation[0]), span(kernel[1], dilation[1])), stride
-
-
-def _next_field(module: nn.Module, rf: Any, jump: Any) -> tuple[Any, Any]:
-    """The receptive field and jump after ``module``, or (None, None) if convlab cannot tell."""
+def _reaches(module: nn.Module, stage: StageConfig | None, shape: Shape | None, out: Shape | None) -> Any:
+    """What the call's outputs read of its input along H and W (a pair of :class:`~convlab.fields.Reach`),
+    EVERY (each reads every input value), or None where convlab cannot tell."""
     kind = type(module).__name__
-    if rf == ALL:
-        return ALL, None
-    if kind in KEEPS_FIELD:
-        return rf, jump
+    if shape is None or out is None:
+        return None
     if kind in READS_ALL:
-        return ALL, None
-    if kind in WINDOWS:
-        spans, strides = _window(module)
-        return (tuple(r + (s - 1) * j for r, s, j in zip(rf, spans, jump)),
-                tuple(j * s for j, s in zip(jump, strides)))
-    return None, None
+        return EVERY
+    if kind in PER_POSITION and shape == out:
+        return STAYS
+    if stage is None:
+        return None
+    try:
+        if tuple(stage_output_shape(stage, shape)) != tuple(out):
+            return None  # not the stage's shapes (a Linear over a map's last axis): not its reach either
+    except ShapeError:
+        return None
+    return FIELDS[stage.kind](stage, shape, out)
 
 
-def _multiply_adds(module: nn.Module, output_shape: Shape | None) -> int:
-    """Per image: each output value of a Conv2d reads in/groups x kH x kW inputs, of a Linear in_features."""
+def _multiply_adds(stage: StageConfig | None, shape: Shape | None, out: Shape | None) -> int:
+    """Per image, as the stack's table counts the stage (:data:`convlab.stack.COSTS`): each output value
+    of a Conv2d reads in/groups x kH x kW inputs, a Linear's in_features; a ConvTranspose2d stamps each
+    input value's out/groups x kH x kW taps."""
     import math
 
-    from torch import nn
-
-    if output_shape is None:
+    if stage is None or shape is None or out is None:
         return 0
-    if type(module) is nn.Conv2d:
-        kh, kw = module.kernel_size
-        return math.prod(output_shape) * module.in_channels // module.groups * kh * kw
-    if type(module) is nn.Linear:
-        return math.prod(output_shape) * module.in_features
-    return 0
+    if stage.kind == "linear" and len(out) > 1:  # applied along the last axis of a larger tensor: once per row
+        return math.prod(out[:-1]) * COSTS["linear"](stage, shape[-1:], out[-1:])[1]
+    try:
+        return COSTS[stage.kind](stage, shape, out)[1]
+    except (IndexError, ValueError, ZeroDivisionError):
+        return 0
+
+
+def _check_pool(model: nn.Module, index: int, r: Recorded, stage: StageConfig | None, shape: Shape | None) -> None:
+    """A MaxPool2d call with a window of padding only: refused, as a stack's (its backward corrupts memory)."""
+    if stage is None or stage.kind != "pool" or shape is None or len(shape) != 3:
+        return
+    try:
+        stage_output_shape(stage, shape)
+    except UnreadWindow as exc:
+        fix = " or ".join(call_text(c) for c in exc.fits) or "a larger input, or less dilation or padding"
+        raise ModelError(f"model {type(model).__name__}, call {index} {r.name} {call_text(stage)}: {exc.reason}; use {fix}") from None
+    except ShapeError:
+        pass  # it ran: torch took it
 
 
 def calls_of(model: nn.Module, x: torch.Tensor, recorded: Sequence[Recorded]) -> list[Call]:
@@ -235,28 +259,46 @@ def calls_of(model: nn.Module, x: torch.Tensor, recorded: Sequence[Recorded]) ->
     width = max(2, len(str(len(recorded))))
     counted: set[int] = set()
     first_call: dict[int, int] = {}
-    rf: Any = (1, 1)
-    jump: Any = (1, 1)
+    # Each axis's field so far (fields.AxisField, composed as a stack's); EVERY: every input value;
+    # known False: the chain is no longer sequential, or a module's reach is unknown.
+    fields: Any = (AxisField(), AxisField())
+    known = True
     previous: Any = x
     out = []
     for index, r in enumerate(recorded, 1):
         params = [p for p in r.module.parameters() if id(p) not in counted]
         counted |= {id(p) for p in params}
         shared = first_call.setdefault(id(r.module), index)
-        if r.input is previous and rf is not None:
-            rf, jump = _next_field(r.module, rf, jump)
-        elif rf != ALL:
-            rf, jump = None, None  # from here on the chain is not sequential
-        output_shape = _per_image(r.output)
-        shown_jump = jump if rf not in (None, ALL) and output_shape is not None and len(output_shape) == 3 else None
+        input_shape, output_shape = _per_image(r.input), _per_image(r.output)
+        stage = _stage(r.module)
+        _check_pool(model, index, r, stage, input_shape)
+        if r.input is previous and known and fields is not EVERY:
+            reaches = _reaches(r.module, stage, input_shape, output_shape)
+            if reaches is EVERY:
+                fields = EVERY
+            elif reaches is None:
+                known = False
+            else:
+                sizes = output_shape[1:] if len(output_shape) == 3 else (1, 1)
+                fields = (fields[0].then(reaches[0], sizes[0]), fields[1].then(reaches[1], sizes[1]))
+        elif fields is not EVERY:
+            known = False  # from here on the chain is not sequential
+        field: Any = ALL if fields is EVERY else (fields[0].size, fields[1].size) if known else None
+        is_map = output_shape is not None and len(output_shape) == 3
+        jump = tuple(_whole(f.jump) for f in fields) if known and fields is not EVERY and is_map else None
         out.append(Call(
-            index=index, name=r.name, module=r.module, input_shape=_per_image(r.input), output_shape=output_shape,
+            index=index, name=r.name, module=r.module, input_shape=input_shape, output_shape=output_shape,
             parameters=sum(p.numel() for p in params), shared_with=shared if shared != index else None,
-            multiply_adds=_multiply_adds(r.module, output_shape), field=rf, jump=shown_jump,
+            multiply_adds=_multiply_adds(stage, input_shape, output_shape), field=field, jump=jump,
             tag=f"{index:0{width}d}-{type(r.module).__name__.lower()}",
+            exact=not (known and fields is not EVERY) or all(f.exact for f in fields),
         ))
         previous = r.output
     return out
+
+
+def _whole(value: Fraction) -> int | Fraction:
+    return int(value) if value.denominator == 1 else value
 
 
 def trace(model: nn.Module, input_shape: Shape, device: str = "cpu") -> ModelTable:
@@ -281,10 +323,11 @@ def trace(model: nn.Module, input_shape: Shape, device: str = "cpu") -> ModelTab
 NOTES = [
     "output: per image, (C, H, W) for a map or (F,) for features",
     "a module called twice is two calls; its parameters are counted at its first",
-    "multiply-adds: per image, of Conv2d and Linear (torch.utils.flop_counter counts 2 flops each); "
+    "multiply-adds: per image, of Conv2d, ConvTranspose2d and Linear (torch.utils.flop_counter counts 2 flops each); "
     "other modules are not counted",
     "receptive field: the input pixels one output value depends on (padding included), while each call "
-    "takes the previous call's output; jump: how far that window moves in the input per step of the output",
+    "takes the previous call's output, by the rules of convlab explain stack ('<=': the most any output reads, after "
+    "going back up; all: every input value); jump: how far that window moves in the input per step of the output",
     "what forward does between modules (x + y, torch.flatten) is not a module and has no row",
 ]
 
@@ -323,9 +366,9 @@ class ModelTable:
                 ["", "input", "", _shape_cell(self.input_shape), "", "", "1", "1"]]
         for c in self.calls:
             params = f"{c.parameters:,}" if c.shared_with is None else f"call {c.shared_with}'s"
-            rf = "-" if c.field is None else whole if c.field == ALL else hw(c.field)
+            rf = "-" if c.field is None else whole if c.field == ALL else ("" if c.exact else "<=") + hw(c.field)
             rows.append([str(c.index), c.name, c.layer, _shape_cell(c.output_shape), params, f"{c.multiply_adds:,}",
-                         rf, "-" if c.jump is None else hw(c.jump)])
+                         rf, "-" if c.jump is None else hw(tuple(jump_text(j) for j in c.jump))])
         rows.append(["", "total", "", "", f"{self.parameters:,}", f"{self.multiply_adds:,}", "", ""])
         return rows
 

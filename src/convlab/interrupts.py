@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from convlab.config import Interrupted
+from convlab.errors import Interrupted
 
 
 @contextlib.contextmanager

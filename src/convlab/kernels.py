@@ -20,10 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from convlab.config import ConfigError, ConvConfig, names
+from convlab.errors import ConfigError
 from convlab.files import open_regular
 from convlab.geometry import pair_tuple
+from convlab.stages import ConvConfig
 from convlab.state import MAX_WEIGHTS_BYTES, load_file, reach_problem, tensor_problem
+from convlab.values import names
 
 if TYPE_CHECKING:
     import torch

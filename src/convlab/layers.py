@@ -15,11 +15,19 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvConfig, LayerConfig, PoolConfig, StageConfig
-from convlab.geometry import as_written, axis_arithmetic, pool_stride, span
+from convlab.errors import ConfigError
+from convlab.geometry import as_written, axis_arithmetic, hw, pool_stride, span
 from convlab.kernels import init_conv
 from convlab.modules import call_text, torch_name
-from convlab.stages import ELEMENTWISE_KINDS, ConvTranspose2dConfig, UpsampleConfig
+from convlab.stages import (
+    ELEMENTWISE_KINDS,
+    ConvConfig,
+    ConvTranspose2dConfig,
+    LayerConfig,
+    PoolConfig,
+    StageConfig,
+    UpsampleConfig,
+)
 from convlab.upsampling import transposed_axes, upsample_axes
 
 if TYPE_CHECKING:
@@ -29,6 +37,15 @@ if TYPE_CHECKING:
 
 class ShapeError(ConfigError):
     """The layer cannot be applied to inputs of this shape."""
+
+
+class UnreadWindow(ShapeError):
+    """A max pool window that reads no input value: ``reason`` says where, ``fits`` the layers
+    (the same, with less padding or dilation) that would fit; the message says both in flags."""
+
+    def __init__(self, reason: str, fits: tuple[PoolConfig, ...], fix: str):
+        super().__init__(f"{reason}; use {fix}")
+        self.reason, self.fits = reason, fits
 
 
 def resolved_in_channels(cfg: LayerConfig, data_channels: int) -> int:
@@ -131,6 +148,11 @@ def output_shape(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> tuple[i
                 f"{a.size} + 2*{a.pad} padding = {a.padded} < {a.span}; use a smaller --kernel or "
                 "--dilation, or more --padding"
             )
+    if isinstance(cfg, PoolConfig) and cfg.mode == "max":
+        for a in axes:
+            window = a.unread_window()
+            if window is not None:
+                raise _unread_window(cfg, input_shape, a, window)
     if isinstance(cfg, ConvConfig):
         if cfg.padding_mode in ("reflect", "circular"):
             # replicate repeats the edge pixel, so it has no such limit.
@@ -150,6 +172,44 @@ def output_shape(cfg: LayerConfig, input_shape: tuple[int, int, int]) -> tuple[i
     else:
         out_channels = in_channels
     return (out_channels, axes[0].out, axes[1].out)
+
+
+def _unread_window(cfg: PoolConfig, input_shape: tuple[int, int, int], a: Any, window: int) -> UnreadWindow:
+    """A max pool window that reads only padding: which, where, and the padding or dilation that would fit."""
+    import dataclasses
+
+    axis = 0 if a.axis == "H" else 1
+    what = ("height", "rows") if axis == 0 else ("width", "columns")
+    taps = list(a.taps(window))
+    shown = ", ".join(map(str, taps[:4])) + (f", ... {taps[-1]}" if len(taps) > 4 else "")
+
+    def fits(changed: PoolConfig) -> bool:
+        try:
+            output_shape(changed, input_shape)
+        except ShapeError:
+            return False
+        return True
+
+    def changed(pair: tuple[int, int], value: int) -> tuple[int, int]:
+        return (value, value) if pair[0] == pair[1] else tuple(value if i == axis else v for i, v in enumerate(pair))
+
+    layers, flags = [], []
+    for name, low in (("padding", 0), ("dilation", 1)):
+        pair = getattr(cfg, name)
+        # The largest smaller value that fits (a few thousand tries at most, each a few integer operations).
+        for value in range(pair[axis] - 1, max(low, pair[axis] - 4096) - 1, -1):
+            layer = dataclasses.replace(cfg, **{name: changed(pair, value)})
+            if fits(layer):
+                layers.append(layer)
+                flags.append(f"--{name} {hw(getattr(layer, name))}")
+                break
+    inside = f"{what[1][:-1]} 0" if a.size == 1 else f"{what[1]} 0 to {a.size - 1}"
+    reason = (
+        f"window {window} on the input's {what[0]} of {a.size} reads only padding ({what[1]} {shown}; the input is "
+        f"{inside}), no input value: PyTorch's MaxPool2d gives -inf there, with an index outside the input that its "
+        "backward pass writes to (a memory error)"
+    )
+    return UnreadWindow(reason, tuple(layers), " or ".join(flags) or "a larger input, or a smaller --dilation or --padding")
 
 
 # ----------------------------------------------------------------------------- shapes of any stage

@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass, replace
 from typing import Union
 
-from convlab.config import ConfigError, ConvConfig, Pair, PoolConfig
+from convlab.errors import ConfigError
 from convlab.geometry import AxisWindows, axis_windows, layer_call, tap_kind
 from convlab.layers import output_shape, stage_output_shape
-from convlab.stages import ConvTranspose2dConfig
+from convlab.stages import ConvConfig, ConvTranspose2dConfig, PoolConfig
 from convlab.upsampling import layer_windows, transposed_axes
-from convlab.values import parse_pair
+from convlab.values import Pair, parse_pair
 
 Number = Union[int, float]
 Matrix = list[list[Number]]

@@ -21,15 +21,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from convlab import data as datasets
-from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, StageConfig, dump_toml, names
+from convlab.config import dump_toml
+from convlab.errors import ConfigError
+from convlab.experiment import Experiment
 from convlab.hooks import Call, ModelTable, Recorded, evaluating, run_model, trace
 from convlab.interrupts import closes_on_signals
 from convlab.layers import Shape, check_batch_memory
+from convlab.modules import stage_of
 from convlab.pipeline import Reporter, RunLog, SilentReporter, _markdown_block, first_summary, hparams
 from convlab.planning import count_steps, memory_error, resolve_device
 from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
 from convlab.snapshots import BesideStepZero, Snapshots
-from convlab.stages import IdentityConfig
+from convlab.stages import ConvConfig, IdentityConfig, PoolConfig, StageConfig
+from convlab.values import names
 from convlab.views import VIEWS, StageOutput, View, check_views, check_zoom, records, selected_views, stage_tag
 from convlab.writer import RunWriter
 
@@ -38,10 +42,12 @@ if TYPE_CHECKING:
 
 
 def view_stage(module: nn.Module) -> StageConfig:
-    """The stage kind whose views a call's output gets: a Conv2d's (its kernels too), a pool's,
-    and for any other module Identity's (channels for a map, features and classes for a vector)."""
+    """The stage kind whose views a call's output gets: a Conv2d's or a ConvTranspose2d's (its kernels
+    too), a pool's, and for any other module Identity's (channels for a map, features and classes for a vector)."""
     from torch import nn
 
+    if type(module) is nn.ConvTranspose2d and stage_of(module) is not None:
+        return stage_of(module)
     if isinstance(module, nn.Conv2d):
         return ConvConfig(in_channels=module.in_channels, out_channels=module.out_channels, kernel_size=module.kernel_size,
                           groups=module.groups)

@@ -216,6 +216,38 @@ def torch_name(cfg: StageConfig) -> str:
     return signature_of(cfg).name
 
 
+def stage_of(module: Any) -> StageConfig | None:
+    """A torch.nn module of an allow-listed class (that class itself, not a subclass) read back as
+    its stage: each argument from the module's attribute of the same name (``bias``: whether it has
+    one). None for any other module, or one whose arguments convlab does not take
+    (``Upsample(mode='bicubic')``, a ``Conv2d`` whose groups do not divide its channels)."""
+    from convlab.stages import STAGE_VALIDATORS
+
+    cls = type(module)
+    sig = SIGNATURES.get(cls.__name__)
+    if sig is None or not cls.__module__.startswith("torch.nn.modules."):
+        return None
+    bound = {}
+    for p in sig.params:
+        if p.kind == "none" or p.refuse:
+            continue  # device and dtype; and what convlab takes only at PyTorch's default
+        value = getattr(module, p.name, p.default)
+        if p.name == "bias" and p.kind == "bool":
+            value = value is not None  # the module holds the bias itself, or None
+        elif p.kind in ("pair", "pair?", "padding", "scale?") and value is not None and not isinstance(value, str):
+            value = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+            value = tuple(float(v) for v in value) if p.kind == "scale?" else value
+        if value is REQUIRED or (p.choices and value not in p.choices):
+            return None
+        bound[p.name] = value
+    try:
+        cfg = sig.build(bound)
+        STAGE_VALIDATORS[cfg.kind](cfg)
+    except (ConfigError, TypeError, ValueError):
+        return None
+    return cfg
+
+
 # ----------------------------------------------------------------------------- text helpers
 
 

@@ -17,20 +17,22 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from convlab.config import OPTIMIZERS, PADDING_MODES, POOL_MODES, SCALES, SPLITS
 from convlab.data import DATASETS
 from convlab.kernels import INIT_NAMES
 from convlab.lessons import TRANSPOSED_CASES
 from convlab.modules import SIGNATURES
+from convlab.optimizers import OPTIMIZER_NAMES
 from convlab.predict.attributions import ATTRIBUTIONS
 from convlab.pretrained import PRETRAINED
+from convlab.stages import PADDING_MODES, POOL_MODES
+from convlab.validation import SCALES, SPLITS
 from convlab.views import VIEWS
 
 PaddingMode = Enum("PaddingMode", {m: m for m in PADDING_MODES}, type=str)
 PoolMode = Enum("PoolMode", {m: m for m in POOL_MODES}, type=str)
 Scale = Enum("Scale", {s: s for s in SCALES}, type=str)
 Split = Enum("Split", {s: s for s in SPLITS}, type=str)
-Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZERS}, type=str)
+Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZER_NAMES}, type=str)
 
 LAYER, DATA, RUN, VIEW, INPUT, ANIMATION, SWEEP, TRAIN = "Layer", "Data", "Run", "Views", "Input", "Animation", "Sweep", "Training"
 MODEL, PREDICT = "Model", "Prediction"
@@ -366,6 +368,19 @@ SWEEP_RUN_OPTIONS = option_group(**{**_RUN, "run_name": SweepNameOpt})
 # A prediction reads your images, not a dataset: the dataset's options say how the model's images were read.
 PREDICT_DATA_OPTIONS = option_group(dataset=PredictDatasetOpt, data_dir=DataDirOpt, image_size=ImageSizeOpt, grayscale=GrayscaleOpt,
                                     batch_size=BatchSizeOpt)
+
+# One layer's options, shared by its command and its sweep (explain and demo take some of them, listed there).
+CONV_LAYER_OPTIONS = option_group(
+    in_channels=InChannelsOpt, out_channels=OutChannelsOpt, kernel_size=KernelOpt, stride=ConvStrideOpt, padding=ConvPaddingOpt,
+    padding_mode=PaddingModeOpt, dilation=DilationOpt, groups=GroupsOpt, bias=BiasOpt, init=InitOpt, weights=WeightsOpt,
+)
+POOL_LAYER_OPTIONS = option_group(kernel_size=KernelOpt, stride=PoolStrideOpt, padding=PoolPaddingOpt, dilation=DilationOpt,
+                                  ceil_mode=CeilOpt, mode=PoolModeOpt, unpool=UnpoolOpt)
+# A stack's network besides its layers: weights for it, or a pretrained network's first stages, and how much is shown.
+STACK_NETWORK_OPTIONS = option_group(weights=StackWeightsOpt, pretrained=PretrainedOpt, upto=UptoOpt, max_channels=MaxChannelsOpt)
+# What explain works a layer out on (a size, its channels, a config's layer), and its --animate.
+EXPLAIN_INPUT_OPTIONS = option_group(size=SizeOpt, channels=ChannelsOpt, config=ConfigOpt)
+ANIMATE_OPTIONS = option_group(animate=AnimateOpt, frames_logdir=FramesLogdirOpt)
 
 Command = TypeVar("Command", bound=Callable[..., None])
 

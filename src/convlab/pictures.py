@@ -258,6 +258,10 @@ def kernel_view(
     input channels, one grey tile each. Each output channel's kernel is scaled as one image,
     so its input channels keep their relative strength.
 
+    A ConvTranspose2d's weight ``(in_channels, out_channels/groups, kH, kW)`` is drawn the same way,
+    as it is stored: a row per input channel, the stamp one of its values adds to each output
+    channel (one RGB tile per input channel where it gives 3 channels; see views.kernel_grid).
+
     ``limit``: instead, every weight on one fixed symmetric range (0 mid-grey, -limit black,
     +limit white, clipped beyond), so pictures of one layer taken at different times compare.
     ``wrap``: kernels of 3 input channels (or 1) in rows of this many, not one strip.

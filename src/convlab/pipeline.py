@@ -19,13 +19,16 @@ from typing import Any, Protocol
 import torch
 
 from convlab import data as datasets
-from convlab.config import Experiment, Interrupted, PoolConfig, dump_toml
-from convlab.explain import explain
+from convlab.config import dump_toml
+from convlab.errors import Interrupted
+from convlab.experiment import Experiment
+from convlab.explain.windows import explain
 from convlab.interrupts import closes_on_signals
 from convlab.layers import max_unpool
 from convlab.modules import call_text
 from convlab.planning import Plan, StagePlan, count_steps, describe, last_batch_note, memory_error, plan
 from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
+from convlab.stages import PoolConfig
 from convlab.views import (
     StageOutput,
     output_images,

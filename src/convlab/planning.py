@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from convlab import data as datasets
-from convlab.config import ConfigError, ConvConfig, Experiment, StageConfig, names
-from convlab.errors import OutOfMemory, allocation_failed
+from convlab.errors import ConfigError, OutOfMemory, allocation_failed
+from convlab.experiment import Experiment
 from convlab.layers import (
     Shape,
     build_layer,
@@ -24,6 +24,8 @@ from convlab.layers import (
 )
 from convlab.modules import call_text, input_tag, stage_tag
 from convlab.stack import explain_stack, output_shapes
+from convlab.stages import ConvConfig, StageConfig
+from convlab.values import names
 from convlab.views import check_classes_view, check_stack_views, check_views, check_zoom, is_activation_lesson, output_tag
 from convlab.weights import stack_weights
 

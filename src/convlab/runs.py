@@ -15,10 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from convlab.config import ConvConfig, ConvlabError, Experiment
+from convlab.errors import ConvlabError
+from convlab.experiment import Experiment
 from convlab.files import read_bytes
 from convlab.geometry import hw, pool_stride
 from convlab.modules import torch_name
+from convlab.stages import ConvConfig
 
 CONFIG_FILE = "config.toml"
 SUMMARY_FILE = "summary.json"

@@ -1,5 +1,5 @@
 """What a training run shows of its model besides the numbers, side by side rather than by the
-step slider: at each snapshot, for every conv stage whose kernels are shown, one picture of its
+step slider: at each snapshot, for every conv stage whose kernels are shown (a Conv2d's or a ConvTranspose2d's), one picture of its
 kernels at step 0 | now | what training has added (now minus step 0), all on one fixed range per
 stage (so change over time is not renormalised away; early layers' initial noise hides it
 otherwise), kernels wrapped in rows; and every stage's view of one fixed probe batch beside the
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConvConfig
 from convlab.modules import call_text, torch_name
 from convlab.writer import GraphNode
 
@@ -43,10 +42,8 @@ class Snapshots:
         views = p.exp.views
         self.probe = eval_x[: views.images].to(device).float().div_(255)
         self.probe_labels = eval_y[: views.images]
-        self.kernels = [
-            s for s in p.stages
-            if isinstance(s.cfg, ConvConfig) and any(v.name == "kernels" for v in selected_views(p.exp, s.cfg, s.output_shape))
-        ]
+        # Every stage whose kernels view is logged: a Conv2d's, a ConvTranspose2d's (views.VIEWS["kernels"].kinds).
+        self.kernels = [s for s in p.stages if any(v.name == "kernels" for v in selected_views(p.exp, s.cfg, s.output_shape))]
         self.limits: dict[str, float] = {}
         self.initial: dict[str, torch.Tensor] = {}
         self.beside = BesideStepZero(writer, keep={p.input_tag})

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConvConfig, StageConfig
 from convlab.fields import FIELDS, STAY, stage_fields
 from convlab.geometry import hw
-from convlab.layers import Shape, ShapeError, stage_output_shape
+from convlab.layers import Shape, ShapeError, UnreadWindow, stage_output_shape
 from convlab.modules import call_text, stage_tag
-from convlab.stages import STAGE_KINDS
+from convlab.stages import STAGE_KINDS, ConvConfig, StageConfig
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -73,6 +72,11 @@ def output_shapes(stages: Sequence[StageConfig], input_shape: Shape, *, name_sta
             _check_fit(index, stages, shapes)
         try:
             shapes.append(stage_output_shape(cfg, shapes[-1]))
+        except UnreadWindow as exc:
+            if not name_stages:
+                raise
+            fix = " or ".join(call_text(c) for c in exc.fits) or "a larger input, or less dilation or padding"
+            raise ShapeError(f"stage {index} {call_text(cfg)}: {exc.reason}; use {fix}") from None
         except ShapeError as exc:
             if not name_stages:
                 raise
@@ -208,7 +212,7 @@ class StackTable:
             field_cell = whole if r.field is None else ("" if r.exact else "<=") + hw(r.field)
             head.append([
                 str(r.index), r.call, _shape_cell(r.output_shape), f"{r.parameters:,}", f"{r.multiply_adds:,}",
-                field_cell, "-" if r.jump is None else hw(tuple(_ratio(j) for j in r.jump)),
+                field_cell, "-" if r.jump is None else hw(tuple(jump_text(j) for j in r.jump)),
             ])
         head.append(["", "total", "", f"{self.parameters:,}", f"{self.multiply_adds:,}", "", ""])
         return head
@@ -237,7 +241,7 @@ class StackTable:
         return [Text(text, style=style) for style, text in self.lines()]
 
 
-def _ratio(value: int | Fraction) -> str:
+def jump_text(value: int | Fraction) -> str:
     """A jump as a learner reads it: ``2``, ``1/2``, or a decimal where the fraction is long."""
     if isinstance(value, int) or value.denominator == 1:
         return str(int(value))

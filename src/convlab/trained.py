@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from convlab.config import ConfigError, read_config_file
+from convlab.config import read_config_file
+from convlab.errors import ConfigError
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.toml"

@@ -15,9 +15,8 @@ import struct
 from dataclasses import dataclass
 from fractions import Fraction
 
-from convlab.config import LayerConfig
 from convlab.geometry import AxisArithmetic, AxisWindows, axis_windows, span
-from convlab.stages import ConvTranspose2dConfig, UpsampleConfig
+from convlab.stages import ConvTranspose2dConfig, LayerConfig, UpsampleConfig
 
 # ----------------------------------------------------------------------------- ConvTranspose2d
 

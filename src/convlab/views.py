@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvConfig, Experiment, PoolConfig, StageConfig, ViewConfig, names
+from convlab.errors import ConfigError
+from convlab.experiment import Experiment, ViewConfig
 from convlab.layers import Shape
 from convlab.modules import call_text
 from convlab.pictures import (
@@ -24,7 +25,8 @@ from convlab.pictures import (
     label_left,
     reshape_view,
 )
-from convlab.stages import ELEMENTWISE_KINDS, STAGE_KINDS
+from convlab.stages import ELEMENTWISE_KINDS, STAGE_KINDS, ConvConfig, PoolConfig, StageConfig
+from convlab.values import names
 
 if TYPE_CHECKING:
     import torch
@@ -130,10 +132,11 @@ VIEWS: dict[str, View] = {
         outputs=("map",),
     ),
     "kernels": View(
-        "kernels", ("conv",), "once", ("kernels",), _kernels,
-        "the conv's weights, one tile per output channel (in a stack, by default, the first conv's only)",
+        "kernels", ("conv", "convtranspose"), "once", ("kernels",), _kernels,
+        "the conv's weights, one tile per output channel (a ConvTranspose2d's: what each input channel stamps, one row "
+        "each; in a stack, by default, the first of these stages only)",
         why_not="a pool layer has no weights", first_by_default=True,
-        why_not_in_stack="it draws a Conv2d's weights, and no stage of this stack is a Conv2d",
+        why_not_in_stack="it draws a Conv2d's or ConvTranspose2d's weights, and no stage of this stack is either",
     ),
     "stats": View(
         "stats", ALL_KINDS, "step", (), _stats,
@@ -227,10 +230,10 @@ def check_zoom(exp: Experiment, stage: StageConfig, output_shape: Shape, in_chan
     if "features" in chosen:
         features = min(output_shape[0], MAX_STRIP_FEATURES)
         sizes["features"] = (rows * (max(zoom, STRIP_ROW) + 2) + 2, features * zoom + 4)
-    if "kernels" in chosen and isinstance(stage, ConvConfig):
+    if "kernels" in chosen and stage.kind in VIEWS["kernels"].kinds:
         kh, kw = stage.kernel_size
-        per_group = max(in_channels // stage.groups, 1)
-        rows, cols = (1, stage.out_channels) if per_group == 3 else (stage.out_channels, per_group)
+        tiles, per_tile = kernel_grid(stage, in_channels)
+        rows, cols = (1, tiles) if per_tile == 3 else (tiles, per_tile)
         sizes["kernels"] = (rows * (kh * zoom + 2) + 2, cols * (kw * zoom + 2) + 2)
     for name, (height, width) in sizes.items():
         if height * width > MAX_VIEW_PIXELS:
@@ -238,6 +241,18 @@ def check_zoom(exp: Experiment, stage: StageConfig, output_shape: Shape, in_chan
                 f"--zoom {zoom} would make the {name} view {width:,}x{height:,} pixels (at most "
                 f"{MAX_VIEW_PIXELS:,} in all); use a smaller --zoom, or leave it out to fit the view automatically"
             )
+
+
+def kernel_grid(stage: StageConfig, in_channels: int) -> tuple[int, int]:
+    """(rows, tiles per row) of the kernels view: the weight's first two sizes. A Conv2d's weight is
+    (out_channels, in_channels/groups, kH, kW): a row per output channel, what it reads of each input
+    channel. A ConvTranspose2d's is (in_channels, out_channels/groups, kH, kW): a row per input channel,
+    the stamp one of its values adds to each output channel; drawn as PyTorch stores it, which is how
+    the layer works (each input value stamps it onto the output), not flipped into the direct
+    convolution that computes the same."""
+    if stage.kind == "convtranspose":
+        return stage.in_channels, stage.out_channels // stage.groups
+    return stage.out_channels, max(in_channels // stage.groups, 1)
 
 
 def is_activation_lesson(exp: Experiment) -> bool:

@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import Experiment, StageConfig, weights_option
+from convlab.experiment import Experiment
 from convlab.modules import call_text
+from convlab.stages import StageConfig
 from convlab.state import StateError, load_file, reach_problem, tensor_problem
+from convlab.validation import weights_option
 
 if TYPE_CHECKING:
     import torch

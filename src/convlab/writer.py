@@ -28,7 +28,7 @@ from torch.utils.tensorboard.summary import scalar as scalar_summary
 from torch.utils.tensorboard.summary import text as text_summary
 from torch.utils.tensorboard.writer import FileWriter
 
-from convlab.config import ConvlabError
+from convlab.errors import ConvlabError
 from convlab.runs import remove_run_dir
 
 # add_images' grid: 8 tiles per row, no padding between tiles.

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from convlab.config import DataConfig
 from convlab.data.downloaded import (
     ACCEPTED_CHECKSUMS,
     CHECKSUMS,
@@ -33,6 +32,7 @@ from convlab.data.downloaded import (
 from convlab.data.folder import count_folder, folder_image_size, folder_shape, load_folder, read, scan_folder
 from convlab.data.imageset import DataError, ImageSet
 from convlab.data.shapes import SHAPES_CHUNK, SHAPES_CLASSES, SHAPES_SIZE, load_shapes, make_shapes
+from convlab.experiment import DataConfig
 
 __all__ = [
     "ACCEPTED_CHECKSUMS", "CHECKSUMS", "CIFAR10_CLASSES", "DATASETS", "SHAPES_CLASSES", "SHAPES_SPLITS", "DataError",

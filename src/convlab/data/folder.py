@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from convlab.config import DataConfig
 from convlab.data.imageset import DataError, ImageSet
+from convlab.experiment import DataConfig
 
 if TYPE_CHECKING:
     import numpy as np

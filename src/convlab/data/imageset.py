@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from convlab.config import ConvlabError
+from convlab.errors import ConvlabError
 
 if TYPE_CHECKING:
     import torch

@@ -13,8 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from convlab.config import DataConfig
 from convlab.data.imageset import ImageSet
+from convlab.experiment import DataConfig
 
 if TYPE_CHECKING:
     import torch

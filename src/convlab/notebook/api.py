@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from convlab.config import ConfigError, Interrupted, overrides, resolve
+from convlab.config import overrides, resolve
+from convlab.errors import ConfigError, Interrupted
 from convlab.notebook.results import Run, Sweep, Text, TrainRun
 
 if TYPE_CHECKING:
@@ -248,7 +249,7 @@ def train(*layers: str, model: nn.Module | None = None, **settings: Any) -> Trai
     own ``nn.Module``, which is trained in place (where its parameters are; its last module must give
     one score per class). Returns the :class:`TrainRun`, which shows the loss curve and the kernels at
     the first and last snapshot; e.g. ``convlab.train(model=net, dataset="shapes", max_steps=20)``."""
-    from convlab.train import train as train_network
+    from convlab.train.run import train as train_network
 
     if model is not None and layers:
         raise ConfigError("give the layers or model=, not both")
@@ -262,7 +263,7 @@ def train(*layers: str, model: nn.Module | None = None, **settings: Any) -> Trai
         return _dry_run(train_plan_lines(exp))
     if dry_run:
         from convlab.modelrun import config_text
-        from convlab.train import describe_training, plan_training
+        from convlab.train.plan import describe_training, plan_training
 
         tp = plan_training(exp, model)
         return _dry_run([config_text(tp.stack).rstrip(), "", tp.stack.describe(), describe_training(tp), f"device: {tp.stack.device}"])
@@ -314,8 +315,9 @@ def explain(command: str, *layers: str, model: nn.Module | None = None, size: in
     ``layers``, or ``model``: your ``nn.Module``, run once on blank images) the table of its stages.
     ``size`` and ``channels`` set the input (default: the dataset's images). No data is read."""
     from convlab import commands
-    from convlab.explain import explain as explanation
-    from convlab.explain import explain_unpool_input, input_shape
+    from convlab.explain.inputs import input_shape
+    from convlab.explain.unpooling import explain_unpool_input
+    from convlab.explain.windows import explain as explanation
 
     settings, config, _, _ = _split(settings)
     size = _size(size)

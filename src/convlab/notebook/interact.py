@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from convlab.config import ConvlabError, overrides, resolve
+from convlab.config import overrides, resolve
+from convlab.errors import ConvlabError
 from convlab.notebook.api import takes
 from convlab.notebook.results import Text
 
@@ -71,8 +72,8 @@ class Layer:
     """One layer and one image: the arithmetic and the channels view for any slider values."""
 
     def __init__(self, command: str, settings: dict[str, Any], config: Any, image: int):
-        from convlab.config import PoolConfig
         from convlab.geometry import pool_stride
+        from convlab.stages import PoolConfig
 
         exp = resolve(command, overrides(command, settings), config)
         cfg = exp.layer
@@ -89,7 +90,7 @@ class Layer:
         """The arithmetic as ``convlab explain`` prints it, and the channels view as PNG (None where the layer cannot run)."""
         import torch
 
-        from convlab.explain import explain
+        from convlab.explain.windows import explain
         from convlab.pictures import channel_view, to_pixels
         from convlab.planning import plan
 
@@ -115,7 +116,8 @@ def _one_image(exp: Any, index: int) -> Any:
 
 
 def _explanation(command: str, settings: dict[str, Any], config: Any) -> Text:
-    from convlab.explain import explain, input_shape
+    from convlab.explain.inputs import input_shape
+    from convlab.explain.windows import explain
 
     exp = resolve(command, overrides(command, settings), config)
     return Text(explain(exp.layer, input_shape(exp)).text())

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, ConvConfig, names
+from convlab.errors import ConfigError
 from convlab.modules import call_text
-from convlab.stages import ELEMENTWISE_KINDS
+from convlab.stages import ELEMENTWISE_KINDS, ConvConfig
+from convlab.values import names
 
 if TYPE_CHECKING:
     import torch

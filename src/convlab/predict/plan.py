@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import convlab.predict.attributions as attr
-from convlab.config import ConfigError, Experiment, dump_toml, read_config_file, resolve
+from convlab.config import dump_toml, read_config_file, resolve
 from convlab.data import get_dataset
 from convlab.data.folder import printable
+from convlab.errors import ConfigError
+from convlab.experiment import Experiment
 from convlab.modules import call_text
 from convlab.predict.images import Found, ModelInput, find_images
 from convlab.predict.trace import TracePoint, parse_trace

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import convlab.predict.attributions as attr
 import convlab.predict.report as report
-from convlab.config import ConfigError
 from convlab.data import DataError
 from convlab.data.folder import UNREADABLE
+from convlab.errors import ConfigError
 from convlab.interrupts import closes_on_signals
 from convlab.planning import memory_error
 from convlab.predict.images import Batch, unreadable_reason

@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from convlab.config import ConfigError, ConvConfig, PoolConfig
+from convlab.errors import ConfigError
 from convlab.geometry import axis_windows, layer_padding, pool_stride
 from convlab.modules import call_text
-from convlab.stages import ELEMENTWISE_KINDS
+from convlab.stages import ELEMENTWISE_KINDS, ConvConfig, PoolConfig
 from convlab.terminal import fmt_number
 
 if TYPE_CHECKING:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from convlab.config import ConfigError, StageConfig
+from convlab.errors import ConfigError
 from convlab.pictures import SEPARATOR, ZOOM_MAX_WIDTH, display_scale, label_font, reshape_view, text_width, tiles_per_image
+from convlab.stages import StageConfig
 from convlab.views import MAX_VIEW_PIXELS, output_images
 
 if TYPE_CHECKING:

@@ -21,23 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from convlab.calls import parse_layer, split_layers
-from convlab.config import (
-    COMMANDS,
-    SWEEP_SECTION,
-    ConfigError,
-    ConvConfig,
-    ConvlabError,
-    Experiment,
-    StageConfig,
-    read_config_file,
-    resolve,
-)
-from convlab.explain import explain
+from convlab.config import SWEEP_SECTION, read_config_file, resolve
+from convlab.errors import ConfigError, ConvlabError
+from convlab.experiment import COMMANDS, Experiment
+from convlab.explain.windows import explain
 from convlab.geometry import hw
 from convlab.modules import LayerError, call_text, torch_name
 from convlab.planning import Plan, plan
 from convlab.runs import layer_names
 from convlab.stack import explain_stack
+from convlab.stages import ConvConfig, StageConfig
 from convlab.sweep.compare import Column, ComparePicture, OutputStats, tiles_shown
 from convlab.trained import MODEL_FILE
 from convlab.values import parse_value, switch_or_text, toml_value

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from convlab import data as datasets
-from convlab.config import Interrupted, dump_toml
+from convlab.config import dump_toml
+from convlab.errors import Interrupted
 from convlab.interrupts import closes_on_signals
 from convlab.pictures import display_scale
 from convlab.pipeline import Reporter, RunLog, SilentReporter, _forward

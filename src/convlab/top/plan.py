@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, Experiment, resolve
+from convlab.config import resolve
+from convlab.errors import ConfigError
+from convlab.experiment import Experiment
 from convlab.layers import ShapeError
 from convlab.modules import call_text, stage_tag
 from convlab.stack import InputWindow, input_window

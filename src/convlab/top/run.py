@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlab.config import ConfigError, Experiment, Interrupted
+from convlab.errors import ConfigError, Interrupted
+from convlab.experiment import Experiment
 from convlab.top.patches import ImageStore
 from convlab.top.plan import TopPlan, check_k, plan_top, top_plan
 from convlab.top.result import StageTops, TopResult
@@ -125,7 +126,7 @@ def top_of_images(p: Plan, images: ImageSet) -> TopResult:
     many as there are images) over every image of ``images``: what ``convlab train --top`` logs."""
     import dataclasses
 
-    from convlab.config import TopConfig
+    from convlab.experiment import TopConfig
 
     exp = dataclasses.replace(p.exp, command="top", top=TopConfig(k=min(TopConfig.k, len(images))))
     tp = top_plan(dataclasses.replace(p, exp=exp), len(images))
@@ -163,7 +164,7 @@ def check_out_dir(out: Path | None, tp: TopPlan) -> list[Path]:
         return []
     import os
 
-    from convlab.config import check_path
+    from convlab.validation import check_path
 
     check_path(str(out), "--out")
     if out.exists() and not out.is_dir():
