@@ -79,16 +79,16 @@ EOF
 [ -n "$missing" ] && { echo "cuda_check: missing modules: $missing"; failed+=("missing modules: $missing"); }
 
 step "pytest -m cuda -q"
-timeout "$(left 200)" "$py" -m pytest -m cuda -q -p no:cacheprovider -rs --durations=15 || failed+=("pytest -m cuda")
+timeout "$(left 150)" "$py" -m pytest -m cuda -q -p no:cacheprovider -rs --durations=15 || failed+=("pytest -m cuda")
 
 # The bench's parts, each against its own time limit: one part stuck or slow loses itself only.
 bench_part() {  # NAME SECONDS LAYERS
   step "bench/bench.py --device cuda --quick --layers $3"
   timeout "$(left "$2")" "$py" bench/bench.py --device cuda --quick --layers "$3" --out "$out/bench-$1.json" || failed+=("bench $1")
 }
-bench_part layers 170 conv,pool,sweep
-bench_part train-top 120 train,top
-bench_part predict-notebook 120 predict,notebook
+bench_part layers 200 conv,pool,sweep
+bench_part train-top 110 train,top
+bench_part predict-notebook 90 predict,notebook
 
 step "done in $(($(date +%s) - started)) s"
 if [ ${#failed[@]} -gt 0 ]; then
