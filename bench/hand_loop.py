@@ -4,9 +4,11 @@ This is the loop from the PyTorch tutorials (``nn_conv2d.py`` / ``nn_maxpool.py`
 through ``ToTensor()`` and a ``DataLoader(batch_size=64)``, one ``add_images`` for the input
 and one for the output of every batch. Two changes, neither of which costs time: the layer is
 seeded like convlab's (so both logs hold the same pixels), and the pool output is logged as
-``maxpool`` (convlab's tag) rather than ``output``.
+``maxpool`` (convlab's tag) rather than ``output``. ``--device cuda`` is the tutorial's GPU
+version: the layer and each batch ``.to(device)``; ``add_images`` copies every output back to the
+CPU, so each step's GPU work is finished before the next step starts.
 
-    python bench/hand_loop.py conv --data-dir DIR --logdir DIR
+    python bench/hand_loop.py conv --data-dir DIR --logdir DIR [--device cpu|cuda]
 """
 
 import time  # noqa: I001 - imports are timed: this block is what "after imports" is measured from
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--kernel-size", type=int, default=3)
     parser.add_argument("--ceil", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--md5", help="JSON {file name: md5} of a non-official CIFAR10 copy (bench harness only)")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     if args.md5:
         register_checksums(json.loads(args.md5))
@@ -51,10 +54,12 @@ def main() -> None:
         layer = nn.Conv2d(in_channels=3, out_channels=6, kernel_size=3, stride=1, padding=0)
     else:
         layer = nn.MaxPool2d(kernel_size=args.kernel_size, ceil_mode=args.ceil)
+    layer = layer.to(args.device)
 
     writer = SummaryWriter(args.logdir)
     step = 0
     for imgs, _targets in dataloader:
+        imgs = imgs.to(args.device)
         output = layer(imgs)
         writer.add_images("input", imgs, step)
         if args.layer == "conv":

@@ -14,6 +14,8 @@ set through OMP_NUM_THREADS for every program), each program in its own process 
 
 Checks that convlab's train/loss equals the lesson loop's loss at every step, then prints the
 times, the ratios against issue 16's targets, and where convlab's time goes (summary.json's timing).
+``device``: every program trains there (the loops move the model and batches ``.to(device)``;
+convlab gets ``--device``); its ``loss.item()`` each step waits for the GPU.
 """
 
 from __future__ import annotations
@@ -38,13 +40,13 @@ LOGGING_LIMIT = 1.10  # convlab / the same loop on convlab's data with no loggin
 LOSS_TOLERANCE = 1e-3
 
 
-def programs(data_dir: Path, md5_arg: str, logdir: Path) -> dict[str, tuple[list[str], Path]]:
+def programs(data_dir: Path, md5_arg: str, logdir: Path, device: str = "cpu") -> dict[str, tuple[list[str], Path]]:
     """name -> (command, the directory its run leaves)."""
     model = ["--config", str(MODEL_CONFIG)] if MODEL_CONFIG.exists() else LESSON_LAYERS
-    loop = [sys.executable, str(HERE / "train_loop.py"), "--data-dir", str(data_dir), "--md5", md5_arg]
+    loop = [sys.executable, str(HERE / "train_loop.py"), "--data-dir", str(data_dir), "--md5", md5_arg, "--device", device]
     convlab = [sys.executable, str(HERE / "convlab_entry.py"), "--md5", md5_arg, "train", *model, "--dataset", "cifar10",
                "--data-dir", str(data_dir), "--split", "test", "--eval-split", "test", "--batch-size", "64", "--lr", "0.01",
-               "--seed", "0", "--device", "cpu", "--quiet", "--logdir"]
+               "--seed", "0", "--device", device, "--quiet", "--logdir"]
     return {
         "lesson": ([*loop, "--logdir", str(logdir / "lesson")], logdir / "lesson"),
         "lesson, convlab data": ([*loop, "--feed", "convlab", "--logdir", str(logdir / "fed")], logdir / "fed"),
@@ -72,14 +74,15 @@ def same_losses(lesson_dir: Path, convlab_dir: Path) -> dict[str, object]:
                    f"difference {worst:.1g} (at most {LOSS_TOLERANCE:g})"}
 
 
-def run_train_bench(measure: Callable[..., dict], data_dir: Path, md5_arg: str, tmp: Path, *, threads: int, repeat: int) -> dict:
+def run_train_bench(measure: Callable[..., dict], data_dir: Path, md5_arg: str, tmp: Path, *, threads: int, repeat: int,
+                    device: str = "cpu") -> dict:
     env_threads = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     old = {k: os.environ.get(k) for k in env_threads}
     os.environ.update(env_threads)
     samples: dict[str, list] = {}
     try:
         for i in range(repeat):
-            runs = programs(data_dir, md5_arg, tmp / f"train-{i}")
+            runs = programs(data_dir, md5_arg, tmp / f"train-{i}", device)
             names = list(runs)
             for name in names[i % len(names):] + names[: i % len(names)]:  # take turns
                 cmd, run_dir = runs[name]
@@ -101,6 +104,7 @@ def run_train_bench(measure: Callable[..., dict], data_dir: Path, md5_arg: str, 
            for name, runs in samples.items()}
     c = med["convlab"]
     report = {
+        "device": device,
         "threads": threads,
         "repeat": repeat,
         "median": med,
@@ -121,7 +125,7 @@ def run_train_bench(measure: Callable[..., dict], data_dir: Path, md5_arg: str, 
 def print_train_table(r: dict) -> None:
     ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
     print(f"\ntrain: one epoch of the lesson's model over CIFAR10's 10,000 test images, batch 64, SGD lr 0.01, "
-          f"{r['threads']} thread(s), seed 0; medians of {r['repeat']} run(s)\n")
+          f"{r['threads']} thread(s), seed 0, on {r['device']}; medians of {r['repeat']} run(s)\n")
     header = f"{'':28s} {'wall s':>8s} {'imports s':>10s} {'after imports s':>16s} {'peak RSS MB':>12s}"
     print(header)
     print("-" * len(header))

@@ -11,7 +11,11 @@ convlab's (``torch.manual_seed(seed)`` before it is built), so both start from t
 sliced into batches, ``.float() / 255``) and logging nothing: what convlab's own logging and
 snapshots are measured against.
 
-    python bench/train_loop.py --data-dir DIR --logdir DIR [--feed torchvision|convlab]
+``--device cuda``: the lesson's GPU version, the model and each batch ``.to(device)`` (the uint8
+batch of ``--feed convlab`` is moved before ``.float()``, as convlab does); ``loss.item()`` waits
+for each step's GPU work.
+
+    python bench/train_loop.py --data-dir DIR --logdir DIR [--feed torchvision|convlab] [--device cpu|cuda]
 """
 
 import time  # noqa: I001 - imports are timed: this block is what "after imports" is measured from
@@ -47,6 +51,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--md5", help="JSON {file name: md5} of a non-official CIFAR10 copy (bench harness only)")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     md5 = json.loads(args.md5) if args.md5 else None
     if os.environ.get("BENCH_MARK_FILE"):
@@ -54,12 +59,14 @@ def main() -> None:
             json.dump({"imported": IMPORTED}, f)
 
     torch.manual_seed(args.seed)
-    model = lesson_model()
+    device = torch.device(args.device)
+    model = lesson_model().to(device)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     losses = []
 
     def train_step(imgs: torch.Tensor, targets: torch.Tensor) -> float:
+        imgs, targets = imgs.to(device), targets.to(device)
         outputs = model(imgs)
         loss = loss_fn(outputs, targets)
         optimizer.zero_grad()
@@ -92,7 +99,7 @@ def main() -> None:
         images = load(DataConfig(dataset="cifar10", split="test", data_dir=args.data_dir, download=False), args.seed)
         bs = args.batch_size
         for start in range(0, len(images), bs):
-            losses.append(train_step(images.batch(start, start + bs).float().div_(255), images.batch_labels(start, start + bs)))
+            losses.append(train_step(images.batch(start, start + bs).to(device).float().div_(255), images.batch_labels(start, start + bs)))
     os.makedirs(args.logdir, exist_ok=True)
     with open(os.path.join(args.logdir, "losses.json"), "w") as f:
         json.dump(losses, f)

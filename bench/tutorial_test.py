@@ -5,9 +5,10 @@ The tutorial's last script: one image through the trained model, ``Image.open`` 
 ``print(output.argmax(1))``. The lesson saves its whole model with ``torch.save(model)``; here
 the same network is built in code and its ``state_dict`` loaded (``weights_only=True``), as
 ``convlab predict --run`` reads ``model.pt``. Prints the output and the class index, as the
-lesson does.
+lesson does. ``--device cuda``: the lesson's GPU version, the model and the image ``.to(device)``
+(printing the output reads it back, so the GPU has finished).
 
-    python bench/tutorial_test.py --image photo.png --weights logs/train-.../model.pt
+    python bench/tutorial_test.py --image photo.png --weights logs/train-.../model.pt [--device cpu|cuda]
 """
 
 import time  # noqa: I001 - imports are timed: this block is what "after imports" is measured from
@@ -44,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--image", required=True)
     parser.add_argument("--weights", required=True, help="a state_dict of nn.Sequential (convlab's model.pt)")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     if os.environ.get("BENCH_MARK_FILE"):
         with open(os.environ["BENCH_MARK_FILE"], "w") as f:
@@ -56,7 +58,8 @@ def main() -> None:
 
     model = Tudui()
     model.model1.load_state_dict(torch.load(args.weights, map_location=torch.device("cpu"), weights_only=True))
-    image = torch.reshape(image, (1, 3, 32, 32))
+    model = model.to(args.device)
+    image = torch.reshape(image, (1, 3, 32, 32)).to(args.device)
     model.eval()
     with torch.no_grad():
         output = model(image)

@@ -351,6 +351,7 @@ def test_an_interrupted_run_keeps_its_steps_and_a_loadable_model(tmp_path, sig, 
     assert not list(tmp_path.glob("logs/r/.*.tmp"))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_training_on_cuda(run_cli, tmp_path):
     r = run_cli(*RUN[:-8], "--max-steps", "30", "--eval-batches", "2", "--device", "cuda", "--logdir", "logs", "--run-name", "g")
