@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from convlab.config import overrides, resolve
 from convlab.errors import ConfigError, Interrupted
-from convlab.notebook.results import Run, Sweep, Text, TrainRun
+from convlab.notebook.results import PredictRun, Run, Sweep, Text, TopRun, TrainRun
 
 if TYPE_CHECKING:
     from torch import nn
@@ -85,6 +85,19 @@ KEYWORDS = _keywords(
     ("eval_split", "str | None", "test or train (default test)"),
     ("eval_batches", "int | None", "evaluate on this many batches (default all)"),
     ("holdout", "float | None", "evaluate on this fraction of the training images instead of eval_split"),
+    # predict
+    ("top_k", "int | None", "classes listed per image, the most probable first (--top; default 3)"),
+    ("target", "str | None", "the class the attributions explain (default: each image's predicted class)"),
+    ("attributions", "str | list[str] | None", "gradcam, saliency, occlusion (a list or comma-separated), or 'none' "
+     "(default every one that applies)"),
+    ("layer", "int | None", "the conv stage Grad-CAM reads, by its number in the stage table (default the last conv stage)"),
+    ("trace", "str | None", "'STAGE:CHANNEL:Y:X': how that value of that stage's output was computed, for each image shown"),
+    ("pictures", "int | None", "the first N images are shown (input as seen, stages, attributions); every one is predicted "
+     "(default 16)"),
+    # top
+    ("k", "int | None", "patches per channel: the images that excite it most, each once (default 9)"),
+    ("stages", "str | list[int] | None", "the stages shown, counted from 1: [1, 3] or '1,3' (default every map stage)"),
+    ("class_name", "str | None", "count only the images of this class (--class)"),
     # views
     ("show", "str | list[str] | None", "the views (--views): channels, kernels, stats, features, classes, or 'none' "
      "(default every one that applies)"),
@@ -121,6 +134,10 @@ TRAIN = ("weights", "optimizer", "lr", "epochs", "shuffle", "max_steps", "eval_e
 VIEWS = ("show", "scale", "images", "zoom")
 DATA = ("dataset", "split", "data_dir", "download", "batch_size", "max_batches", "image_size", "grayscale")
 RUN = ("device", "seed", "logdir", "run_name", "config", "quiet", "dry_run")
+PREDICT = ("weights", "pretrained", "upto", "top_k", "target", "attributions", "layer", "trace", "pictures", "max_channels")
+# A prediction reads your images, not a dataset: these say how the model's images were read.
+PREDICT_DATA = ("dataset", "data_dir", "image_size", "grayscale", "batch_size")
+TOP = ("weights", "pretrained", "upto", "k", "stages", "class_name", "max_channels")
 
 
 def takes(*groups: Sequence[str]) -> Callable[[F], F]:
@@ -297,6 +314,64 @@ def sweep(command: str, *layers: str, vary: Mapping[str, Sequence[Any]] | Sequen
 
         return _dry_run(sweep_plan_lines(sw))
     return Sweep(run_sweep(sw, _reporter(quiet))["sweep_dir"])
+
+
+@takes(PREDICT, VIEWS, PREDICT_DATA, RUN)
+def predict(*inputs: str | Path, run: str | Path | None = None, model: nn.Module | None = None, out: str | Path | None = None,
+            **settings: Any) -> PredictRun | Text:
+    """Your own images through a trained classifier, as ``convlab predict``: per image the top-k classes,
+    the input as the model sees it (and what was done to it), every stage's maps and why it said so
+    (Grad-CAM, saliency, occlusion, by captum), logged as a run.
+
+    ``inputs`` are image files or folders of them (a folder of class subfolders is scored against them);
+    the model is the training run ``run`` (its layers, ``model.pt``, classes and how its images were
+    read), or, without ``run``, its layers first in ``inputs`` (each as PyTorch code, as :func:`stack`
+    takes them) with ``weights`` and ``dataset`` for the class names. ``out``: also write a PNG sheet per
+    image shown (``out`` for one image; for several, its name with the image's number: sheet-0.png, ...).
+    E.g. ``convlab.predict("photo.jpg", run=trained.run_dir)``. Returns the :class:`PredictRun`, which shows a
+    row per image: its classes as bars, the input as seen, each attribution. ``model=`` (a Python
+    ``nn.Module``) is not taken: give the layers and their weights, or a training run."""
+    from convlab.predict.plan import dry_run_lines, plan_prediction, resolve_prediction, sheet_paths
+    from convlab.predict.run import predict as predict_images
+
+    if model is not None:
+        raise ConfigError("predict takes no model=: its attributions and trace read convlab's own stages; save the weights "
+                          "(torch.save(model.state_dict(), 'net.pt')) and give the layers with weights='net.pt', or train with "
+                          "convlab.train(\"Conv2d(...)\", ...) and give run=")
+    settings, config, quiet, dry_run = _split(settings)
+    exp = resolve_prediction([str(i) for i in inputs], overrides("predict", settings), run=run, config=config)
+    pp = plan_prediction(exp, out)
+    if dry_run:
+        return _dry_run(dry_run_lines(pp))
+    summary = predict_images(pp, _reporter(quiet))
+    shown = summary["pictured"]
+    return PredictRun(summary["run_dir"], sheet_paths(pp.out, shown) if pp.out is not None and shown else [])
+
+
+@takes(TOP, DATA, RUN)
+def top(*layers: str, run: str | Path | None = None, channels: int | Sequence[int] | str | None = None,
+        out: str | Path | None = None, **settings: Any) -> TopRun | Text:
+    """What each channel looks for, as ``convlab top``: for each map stage (or ``stages``) and each channel
+    (the first ``max_channels``, or ``channels``, e.g. ``[0, 4, 7]``), the ``k`` dataset patches that excite it
+    most, each cropped to that channel's receptive field, in one pass over the data; beside them its mean,
+    its top value and how often it is dead (never above 0). The network is ``layers`` (as :func:`stack`
+    takes them, with ``weights``), ``pretrained`` and ``upto``, or the training run ``run`` (its layers and
+    ``model.pt``). ``out``: a folder for each stage's PNG sheet (never overwritten). E.g.
+    ``convlab.top(run=trained.run_dir, stages=[1], k=9)``. Returns the :class:`TopRun`: each stage's sheet and
+    channel table."""
+    from convlab.top.plan import resolve_top
+    from convlab.top.run import run_top
+
+    settings, config, quiet, dry_run = _split(settings)
+    found = overrides("top", {**settings, "layers": layers})
+    found["top"]["channels"] = [channels] if isinstance(channels, int) else channels  # explain's channels are the input's
+    exp = resolve_top(found, None if config is None else Path(config), None if run is None else Path(run))
+    if dry_run:
+        from convlab.commands import top_plan_lines
+
+        return _dry_run(top_plan_lines(exp))
+    summary, _ = run_top(exp, _reporter(quiet), out=None if out is None else Path(out))
+    return TopRun(summary["run_dir"])
 
 
 def _size(size: Any) -> str | None:
