@@ -232,6 +232,10 @@ def test_defaults_then_the_config_file_then_the_keywords(tmp_path, monkeypatch):
     (["top", *TOP_LAYERS, "--dataset", "shapes", "--stages", "5"], lambda: convlab.top(*TOP_LAYERS, dataset="shapes", stages=[5])),
     (["top", *TOP_LAYERS, "--dataset", "shapes", "--channels", "7"], lambda: convlab.top(*TOP_LAYERS, dataset="shapes", channels=7)),
     (["top", "--run", "nowhere", "ReLU()"], lambda: convlab.top("ReLU()", run="nowhere")),
+    (["explain", "convtranspose", "-s", "2", "--output-padding", "2"], lambda: convlab.explain("convtranspose", stride=2, output_padding=2)),
+    (["explain", "convtranspose", "--case", "padding-strides", "-k", "2"],
+     lambda: convlab.explain("convtranspose", case="padding-strides", kernel_size=2)),
+    (["demo", "convtranspose", "--weight", "1 2; 3"], lambda: convlab.demo("convtranspose", weight="1 2; 3")),
 ])
 def test_user_errors_are_the_command_lines_one_line_as_exceptions(argv, call, run_cli, tmp_path):
     r = run_cli(*argv)
@@ -316,12 +320,34 @@ def test_explain_demo_and_dry_runs_are_the_command_lines_text(run_cli, tmp_path)
         (["explain", "stack", "Conv2d(3, 8, 3)", "MaxPool2d(2)"], convlab.explain("stack", "Conv2d(3, 8, 3)", "MaxPool2d(2)")),
         (["demo", "pool"], convlab.demo("pool")),
         (["demo", "conv", "--cell", "1,1", "-s", "2"], convlab.demo("conv", cell=(1, 1), stride=2)),
+        (["explain", "convtranspose", "-s", "2"], convlab.explain("convtranspose", stride=2)),
+        (["explain", "convtranspose", "--channels", "4", "--size", "5x7", "-c", "2", "-k", "3x2", "-s", "2", "--output-padding", "1",
+          "--no-bias"], convlab.explain("convtranspose", channels=4, size=(5, 7), out_channels=2, kernel_size=(3, 2), stride=2,
+                                        output_padding=1, bias=False)),
+        (["explain", "convtranspose", "--case", "padding-strides-odd"], convlab.explain("convtranspose", case="padding-strides-odd")),
+        (["demo", "convtranspose"], convlab.demo("convtranspose")),
+        (["demo", "convtranspose", "-k", "2", "-s", "2", "--cell", "1,2", "--input", "1 2; 3 4"],
+         convlab.demo("convtranspose", kernel_size=2, stride=2, cell=(1, 2), input_matrix=[[1, 2], [3, 4]])),
+        (["demo", "convtranspose", "--case", "no-padding-strides"], convlab.demo("convtranspose", case="no-padding-strides")),
     ]:
         r = run_cli(*argv)
         assert r.code == 0 and isinstance(text, Text)
         assert text.text.strip() == r.out.strip(), argv
         assert text._repr_html_().startswith("<pre>")
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_transposed_convolutions_keywords_are_its_own():
+    with pytest.raises(ConfigError, match="output_padding is a transposed convolution's; explain conv takes neither"):
+        convlab.explain("conv", output_padding=1)
+    with pytest.raises(ConfigError, match="case is a transposed convolution's; demo pool takes neither"):
+        convlab.demo("pool", case="padding-strides")
+    with pytest.raises(ConfigError, match="ceil_mode is a pool's; demo convtranspose takes"):
+        convlab.demo("convtranspose", ceil_mode=True)
+    with pytest.raises(ConfigError, match="explain convtranspose takes .*; leave out mode"):
+        convlab.explain("convtranspose", mode="avg")
+    with pytest.raises(ConfigError, match="unknown explain 'deconv'; choose from conv, pool, unpool, convtranspose, stack"):
+        convlab.explain("deconv")
 
 
 def test_interact_redraws_the_arithmetic_and_the_picture_as_the_sliders_move():
