@@ -17,9 +17,14 @@ from convlab import __version__, commands, usage
 from convlab.board import DEFAULT_HOST, DEFAULT_PORT, serve
 from convlab.config import overrides, resolve
 from convlab.options import (
+    ANIMATE_OPTIONS,
+    CONV_LAYER_OPTIONS,
     DATA_OPTIONS,
+    EXPLAIN_INPUT_OPTIONS,
+    POOL_LAYER_OPTIONS,
     PREDICT_DATA_OPTIONS,
     RUN_OPTIONS,
+    STACK_NETWORK_OPTIONS,
     SWEEP_RUN_OPTIONS,
     TRAIN_DATA_OPTIONS,
     AnimateOpt,
@@ -29,7 +34,6 @@ from convlab.options import (
     CellOpt,
     ChannelsOpt,
     ClassOpt,
-    ConfigOpt,
     ConvPaddingOpt,
     ConvStrideOpt,
     DilationOpt,
@@ -42,8 +46,6 @@ from convlab.options import (
     GradcamLayerOpt,
     GroupsOpt,
     HoldoutOpt,
-    InChannelsOpt,
-    InitOpt,
     InitWeightsOpt,
     JsonOpt,
     KernelOpt,
@@ -68,7 +70,6 @@ from convlab.options import (
     PretrainedOpt,
     SheetsOpt,
     ShuffleOpt,
-    SizeOpt,
     SkipInvalidOpt,
     SnapshotEveryOpt,
     StackWeightsOpt,
@@ -85,13 +86,11 @@ from convlab.options import (
     TransposedOutChannelsOpt,
     TransposedPaddingOpt,
     TransposedSizeOpt,
-    UnpoolOpt,
     UnpoolSizeOpt,
     UptoOpt,
     VaryOpt,
     WeightDecayOpt,
     WeightOpt,
-    WeightsOpt,
     views_group,
     with_options,
 )
@@ -119,34 +118,20 @@ def _run(ctx: typer.Context, command: str) -> None:
 
 
 @app.command(**usage.help_of("conv"))
-@with_options(CONV_VIEWS, DATA_OPTIONS, RUN_OPTIONS)
-def conv(
-    ctx: typer.Context,
-    in_channels: InChannelsOpt = None, out_channels: OutChannelsOpt = None, kernel_size: KernelOpt = None,
-    stride: ConvStrideOpt = None, padding: ConvPaddingOpt = None, padding_mode: PaddingModeOpt = None,
-    dilation: DilationOpt = None, groups: GroupsOpt = None, bias: BiasOpt = None, init: InitOpt = None,
-    weights: WeightsOpt = None,
-) -> None:
+@with_options(CONV_LAYER_OPTIONS, CONV_VIEWS, DATA_OPTIONS, RUN_OPTIONS)
+def conv(ctx: typer.Context) -> None:
     _run(ctx, "conv")
 
 
 @app.command(**usage.help_of("pool"))
-@with_options(POOL_VIEWS, DATA_OPTIONS, RUN_OPTIONS)
-def pool(
-    ctx: typer.Context,
-    kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
-    dilation: DilationOpt = None, ceil_mode: CeilOpt = None, mode: PoolModeOpt = None, unpool: UnpoolOpt = None,
-) -> None:
+@with_options(POOL_LAYER_OPTIONS, POOL_VIEWS, DATA_OPTIONS, RUN_OPTIONS)
+def pool(ctx: typer.Context) -> None:
     _run(ctx, "pool")
 
 
 @app.command(**usage.help_of("stack"))
-@with_options(STACK_VIEWS, DATA_OPTIONS, RUN_OPTIONS)
-def stack(
-    ctx: typer.Context,
-    layers: LayersArg = None, weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None,
-    max_channels: MaxChannelsOpt = None,
-) -> None:
+@with_options(STACK_NETWORK_OPTIONS, STACK_VIEWS, DATA_OPTIONS, RUN_OPTIONS)
+def stack(ctx: typer.Context, layers: LayersArg = None) -> None:
     _run(ctx, "stack")
 
 
@@ -235,36 +220,20 @@ def _sweep(ctx: typer.Context, command: str) -> None:
 
 
 @sweep_app.command("conv", **usage.help_of("sweep conv"))
-@with_options(CONV_VIEWS, DATA_OPTIONS, SWEEP_RUN_OPTIONS)
-def sweep_conv(
-    ctx: typer.Context,
-    vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False,
-    in_channels: InChannelsOpt = None, out_channels: OutChannelsOpt = None, kernel_size: KernelOpt = None,
-    stride: ConvStrideOpt = None, padding: ConvPaddingOpt = None, padding_mode: PaddingModeOpt = None,
-    dilation: DilationOpt = None, groups: GroupsOpt = None, bias: BiasOpt = None, init: InitOpt = None,
-    weights: WeightsOpt = None,
-) -> None:
+@with_options(CONV_LAYER_OPTIONS, CONV_VIEWS, DATA_OPTIONS, SWEEP_RUN_OPTIONS)
+def sweep_conv(ctx: typer.Context, vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False) -> None:
     _sweep(ctx, "conv")
 
 
 @sweep_app.command("pool", **usage.help_of("sweep pool"))
-@with_options(POOL_VIEWS, DATA_OPTIONS, SWEEP_RUN_OPTIONS)
-def sweep_pool(
-    ctx: typer.Context,
-    vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False,
-    kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
-    dilation: DilationOpt = None, ceil_mode: CeilOpt = None, mode: PoolModeOpt = None, unpool: UnpoolOpt = None,
-) -> None:
+@with_options(POOL_LAYER_OPTIONS, POOL_VIEWS, DATA_OPTIONS, SWEEP_RUN_OPTIONS)
+def sweep_pool(ctx: typer.Context, vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False) -> None:
     _sweep(ctx, "pool")
 
 
 @sweep_app.command("stack", **usage.help_of("sweep stack"))
-@with_options(STACK_VIEWS, DATA_OPTIONS, SWEEP_RUN_OPTIONS)
-def sweep_stack(
-    ctx: typer.Context,
-    layers: LayersArg = None, vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False,
-    weights: StackWeightsOpt = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None, max_channels: MaxChannelsOpt = None,
-) -> None:
+@with_options(STACK_NETWORK_OPTIONS, STACK_VIEWS, DATA_OPTIONS, SWEEP_RUN_OPTIONS)
+def sweep_stack(ctx: typer.Context, layers: LayersArg = None, vary: VaryOpt = None, skip_invalid: SkipInvalidOpt = False) -> None:
     _sweep(ctx, "stack")
 
 
@@ -308,41 +277,42 @@ def demo_convtranspose(
     )
 
 
+def _explain(ctx: typer.Context, command: str) -> None:
+    """explain conv, pool: the layer from its options (or --config), worked out on --size / --channels."""
+    p = ctx.params
+    settings = overrides(command, p)
+    if command == "conv":
+        settings["conv"]["in_channels"] = p["channels"]  # the input's channels are the layer's in_channels
+    exp = resolve(command, settings, p["config"])
+    commands.explain(exp, size=p["size"], channels=p["channels"], animate=p["animate"], logdir=p["frames_logdir"])
+
+
 @explain_app.command("conv", **usage.help_of("explain conv"))
+@with_options(EXPLAIN_INPUT_OPTIONS, ANIMATE_OPTIONS)
 def explain_conv(
     ctx: typer.Context,
     out_channels: OutChannelsOpt = None, kernel_size: KernelOpt = None, stride: ConvStrideOpt = None,
     padding: ConvPaddingOpt = None, padding_mode: PaddingModeOpt = None, dilation: DilationOpt = None,
     groups: GroupsOpt = None, bias: BiasOpt = None,
-    size: SizeOpt = None, channels: ChannelsOpt = None, config: ConfigOpt = None,
-    animate: AnimateOpt = None, frames_logdir: FramesLogdirOpt = None,
 ) -> None:
-    settings = overrides("conv", ctx.params)
-    settings["conv"]["in_channels"] = channels  # the input's channels are the layer's in_channels
-    exp = resolve("conv", settings, config)
-    commands.explain(exp, size=size, channels=channels, animate=animate, logdir=frames_logdir)
+    _explain(ctx, "conv")
 
 
 @explain_app.command("pool", **usage.help_of("explain pool"))
+@with_options(EXPLAIN_INPUT_OPTIONS, ANIMATE_OPTIONS)
 def explain_pool(
     ctx: typer.Context,
     kernel_size: KernelOpt = None, stride: PoolStrideOpt = None, padding: PoolPaddingOpt = None,
     dilation: DilationOpt = None, ceil_mode: CeilOpt = None, mode: PoolModeOpt = None,
-    size: SizeOpt = None, channels: ChannelsOpt = None, config: ConfigOpt = None,
-    animate: AnimateOpt = None, frames_logdir: FramesLogdirOpt = None,
 ) -> None:
-    exp = resolve("pool", overrides("pool", ctx.params), config)
-    commands.explain(exp, size=size, channels=channels, animate=animate, logdir=frames_logdir)
+    _explain(ctx, "pool")
 
 
 @explain_app.command("stack", **usage.help_of("explain stack"))
-def explain_stack(
-    ctx: typer.Context,
-    layers: LayersArg = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None,
-    size: SizeOpt = None, channels: ChannelsOpt = None, config: ConfigOpt = None,
-) -> None:
-    exp = resolve("stack", overrides("stack", ctx.params), config)
-    commands.explain_stack(exp, size=size, channels=channels)
+@with_options(EXPLAIN_INPUT_OPTIONS)
+def explain_stack(ctx: typer.Context, layers: LayersArg = None, pretrained: PretrainedOpt = None, upto: UptoOpt = None) -> None:
+    p = ctx.params
+    commands.explain_stack(resolve("stack", overrides("stack", p), p["config"]), size=p["size"], channels=p["channels"])
 
 
 @explain_app.command("convtranspose", **usage.help_of("explain convtranspose"))

@@ -369,6 +369,19 @@ SWEEP_RUN_OPTIONS = option_group(**{**_RUN, "run_name": SweepNameOpt})
 PREDICT_DATA_OPTIONS = option_group(dataset=PredictDatasetOpt, data_dir=DataDirOpt, image_size=ImageSizeOpt, grayscale=GrayscaleOpt,
                                     batch_size=BatchSizeOpt)
 
+# One layer's options, shared by its command and its sweep (explain and demo take some of them, listed there).
+CONV_LAYER_OPTIONS = option_group(
+    in_channels=InChannelsOpt, out_channels=OutChannelsOpt, kernel_size=KernelOpt, stride=ConvStrideOpt, padding=ConvPaddingOpt,
+    padding_mode=PaddingModeOpt, dilation=DilationOpt, groups=GroupsOpt, bias=BiasOpt, init=InitOpt, weights=WeightsOpt,
+)
+POOL_LAYER_OPTIONS = option_group(kernel_size=KernelOpt, stride=PoolStrideOpt, padding=PoolPaddingOpt, dilation=DilationOpt,
+                                  ceil_mode=CeilOpt, mode=PoolModeOpt, unpool=UnpoolOpt)
+# A stack's network besides its layers: weights for it, or a pretrained network's first stages, and how much is shown.
+STACK_NETWORK_OPTIONS = option_group(weights=StackWeightsOpt, pretrained=PretrainedOpt, upto=UptoOpt, max_channels=MaxChannelsOpt)
+# What explain works a layer out on (a size, its channels, a config's layer), and its --animate.
+EXPLAIN_INPUT_OPTIONS = option_group(size=SizeOpt, channels=ChannelsOpt, config=ConfigOpt)
+ANIMATE_OPTIONS = option_group(animate=AnimateOpt, frames_logdir=FramesLogdirOpt)
+
 Command = TypeVar("Command", bound=Callable[..., None])
 
 
