@@ -187,6 +187,21 @@ def test_a_top_run_shows_each_stage_sheet_and_its_channel_table(tmp_path, monkey
     assert html.count("<img ") == 1 and "channel" in run.text("01-conv2d/top") and html.count("<pre>") == 2
 
 
+def test_a_run_that_trained_a_python_model_is_refused_as_the_source_of_layers(run_cli, tmp_path):
+    from torch import nn
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(900, 10))
+    trained = convlab.train(model=net, dataset="shapes", batch_size=8, max_steps=1, eval_batches=1, quiet=True)
+    _two_images(tmp_path / "images")
+    says = f"trained a Python nn.Module (model=), which its config.toml cannot rebuild: give the model's layers as text with --weights {trained.model}"
+    for argv, call in [(["predict", "--run", trained.run_dir, "images"], lambda: convlab.predict("images", run=trained.run_dir)),
+                       (["top", "--run", trained.run_dir], lambda: convlab.top(run=trained.run_dir))]:
+        assert_user_error(run_cli(*argv), says)
+        with pytest.raises(ConfigError, match=re.escape(says)):
+            call()
+    assert [p.parent for p in Path("logs").rglob("summary.json")] == [trained.run_dir]  # nothing but the training run
+
+
 def test_predict_and_top_dry_runs_are_the_command_lines_text(run_cli, tmp_path):
     _two_images(tmp_path / "images")
     for argv, text in [
