@@ -45,7 +45,7 @@ def test_the_lesson_runs_clean_on_this_checkouts_convlab(executed):
     where = "".join(o.get("text", "") for o in nb.cells[-1].outputs).splitlines()
     assert Path(where[0]) == REPO / "src" / "convlab" / "__init__.py" and where[1] == "['ipywidgets', 'torch']"
     assert sorted(p.name.split("-")[0] for p in (work / "logs").iterdir()) == [
-        "conv", "maxpool", "stack", "stack", "stack", "stack", "sweep", "sweep", "train"]
+        "conv", "maxpool", "predict", "stack", "stack", "stack", "stack", "sweep", "sweep", "train"]
 
 
 def test_every_display_cell_shows_what_it_is_tagged_with(executed):

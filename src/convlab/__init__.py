@@ -2,13 +2,14 @@
 
 In Python (a notebook): ``convlab.conv(out_channels=6, dataset="shapes")``, ``convlab.pool``,
 ``convlab.stack`` (layers, or ``model=`` any ``torch.nn.Module``), ``convlab.train``,
-``convlab.sweep``, ``convlab.explain``, ``convlab.demo``, ``convlab.board`` and
-``convlab.interact``: the commands, with their options' names as keywords, each returning a
-result that shows itself. ``help(convlab.conv)`` lists its keywords.
+``convlab.sweep``, ``convlab.explain``, ``convlab.demo``, ``convlab.predict``, ``convlab.top``,
+``convlab.board`` and ``convlab.interact``: the commands, with their options' names as keywords,
+each returning a result that shows itself. ``help(convlab.conv)`` lists its keywords.
 
 Each is defined in :mod:`convlab.notebook` (``api.py``, ``interact.py``) and bound here on first
 use, so ``import convlab`` imports neither torch nor typer. Several of these names are also
-the names of the modules that do the work (``convlab/train/``, ``convlab/board.py``): here
+the names of the modules that do the work (``convlab/train/``, ``convlab/predict/``, ``convlab/top/``,
+``convlab/board.py``): here
 they are the API's. Python's import system would bind such a module over the function as soon
 as it is imported, so the package keeps them, and convlab's own code imports from those modules
 (``from convlab.train.plan import plan_training``), never ``from convlab import train``
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 # The notebook API: each name and the module of convlab.notebook that defines it.
 API = {
     "conv": "api", "pool": "api", "stack": "api", "train": "api", "sweep": "api", "explain": "api", "demo": "api",
-    "board": "api", "interact": "interact",
+    "predict": "api", "top": "api", "board": "api", "interact": "interact",
 }
 
 

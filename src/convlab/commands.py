@@ -21,6 +21,8 @@ from convlab.terminal import TerminalReporter, echo
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from convlab.explain.explanation import Explanation
+
 
 def execute(exp: Experiment, *, dry_run: bool, quiet: bool) -> None:
     """``convlab conv|pool``: the run, its progress, and the commands that show it."""
@@ -105,14 +107,12 @@ def top(
     dry_run: bool, quiet: bool,
 ) -> None:
     """``convlab top``: the pass, then the channel tables (or the JSON) and where the pictures are."""
-    from convlab import planning
-    from convlab.top.plan import describe_top, plan_top, resolve_top
+    from convlab.top.plan import resolve_top
     from convlab.top.run import result_json, run_top
 
     exp = resolve_top(overrides, config, run)
     if dry_run:
-        tp = plan_top(exp)
-        _dry_run(dump_toml(exp).rstrip(), "", planning.describe(tp.stack), describe_top(tp), f"device: {tp.stack.device}")
+        _dry_run(*top_plan_lines(exp))
         return
     reporter = TerminalReporter(quiet or as_json)
     summary, result = run_top(exp, reporter, out=out)
@@ -128,6 +128,15 @@ def top(
     reporter.info(f"logged the top {exp.top.k} patches of {len(result.stages)} stage(s) over {result.images} image(s) "
                   f"to {summary['run_dir']}" + (f"; sheets in {out}" if out is not None else ""))
     _how_to_view(reporter, exp.run.logdir)
+
+
+def top_plan_lines(exp: Experiment) -> list[str]:
+    """What ``convlab top --dry-run`` prints: the resolved config, the stack, the stages and channels shown."""
+    from convlab import planning
+    from convlab.top.plan import describe_top, plan_top
+
+    tp = plan_top(exp)
+    return [dump_toml(exp).rstrip(), "", planning.describe(tp.stack), describe_top(tp), f"device: {tp.stack.device}"]
 
 
 def predict(
@@ -322,12 +331,32 @@ def explain_convtranspose(
 ) -> None:
     """A ConvTranspose2d explained on what Conv2d with the same arguments makes of the dataset's
     images (or ``--size``, or a conv_arithmetic ``case``); with ``animate``, the GIF too."""
+    if logdir is not None and animate is None:
+        raise ConvlabError("--logdir logs the animation's frames; give --animate FILE.gif too")
+    cfg, shape, explained = convtranspose_explanation(layer=layer, case=case, size=size)
+    echo(explained.rich())
+    if animate is None:
+        return
+    from datetime import datetime
+
+    from convlab.animate import animate_layer
+    from convlab.geometry import hw
+
+    settings = [f"k{hw(cfg.kernel_size)}", f"s{hw(cfg.stride)}", f"p{hw(cfg.padding)}", f"op{hw(cfg.output_padding)}"]
+    name = "-".join(["animate", "convtranspose", *settings, datetime.now().strftime("%Y%m%d-%H%M%S")])
+    report = animate_layer(cfg, animate, size=shape[1:] if size or case else None, logdir=logdir, run_name=name)
+    _animation_lines(report, animate, logdir)
+
+
+def convtranspose_explanation(
+    *, layer: dict[str, Any], case: str | None, size: str | None
+) -> tuple[ConvTranspose2dConfig, tuple[int, int, int], Explanation]:
+    """The layer of ``convlab explain convtranspose`` (its options as typed, or a conv_arithmetic
+    ``case``), its input's shape, and its explanation."""
     from convlab.data import get_dataset
     from convlab.explain.transposed import convtranspose_input
     from convlab.explain.transposed import explain_convtranspose as explanation
 
-    if logdir is not None and animate is None:
-        raise ConvlabError("--logdir logs the animation's frames; give --animate FILE.gif too")
     data = DataConfig()
     c, h, w = get_dataset(data.dataset).shape(data)
     if case is not None:
@@ -341,18 +370,7 @@ def explain_convtranspose(
     else:
         cfg = convtranspose_layer(**{"out_channels": c, **{k: v for k, v in layer.items() if v is not None}})
         shape, source = convtranspose_input(cfg, (c, h, w), size)
-    echo(explanation(cfg, shape, conv_from=source).rich())
-    if animate is None:
-        return
-    from datetime import datetime
-
-    from convlab.animate import animate_layer
-    from convlab.geometry import hw
-
-    settings = [f"k{hw(cfg.kernel_size)}", f"s{hw(cfg.stride)}", f"p{hw(cfg.padding)}", f"op{hw(cfg.output_padding)}"]
-    name = "-".join(["animate", "convtranspose", *settings, datetime.now().strftime("%Y%m%d-%H%M%S")])
-    report = animate_layer(cfg, animate, size=shape[1:] if size or case else None, logdir=logdir, run_name=name)
-    _animation_lines(report, animate, logdir)
+    return cfg, shape, explanation(cfg, shape, conv_from=source)
 
 
 def explain_unpool(exp: Experiment, *, size: str | None, channels: int | None, output_size: str | None) -> None:

@@ -39,6 +39,10 @@ def run_settings(run_dir: str | Path, option: str = "--run") -> dict[str, dict[s
             "train again, or give another run"
         )
     stack = raw.get("stack", {})
+    if not stack.get("layers") and not stack.get("pretrained"):
+        # convlab.train(model=...) in Python: its config.toml holds the other settings, not the class.
+        raise ConfigError(f"{option} {run_dir} trained a Python nn.Module (model=), which its {CONFIG_FILE} cannot rebuild: "
+                          f"give the model's layers as text with --weights {model}")
     settings: dict[str, dict[str, Any]] = {
         "stack": {k: stack.get(k) for k in ("layers", "pretrained", "upto")} | {"weights": str(model)},
         "data": {k: raw.get("data", {}).get(k) for k in DATA_KEYS},

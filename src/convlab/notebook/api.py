@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from convlab.config import overrides, resolve
 from convlab.errors import ConfigError, Interrupted
-from convlab.notebook.results import Run, Sweep, Text, TrainRun
+from convlab.notebook.results import PredictRun, Run, Sweep, Text, TopRun, TrainRun
 
 if TYPE_CHECKING:
     from torch import nn
@@ -85,6 +85,24 @@ KEYWORDS = _keywords(
     ("eval_split", "str | None", "test or train (default test)"),
     ("eval_batches", "int | None", "evaluate on this many batches (default all)"),
     ("holdout", "float | None", "evaluate on this fraction of the training images instead of eval_split"),
+    # going back up (explain and demo convtranspose)
+    ("output_padding", Pair, "a ConvTranspose2d's: added after the bottom and right edges, below the stride or the dilation "
+     "(default 0; demo: what gets the lesson's 5x5 back)"),
+    ("case", "str | None", "one of conv_arithmetic's transposed animations (e.g. 'padding-strides'): its layer and input "
+     "size; the other layer keywords are then left out"),
+    # predict
+    ("top_k", "int | None", "classes listed per image, the most probable first (--top; default 3)"),
+    ("target", "str | None", "the class the attributions explain (default: each image's predicted class)"),
+    ("attributions", "str | list[str] | None", "gradcam, saliency, occlusion (a list or comma-separated), or 'none' "
+     "(default every one that applies)"),
+    ("layer", "int | None", "the conv stage Grad-CAM reads, by its number in the stage table (default the last conv stage)"),
+    ("trace", "str | None", "'STAGE:CHANNEL:Y:X': how that value of that stage's output was computed, for each image shown"),
+    ("pictures", "int | None", "the first N images are shown (input as seen, stages, attributions); every one is predicted "
+     "(default 16)"),
+    # top
+    ("k", "int | None", "patches per channel: the images that excite it most, each once (default 9)"),
+    ("stages", "str | list[int] | None", "the stages shown, counted from 1: [1, 3] or '1,3' (default every map stage)"),
+    ("class_name", "str | None", "count only the images of this class (--class)"),
     # views
     ("show", "str | list[str] | None", "the views (--views): channels, kernels, stats, features, classes, or 'none' "
      "(default every one that applies)"),
@@ -121,6 +139,11 @@ TRAIN = ("weights", "optimizer", "lr", "epochs", "shuffle", "max_steps", "eval_e
 VIEWS = ("show", "scale", "images", "zoom")
 DATA = ("dataset", "split", "data_dir", "download", "batch_size", "max_batches", "image_size", "grayscale")
 RUN = ("device", "seed", "logdir", "run_name", "config", "quiet", "dry_run")
+PREDICT = ("weights", "pretrained", "upto", "top_k", "target", "attributions", "layer", "trace", "pictures", "max_channels")
+# A prediction reads your images, not a dataset: these say how the model's images were read.
+PREDICT_DATA = ("dataset", "data_dir", "image_size", "grayscale", "batch_size")
+TOP = ("weights", "pretrained", "upto", "k", "stages", "class_name", "max_channels")
+TRANSPOSED = ("out_channels", "kernel_size", "stride", "padding", "output_padding", "dilation", "groups", "bias", "case")
 
 
 def takes(*groups: Sequence[str]) -> Callable[[F], F]:
@@ -299,6 +322,64 @@ def sweep(command: str, *layers: str, vary: Mapping[str, Sequence[Any]] | Sequen
     return Sweep(run_sweep(sw, _reporter(quiet))["sweep_dir"])
 
 
+@takes(PREDICT, VIEWS, PREDICT_DATA, RUN)
+def predict(*inputs: str | Path, run: str | Path | None = None, model: nn.Module | None = None, out: str | Path | None = None,
+            **settings: Any) -> PredictRun | Text:
+    """Your own images through a trained classifier, as ``convlab predict``: per image the top-k classes,
+    the input as the model sees it (and what was done to it), every stage's maps and why it said so
+    (Grad-CAM, saliency, occlusion, by captum), logged as a run.
+
+    ``inputs`` are image files or folders of them (a folder of class subfolders is scored against them);
+    the model is the training run ``run`` (its layers, ``model.pt``, classes and how its images were
+    read), or, without ``run``, its layers first in ``inputs`` (each as PyTorch code, as :func:`stack`
+    takes them) with ``weights`` and ``dataset`` for the class names. ``out``: also write a PNG sheet per
+    image shown (``out`` for one image; for several, its name with the image's number: sheet-0.png, ...).
+    E.g. ``convlab.predict("photo.jpg", run=trained.run_dir)``. Returns the :class:`PredictRun`, which shows a
+    row per image: its classes as bars, the input as seen, each attribution. ``model=`` (a Python
+    ``nn.Module``) is not taken: give the layers and their weights, or a training run."""
+    from convlab.predict.plan import dry_run_lines, plan_prediction, resolve_prediction, sheet_paths
+    from convlab.predict.run import predict as predict_images
+
+    if model is not None:
+        raise ConfigError("predict takes no model=: its attributions and trace read convlab's own stages; save the weights "
+                          "(torch.save(model.state_dict(), 'net.pt')) and give the layers with weights='net.pt', or train with "
+                          "convlab.train(\"Conv2d(...)\", ...) and give run=")
+    settings, config, quiet, dry_run = _split(settings)
+    exp = resolve_prediction([str(i) for i in inputs], overrides("predict", settings), run=run, config=config)
+    pp = plan_prediction(exp, out)
+    if dry_run:
+        return _dry_run(dry_run_lines(pp))
+    summary = predict_images(pp, _reporter(quiet))
+    shown = summary["pictured"]
+    return PredictRun(summary["run_dir"], sheet_paths(pp.out, shown) if pp.out is not None and shown else [])
+
+
+@takes(TOP, DATA, RUN)
+def top(*layers: str, run: str | Path | None = None, channels: int | Sequence[int] | str | None = None,
+        out: str | Path | None = None, **settings: Any) -> TopRun | Text:
+    """What each channel looks for, as ``convlab top``: for each map stage (or ``stages``) and each channel
+    (the first ``max_channels``, or ``channels``, e.g. ``[0, 4, 7]``), the ``k`` dataset patches that excite it
+    most, each cropped to that channel's receptive field, in one pass over the data; beside them its mean,
+    its top value and how often it is dead (never above 0). The network is ``layers`` (as :func:`stack`
+    takes them, with ``weights``), ``pretrained`` and ``upto``, or the training run ``run`` (its layers and
+    ``model.pt``). ``out``: a folder for each stage's PNG sheet (never overwritten). E.g.
+    ``convlab.top(run=trained.run_dir, stages=[1], k=9)``. Returns the :class:`TopRun`: each stage's sheet and
+    channel table."""
+    from convlab.top.plan import resolve_top
+    from convlab.top.run import run_top
+
+    settings, config, quiet, dry_run = _split(settings)
+    found = overrides("top", {**settings, "layers": layers})
+    found["top"]["channels"] = [channels] if isinstance(channels, int) else channels  # explain's channels are the input's
+    exp = resolve_top(found, None if config is None else Path(config), None if run is None else Path(run))
+    if dry_run:
+        from convlab.commands import top_plan_lines
+
+        return _dry_run(top_plan_lines(exp))
+    summary, _ = run_top(exp, _reporter(quiet), out=None if out is None else Path(out))
+    return TopRun(summary["run_dir"])
+
+
 def _size(size: Any) -> str | None:
     if size is None or isinstance(size, str):
         return size
@@ -307,13 +388,34 @@ def _size(size: Any) -> str | None:
     return "x".join(str(v) for v in size)
 
 
-@takes([*CONV, *POOL, "pretrained", "upto", "dataset", "image_size", "grayscale", "data_dir", "device", "config"])
+def _typed(value: Any) -> str | None:
+    """A pair as the command line's option is typed: ``3``, ``(3, 5)`` or ``"3x5"`` -> ``"3"``, ``"3x5"``."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "x".join(str(v) for v in value)
+    return value  # the parser's own error names what it got
+
+
+def _transposed_only(command: str, settings: Mapping[str, Any]) -> None:
+    given = [key for key in ("output_padding", "case") if settings.get(key) is not None]
+    if given:
+        raise ConfigError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} a transposed convolution's; "
+                          f"{command} takes neither (convtranspose does)")
+
+
+@takes([*CONV, *POOL, "pretrained", "upto", "output_padding", "case", "dataset", "image_size", "grayscale", "data_dir", "device",
+        "config"])
 def explain(command: str, *layers: str, model: nn.Module | None = None, size: int | tuple[int, int] | str | None = None,
             channels: int | None = None, output_size: int | tuple[int, int] | str | None = None, **settings: Any) -> Text:
-    """The arithmetic, as ``convlab explain conv|pool|unpool|stack`` prints it: the output-size formula
-    with the numbers, receptive field, parameters, multiply-adds, rows never read; for a stack (its
-    ``layers``, or ``model``: your ``nn.Module``, run once on blank images) the table of its stages.
-    ``size`` and ``channels`` set the input (default: the dataset's images). No data is read."""
+    """The arithmetic, as ``convlab explain conv|pool|unpool|convtranspose|stack`` prints it: the output-size
+    formula with the numbers, receptive field, parameters, multiply-adds, rows never read; for a stack (its
+    ``layers``, or ``model``: your ``nn.Module``, run once on blank images) the table of its stages; for
+    convtranspose (``ConvTranspose2d``, or a conv_arithmetic ``case``) the Conv2d whose gradient it is and the
+    direct convolution it equals. ``size`` and ``channels`` set the input (default: the dataset's images; for
+    convtranspose, what Conv2d with the same arguments makes of them). No data is read."""
     from convlab import commands
     from convlab.explain.inputs import input_shape
     from convlab.explain.unpooling import explain_unpool_input
@@ -321,6 +423,17 @@ def explain(command: str, *layers: str, model: nn.Module | None = None, size: in
 
     settings, config, _, _ = _split(settings)
     size = _size(size)
+    if command == "convtranspose":
+        others = [key for key, value in settings.items() if value is not None and key not in TRANSPOSED]
+        if config is not None or others:
+            raise ConfigError(f"explain convtranspose takes {', '.join(TRANSPOSED)}, size and channels; leave out "
+                              f"{', '.join([*others, *(['config'] if config is not None else [])])}")
+        layer = {key: settings.get(key) if key in ("out_channels", "groups", "bias") else _typed(settings.get(key))
+                 for key in TRANSPOSED if key != "case"}
+        _, _, explained = commands.convtranspose_explanation(layer={"in_channels": channels, **layer}, case=settings.get("case"),
+                                                             size=size)
+        return Text(explained.text())
+    _transposed_only(f"explain {command}", settings)
     if command == "stack":
         if model is not None:
             if layers:
@@ -335,7 +448,7 @@ def explain(command: str, *layers: str, model: nn.Module | None = None, size: in
         exp = resolve("stack", overrides("stack", {**settings, "layers": layers}), config)
         return Text(explain_stack(exp.stages, commands.stack_input_shape(exp, size=size, channels=channels)).text())
     if command not in ("conv", "pool", "unpool"):
-        raise ConfigError(f"unknown explain {command!r}; choose from conv, pool, unpool, stack")
+        raise ConfigError(f"unknown explain {command!r}; choose from conv, pool, unpool, convtranspose, stack")
     kind = "pool" if command == "unpool" else command
     found = overrides(kind, settings)
     if command == "conv" and channels is not None:
@@ -346,18 +459,30 @@ def explain(command: str, *layers: str, model: nn.Module | None = None, size: in
     return Text(explanation(exp.layer, input_shape(exp, size, channels)).text())
 
 
-@takes(["kernel_size", "stride", "padding", "dilation", "ceil_mode"])
+@takes(["kernel_size", "stride", "padding", "dilation", "ceil_mode", "output_padding", "case"])
 def demo(command: str, *, input_matrix: str | Sequence[Sequence[float]] | None = None,
          weight: str | Sequence[Sequence[float]] | None = None, cell: str | tuple[int, int] | None = None,
          **layer: Any) -> Text:
-    """The 5x5 worked examples by hand, as ``convlab demo pool|conv``: every window with its cells and
-    result. ``input_matrix`` (and for conv ``weight``): your own, ``[[1, 2, 0], [3, 2, 4]]`` or
-    ``"1 2 0; 3 2 4"``; ``cell``: the output cell whose multiply-adds are shown, ``(row, column)``."""
+    """The 5x5 worked examples by hand, as ``convlab demo pool|conv|convtranspose``: every window with its
+    cells and result (for convtranspose: each input value's stamp of the kernel, and the zero-inserted input
+    convolved with the flipped kernel). ``input_matrix`` (and for conv and convtranspose ``weight``): your own,
+    ``[[1, 2, 0], [3, 2, 4]]`` or ``"1 2 0; 3 2 4"``; ``cell``: the output cell whose multiply-adds are shown,
+    ``(row, column)``; ``case``: one of conv_arithmetic's transposed animations, its layer and input size."""
     from convlab import commands
 
     matrix = input_matrix if input_matrix is None or isinstance(input_matrix, str) else str([list(r) for r in input_matrix])
     kernel = weight if weight is None or isinstance(weight, str) else str([list(r) for r in weight])
     at = cell if cell is None or isinstance(cell, str) else ",".join(map(str, cell))
+    if command == "convtranspose":
+        if layer.get("ceil_mode") is not None:
+            raise ConfigError("ceil_mode is a pool's; demo convtranspose takes kernel_size, stride, padding, output_padding, "
+                              "dilation or case")
+        geometry = {key: _typed(layer.get(key)) for key in ("kernel_size", "stride", "padding", "output_padding", "dilation")}
+        lines = commands.demo_convtranspose_lines(layer=geometry, case=layer.get("case"), input_matrix=matrix, weight=kernel,
+                                                  cell=at)
+        return Text("\n".join(line.plain for line in lines))
+    _transposed_only(f"demo {command}", layer)
+    layer = {key: value for key, value in layer.items() if key not in ("output_padding", "case")}
     if command == "pool":
         lines = commands.demo_pool_lines(layer=overrides("pool", layer)["pool"], input_matrix=matrix)
     elif command == "conv":
@@ -365,7 +490,7 @@ def demo(command: str, *, input_matrix: str | Sequence[Sequence[float]] | None =
             raise ConfigError("ceil_mode is a pool's; demo conv takes kernel_size, stride, padding and dilation")
         lines = commands.demo_conv_lines(layer=overrides("conv", layer)["conv"], input_matrix=matrix, weight=kernel, cell=at)
     else:
-        raise ConfigError(f"unknown demo {command!r}; choose from pool, conv")
+        raise ConfigError(f"unknown demo {command!r}; choose from pool, conv, convtranspose")
     return Text("\n".join(line.plain for line in lines))
 
 

@@ -5,16 +5,20 @@ event file with TensorBoard's own loader (:func:`convlab.writer.read_events`), n
 second way, so the notebook and TensorBoard cannot disagree. It displays itself as HTML (the
 summary, the run's main pictures with their tags and steps, the 'layer' table) and as one PNG
 (``_repr_png_``, where HTML is not shown); only images and text, no JavaScript. Which pictures
-are a run's main ones is one entry per command in :data:`MAIN_PICTURES`. No torch at import.
+are a run's main ones is one entry per command in :data:`MAIN_PICTURES`; a predict run
+(:class:`PredictRun`) shows a row per image, a top run (:class:`TopRun`) each stage's sheet
+with its channel table. No torch at import.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import io
+import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,19 +135,22 @@ class Run:
 
     def pictures(self) -> list[Picture]:
         """The run's main pictures (:data:`MAIN_PICTURES` for its command), read back from its event file."""
+        return [p for row in self.rows() for p in row]
+
+    def rows(self) -> list[list[Picture]]:
+        """The main pictures as they are shown: a row of one each, or side by side where they belong together."""
         if self._pictures is None:
             command = str(self.summary.get("command", ""))
             self._pictures = MAIN_PICTURES.get(command.split()[0] if command else "", _every_image)(self)
-        return self._pictures
+        return [[p] for p in self._pictures]
 
     def _repr_png_(self) -> bytes:
-        return _png(sheet(self.title, self.pictures()))
+        return _png(sheet(self.title, self.rows()))
 
     def _repr_html_(self) -> str:
-        parts = [f"<div><b>{html.escape(self.title)}</b><br><code>{html.escape(str(self.run_dir))}</code></div>"]
-        parts += [_figure(p) for p in self.pictures()]
+        parts = [_head(self.title, self.run_dir), *(_row(row) for row in self.rows())]
         if "layer" in self.tags["texts"]:
-            parts.append(f"<details><summary>layer</summary><pre>{html.escape(self.text('layer'))}</pre></details>")
+            parts.append(_details("layer", self.text("layer")))
         return "\n".join(parts)
 
     def __repr__(self) -> str:
@@ -164,6 +171,91 @@ class TrainRun(Run):
         s = self.summary
         accuracy = f", test accuracy {s['test_accuracy']:.1%}" if isinstance(s.get("test_accuracy"), float) else ""
         return f"{super().title}{accuracy}"
+
+
+
+class PredictRun(Run):
+    """A prediction run (``convlab.predict``): per image shown, a row of its top-k classes as bars (from the
+    run's 'probabilities' text), the input as the model sees it and each attribution overlay, all read back
+    from the event file; ``seen(i)`` says what was done to image ``i``; ``predictions()`` is every image's
+    row of ``predictions.csv``; ``sheets`` are the PNG sheets written with ``out=``."""
+
+    def __init__(self, run_dir: str | Path, sheets: Sequence[str | Path] = ()):
+        super().__init__(run_dir)
+        self.sheets = [Path(path) for path in sheets]
+        self._rows: list[list[Picture]] | None = None
+
+    @property
+    def title(self) -> str:
+        s = self.summary
+        accuracy = f", accuracy {s['accuracy']:.1%} on {s['counted']} labelled" if isinstance(s.get("accuracy"), float) else ""
+        return (f"convlab predict: {s.get('predicted', 0)} image(s) through a model trained on {s.get('trained_on', '?')}, "
+                f"{s.get('pictured', 0)} shown{accuracy}, {s.get('status', '?')}")
+
+    def top(self, index: int) -> list[tuple[str, float]]:
+        """Image ``index``'s classes and probabilities, the most probable first, as logged ('probabilities')."""
+        rows = (re.fullmatch(r"\| (.*) \| ([0-9.]+) \|", line) for line in self.text("probabilities", step=index).splitlines())
+        return [(_plain(m[1]), float(m[2])) for m in rows if m and m[1] != "class"]
+
+    def seen(self, index: int) -> str:
+        """What was done to image ``index`` to make it what the model takes, and any warning (the 'seen' text)."""
+        return _plain(self.text("seen", step=index).replace("**", ""))
+
+    def predictions(self) -> list[dict[str, str]]:
+        """Every image's row of the run's ``predictions.csv`` (index, image, label, predicted, probability, correct, top)."""
+        with (self.run_dir / str(self.summary.get("predictions", "predictions.csv"))).open(encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f))
+
+    def rows(self) -> list[list[Picture]]:
+        if self._rows is not None:
+            return self._rows
+        tags = self.summary.get("tags", [])
+        seen = [t for t in tags[:1] if t in self.tags["images"]]  # a run's first tag is its input, as the model sees it
+        shown = [t for t in self.summary.get("attributions", []) if t in self.tags["images"]]
+        self._rows = []
+        for i in range(int(self.summary.get("pictured", 0))):
+            top = self.top(i)
+            name = self.seen(i).splitlines()[0].split(": ")[0]
+            bars = Picture.drawn(f"{i}. {name} -> {top[0][0]} ({top[0][1]:.1%})", bar_chart(top))
+            self._rows.append([bars, *(self._picture(tag, i) for tag in [*seen, *shown])])
+        if "confusion" in self.tags["images"]:
+            self._rows.append([self._picture("confusion", 0)])
+        return self._rows
+
+    def _repr_html_(self) -> str:
+        parts = [_head(self.title, self.run_dir)]
+        for i, row in enumerate(self.rows()):
+            parts.append(_row(row))
+            if i < int(self.summary.get("pictured", 0)):
+                parts.append(_details("as the model sees it", self.seen(i)))
+        if self.sheets:
+            parts.append(f"<div>sheets: {', '.join(f'<code>{html.escape(str(p))}</code>' for p in self.sheets)}</div>")
+        return "\n".join(parts)
+
+
+class TopRun(Run):
+    """A top-patches run (``convlab.top``): each stage's sheet (a row per channel: the k dataset patches that
+    excite it most) with its channel table, and the stages ranked by dead channels, read back from the run;
+    ``sheets`` are the PNG sheets written with ``out=``."""
+
+    @property
+    def sheets(self) -> list[Path]:
+        return [Path(path) for path in self.summary.get("sheets", [])]
+
+    @property
+    def title(self) -> str:
+        s = self.summary
+        return (f"convlab top: {s.get('k', '?')} patches per channel over {s.get('images', 0)} image(s) of "
+                f"{s.get('dataset', '?')}/{s.get('split', '?')}, {s.get('status', '?')}")
+
+    def _repr_html_(self) -> str:
+        parts = [_head(self.title, self.run_dir)]
+        for picture in self.pictures():
+            tag = picture.caption.rsplit(", step", 1)[0]
+            parts += [_figure(picture), f"<pre>{html.escape(self.text(tag))}</pre>"]
+        if "top" in self.tags["texts"]:
+            parts.append(f"<pre>{html.escape(self.text('top'))}</pre>")
+        return "\n".join(parts)
 
 
 class Sweep:
@@ -195,11 +287,10 @@ class Sweep:
         return [self.compare._picture("compare", 0)]
 
     def _repr_png_(self) -> bytes:
-        return _png(sheet(self.title, self.pictures()))
+        return _png(sheet(self.title, [[p] for p in self.pictures()]))
 
     def _repr_html_(self) -> str:
-        head = f"<div><b>{html.escape(self.title)}</b><br><code>{html.escape(str(self.sweep_dir))}</code></div>"
-        return "\n".join([head, *(_figure(p) for p in self.pictures())])
+        return "\n".join([_head(self.title, self.sweep_dir), *(_figure(p) for p in self.pictures())])
 
     def __repr__(self) -> str:
         return f"Sweep({str(self.sweep_dir)!r}: {self.title})"
@@ -248,8 +339,13 @@ def _training(run: Run) -> list[Picture]:
     return pictures
 
 
+def _top_sheets(run: Run) -> list[Picture]:
+    """Each chosen stage's sheet of top patches."""
+    return [run._picture(tag, 0) for tag in run.summary.get("tags", []) if tag in run.tags["images"]]
+
+
 # A command's main pictures; any other shows every image tag at step 0.
-MAIN_PICTURES: dict[str, Callable[[Run], list[Picture]]] = {"train": _training}
+MAIN_PICTURES: dict[str, Callable[[Run], list[Picture]]] = {"train": _training, "top": _top_sheets}
 
 
 def _steps(steps: list[int]) -> str:
@@ -259,6 +355,26 @@ def _steps(steps: list[int]) -> str:
 
 
 # ----------------------------------------------------------------------------- drawing
+
+
+def _plain(markdown: str) -> str:
+    """Text as written into a run's markdown (its backslash escapes undone)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def _head(title: str, where: Path) -> str:
+    return f"<div><b>{html.escape(title)}</b><br><code>{html.escape(str(where))}</code></div>"
+
+
+def _details(summary: str, text: str) -> str:
+    return f"<details><summary>{html.escape(summary)}</summary><pre>{html.escape(text)}</pre></details>"
+
+
+def _row(pictures: list[Picture]) -> str:
+    if len(pictures) == 1:
+        return _figure(pictures[0])
+    figures = "".join(_figure(p) for p in pictures)
+    return f'<div style="display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start">{figures}</div>'
 
 
 def _png(image: Image.Image) -> bytes:
@@ -274,21 +390,46 @@ def _figure(picture: Picture) -> str:
             f'<img src="data:image/png;base64,{data}" width="{width}" style="image-rendering: pixelated; max-width: 100%"></figure>')
 
 
-def sheet(title: str, pictures: list[Picture]) -> Image.Image:
-    """The pictures one under the other at their own size, each under its caption, on white."""
+def sheet(title: str, rows: Sequence[Sequence[Picture]]) -> Image.Image:
+    """The rows one under the other, each row's pictures side by side at their own size, each under its
+    caption, on white."""
     from PIL import Image, ImageDraw
 
-    line = 14
-    width = max([p.image.width for p in pictures] + [8 * len(title)]) + 8
-    height = line + 8 + sum(line + p.image.height + 8 for p in pictures)
+    line, gap = 14, 8
+
+    def row_width(row: Sequence[Picture]) -> int:
+        return sum(max(p.image.width, 6 * len(p.caption)) + gap for p in row) - gap
+
+    width = max([row_width(row) for row in rows] + [8 * len(title)]) + 8
+    height = line + 8 + sum(line + max(p.image.height for p in row) + 8 for row in rows if row)
     out = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(out)
     draw.text((4, 2), title, fill="black")
     y = line + 8
-    for p in pictures:
-        draw.text((4, y), p.caption, fill=(60, 60, 60))
-        out.paste(p.image.convert("RGB"), (4, y + line))
-        y += line + p.image.height + 8
+    for row in (r for r in rows if r):
+        x = 4
+        for p in row:
+            draw.text((x, y), p.caption, fill=(60, 60, 60))
+            out.paste(p.image.convert("RGB"), (x, y + line))
+            x += max(p.image.width, 6 * len(p.caption)) + gap
+        y += line + max(p.image.height for p in row) + 8
+    return out
+
+
+def bar_chart(top: Sequence[tuple[str, float]], width: int = 240) -> Image.Image:
+    """Classes and their probabilities as horizontal bars on a 0-1 scale, the most probable first."""
+    from PIL import Image, ImageDraw
+
+    row, label = 16, 8 + 6 * max([len(name) for name, _ in top] + [1])
+    out = Image.new("RGB", (label + width + 48, row * len(top) + 6), "white")
+    draw = ImageDraw.Draw(out)
+    for i, (name, p) in enumerate(top):
+        y = 3 + i * row
+        draw.text((4, y + 1), name, fill="black")
+        draw.rectangle([label, y + 2, label + width, y + row - 3], outline=(210, 210, 210))
+        if p > 0:
+            draw.rectangle([label, y + 2, label + max(1, round(p * width)), y + row - 3], fill=COLOURS[0])
+        draw.text((label + width + 6, y + 1), f"{p:.1%}", fill="black")
     return out
 
 

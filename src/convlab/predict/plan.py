@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import convlab.predict.attributions as attr
 from convlab.config import dump_toml, read_config_file, resolve
 from convlab.data import get_dataset
 from convlab.data.folder import printable
 from convlab.errors import ConfigError
 from convlab.experiment import Experiment
 from convlab.modules import call_text
+from convlab.predict.attributions import ATTRIBUTIONS, chosen, gradcam_stages, occlusion_window
 from convlab.predict.images import Found, ModelInput, find_images
 from convlab.predict.trace import TracePoint, parse_trace
 from convlab.trained import run_settings
@@ -135,8 +135,8 @@ def plan_prediction(exp: Experiment, out: str | Path | None = None) -> PredictPl
     p = planning.plan(exp)
     check_classes(p, data.dataset, classes)
     pr = exp.predict
-    methods = attr.chosen(p, pr.attributions)
-    gradcam = attr.gradcam_stages(p, pr.layer) if "gradcam" in methods or pr.layer is not None else None
+    methods = chosen(p, pr.attributions)
+    gradcam = gradcam_stages(p, pr.layer) if "gradcam" in methods or pr.layer is not None else None
     if pr.layer is not None and "gradcam" not in methods:
         raise ConfigError(f"--layer {pr.layer} picks the stage Grad-CAM reads, but --attributions {pr.attributions} leaves Grad-CAM out")
     target = None if pr.target is None else class_index(pr.target, classes)
@@ -238,9 +238,9 @@ def method_text(pp: PredictPlan, name: str) -> str:
         return f"Grad-CAM at stage {conv} {call_text(p.stages[conv - 1].cfg)}{after}"
     if name == "occlusion":
         c, h, w = p.input_shape
-        (_, ph, pw), (_, sh, sw) = attr.occlusion_window(h, w, c)
+        (_, ph, pw), (_, sh, sw) = occlusion_window(h, w, c)
         return f"occlusion (a {ph}x{pw} grey patch, slid by {sh})"
-    return attr.ATTRIBUTIONS[name].title
+    return ATTRIBUTIONS[name].title
 
 
 

@@ -18,16 +18,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import convlab.predict.attributions as attr
-import convlab.predict.report as report
 from convlab.data import DataError
 from convlab.data.folder import UNREADABLE
 from convlab.errors import ConfigError
 from convlab.interrupts import closes_on_signals
 from convlab.planning import memory_error
+from convlab.predict.attributions import ATTRIBUTIONS, Classifier, attribute, shown
 from convlab.predict.images import Batch, unreadable_reason
 from convlab.predict.plan import PredictPlan, describe, sheet_paths
-from convlab.predict.report import Prediction, PredictionsFile, Tally
+from convlab.predict.report import (
+    Prediction,
+    PredictionsFile,
+    Tally,
+    code_block,
+    image_lines,
+    probabilities_markdown,
+    seen_markdown,
+    summary_lines,
+)
 
 if TYPE_CHECKING:
     from convlab.pipeline import Reporter
@@ -115,7 +123,7 @@ def predict(pp: PredictPlan, reporter: Reporter | None = None, *, records: bool 
         seconds = time.perf_counter() - started
         predictions.close()
         run.finish(seconds)
-        for line in report.summary_lines(tally, seconds):
+        for line in summary_lines(tally, seconds):
             reporter.info(line)
         summary = log.complete(seconds)
     except BaseException as exc:
@@ -153,7 +161,7 @@ class _Run:
 
         self.pp, self.log, self.tally, self.reporter = pp, log, tally, reporter
         p = pp.stack
-        self.classifier = attr.Classifier(p, pp.exp.predict.layer)
+        self.classifier = Classifier(p, pp.exp.predict.layer)
         self.classifier.model.to(memory_format=p.memory_format)  # its weights in the batches' layout
         self.labels = {name: i for i, name in enumerate(pp.classes)}
         self.sheets = sheet_paths(pp.out, max(1, pp.pictured)) if pp.out is not None else []
@@ -178,9 +186,9 @@ class _Run:
             label = self.labels.get(seen.file.label) if seen.file.label is not None else None
             top = [(pp.classes[c], v) for c, v in zip(indices[j], values[j])]
             preds.append(Prediction(batch.start + j, seen, top, label, indices[j][0]))
-        shown = [pred for pred in preds if pred.index < pp.pictured]
-        if shown:
-            self.show(batch, shown)
+        pictured = [pred for pred in preds if pred.index < pp.pictured]
+        if pictured:
+            self.show(batch, pictured)
         for pred in preds:
             self.tally.add(pred)
             self.table.add(pred)
@@ -188,8 +196,8 @@ class _Run:
 
     def show(self, batch: Batch, preds: list[Prediction]) -> None:
         """Every picture and text of the images shown, and their terminal blocks."""
-        import convlab.predict.pictures as pictures
         from convlab.pipeline import _forward
+        from convlab.predict.pictures import attribution_panel, original_panel, panel_picture, seen_panel, sheet
         from convlab.predict.trace import trace, trace_lines
 
         torch, pp, p, writer = self.torch, self.pp, self.pp.stack, self.log.writer
@@ -198,7 +206,7 @@ class _Run:
         targets = torch.tensor([pp.target if pp.target is not None else pred.predicted for pred in preds])
         maps = {}
         for name in pp.methods:
-            scaled, peaks = attr.shown(attr.attribute(name, self.classifier, x, targets))
+            scaled, peaks = shown(attribute(name, self.classifier, x, targets))
             maps[name] = (scaled.cpu().numpy(), peaks)
         modules = [s.module for s in p.stages]
         for k, pred in enumerate(preds):
@@ -210,30 +218,30 @@ class _Run:
             outputs = _forward(modules, stage_input)
             label = torch.tensor([pred.label if pred.label is not None else -1])
             self.log.step(x1, outputs, i, labels=label)
-            panels = [pictures.original_panel(seen), pictures.seen_panel(seen)]
+            panels = [original_panel(seen), seen_panel(seen)]
             for name in pp.methods:
                 scaled, peaks = maps[name]
-                method = attr.ATTRIBUTIONS[name]
+                method = ATTRIBUTIONS[name]
                 # A map with nothing above 0 (Grad-CAM rectified where every place speaks against the class) says so.
                 detail = method.detail(p, pp.exp.predict.layer) if peaks[k] > 0 else f"0 everywhere: nothing for {explained}"
-                panel = pictures.attribution_panel(seen.reading.pixels, scaled[k], f"{method.title}: {explained}", detail,
-                                                   f"{peaks[k]:.3g}")
-                writer.image(name, pictures.panel_picture(panel), i)
+                panel = attribution_panel(seen.reading.pixels, scaled[k], f"{method.title}: {explained}", detail,
+                                          f"{peaks[k]:.3g}")
+                writer.image(name, panel_picture(panel), i)
                 panels.append(panel)
-            writer.text("probabilities", report.probabilities_markdown(pred), i)
-            writer.text("seen", report.seen_markdown(pred), i)
-            lines = report.image_lines(pred, pp.classes)
+            writer.text("probabilities", probabilities_markdown(pred), i)
+            writer.text("seen", seen_markdown(pred), i)
+            lines = image_lines(pred, pp.classes)
             if pp.methods:
                 lines.append(f"   why {explained}: {', '.join(pp.methods)} in TensorBoard at step {i}"
                              + (f"; sheet {self.sheets[i]}" if self.sheets else ""))
             if pp.trace is not None:
                 t = trace(pp.trace, p, stage_input, outputs)
-                writer.text("trace", report.code_block(trace_lines(t, seen.file.name, channels=None)), i)
+                writer.text("trace", code_block(trace_lines(t, seen.file.name, channels=None)), i)
                 lines += ["   " + line for line in trace_lines(t, seen.file.name)]
             if self.sheets:
                 title = f"{seen.file.name}: {pred.top[0][0]} ({pred.top[0][1]:.1%})" + (
                     f", its folder says {seen.file.label}" if seen.file.label is not None else "")
-                picture = pictures.sheet(title, panels, pred.top, list(seen.reading.steps), list(seen.warnings))
+                picture = sheet(title, panels, pred.top, list(seen.reading.steps), list(seen.warnings))
                 save_png(picture, self.sheets[i])
                 pred.files.append(str(self.sheets[i]))
             for line in lines:
@@ -244,8 +252,8 @@ class _Run:
         from convlab.confusion import confusion_image
 
         tally, writer, s = self.tally, self.log.writer, self.log.summary
-        lines = report.summary_lines(tally, seconds)
-        writer.text("predictions", report.code_block(lines), 0)
+        lines = summary_lines(tally, seconds)
+        writer.text("predictions", code_block(lines), 0)
         s.update(predicted=tally.predicted, skipped=[f"{n}: {why}" for n, why in tally.skipped],
                  per_class=dict(zip(self.pp.classes, tally.per_class)), images_per_second=round(tally.predicted / max(seconds, 1e-9), 1))
         if tally.accuracy is not None:
