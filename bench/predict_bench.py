@@ -81,7 +81,7 @@ def make_inputs(data_dir: Path, tmp: Path, sizes: tuple[int, int] = FOLDER_SIZES
 def programs(inputs: dict[str, Path], tmp: Path, device: str = "cpu",
              sizes: tuple[int, int] = FOLDER_SIZES) -> dict[str, tuple[list[str], Path | None]]:
     """name -> (command, the run directory it leaves)."""
-    from bench import floor_command
+    from harness import floor_command
 
     entry = [sys.executable, str(HERE / "convlab_entry.py"), "predict", "--run", str(inputs["run"]), "--device", device, "-q"]
     out = {

@@ -173,7 +173,7 @@ def main() -> None:
         worker(args.worker, args.data_dir, args.md5, args.images, args.out, args.device)
         return
     sys.path.insert(0, str(HERE))
-    from bench import SHARED_MD5, check_device, export_shapes, measure, shared_data
+    from harness import SHARED_MD5, check_device, export_shapes, measure, shared_data
 
     check_device(args.device)
 
