@@ -22,7 +22,7 @@ ORDER = [
     "train.plan", "train.data", "train.evaluation", "train.report", "train.run", "train",
     "terminal", "lessons", "demo", "animate", "sweep.compare", "sweep.grid", "sweep.run", "sweep",
     "predict.images", "predict.attributions", "predict.trace", "predict.pictures", "predict.report", "predict.plan", "predict.run", "predict",
-    "board", "commands", "notebook.results", "notebook.api", "notebook.interact", "notebook", "options", "usage", "cli", "__main__",
+    "board", "commands", "notebook.charts", "notebook.results", "notebook.api", "notebook.arithmetic", "notebook.server", "notebook.interact", "notebook", "options", "usage", "cli", "__main__",
 ]
 
 
@@ -109,14 +109,14 @@ def test_the_api_names_stay_the_apis_when_their_modules_are_imported():
     import importlib
 
     import convlab
-    from convlab.notebook import api
+    from convlab.notebook import api, server
 
     for name, where in convlab.API.items():
         module = importlib.import_module(f"convlab.{name}") if (SRC / f"{name}.py").exists() or (SRC / name).is_dir() else None
         assert getattr(convlab, name) is getattr(importlib.import_module(f"convlab.notebook.{where}"), name)
         if module is not None:
             assert module.__name__ == f"convlab.{name}" and callable(getattr(convlab, name))
-    assert convlab.train is api.train and convlab.board is api.board
+    assert convlab.train is api.train and convlab.board is server.board
 
 
 def test_no_module_is_imported_under_an_api_name():

@@ -6,7 +6,7 @@ In Python (a notebook): ``convlab.conv(out_channels=6, dataset="shapes")``, ``co
 ``convlab.board`` and ``convlab.interact``: the commands, with their options' names as keywords,
 each returning a result that shows itself. ``help(convlab.conv)`` lists its keywords.
 
-Each is defined in :mod:`convlab.notebook` (``api.py``, ``interact.py``) and bound here on first
+Each is defined in :mod:`convlab.notebook` (``api.py``, ``arithmetic.py``, ``server.py``, ``interact.py``) and bound here on first
 use, so ``import convlab`` imports neither torch nor typer. Several of these names are also
 the names of the modules that do the work (``convlab/train/``, ``convlab/predict/``, ``convlab/top/``,
 ``convlab/board.py``): here
@@ -26,8 +26,8 @@ __version__ = "0.1.0"
 
 # The notebook API: each name and the module of convlab.notebook that defines it.
 API = {
-    "conv": "api", "pool": "api", "stack": "api", "train": "api", "sweep": "api", "explain": "api", "demo": "api",
-    "predict": "api", "top": "api", "board": "api", "interact": "interact",
+    "conv": "api", "pool": "api", "stack": "api", "train": "api", "sweep": "api", "predict": "api", "top": "api",
+    "explain": "arithmetic", "demo": "arithmetic", "board": "server", "interact": "interact",
 }
 
 

@@ -19,8 +19,6 @@ import contextlib
 import difflib
 import functools
 import inspect
-import os
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +166,7 @@ def takes(*groups: Sequence[str]) -> Callable[[F], F]:
                     hint = f"; did you mean {close[0]!r}?" if close else ""
                     raise TypeError(f"{fn.__name__}() got an unexpected keyword argument {key!r}{hint}")
             signature.bind(*args, **kwargs)  # a missing or doubled argument: Python's own TypeError
-            with _user_errors():
+            with user_errors():
                 return fn(*args, **kwargs)
 
         wrapper.__signature__ = signature  # type: ignore[attr-defined]
@@ -181,7 +179,7 @@ def takes(*groups: Sequence[str]) -> Callable[[F], F]:
 
 
 @contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
+def user_errors() -> Iterator[None]:
     """Ctrl-C or Jupyter's interrupt stops a run keeping every logged step, as on the command line; in
     Python it ends as a KeyboardInterrupt that says where they are. ConvlabErrors go through as they are."""
     try:
@@ -190,7 +188,7 @@ def _user_errors() -> Iterator[None]:
         raise KeyboardInterrupt(f"convlab: {exc}") from None
 
 
-def _split(settings: dict[str, Any]) -> tuple[dict[str, Any], Any, bool, bool]:
+def split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], Any, bool, bool]:
     """(the experiment's settings, the config file, quiet, dry_run): how the call runs, apart."""
     flags = [bool(settings.pop(name, False)) for name in FLAGS]
     return settings, settings.pop("config", None), *flags  # type: ignore[return-value]
@@ -211,7 +209,7 @@ def _reporter(quiet: bool) -> Any:
 def _run(command: str, settings: dict[str, Any]) -> Run | Text:
     from convlab import pipeline
 
-    settings, config, quiet, dry_run = _split(settings)
+    settings, config, quiet, dry_run = split_settings(settings)
     exp = resolve(command, overrides(command, settings), config)
     if dry_run:
         from convlab.commands import plan_lines
@@ -255,7 +253,7 @@ def stack(*layers: str, model: nn.Module | None = None, **settings: Any) -> Run 
         raise ConfigError("give the layers or model=, not both")
     from convlab import modelrun
 
-    settings, config, quiet, dry_run = _split(settings)
+    settings, config, quiet, dry_run = split_settings(settings)
     exp = resolve("stack", overrides("stack", settings), config, model=True)
     if dry_run:
         mp = modelrun.plan_model(exp, model)
@@ -276,7 +274,7 @@ def train(*layers: str, model: nn.Module | None = None, **settings: Any) -> Trai
 
     if model is not None and layers:
         raise ConfigError("give the layers or model=, not both")
-    settings, config, quiet, dry_run = _split(settings)
+    settings, config, quiet, dry_run = split_settings(settings)
     if model is None:
         settings["layers"] = layers
     exp = resolve("train", overrides("train", settings), config, model=model is not None)
@@ -308,7 +306,7 @@ def sweep(command: str, *layers: str, vary: Mapping[str, Sequence[Any]] | Sequen
 
     if command not in ("conv", "pool", "stack"):
         raise ConfigError(f"unknown sweep {command!r}; choose from conv, pool, stack")
-    settings, config, quiet, dry_run = _split(settings)
+    settings, config, quiet, dry_run = split_settings(settings)
     if layers:
         settings["layers"] = layers
     flags, table = ([], dict(vary or {})) if vary is None or isinstance(vary, Mapping) else (list(vary), {})
@@ -344,7 +342,7 @@ def predict(*inputs: str | Path, run: str | Path | None = None, model: nn.Module
         raise ConfigError("predict takes no model=: its attributions and trace read convlab's own stages; save the weights "
                           "(torch.save(model.state_dict(), 'net.pt')) and give the layers with weights='net.pt', or train with "
                           "convlab.train(\"Conv2d(...)\", ...) and give run=")
-    settings, config, quiet, dry_run = _split(settings)
+    settings, config, quiet, dry_run = split_settings(settings)
     exp = resolve_prediction([str(i) for i in inputs], overrides("predict", settings), run=run, config=config)
     pp = plan_prediction(exp, out)
     if dry_run:
@@ -368,7 +366,7 @@ def top(*layers: str, run: str | Path | None = None, channels: int | Sequence[in
     from convlab.top.plan import resolve_top
     from convlab.top.run import run_top
 
-    settings, config, quiet, dry_run = _split(settings)
+    settings, config, quiet, dry_run = split_settings(settings)
     found = overrides("top", {**settings, "layers": layers})
     found["top"]["channels"] = [channels] if isinstance(channels, int) else channels  # explain's channels are the input's
     exp = resolve_top(found, None if config is None else Path(config), None if run is None else Path(run))
@@ -378,185 +376,3 @@ def top(*layers: str, run: str | Path | None = None, channels: int | Sequence[in
         return _dry_run(top_plan_lines(exp))
     summary, _ = run_top(exp, _reporter(quiet), out=None if out is None else Path(out))
     return TopRun(summary["run_dir"])
-
-
-def _size(size: Any) -> str | None:
-    if size is None or isinstance(size, str):
-        return size
-    if isinstance(size, int):
-        return f"{size}x{size}"
-    return "x".join(str(v) for v in size)
-
-
-def _typed(value: Any) -> str | None:
-    """A pair as the command line's option is typed: ``3``, ``(3, 5)`` or ``"3x5"`` -> ``"3"``, ``"3x5"``."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return "x".join(str(v) for v in value)
-    return value  # the parser's own error names what it got
-
-
-def _transposed_only(command: str, settings: Mapping[str, Any]) -> None:
-    given = [key for key in ("output_padding", "case") if settings.get(key) is not None]
-    if given:
-        raise ConfigError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} a transposed convolution's; "
-                          f"{command} takes neither (convtranspose does)")
-
-
-@takes([*CONV, *POOL, "pretrained", "upto", "output_padding", "case", "dataset", "image_size", "grayscale", "data_dir", "device",
-        "config"])
-def explain(command: str, *layers: str, model: nn.Module | None = None, size: int | tuple[int, int] | str | None = None,
-            channels: int | None = None, output_size: int | tuple[int, int] | str | None = None, **settings: Any) -> Text:
-    """The arithmetic, as ``convlab explain conv|pool|unpool|convtranspose|stack`` prints it: the output-size
-    formula with the numbers, receptive field, parameters, multiply-adds, rows never read; for a stack (its
-    ``layers``, or ``model``: your ``nn.Module``, run once on blank images) the table of its stages; for
-    convtranspose (``ConvTranspose2d``, or a conv_arithmetic ``case``) the Conv2d whose gradient it is and the
-    direct convolution it equals. ``size`` and ``channels`` set the input (default: the dataset's images; for
-    convtranspose, what Conv2d with the same arguments makes of them). No data is read."""
-    from convlab import commands
-    from convlab.explain.inputs import input_shape
-    from convlab.explain.unpooling import explain_unpool_input
-    from convlab.explain.windows import explain as explanation
-
-    settings, config, _, _ = _split(settings)
-    size = _size(size)
-    if command == "convtranspose":
-        others = [key for key, value in settings.items() if value is not None and key not in TRANSPOSED]
-        if config is not None or others:
-            raise ConfigError(f"explain convtranspose takes {', '.join(TRANSPOSED)}, size and channels; leave out "
-                              f"{', '.join([*others, *(['config'] if config is not None else [])])}")
-        layer = {key: settings.get(key) if key in ("out_channels", "groups", "bias") else _typed(settings.get(key))
-                 for key in TRANSPOSED if key != "case"}
-        _, _, explained = commands.convtranspose_explanation(layer={"in_channels": channels, **layer}, case=settings.get("case"),
-                                                             size=size)
-        return Text(explained.text())
-    _transposed_only(f"explain {command}", settings)
-    if command == "stack":
-        if model is not None:
-            if layers:
-                raise ConfigError("give the layers or model=, not both")
-            from convlab import hooks, modelrun
-
-            exp = resolve("stack", overrides("stack", settings), config, model=True)
-            shape = commands.stack_input_shape(exp, size=size, channels=channels)
-            return Text(hooks.trace(model, shape, modelrun.model_device(exp.run.device, model)).text())
-        from convlab.stack import explain_stack
-
-        exp = resolve("stack", overrides("stack", {**settings, "layers": layers}), config)
-        return Text(explain_stack(exp.stages, commands.stack_input_shape(exp, size=size, channels=channels)).text())
-    if command not in ("conv", "pool", "unpool"):
-        raise ConfigError(f"unknown explain {command!r}; choose from conv, pool, unpool, convtranspose, stack")
-    kind = "pool" if command == "unpool" else command
-    found = overrides(kind, settings)
-    if command == "conv" and channels is not None:
-        found["conv"]["in_channels"] = channels  # the input's channels are the layer's in_channels
-    exp = resolve(kind, found, config)
-    if command == "unpool":
-        return Text(explain_unpool_input(exp, size, channels, _size(output_size)).text())
-    return Text(explanation(exp.layer, input_shape(exp, size, channels)).text())
-
-
-@takes(["kernel_size", "stride", "padding", "dilation", "ceil_mode", "output_padding", "case"])
-def demo(command: str, *, input_matrix: str | Sequence[Sequence[float]] | None = None,
-         weight: str | Sequence[Sequence[float]] | None = None, cell: str | tuple[int, int] | None = None,
-         **layer: Any) -> Text:
-    """The 5x5 worked examples by hand, as ``convlab demo pool|conv|convtranspose``: every window with its
-    cells and result (for convtranspose: each input value's stamp of the kernel, and the zero-inserted input
-    convolved with the flipped kernel). ``input_matrix`` (and for conv and convtranspose ``weight``): your own,
-    ``[[1, 2, 0], [3, 2, 4]]`` or ``"1 2 0; 3 2 4"``; ``cell``: the output cell whose multiply-adds are shown,
-    ``(row, column)``; ``case``: one of conv_arithmetic's transposed animations, its layer and input size."""
-    from convlab import commands
-
-    matrix = input_matrix if input_matrix is None or isinstance(input_matrix, str) else str([list(r) for r in input_matrix])
-    kernel = weight if weight is None or isinstance(weight, str) else str([list(r) for r in weight])
-    at = cell if cell is None or isinstance(cell, str) else ",".join(map(str, cell))
-    if command == "convtranspose":
-        if layer.get("ceil_mode") is not None:
-            raise ConfigError("ceil_mode is a pool's; demo convtranspose takes kernel_size, stride, padding, output_padding, "
-                              "dilation or case")
-        geometry = {key: _typed(layer.get(key)) for key in ("kernel_size", "stride", "padding", "output_padding", "dilation")}
-        lines = commands.demo_convtranspose_lines(layer=geometry, case=layer.get("case"), input_matrix=matrix, weight=kernel,
-                                                  cell=at)
-        return Text("\n".join(line.plain for line in lines))
-    _transposed_only(f"demo {command}", layer)
-    layer = {key: value for key, value in layer.items() if key not in ("output_padding", "case")}
-    if command == "pool":
-        lines = commands.demo_pool_lines(layer=overrides("pool", layer)["pool"], input_matrix=matrix)
-    elif command == "conv":
-        if "ceil_mode" in layer:
-            raise ConfigError("ceil_mode is a pool's; demo conv takes kernel_size, stride, padding and dilation")
-        lines = commands.demo_conv_lines(layer=overrides("conv", layer)["conv"], input_matrix=matrix, weight=kernel, cell=at)
-    else:
-        raise ConfigError(f"unknown demo {command!r}; choose from pool, conv, convtranspose")
-    return Text("\n".join(line.plain for line in lines))
-
-
-# ----------------------------------------------------------------------------- TensorBoard
-
-
-@dataclass(frozen=True)
-class Board:
-    """A TensorBoard server started for the notebook: where it is, and how to stop it."""
-
-    logdir: str
-    port: int
-    pid: int
-
-    @property
-    def url(self) -> str:
-        return f"http://localhost:{self.port}/"
-
-    def show(self, height: int = 800) -> None:
-        """Show it (again) in the notebook: TensorBoard's own frame (Jupyter, Colab)."""
-        from tensorboard import notebook
-
-        notebook.display(port=self.port, height=height)
-
-    def stop(self) -> None:
-        """Stop the server."""
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGTERM)
-
-    def __repr__(self) -> str:
-        return f"Board({self.logdir!r} on {self.url}, pid {self.pid})"
-
-
-def board(logdir: str | Path = "logs", *, port: int = 0, height: int = 800) -> Board:
-    """TensorBoard in the notebook, on ``logdir`` (every run below it), keeping every logged step of every
-    image tag (not TensorBoard's random 10): TensorBoard's own notebook support (``%tensorboard``), which
-    starts a server (or reuses one started with the same settings) and shows it in a frame, in Jupyter
-    and Colab. ``port`` 0 takes a free one. Returns the :class:`Board` (``stop()`` ends the server)."""
-    from tensorboard import manager, notebook
-
-    from convlab.board import BoardError, find_runs, image_samples
-
-    with _user_errors():
-        samples = image_samples(find_runs(logdir))
-        arguments = ["--logdir", str(logdir), "--port", str(port), "--samples_per_plugin", f"images={samples}"]
-        with _tensorboard_binary():
-            started = manager.start(arguments)
-        info = getattr(started, "info", None)
-        if info is None:
-            why = getattr(started, "stderr", None) or getattr(started, "os_error", None) or started
-            raise BoardError(f"TensorBoard did not start on {logdir}: {str(why).strip().splitlines()[-1:]}")
-        notebook.display(port=info.port, height=height)
-        return Board(str(logdir), info.port, info.pid)
-
-
-@contextlib.contextmanager
-def _tensorboard_binary() -> Iterator[None]:
-    """The ``tensorboard`` beside this Python (a kernel's PATH may not have its environment's bin)."""
-    beside = Path(sys.executable).with_name("tensorboard")
-    if "TENSORBOARD_BINARY" in os.environ or not beside.is_file():
-        yield
-        return
-    os.environ["TENSORBOARD_BINARY"] = str(beside)
-    try:
-        yield
-    finally:
-        os.environ.pop("TENSORBOARD_BINARY", None)

@@ -19,11 +19,11 @@ import io
 import re
 import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convlab.errors import ConvlabError
+from convlab.notebook.charts import Picture, bar_chart, line_chart, png_bytes, sheet
 from convlab.runs import read_summary
 
 if TYPE_CHECKING:
@@ -31,19 +31,6 @@ if TYPE_CHECKING:
 
 # A picture wider than this is shown scaled down to it in the notebook (its pixels stay in the run).
 SHOWN_WIDTH = 1024
-
-
-@dataclass(frozen=True)
-class Picture:
-    """One picture of a run: a logged image (``tag`` at ``step``), or one drawn from its scalars."""
-
-    caption: str
-    image: Image.Image
-    png: bytes  # as logged: the HTML shows these very bytes
-
-    @classmethod
-    def drawn(cls, caption: str, image: Image.Image) -> Picture:
-        return cls(caption, image, _png(image))
 
 
 class Run:
@@ -145,7 +132,7 @@ class Run:
         return [[p] for p in self._pictures]
 
     def _repr_png_(self) -> bytes:
-        return _png(sheet(self.title, self.rows()))
+        return png_bytes(sheet(self.title, self.rows()))
 
     def _repr_html_(self) -> str:
         parts = [_head(self.title, self.run_dir), *(_row(row) for row in self.rows())]
@@ -171,7 +158,6 @@ class TrainRun(Run):
         s = self.summary
         accuracy = f", test accuracy {s['test_accuracy']:.1%}" if isinstance(s.get("test_accuracy"), float) else ""
         return f"{super().title}{accuracy}"
-
 
 
 class PredictRun(Run):
@@ -287,7 +273,7 @@ class Sweep:
         return [self.compare._picture("compare", 0)]
 
     def _repr_png_(self) -> bytes:
-        return _png(sheet(self.title, [[p] for p in self.pictures()]))
+        return png_bytes(sheet(self.title, [[p] for p in self.pictures()]))
 
     def _repr_html_(self) -> str:
         return "\n".join([_head(self.title, self.sweep_dir), *(_figure(p) for p in self.pictures())])
@@ -354,7 +340,7 @@ def _steps(steps: list[int]) -> str:
     return ", ".join(map(str, steps)) if len(steps) <= 6 else f"{steps[0]}, {steps[1]}, ..., {steps[-1]} ({len(steps)} in all)"
 
 
-# ----------------------------------------------------------------------------- drawing
+# ----------------------------------------------------------------------------- HTML
 
 
 def _plain(markdown: str) -> str:
@@ -377,12 +363,6 @@ def _row(pictures: list[Picture]) -> str:
     return f'<div style="display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start">{figures}</div>'
 
 
-def _png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=1)  # a picture for the screen: zlib's level 6 took 5x longer
-    return out.getvalue()
-
-
 def _figure(picture: Picture) -> str:
     data = base64.b64encode(picture.png).decode("ascii")
     width = min(picture.image.width, SHOWN_WIDTH)
@@ -390,84 +370,3 @@ def _figure(picture: Picture) -> str:
             f'<img src="data:image/png;base64,{data}" width="{width}" style="image-rendering: pixelated; max-width: 100%"></figure>')
 
 
-def sheet(title: str, rows: Sequence[Sequence[Picture]]) -> Image.Image:
-    """The rows one under the other, each row's pictures side by side at their own size, each under its
-    caption, on white."""
-    from PIL import Image, ImageDraw
-
-    line, gap = 14, 8
-
-    def row_width(row: Sequence[Picture]) -> int:
-        return sum(max(p.image.width, 6 * len(p.caption)) + gap for p in row) - gap
-
-    width = max([row_width(row) for row in rows] + [8 * len(title)]) + 8
-    height = line + 8 + sum(line + max(p.image.height for p in row) + 8 for row in rows if row)
-    out = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(out)
-    draw.text((4, 2), title, fill="black")
-    y = line + 8
-    for row in (r for r in rows if r):
-        x = 4
-        for p in row:
-            draw.text((x, y), p.caption, fill=(60, 60, 60))
-            out.paste(p.image.convert("RGB"), (x, y + line))
-            x += max(p.image.width, 6 * len(p.caption)) + gap
-        y += line + max(p.image.height for p in row) + 8
-    return out
-
-
-def bar_chart(top: Sequence[tuple[str, float]], width: int = 240) -> Image.Image:
-    """Classes and their probabilities as horizontal bars on a 0-1 scale, the most probable first."""
-    from PIL import Image, ImageDraw
-
-    row, label = 16, 8 + 6 * max([len(name) for name, _ in top] + [1])
-    out = Image.new("RGB", (label + width + 48, row * len(top) + 6), "white")
-    draw = ImageDraw.Draw(out)
-    for i, (name, p) in enumerate(top):
-        y = 3 + i * row
-        draw.text((4, y + 1), name, fill="black")
-        draw.rectangle([label, y + 2, label + width, y + row - 3], outline=(210, 210, 210))
-        if p > 0:
-            draw.rectangle([label, y + 2, label + max(1, round(p * width)), y + row - 3], fill=COLOURS[0])
-        draw.text((label + width + 6, y + 1), f"{p:.1%}", fill="black")
-    return out
-
-
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
-
-
-def line_chart(series: dict[str, list[tuple[int, float]]], size: tuple[int, int] = (560, 240)) -> Image.Image:
-    """Scalar series against their steps, on shared axes: a line for each (a dot where a series has one point)."""
-    from PIL import Image, ImageDraw
-
-    width, height = size
-    left, right, top, bottom = 56, 12, 22, 26
-    points = [(s, v) for values in series.values() for s, v in values if v == v and abs(v) != float("inf")]
-    out = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(out)
-    if not points:
-        draw.text((left, top), "no finite values", fill="black")
-        return out
-    s0, s1 = min(s for s, _ in points), max(s for s, _ in points)
-    v0, v1 = min(v for _, v in points), max(v for _, v in points)
-    s1, v1 = (s1 if s1 > s0 else s0 + 1), (v1 if v1 > v0 else v0 + 1)
-
-    def xy(step: float, value: float) -> tuple[float, float]:
-        return (left + (step - s0) / (s1 - s0) * (width - left - right),
-                height - bottom - (value - v0) / (v1 - v0) * (height - top - bottom))
-
-    draw.rectangle([left, top, width - right, height - bottom], outline=(180, 180, 180))
-    for value in (v0, v1):
-        draw.text((4, xy(s0, value)[1] - 6), f"{value:.3g}", fill="black")
-    for step in (s0, s1):
-        draw.text((xy(step, v0)[0] - 4, height - bottom + 4), str(int(step)), fill="black")
-    draw.text((width // 2 - 12, height - 12), "step", fill="black")
-    for i, (name, values) in enumerate(series.items()):
-        colour = COLOURS[i % len(COLOURS)]
-        line = [xy(s, v) for s, v in values if v == v and abs(v) != float("inf")]
-        if len(line) > 1:
-            draw.line(line, fill=colour, width=2)
-        for x, y in line if len(line) <= 20 else line[-1:]:
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        draw.text((left + 8 + 110 * i, 4), name, fill=colour)
-    return out
