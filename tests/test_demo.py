@@ -357,6 +357,8 @@ def test_cli_demo_convtranspose_takes_settings_and_matrices(run_cli):
         (["--case", "padding-strides", "--stride", "2"], "--case gives the layer; leave out --stride"),
         (["--input", "1 2; 3 4", "--cell", "5,5"], "--cell 5,5 is outside the 4x4 output"),
         (["--stride", "12", "--input", "1 2 3; 4 5 6; 7 8 9"], "too many for a demo"),
+        (["--kernel", "0"], "kernel_size must be at least 1, got 0x0"),  # once an internal error (the fuzz test)
+        (["--kernel", "2x0"], "kernel_size must be at least 1, got 2x0"),
     ],
 )
 def test_cli_demo_convtranspose_errors_are_one_line(run_cli, args, message):

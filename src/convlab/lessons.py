@@ -335,6 +335,8 @@ def kernel_weights(text: str | None, kernel_size: Pair | None) -> Matrix:
     if text is None:
         if kernel_size is None or kernel_size == size_of(CONV_WEIGHT):
             return CONV_WEIGHT
+        if min(kernel_size) < 1:  # as the layer's own check says it, before a box of no ones is drawn
+            raise ConfigError(f"kernel_size must be at least 1, got {kernel_size[0]}x{kernel_size[1]}")
         check_side(kernel_size, "--kernel")
         return [[1] * kernel_size[1] for _ in range(kernel_size[0])]
     weight = parse_matrix(text, "--weight")
