@@ -68,7 +68,7 @@ def find_images(paths: Sequence[str]) -> Found:
             continue
         inside = walk_files(path)
         # A file beside the subfolders is read only to see whether it is an image (a README is not).
-        loose = [p for p in inside if p.parent == path]
+        loose = {p for p in inside if p.parent == path}  # a set: a flat folder of n files was n^2 list lookups
         loose_images = {p for p in loose if header_size(p) is not None}
         by_class = not loose_images and len(loose) < len(inside)
         before = len(files)
