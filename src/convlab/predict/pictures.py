@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from convlab.pictures import label_font, text_width
+
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
@@ -33,20 +35,6 @@ MUTED = (90, 90, 90)
 WARNING = (170, 60, 0)
 BAR_FILL = (31, 88, 170)
 CROP_BOX = (255, 40, 40)
-
-
-def _font(size: int = FONT_SIZE):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, ImportError, OSError):  # pragma: no cover - Pillow without FreeType
-        return ImageFont.load_default()
-
-
-def _text_width(font, text: str) -> int:
-    left, _, right, _ = font.getbbox(text)
-    return right - left
 
 
 def zoom_for(height: int, width: int) -> int:
@@ -103,7 +91,7 @@ def _draw_panel(canvas: Image.Image, panel: Panel, x: int, y: int) -> None:
     from PIL import Image, ImageDraw
 
     draw = ImageDraw.Draw(canvas)
-    font = _font()
+    font = label_font(FONT_SIZE)
     draw.text((x, y), panel.title, fill="black", font=font)
     draw.text((x, y + LINE), panel.detail, fill=MUTED, font=font)
     top = y + 2 * LINE + 2
@@ -120,12 +108,12 @@ def _draw_panel(canvas: Image.Image, panel: Panel, x: int, y: int) -> None:
 
 def panel_size(panel: Panel) -> tuple[int, int]:
     """(width, height) the panel takes, caption and colour bar included."""
-    font = _font()
+    font = label_font(FONT_SIZE)
     h, w = panel.pixels.shape[:2]
     width = w
     if panel.bar is not None:
-        width += 4 + BAR_WIDTH + 3 + max(_text_width(font, t) for t in panel.bar)
-    width = max(width, _text_width(font, panel.title), _text_width(font, panel.detail))
+        width += 4 + BAR_WIDTH + 3 + max(text_width(font, t) for t in panel.bar)
+    width = max(width, text_width(font, panel.title), text_width(font, panel.detail))
     return width, 2 * LINE + 2 + h
 
 
@@ -179,26 +167,26 @@ def sheet(title: str, panels: Sequence[Panel], top: Sequence[tuple[str, float]],
     import numpy as np
     from PIL import Image, ImageDraw
 
-    font = _font()
+    font = label_font(FONT_SIZE)
     sizes = [panel_size(p) for p in panels]
     row_w = sum(w for w, _ in sizes) + GAP * (len(panels) - 1)
     row_h = max(h for _, h in sizes)
-    name_w = max(_text_width(font, name) for name, _ in top)
+    name_w = max(text_width(font, name) for name, _ in top)
     bar_w = 240
     lines = [(t, MUTED) for t in notes] + [(f"warning: {t}", WARNING) for t in warnings]
-    text_w = max([_text_width(font, t) for t, _ in lines] + [0])
-    width = max(row_w, name_w + bar_w + 70, text_w, _text_width(_font(FONT_SIZE + 2), title)) + 2 * GAP
+    text_w = max([text_width(font, t) for t, _ in lines] + [0])
+    width = max(row_w, name_w + bar_w + 70, text_w, text_width(label_font(FONT_SIZE + 2), title)) + 2 * GAP
     height = GAP + LINE + 4 + row_h + GAP + len(top) * LINE + GAP + len(lines) * LINE + GAP
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((GAP, GAP), title, fill="black", font=_font(FONT_SIZE + 2))
+    draw.text((GAP, GAP), title, fill="black", font=label_font(FONT_SIZE + 2))
     x, y = GAP, GAP + LINE + 4
     for panel, (w, _) in zip(panels, sizes):
         _draw_panel(canvas, panel, x, y)
         x += w + GAP
     y += row_h + GAP
     for name, p in top:
-        draw.text((GAP + name_w - _text_width(font, name), y), name, fill="black", font=font)
+        draw.text((GAP + name_w - text_width(font, name), y), name, fill="black", font=font)
         bx = GAP + name_w + 8
         draw.rectangle((bx, y + 3, bx + bar_w, y + LINE - 3), outline=(200, 200, 200))
         if p > 0:

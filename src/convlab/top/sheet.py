@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convlab.pictures import label_font, text_width
+
 FONT_SIZE = 11
 GAP = 4  # pixels between cells
 BACKGROUND, INK, NOTE, DEAD = (255, 255, 255), (0, 0, 0), (90, 90, 90), (190, 30, 30)
@@ -24,35 +26,21 @@ class SheetRow:
     dead: bool = False  # a dead channel: its header in red
 
 
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, ImportError, OSError):  # pragma: no cover - Pillow without FreeType
-        return ImageFont.load_default()
-
-
-def _width(font, text: str) -> int:
-    left, _, right, _ = font.getbbox(text)
-    return right - left
-
-
 def draw_sheet(title: Sequence[str], rows: Sequence[SheetRow], tile: tuple[int, int]) -> np.ndarray:
     """``title`` lines above a grid of ``rows``; every tile is ``tile`` = (h, w) pixels."""
     from PIL import Image, ImageDraw
 
-    font = _font(FONT_SIZE)
+    font = label_font(FONT_SIZE)
     line = FONT_SIZE + 3
     th, tw = tile
     columns = max((len(r.tiles) for r in rows), default=0)
     captions = [c for r in rows for c in r.captions]
-    cell_w = max([tw, *(_width(font, c) + 2 for c in captions)])
-    header_w = max([_width(font, h) for r in rows for h in r.header] + [0]) + 2 * GAP
+    cell_w = max([tw, *(text_width(font, c) + 2 for c in captions)])
+    header_w = max([text_width(font, h) for r in rows for h in r.header] + [0]) + 2 * GAP
     cell_h = th + line + GAP
     row_h = max(cell_h, line * max((len(r.header) for r in rows), default=1) + GAP)
     top = GAP + line * len(title) + GAP
-    width = max(header_w + columns * (cell_w + GAP) + GAP, max((_width(font, t) for t in title), default=0) + 2 * GAP)
+    width = max(header_w + columns * (cell_w + GAP) + GAP, max((text_width(font, t) for t in title), default=0) + 2 * GAP)
     height = top + len(rows) * row_h + GAP
     im = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(im)
@@ -65,5 +53,5 @@ def draw_sheet(title: Sequence[str], rows: Sequence[SheetRow], tile: tuple[int, 
         for c, (picture, caption) in enumerate(zip(row.tiles, row.captions)):
             x = header_w + c * (cell_w + GAP)
             im.paste(Image.fromarray(np.ascontiguousarray(picture)), (x + (cell_w - tw) // 2, y))
-            draw.text((x + (cell_w - _width(font, caption)) // 2, y + th + 1), caption, fill=INK, font=font)
+            draw.text((x + (cell_w - text_width(font, caption)) // 2, y + th + 1), caption, fill=INK, font=font)
     return np.asarray(im, dtype=np.uint8)
