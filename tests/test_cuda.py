@@ -112,16 +112,12 @@ def test_training_on_cuda_logs_the_cpus_losses_gradients_mistakes_and_top_patche
 def _activations(images_nhwc: np.ndarray) -> list[torch.Tensor]:
     """Every stage's output on the CPU, from the same seeded network the command builds."""
     from convlab.config import resolve
+    from convlab.pipeline import forward
     from convlab.planning import plan
 
     p = plan(resolve("stack", {"stack": {"layers": list(TOP_LAYERS)}, "run": {"device": "cpu"}}))
     x = torch.from_numpy(images_nhwc).permute(0, 3, 1, 2).float() / 255
-    outputs = []
-    with torch.inference_mode():
-        for s in p.stages:
-            x = s.module.eval()(x)
-            outputs.append(x)
-    return outputs
+    return forward([s.module.eval() for s in p.stages], x)
 
 
 def test_top_on_cuda_finds_the_cpus_top_values_in_the_same_images(cifar, run_cli, tmp_path):

@@ -44,7 +44,7 @@ def test_the_plan_chains_the_shapes_of_every_stage():
     assert [(s.input_shape, s.output_shape) for s in p.stages] == [((3, 32, 32), (4, 30, 30)), ((4, 30, 30), (4, 15, 15))]
     assert p.output_shape == (4, 15, 15) and p.num_steps == 2
     x = torch.rand(2, 3, 32, 32)
-    outputs = pipeline._forward([s.module for s in p.stages], x)
+    outputs = pipeline.forward([s.module for s in p.stages], x)
     assert [tuple(y.shape) for y in outputs] == [(2, 4, 30, 30), (2, 4, 15, 15)]
     assert torch.equal(outputs[1], torch.nn.Sequential(*(s.module for s in p.stages))(x))
 

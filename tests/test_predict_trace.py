@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from convlab import planning
 from convlab.config import resolve
 from convlab.errors import ConfigError
-from convlab.pipeline import _forward
+from convlab.pipeline import forward
 from convlab.predict.trace import TracePoint, parse_trace, trace, trace_lines
 
 
@@ -22,7 +22,7 @@ def _plan(layers: list[str], dataset: str = "shapes"):
 def _run(p, seed: int = 0):
     c, h, w = p.input_shape
     x = torch.rand(1, c, h, w, generator=torch.Generator().manual_seed(seed))
-    return x, _forward([s.module for s in p.stages], x)
+    return x, forward([s.module for s in p.stages], x)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # PyTorch pads a copy: the case wanted

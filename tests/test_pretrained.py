@@ -76,7 +76,7 @@ def test_pretrained_stages_equal_torchvisions_model(torch_home, cifar, run_cli, 
     assert p.normalize == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     x = torch.rand(4, 3, 32, 32)
     normalised = (x - torch.tensor(p.normalize[0]).view(1, 3, 1, 1)) / torch.tensor(p.normalize[1]).view(1, 3, 1, 1)
-    ours = pipeline._forward([s.module.eval() for s in p.stages], p.model_input(x))
+    ours = pipeline.forward([s.module.eval() for s in p.stages], p.model_input(x))
     m = torch_home
     with torch.no_grad():
         expected = [m.conv1(normalised)]

@@ -51,7 +51,7 @@ def test_every_stage_equals_pytorchs_sequential(cifar, run_cli, tmp_path):
     exp = resolve("stack", {"stack": {"layers": SMALL}, "run": {"seed": 5}})
     p = pipeline.plan(exp)
     x = _fixture_batch(cifar, 0, 32)
-    for ours, theirs in zip(pipeline._forward([s.module.eval() for s in p.stages], x), _stage_outputs(ref, x)):
+    for ours, theirs in zip(pipeline.forward([s.module.eval() for s in p.stages], x), _stage_outputs(ref, x)):
         assert torch.equal(ours, theirs)
     acc = load_events(tmp_path / "logs" / "s")
     tags = ["01-conv2d", "02-relu", "03-maxpool2d", "04-flatten", "05-linear"]
@@ -368,7 +368,7 @@ def test_going_back_up_loads_weights_sweeps_and_trains(run_cli, tmp_path):
         exp = resolve("stack", {"stack": {"layers": ENCODER_DECODER, "weights": str(tmp_path / saved)}, "data": {"dataset": "shapes"},
                                 "run": {"seed": 9}})
         x = torch.rand(2, 3, 32, 32)
-        ours = pipeline._forward([s.module.eval() for s in pipeline.plan(exp).stages], x)
+        ours = pipeline.forward([s.module.eval() for s in pipeline.plan(exp).stages], x)
         assert all(torch.equal(a, b) for a, b in zip(ours, _stage_outputs(model, x))), saved
     vary = "layers=ConvTranspose2d(3, 4, 2, stride=2), ReLU(); Upsample(scale_factor=2), Conv2d(3, 4, 1)"
     r = run_cli("sweep", "stack", "--vary", vary, "--dataset", "shapes", "--dry-run")

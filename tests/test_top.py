@@ -22,6 +22,7 @@ from convlab.data import ImageSet, load
 from convlab.errors import ConfigError
 from convlab.geometry import layer_padding, pool_stride
 from convlab.layers import ShapeError
+from convlab.pipeline import forward
 from convlab.planning import plan
 from convlab.stack import explain_stack, input_window
 from convlab.stages import ConvConfig, PoolConfig
@@ -53,12 +54,7 @@ def _image_set(images: torch.Tensor, labels: torch.Tensor | None = None) -> Imag
 
 
 def _outputs(p, x: torch.Tensor) -> list[torch.Tensor]:
-    outputs = []
-    with torch.inference_mode():
-        for s in p.stages:
-            x = s.module.eval()(x)
-            outputs.append(x)
-    return outputs
+    return forward([s.module.eval() for s in p.stages], x)
 
 
 # ----------------------------------------------------------------------------- input windows

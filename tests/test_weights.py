@@ -48,7 +48,7 @@ def _stack(path, seed: int = 0):
 
 def _assert_same_stages(p, model: nn.Sequential) -> None:
     x = torch.rand(4, 3, 32, 32)
-    ours = pipeline._forward([s.module.eval() for s in p.stages], x)
+    ours = pipeline.forward([s.module.eval() for s in p.stages], x)
     with torch.no_grad():
         for i, y in enumerate(ours):
             x = model[i](x)

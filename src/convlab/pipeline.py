@@ -203,7 +203,7 @@ def _stopped(writer: RunWriter, summary: dict[str, Any], exc: BaseException) -> 
         ) from exc
 
 
-def _forward(modules: list[torch.nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+def forward(modules: list[torch.nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
     """Every stage's output for one batch, in order."""
     outputs = []
     with torch.inference_mode():
@@ -329,7 +329,7 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
             for step in range(num_steps):
                 x = images.batch(step * bs, (step + 1) * bs).to(p.device).float().div_(255)
                 labels = images.batch_labels(step * bs, (step + 1) * bs)
-                log.step(x, _forward(modules, p.model_input(x)), step, labels=labels)
+                log.step(x, forward(modules, p.model_input(x)), step, labels=labels)
                 advance()
         return log.complete(time.perf_counter() - started)
     except BaseException as exc:

@@ -60,7 +60,7 @@ class Snapshots:
         modules = [s.module for s in p.stages]
         for m in modules:
             m.eval()
-        outputs = pipeline._forward(modules, p.model_input(self.probe))
+        outputs = pipeline.forward(modules, p.model_input(self.probe))
         pipeline.log_step(self.beside, p, self.probe, outputs, step, labels=self.probe_labels, classes=classes)
         if self.watch is not None:
             self.watch.check(self.writer, p, outputs, step)

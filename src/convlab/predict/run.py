@@ -196,7 +196,7 @@ class _Run:
 
     def show(self, batch: Batch, preds: list[Prediction]) -> None:
         """Every picture and text of the images shown, and their terminal blocks."""
-        from convlab.pipeline import _forward
+        from convlab.pipeline import forward
         from convlab.predict.pictures import attribution_panel, original_panel, panel_picture, seen_panel, sheet
         from convlab.predict.trace import trace, trace_lines
 
@@ -215,7 +215,7 @@ class _Run:
             pred.explained = explained if pp.methods else ""
             x1 = x[k : k + 1]
             stage_input = p.model_input(x1)
-            outputs = _forward(modules, stage_input)
+            outputs = forward(modules, stage_input)
             label = torch.tensor([pred.label if pred.label is not None else -1])
             self.log.step(x1, outputs, i, labels=label)
             panels = [original_panel(seen), seen_panel(seen)]

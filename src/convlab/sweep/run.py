@@ -20,7 +20,7 @@ from convlab.config import dump_toml
 from convlab.errors import Interrupted
 from convlab.interrupts import closes_on_signals
 from convlab.pictures import display_scale
-from convlab.pipeline import Reporter, RunLog, SilentReporter, _forward
+from convlab.pipeline import Reporter, RunLog, SilentReporter, forward
 from convlab.planning import count_steps, last_batch_note, memory_error
 from convlab.runs import check_logdir, create_run_dir, default_sweep_name, remove_run_dir, write_config, write_summary
 from convlab.sweep.compare import OutputStats, compare_scale, compare_tiles, shared_scale
@@ -149,7 +149,7 @@ def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
                 shared.set(x)
                 last = []
                 for log, stages in zip(logs, modules):
-                    outputs = _forward(stages, log.plan.model_input(x))
+                    outputs = forward(stages, log.plan.model_input(x))
                     log.step(x, outputs, step, labels=labels)
                     last.append(outputs[-1])
                 compare.step(x, last, step)

@@ -63,18 +63,6 @@ class TopPass:
         return TopResult(self.plan, stages, self.counted, source, self.store)
 
 
-def forward(modules: Sequence[torch.nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
-    """Every stage's output for one batch, in order, up to the last module given."""
-    import torch
-
-    outputs = []
-    with torch.inference_mode():
-        for module in modules:
-            x = module(x)
-            outputs.append(x)
-    return outputs
-
-
 def class_index(images: ImageSet, name: str | None) -> int | None:
     if name is None:
         return None
@@ -90,6 +78,7 @@ def top_pass(
     tp: TopPlan, images: ImageSet, advance: Callable[..., None] | None = None, *, count: int | None = None,
 ) -> TopResult:
     """One streaming pass over the first ``count`` images (the plan's by default) of ``images``."""
+    from convlab.pipeline import forward
 
     p, exp = tp.stack, tp.exp
     device, bs = p.device, exp.data.batch_size
