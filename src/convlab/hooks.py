@@ -30,7 +30,7 @@ from convlab.fields import EVERY, FIELDS, STAYS, AxisField
 from convlab.geometry import hw
 from convlab.layers import Shape, ShapeError, UnreadWindow, stage_output_shape
 from convlab.modules import call_text, stage_of
-from convlab.stack import COSTS, jump_text
+from convlab.stack import COSTS, jump_text, table_lines
 from convlab.stages import SoftmaxConfig, StageConfig
 
 if TYPE_CHECKING:
@@ -374,19 +374,8 @@ class ModelTable:
 
     def lines(self) -> list[tuple[str, str]]:
         """``(style, text)`` lines; the style is decoration only."""
-        cells = self._cells()
-        widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-        right = {0, 4, 5, 6, 7}
-
-        def line(row: list[str]) -> str:
-            return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-
-        out = [("bold", f"{self.model}: {len(self.calls)} leaf module call(s) on {_shape_cell(self.input_shape)} images")]
-        out.append(("bold", line(cells[0])))
-        out += [("", line(row)) for row in cells[1:-1]]
-        out.append(("bold", line(cells[-1])))
-        out += [("", "")] + [("", f"note: {n}") for n in self.notes]
-        return out
+        title = f"{self.model}: {len(self.calls)} leaf module call(s) on {_shape_cell(self.input_shape)} images"
+        return [("bold", title), *table_lines(self._cells(), right={0, 4, 5, 6, 7}, notes=self.notes)]
 
     def text(self) -> str:
         return "\n".join(text for _, text in self.lines())

@@ -219,18 +219,7 @@ class StackTable:
 
     def lines(self) -> list[tuple[str, str]]:
         """``(style, text)`` lines; the style is decoration only."""
-        cells = self._cells()
-        widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-        right = {0, 3, 4, 5, 6}
-
-        def line(row: list[str]) -> str:
-            return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-
-        out = [("bold", line(cells[0]))]
-        out += [("", line(row)) for row in cells[1:-1]]
-        out.append(("bold", line(cells[-1])))
-        out += [("", "")] + [("", f"note: {n}") for n in self.notes]
-        return out
+        return table_lines(self._cells(), right={0, 3, 4, 5, 6}, notes=self.notes)
 
     def text(self) -> str:
         return "\n".join(text for _, text in self.lines())
@@ -239,6 +228,21 @@ class StackTable:
         from rich.text import Text
 
         return [Text(text, style=style) for style, text in self.lines()]
+
+
+def table_lines(cells: list[list[str]], right: set[int], notes: Sequence[str]) -> list[tuple[str, str]]:
+    """A table as ``(style, text)`` lines: the header row and the last (the total) bold, the columns
+    in ``right`` right-aligned, each as wide as its widest cell; then a blank line and the notes.
+    A stack's table (:class:`StackTable`) and a model's (``hooks.ModelTable``)."""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    out = [("bold", line(cells[0]))]
+    out += [("", line(row)) for row in cells[1:-1]]
+    out.append(("bold", line(cells[-1])))
+    return out + [("", "")] + [("", f"note: {n}") for n in notes]
 
 
 def jump_text(value: int | Fraction) -> str:
