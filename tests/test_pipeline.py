@@ -135,3 +135,27 @@ def test_a_zoom_for_the_kernels_alone_counts_the_kernels(run_cli):
     # 3x3 kernels of 6 x 1 channels at zoom 1000: the channels view is off, the kernels view is not.
     r = run_cli("conv", "--dataset", "shapes", "--views", "kernels", "--zoom", "1000", "--groups", "3", "-c", "6")
     assert_user_error(r, "--zoom 1000 would make the kernels view")
+
+
+def test_a_runs_batches_take_one_intra_op_thread_on_the_cpu_and_give_the_count_back(run_cli):
+    """planning.batch_threads: one thread on the CPU while the batches run, the caller's count after,
+    an error included; a run (here conv) leaves it as it was."""
+    import torch
+
+    from convlab.planning import batch_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with batch_threads("cpu"):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with batch_threads("cuda"):
+            assert torch.get_num_threads() == 2
+        with pytest.raises(KeyError), batch_threads("cpu"):
+            raise KeyError("stopped")
+        assert torch.get_num_threads() == 2
+        assert run_cli("conv", "--dataset", "shapes", "-n", "2", "-b", "4", "--logdir", "logs", "-q").code == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

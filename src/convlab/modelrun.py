@@ -29,7 +29,7 @@ from convlab.interrupts import closes_on_signals
 from convlab.layers import Shape, check_batch_memory
 from convlab.modules import stage_of
 from convlab.pipeline import Reporter, RunLog, SilentReporter, _markdown_block, first_summary, hparams
-from convlab.planning import count_steps, memory_error, resolve_device
+from convlab.planning import batch_threads, count_steps, memory_error, resolve_device
 from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
 from convlab.snapshots import BesideStepZero, Snapshots
 from convlab.stages import ConvConfig, IdentityConfig, PoolConfig, StageConfig
@@ -252,16 +252,13 @@ def run(exp: Experiment, model: nn.Module, reporter: Reporter | None = None) -> 
     for note in images.notes:
         reporter.info(note)
     log = ModelLog(mp, images, num_steps)
-    torch_threads = torch.get_num_threads()
     try:
         log.start()
         reporter.info(mp.describe())
         reporter.info(f"run: {log.run_dir}")
-        if mp.device == "cpu":
-            torch.set_num_threads(1)  # as pipeline.run: a batch gains nothing from intra-op threads
         started = time.perf_counter()
         bs = exp.data.batch_size
-        with evaluating(model), reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
+        with batch_threads(mp.device), evaluating(model), reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
             for step in range(num_steps):
                 x = images.batch(step * bs, (step + 1) * bs).to(mp.device).float().div_(255)
                 _, recorded = run_model(model, x)
@@ -274,5 +271,3 @@ def run(exp: Experiment, model: nn.Module, reporter: Reporter | None = None) -> 
         if error is not None:
             raise error from None
         raise
-    finally:
-        torch.set_num_threads(torch_threads)

@@ -26,7 +26,7 @@ from convlab.explain.windows import explain
 from convlab.interrupts import closes_on_signals
 from convlab.layers import max_unpool
 from convlab.modules import call_text
-from convlab.planning import Plan, StagePlan, count_steps, describe, last_batch_note, memory_error, plan
+from convlab.planning import Plan, StagePlan, batch_threads, count_steps, describe, last_batch_note, memory_error, plan
 from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
 from convlab.stages import PoolConfig
 from convlab.views import (
@@ -312,20 +312,14 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
             reporter.info(note)
 
     log = RunLog(p, images, num_steps, say=reporter.info)
-    torch_threads = torch.get_num_threads()
     try:
         log.start()
         reporter.info(describe(p))
         reporter.info(f"run: {log.run_dir}")
         modules = [s.module.to(p.device).eval() for s in p.stages]
-        if p.device == "cpu":
-            # A batch is too small to gain from intra-op threads, whose spin-waiting competes
-            # with the writer's PNG encoders: on 2 busy cores, 2 threads made runs several
-            # times slower (measured with bench/bench.py). Restored below.
-            torch.set_num_threads(1)
         started = time.perf_counter()
         bs = exp.data.batch_size
-        with reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
+        with batch_threads(p.device), reporter.progress(num_steps, f"{exp.command} {images.name}/{images.split}") as advance:
             for step in range(num_steps):
                 x = images.batch(step * bs, (step + 1) * bs).to(p.device).float().div_(255)
                 labels = images.batch_labels(step * bs, (step + 1) * bs)
@@ -338,5 +332,3 @@ def run(exp: Experiment, reporter: Reporter | None = None) -> dict[str, Any]:
         if error is not None:
             raise error from None
         raise
-    finally:
-        torch.set_num_threads(torch_threads)

@@ -5,7 +5,9 @@ this machine (:func:`plan`, the single pre-flight), and that plan described as t
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,6 +214,20 @@ def plan(exp: Experiment) -> Plan:
         normalize=normalize,
         batch_stats=batch_stats,
     )
+
+
+@contextlib.contextmanager
+def batch_threads(device: str) -> Iterator[None]:
+    """A run's batches on the CPU with one intra-op thread, restored after. A batch is too small to
+    gain from more, and their spin-waiting competes with the writer's PNG encoders (and predict's
+    reader thread): on 2 busy cores, 2 threads made runs several times slower (bench/bench.py)."""
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def memory_error(exc: BaseException, p: Any) -> OutOfMemory | None:

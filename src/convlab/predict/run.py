@@ -22,7 +22,7 @@ from convlab.data import DataError
 from convlab.data.folder import UNREADABLE
 from convlab.errors import ConfigError
 from convlab.interrupts import closes_on_signals
-from convlab.planning import memory_error
+from convlab.planning import batch_threads, memory_error
 from convlab.predict.attributions import ATTRIBUTIONS, Classifier, attribute, shown
 from convlab.predict.images import Batch, unreadable_reason
 from convlab.predict.plan import PredictPlan, describe, sheet_paths
@@ -66,7 +66,6 @@ class _Images:
 def predict(pp: PredictPlan, reporter: Reporter | None = None, *, records: bool = False) -> dict[str, Any]:
     """Predict every image, log the run, write the sheets; returns the summary (also in
     summary.json), with every image's record under "images" when ``records``."""
-    import torch
 
     from convlab.pipeline import RunLog, SilentReporter
 
@@ -96,7 +95,6 @@ def predict(pp: PredictPlan, reporter: Reporter | None = None, *, records: bool 
                         + ", ".join(f"{name} ({why})" for name, why in tally.skipped[:3]))
 
     log = RunLog(pp.stack, _Images(pp), pp.pictured)
-    threads = torch.get_num_threads()
     predictions = None
     try:
         log.start()
@@ -106,12 +104,10 @@ def predict(pp: PredictPlan, reporter: Reporter | None = None, *, records: bool 
         for line in describe(pp):
             reporter.info(line)
         reporter.info(f"run: {log.run_dir}")
-        if pp.stack.device == "cpu":
-            torch.set_num_threads(1)  # a thread reads the next batch meanwhile (see pipeline.run)
         started = time.perf_counter()
         batch_size = pp_exp.data.batch_size
         chunks = -(-len(pp.found.files) // batch_size)  # the batches of files read (a skipped file leaves a batch short)
-        with contextlib.ExitStack() as stack:
+        with batch_threads(pp.stack.device), contextlib.ExitStack() as stack:  # a thread reads the next batch meanwhile
             advance = None
             for k, batch in enumerate(_chain(first, stream, tally)):
                 if advance is None and batch.start >= pp.pictured:
@@ -135,8 +131,6 @@ def predict(pp: PredictPlan, reporter: Reporter | None = None, *, records: bool 
         if error is not None:
             raise error from None
         raise
-    finally:
-        torch.set_num_threads(threads)
     return {**summary, **({"images": tally.records} if records else {})}
 
 

@@ -21,7 +21,7 @@ from convlab.errors import Interrupted
 from convlab.interrupts import closes_on_signals
 from convlab.pictures import display_scale
 from convlab.pipeline import Reporter, RunLog, SilentReporter, forward
-from convlab.planning import count_steps, last_batch_note, memory_error
+from convlab.planning import batch_threads, count_steps, last_batch_note, memory_error
 from convlab.runs import check_logdir, create_run_dir, default_sweep_name, remove_run_dir, write_config, write_summary
 from convlab.sweep.compare import OutputStats, compare_scale, compare_tiles, shared_scale
 from convlab.sweep.grid import Sweep, compare_picture, config_text, describe, shown_as_pixels, shown_channels, table_rows
@@ -120,7 +120,6 @@ def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
         "status": "running", "command": f"sweep {sw.command}", "sweep_dir": str(sweep_dir), "steps": 0,
         "planned_steps": num_steps, "runs": [c.name for c in sw.runs], "skipped": {c.name: str(c.error) for c in sw.skipped},
     }
-    torch_threads = torch.get_num_threads()
     try:
         write_config(sweep_dir, config_text(sw, dump_toml(exp)))
         write_summary(sweep_dir, summary)
@@ -138,11 +137,9 @@ def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
         reporter.info(f"sweep: {sweep_dir}")
         device = sw.runs[0].plan.device
         modules = [[s.module.to(device).eval() for s in c.plan.stages] for c in sw.runs]
-        if device == "cpu":
-            torch.set_num_threads(1)  # as pipeline.run: a batch is too small to gain from intra-op threads
         started = time.perf_counter()
         bs = exp.data.batch_size
-        with reporter.progress(num_steps, f"sweep {sw.command} {images.name}/{images.split}, {len(logs)} runs") as advance:
+        with batch_threads(device), reporter.progress(num_steps, f"sweep {sw.command} {images.name}/{images.split}, {len(logs)} runs") as advance:
             for step in range(num_steps):
                 x = images.batch(step * bs, (step + 1) * bs).to(device).float().div_(255)
                 labels = images.batch_labels(step * bs, (step + 1) * bs)
@@ -168,8 +165,6 @@ def run(sw: Sweep, reporter: Reporter | None = None) -> dict[str, Any]:
         if error is not None:
             raise error from None
         raise
-    finally:
-        torch.set_num_threads(torch_threads)
 
 
 def _stopped(sweep_dir: Path, logs: list[RunLog], compare: CompareLog | None, summary: dict[str, Any], exc: BaseException) -> None:

@@ -183,12 +183,11 @@ def write_sheets(result: TopResult, paths: Sequence[Path]) -> None:
 def run_top(exp: Experiment, reporter: Reporter, *, out: Path | None = None) -> tuple[dict[str, Any], TopResult]:
     """The pass, then the run (TensorBoard, config.toml, summary.json) and the PNG sheets; returns the
     summary (also saved as summary.json) and the result."""
-    import torch
 
     from convlab import data as datasets
     from convlab.config import dump_toml
     from convlab.interrupts import stop_signals_raise
-    from convlab.planning import describe
+    from convlab.planning import batch_threads, describe
     from convlab.runs import check_logdir, create_run_dir, default_run_name, write_config, write_summary
     from convlab.writer import RunWriter
 
@@ -199,13 +198,10 @@ def run_top(exp: Experiment, reporter: Reporter, *, out: Path | None = None) -> 
     for note in images.notes:
         reporter.info(note)
     count = min(len(images), tp.num_images)
-    threads = torch.get_num_threads()
     started = time.perf_counter()
     steps, done = -(-count // exp.data.batch_size), 0
     try:
-        if tp.stack.device == "cpu":
-            torch.set_num_threads(1)  # as pipeline.run: a batch gains nothing from intra-op threads here
-        with stop_signals_raise(), reporter.progress(steps, f"top {images.name}/{images.split}") as advance:
+        with batch_threads(tp.stack.device), stop_signals_raise(), reporter.progress(steps, f"top {images.name}/{images.split}") as advance:
 
             def step(status: str | None = None) -> None:
                 nonlocal done
@@ -216,8 +212,6 @@ def run_top(exp: Experiment, reporter: Reporter, *, out: Path | None = None) -> 
     except Interrupted as exc:
         exc.detail = f"during the pass, after {done} of {steps} batch(es); nothing was written"
         raise
-    finally:
-        torch.set_num_threads(threads)
     seconds = time.perf_counter() - started
 
     run_dir = create_run_dir(exp.run.logdir, exp.run.run_name or default_run_name(exp), explicit=exp.run.run_name is not None)
